@@ -1,0 +1,53 @@
+/* CUDA implementations of the ops in ops.h (kernels/cuda/<op>.cu), plus the
+ * CUDA context behind af_device.cuda. Plain C declarations: included from C
+ * (kernels/ops.c) and from CUDA sources. All pointers are device memory;
+ * every op is queued on the context's stream. Errors of a launch are checked
+ * with af_cuda_check_launch / reported by af_dev_sync. */
+#ifndef AF_CUDA_OPS_H
+#define AF_CUDA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct af_cuda_context af_cuda_context;
+
+af_status af_cuda_context_create(int ordinal, af_cuda_context **out, af_error *err);
+void af_cuda_context_destroy(af_cuda_context *ctx);
+
+void *af_cuda_malloc(af_cuda_context *ctx, size_t bytes, af_error *err);
+void af_cuda_free(af_cuda_context *ctx, void *ptr);
+/* to_device: 1 host->device, 0 device->host. */
+af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void *src, size_t bytes,
+                         int to_device, af_error *err);
+af_status af_cuda_sync(af_cuda_context *ctx, af_error *err);
+
+void af_cuda_embedding_forward(af_cuda_context *ctx, float *out, const int32_t *ids,
+                               const int32_t *pos, const int32_t *type_ids, const float *wte,
+                               const float *wpe, const float *wtt, int T, int C);
+void af_cuda_layernorm_forward(af_cuda_context *ctx, float *out, float *mean, float *rstd,
+                               const float *inp, const float *w, const float *b, int N, int C,
+                               float eps);
+void af_cuda_linear_forward(af_cuda_context *ctx, float *out, const float *inp, const float *w,
+                            const float *bias, int N, int IC, int OC);
+void af_cuda_gelu_forward(af_cuda_context *ctx, float *out, const float *inp, int64_t n);
+void af_cuda_add_forward(af_cuda_context *ctx, float *out, const float *a, const float *b,
+                         int64_t n);
+void af_cuda_attention_forward(af_cuda_context *ctx, float *out, float *probs, const float *qkv,
+                               const int32_t *cu_seqlens, int B, int C, int NH);
+void af_cuda_mean_pool_forward(af_cuda_context *ctx, float *out, const float *inp,
+                               const int32_t *cu_seqlens, int B, int C);
+void af_cuda_cls_pool_forward(af_cuda_context *ctx, float *out, const float *inp,
+                              const int32_t *cu_seqlens, int B, int C);
+void af_cuda_l2norm_forward(af_cuda_context *ctx, float *out, float *norms, const float *inp,
+                            int N, int C);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

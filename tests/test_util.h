@@ -1,0 +1,18 @@
+// Shared helpers for the GoogleTest suites: paths to the source tree, the
+// shared datasets and the built CLI, running the CLI, temporary folders.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace aft {
+std::string source_dir();                  // the repository root
+std::string shared_dir();                  // ../shared/datasets beside the repository
+std::string cli();                         // path of the built `affinity`
+std::string temp_dir(const std::string &tag);  // a fresh empty folder under the build dir
+// Runs a shell command; returns its exit status, stdout in *out, stderr in *err_out.
+int run(const std::string &cmd, std::string *out = nullptr, std::string *err_out = nullptr);
+bool file_exists(const std::string &path);
+std::string read_file(const std::string &path);
+void write_file(const std::string &path, const std::string &data);
+std::vector<std::string> list_dir(const std::string &dir);
+}  // namespace aft

@@ -1,0 +1,63 @@
+/* affinity: the command-line entry point. Dispatches to one subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "h5util.h"
+
+typedef struct {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+  const char *summary;
+} af_command;
+
+static const af_command COMMANDS[] = {
+    {"import-hf", af_cmd_import_hf, "import a Hugging Face BERT model folder into an HDF5 checkpoint"},
+    {"tokenize", af_cmd_tokenize, "print WordPiece token ids for each line of stdin"},
+    {"embed", af_cmd_embed, "embed every row of a catalog with the encoder"},
+    {"score", af_cmd_score, "all-pairs top-k neighbours of an embeddings file"},
+    {"rules", af_cmd_rules, "frequent itemsets and association rules from baskets"},
+    {"cooccur", af_cmd_cooccur, "pair co-occurrence statistics from baskets"},
+    {"itemcf", af_cmd_itemcf, "item-CF neighbours from co-occurrence"},
+    {"associate", af_cmd_associate, "fuse text and co-purchase evidence into complements and substitutes"},
+    {"eval", af_cmd_eval, "evaluate every method on held-out baskets and cold-start products"},
+    {"train", af_cmd_train, "fine-tune the encoder on co-purchase pairs (contrastive)"},
+    {"export-hf", af_cmd_export_hf, "export a checkpoint as a Hugging Face / sentence-transformers folder"},
+    {"run", af_cmd_run, "the whole pipeline: catalog + baskets to a report"},
+    {"report", af_cmd_report, "write the HTML report of a run folder"},
+    {"recommend", af_cmd_recommend, "recommend products for a basket"},
+    {"groups", af_cmd_groups, "product groups from the complement graph"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "affinity %s: product association analysis on a transformer encoder\n\n"
+          "usage: affinity COMMAND [flags]   (affinity COMMAND --help for its flags)\n\n"
+          "commands:\n",
+          AF_VERSION_STRING);
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    fprintf(out, "  %-11s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+  fprintf(out, "\n  --help      show this help\n  --version   print the version\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("affinity %s\n", AF_VERSION_STRING);
+    return 0;
+  }
+  af_h5_quiet();
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (strcmp(argv[1], COMMANDS[i].name) == 0)
+      return COMMANDS[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "affinity: unknown command '%s' (see affinity --help)\n", argv[1]);
+  return 2;
+}
