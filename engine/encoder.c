@@ -86,6 +86,8 @@ af_status af_encoder_create(const af_model *m, const af_device *dev, af_encoder 
   return AF_OK;
 }
 
+int af_encoder_hidden_size(const af_encoder *e) { return e->m->cfg.hidden_size; }
+
 af_status af_encoder_sync_params(af_encoder *e, af_error *err) {
   if (e->dev.backend == AF_BACKEND_CPU)
     return AF_OK;

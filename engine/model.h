@@ -116,6 +116,8 @@ typedef struct af_encoder af_encoder;
 af_status af_encoder_create(const af_model *m, const af_device *dev, af_encoder **out,
                             af_error *err);
 void af_encoder_free(af_encoder *enc);
+/* C of the encoder's model. */
+int af_encoder_hidden_size(const af_encoder *enc);
 /* Re-copies the host parameters to the device (after training changed them). */
 af_status af_encoder_sync_params(af_encoder *enc, af_error *err);
 

@@ -58,6 +58,11 @@ af_status af_arg_i64(const af_args *a, const char *name, int64_t def, int64_t lo
 af_status af_arg_f64(const af_args *a, const char *name, double def, double lo, double hi,
                      double *value, af_error *err);
 
+/* The device named by --device (cpu, cuda, cuda:N; default cpu) with n_threads
+ * CPU threads (0: all cores). */
+struct af_device;
+af_status af_cli_device(const af_args *a, int n_threads, struct af_device *dev, af_error *err);
+
 /* Prints "affinity CMD: error: MSG" to stderr and returns the exit code (1 or 2). */
 int af_cli_fail(const char *cmd, const af_error *err);
 
