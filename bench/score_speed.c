@@ -1,0 +1,54 @@
+/* Speed of the all-pairs top-k kernel on random unit vectors (no peer):
+ * bench_score_speed N d k threads [block_rows block_cols]. The comparison
+ * with faiss is bench/score_vs_faiss.py. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <math.h>
+#include <time.h>
+
+#include "score.h"
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) {
+    fprintf(stderr, "usage: %s N d k threads [block_rows block_cols [rows]]\n", argv[0]);
+    return 2;
+  }
+  int64_t N = atoll(argv[1]);
+  int d = atoi(argv[2]), k = atoi(argv[3]);
+  af_score_options opt = {atoi(argv[4]), argc > 5 ? atoll(argv[5]) : 0, argc > 6 ? atoll(argv[6]) : 0};
+  int64_t rows = argc > 7 ? atoll(argv[7]) : N;
+  float *x = malloc(sizeof(float) * (size_t)N * d); // (N, d)
+  int64_t *nbr = malloc(sizeof(int64_t) * (size_t)rows * k); // (rows, k)
+  float *scr = malloc(sizeof(float) * (size_t)rows * k);     // (rows, k)
+  if (!x || !nbr || !scr)
+    return 1;
+  unsigned s = 12345;
+  for (int64_t i = 0; i < N; i++) {
+    double n2 = 0;
+    for (int j = 0; j < d; j++) {
+      s = s * 1103515245u + 12345u;
+      float v = ((s >> 8) / 16777216.0f) - 0.5f;
+      x[i * d + j] = v;
+      n2 += (double)v * v;
+    }
+    for (int j = 0; j < d; j++)
+      x[i * d + j] = (float)(x[i * d + j] / sqrt(n2));
+  }
+  af_error err;
+  double t0 = now();
+  if (af_topk_all_pairs(x, N, d, k, -INFINITY, 0, rows, nbr, scr, &opt, &err) != AF_OK) {
+    fprintf(stderr, "%s\n", err.msg);
+    return 1;
+  }
+  double t = now() - t0;
+  double gflops = 2.0 * rows * N * d / t * 1e-9;
+  printf("N=%lld rows=%lld d=%d k=%d threads=%d: %.3f s, %.1f GFLOP/s, nbr[0][0]=%lld %.6f\n",
+         (long long)N, (long long)rows, d, k, opt.threads, t, gflops, (long long)nbr[0], scr[0]);
+  return 0;
+}

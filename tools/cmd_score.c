@@ -1,0 +1,100 @@
+/* affinity score: all-pairs top-k neighbours of an embeddings file, or the
+ * merge of shard outputs. Thin over engine/nbrfile.h. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "nbrfile.h"
+
+static const af_flag_spec FLAGS[] = {
+    {"embeddings", "FILE", "embeddings file (HDF5, from affinity embed)"},
+    {"k", "K", "neighbours per row, 1..2048 (default 50; at most N-1 are kept)"},
+    {"out", "FILE", "neighbours file to write (HDF5)"},
+    {"min-score", "S", "drop neighbours scoring below S (empty slots: index -1, score -inf)"},
+    {"shard", "I/N", "score only rows of shard I of N (0-based), for merging later"},
+    {"block-rows", "R", "query rows per parallel task (default 256)"},
+    {"block-cols", "C", "catalog columns per cache slab (default 512)"},
+    {"threads", "T", "threads (default: OpenMP default, i.e. all cores)"},
+    {"merge", NULL, "merge the shard files given as arguments into --out"},
+};
+
+static const af_cmd_spec SPEC = {
+    "score",
+    "--embeddings FILE --k K --out FILE [flags]  |  --merge SHARD.h5... --out FILE",
+    "For every row of the embeddings file, the K other rows with the highest inner\n"
+    "product (cosine similarity when the embeddings are L2-normalized), best first,\n"
+    "ties to the lower row. Output: /ids, /neighbors [R, K] (row indices), /scores.\n"
+    "The result does not depend on --threads, --block-rows, --block-cols or sharding.",
+    FLAGS,
+    sizeof FLAGS / sizeof FLAGS[0],
+};
+
+static void on_progress(void *ctx, int64_t done, int64_t total) {
+  af_progress *p = ctx;
+  p->total = total;
+  af_progress_update(p, done);
+}
+
+static af_status parse_shard(const char *s, int *i, int *n, af_error *err) {
+  *i = 0;
+  *n = 1;
+  if (!s)
+    return AF_OK;
+  char tail;
+  if (sscanf(s, "%d/%d%c", i, n, &tail) != 2 || *n < 1 || *i < 0 || *i >= *n)
+    return af_error_set(err, AF_ERR_ARG, "--shard: '%s' is not I/N with 0 <= I < N", s);
+  return AF_OK;
+}
+
+static af_status run(const af_args *a, af_error *err) {
+  const char *out = NULL;
+  AF_TRY(af_arg_required(a, "out", &out, err));
+  if (af_arg_flag(a, "merge")) {
+    if (a->n_positional < 1)
+      return af_error_set(err, AF_ERR_ARG, "--merge needs the shard files as arguments");
+    return af_neighbors_merge(a->positional, a->n_positional, out, err);
+  }
+  if (a->n_positional > 0)
+    return af_error_set(err, AF_ERR_ARG, "unexpected argument '%s'", a->positional[0]);
+  af_score_file_options o = {0};
+  const char *emb = NULL;
+  int64_t k, rows, cols, threads;
+  double min_score;
+  AF_TRY(af_arg_required(a, "embeddings", &emb, err));
+  AF_TRY(af_arg_i64(a, "k", 50, 1, AF_SCORE_MAX_K, &k, err));
+  AF_TRY(af_arg_f64(a, "min-score", -INFINITY, -INFINITY, INFINITY, &min_score, err));
+  AF_TRY(af_arg_i64(a, "block-rows", 256, 1, 1 << 20, &rows, err));
+  AF_TRY(af_arg_i64(a, "block-cols", 512, 1, 1 << 24, &cols, err));
+  AF_TRY(af_arg_i64(a, "threads", 0, 0, 4096, &threads, err));
+  AF_TRY(parse_shard(af_arg_str(a, "shard"), &o.shard_i, &o.shard_n, err));
+  o.k = (int)k;
+  o.min_score = (float)min_score;
+  o.score.threads = (int)threads;
+  o.score.block_rows = rows;
+  o.score.block_cols = cols;
+  af_progress p;
+  af_progress_init(&p, "score", 0);
+  o.progress = on_progress;
+  o.progress_ctx = &p;
+  af_status st = af_score_file(emb, out, &o, err);
+  af_progress_done(&p);
+  return st;
+}
+
+int af_cmd_score(int argc, char **argv) {
+  af_error err = {0};
+  af_args a;
+  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
+    return af_cli_fail("score", &err);
+  if (a.help) {
+    af_print_help(&SPEC, stdout);
+    af_args_free(&a);
+    return 0;
+  }
+  af_status st = run(&a, &err);
+  af_args_free(&a);
+  return st == AF_OK ? 0 : af_cli_fail("score", &err);
+}

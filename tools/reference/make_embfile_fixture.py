@@ -1,0 +1,24 @@
+#!/usr/bin/env python3
+"""Writes tests/data/embeddings_h5py.h5: a tiny embeddings file written by h5py
+(an independent HDF5 writer), read back by tests/test_embfile.cc.
+
+    python3 tools/reference/make_embfile_fixture.py
+"""
+import os
+
+import h5py
+import numpy as np
+
+out = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "data", "embeddings_h5py.h5")
+ids = ["apple", "banana", "Bread (whole wheat)", "tofu", "é-clair", "牛奶"]
+x = np.array([[i + j / 4 for j in range(3)] for i in range(len(ids))], dtype=np.float32)
+with h5py.File(out, "w") as f:
+    f.create_dataset("ids", data=ids, dtype=h5py.string_dtype("utf-8"))
+    f.create_dataset("embeddings", data=x)
+    f.attrs["format"] = "affinity-embeddings"
+    f.attrs["format_version"] = np.int64(1)
+    f.attrs["model"] = "h5py-fixture"
+    f.attrs["pooling"] = "mean"
+    f.attrs["normalized"] = np.int64(0)
+    f.attrs["dim"] = np.int64(3)
+print("wrote", out)
