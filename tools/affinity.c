@@ -1,6 +1,10 @@
 /* affinity: the command-line entry point. Dispatches to one subcommand. */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "h5util.h"
@@ -41,7 +45,27 @@ static void usage(FILE *out) {
   fprintf(out, "\n  --help      show this help\n  --version   print the version\n");
 }
 
+/* Debian's OpenBLAS 0.3.21 does not know recent CPUs (AMD Zen 5 among them)
+ * and falls back to its SSE3 "Prescott" kernels, 20-35x slower than the AVX2
+ * ones. OpenBLAS picks its kernels when the library loads, before main(), so
+ * the only fix from inside is to re-run ourselves with OPENBLAS_CORETYPE set:
+ * Haswell (AVX2), the choice this project's machines make for old builds. A
+ * user's own OPENBLAS_CORETYPE is always respected. */
+static void fix_openblas_core(char **argv) {
+  if (getenv("OPENBLAS_CORETYPE") || getenv("AF_OPENBLAS_REEXEC"))
+    return;
+  const char *core = openblas_get_corename();
+  if (!core || strcmp(core, "Prescott") != 0 || !__builtin_cpu_supports("avx2") ||
+      !__builtin_cpu_supports("fma"))
+    return;
+  setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+  setenv("AF_OPENBLAS_REEXEC", "1", 1); /* never loop */
+  execv("/proc/self/exe", argv);
+  /* exec failed: carry on with the slow kernels */
+}
+
 int main(int argc, char **argv) {
+  fix_openblas_core(argv);
   if (argc < 2) {
     usage(stderr);
     return 2;
