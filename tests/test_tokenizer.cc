@@ -34,6 +34,7 @@ struct TokDeleter {
 using TokPtr = std::unique_ptr<af_tokenizer, TokDeleter>;
 
 std::string vocab_path(const std::string &name) {
+  if (name == "marks") return fixture_dir() + "/marks_vocab.txt";  // written by the fixture script
   return aft::shared_dir() + "/vocab/bert-base-" + name + "/vocab.txt";
 }
 
@@ -61,6 +62,7 @@ const std::map<std::string, Config> &configs() {
       {"uncased", {"uncased", 1, -1, 1}},        {"uncased_nolower", {"uncased", 0, -1, 1}},
       {"uncased_keepaccents", {"uncased", 1, 0, 1}}, {"uncased_nochinese", {"uncased", 1, -1, 0}},
       {"chinese", {"chinese", 0, -1, 1}},        {"chinese_lower", {"chinese", 1, -1, 1}},
+      {"marks", {"marks", 0, 1, 1}},
   };
   return c;
 }
