@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ struct Json {
 void expect_params_near(const std::vector<float> &ours, const std::vector<float> &ref, double tol,
                         const std::string &what) {
   ASSERT_EQ(ours.size(), ref.size()) << what;
+  double worst = 0;
+  for (size_t i = 0; i < ref.size(); i++)
+    worst = std::max(worst, std::fabs(ours[i] - ref[i]) / std::max(1.0, (double)std::fabs(ref[i])));
+  std::printf("  %-60s max error %.2e\n", what.c_str(), worst);
   for (size_t i = 0; i < ref.size(); i++)
     ASSERT_NEAR(ours[i], ref[i], tol * std::max(1.0, (double)std::fabs(ref[i])))
         << what << " element " << i;
@@ -197,6 +202,7 @@ TEST(AdamW, TinyModelTrainsLikeTorch) {
               AF_OK)
         << err.msg;
     double ref = num(s, "loss");
+    std::printf("  tiny model step %d loss %.6f, error %.2e\n", (int)step, ref, std::fabs(loss - ref));
     EXPECT_NEAR(loss, ref, 1e-5 * std::max(1.0, std::fabs(ref))) << "loss at step " << step;
     std::vector<float> dW(W.size(), 0.f), db(b.size(), 0.f);
     af_op_linear_backward(&dev, nullptr, dW.data(), db.data(), dEA.data(), XA.data(), W.data(), B,

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,8 @@ void expect_grad_near(const std::vector<float> &ours, const std::vector<float> &
     mx = std::max(mx, (double)std::fabs(ref[i]));
     err = std::max(err, (double)std::fabs(ours[i] - ref[i]));
   }
+  std::printf("  %-40s max abs error %.2e, relative %.2e\n", what.c_str(), err,
+              mx > 0 ? err / mx : 0.0);
   if (mx == 0)  // e.g. a batch of one: the loss is identically 0
     EXPECT_LE(err, 1e-6) << what;
   else
@@ -84,6 +87,7 @@ TEST(MnrLoss, MatchesSentenceTransformers) {
               AF_OK)
         << err.msg;
     double ref = num(c, "loss");
+    std::printf("  %-40s loss %.6f, error %.2e\n", what.c_str(), ref, std::fabs(loss - ref));
     EXPECT_NEAR(loss, ref, 1e-5 * std::max(1.0, std::fabs(ref))) << what;
     expect_grad_near(dA, floats(c, "d_anchors"), what + " d_anchors");
     expect_grad_near(dP, floats(c, "d_positives"), what + " d_positives");
