@@ -1,6 +1,10 @@
-/* Speed of the all-pairs top-k kernel on random unit vectors (no peer):
- * bench_score_speed N d k threads [block_rows block_cols]. The comparison
- * with faiss is bench/score_vs_faiss.py. */
+/* Speed of the all-pairs top-k kernel on random unit vectors against its
+ * floor: the OpenBLAS sgemm of the same product (rows x N x d) computing the
+ * scores only, in blocks of 4096 x 4096, no selection, same threads.
+ *   bench_score_speed N d k threads [block_rows block_cols [rows]]
+ * (OpenBLAS threads follow OPENBLAS_NUM_THREADS / its default: set it to the
+ * same count.) The comparison with faiss is bench/score_vs_faiss.py. */
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <math.h>
@@ -50,5 +54,20 @@ int main(int argc, char **argv) {
   double gflops = 2.0 * rows * N * d / t * 1e-9;
   printf("N=%lld rows=%lld d=%d k=%d threads=%d: %.3f s, %.1f GFLOP/s, nbr[0][0]=%lld %.6f\n",
          (long long)N, (long long)rows, d, k, opt.threads, t, gflops, (long long)nbr[0], scr[0]);
+  const int64_t B = 4096;
+  float *tile = malloc(sizeof(float) * (size_t)B * B); // (B, B)
+  if (!tile)
+    return 1;
+  t0 = now();
+  for (int64_t r = 0; r < rows; r += B)
+    for (int64_t c = 0; c < N; c += B) {
+      int64_t m = rows - r < B ? rows - r : B, n = N - c < B ? N - c : B;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, d, 1.0f, x + r * d, d,
+                  x + c * d, d, 0.0f, tile, (int)n);
+    }
+  double tb = now() - t0;
+  printf("sgemm floor (scores only): %.3f s, %.1f GFLOP/s; ratio sgemm/ours %.2f\n", tb,
+         2.0 * rows * N * d / tb * 1e-9, tb / t);
+  free(tile);
   return 0;
 }

@@ -223,6 +223,7 @@ static af_status load_long(af_csv *r, const af_baskets_options *opt, item_mapper
   af_strmap *orders = NULL;
   AF_TRY(af_strmap_create(1 << 12, &orders, err));
   af_status st = AF_OK;
+  int64_t last_basket = -1;
   for (;;) {
     if ((st = af_csv_next(r, &f, &nf, &eof, err)) != AF_OK)
       break;
@@ -250,14 +251,19 @@ static af_status load_long(af_csv *r, const af_baskets_options *opt, item_mapper
       break;
     if (item < 0)
       continue;
-    int64_t existing;
-    if ((st = af_strmap_put(orders, f[o_idx], ol, basket_ids->n, &existing, NULL, err)) != AF_OK)
-      break;
-    int64_t basket = existing;
-    if (existing < 0) {
-      basket = basket_ids->n;
-      if ((st = strvec_push_copy(basket_ids, f[o_idx], ol, err)) != AF_OK)
+    /* Rows of one order are usually adjacent: reuse the previous row's basket. */
+    int64_t basket = last_basket;
+    if (basket < 0 || strcmp(basket_ids->v[basket], f[o_idx]) != 0) {
+      int64_t existing;
+      if ((st = af_strmap_put(orders, f[o_idx], ol, basket_ids->n, &existing, NULL, err)) != AF_OK)
         break;
+      basket = existing;
+      if (existing < 0) {
+        basket = basket_ids->n;
+        if ((st = strvec_push_copy(basket_ids, f[o_idx], ol, err)) != AF_OK)
+          break;
+      }
+      last_basket = basket;
     }
     for (int i = 0; i < nf; i++)
       if (i != o_idx && i != i_idx)

@@ -202,9 +202,21 @@ static af_status tree_insert(fp_tree *t, const int32_t *path, int32_t len, int64
 
 static af_status mine(fp_ctx *c, const fp_tree *t, int depth);
 
+static af_status level_alloc(fp_level *L, int32_t n_ranks, af_error *err) {
+  AF_TRY(tree_alloc(&L->tree, n_ranks, err));
+  L->cond_count = af_calloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->cond_count, err);
+  L->touched = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->touched, err);
+  L->path = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->path, err);
+  if (!L->cond_count || !L->touched || !L->path)
+    return AF_ERR_NOMEM;
+  return AF_OK;
+}
+
 /* Builds the conditional tree of rank r of t into level[depth] and mines it. */
 static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
   fp_level *L = &c->level[depth];
+  if (!L->tree.nodes)
+    AF_TRY(level_alloc(L, c->n_ranks, c->err));
   int32_t n_touched = 0;
   for (int32_t x = t->head[r]; x >= 0; x = t->nodes[x].next) {
     int64_t cnt = t->nodes[x].count;
@@ -325,19 +337,11 @@ af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_i
     rank_item[r] = ic[r].item;
     item_rank[ic[r].item] = r;
   }
-  /* Level 0 holds the full tree; level d >= 1 the conditional trees at depth d. */
-  for (int d = 0; d < n_levels; d++) {
-    fp_level *L = &c.level[d];
-    if ((st = tree_alloc(&L->tree, n_ranks, err)) != AF_OK)
-      goto done;
-    L->cond_count = af_calloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->cond_count, err);
-    L->touched = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->touched, err);
-    L->path = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->path, err);
-    if (!L->cond_count || !L->touched || !L->path) {
-      st = AF_ERR_NOMEM;
-      goto done;
-    }
-  }
+  /* Level 0 holds the full tree; level d >= 1 the conditional trees at depth d,
+   * allocated when the recursion first gets that deep (n_levels can be
+   * n_ranks, and each level is O(n_ranks)). */
+  if ((st = level_alloc(&c.level[0], n_ranks, err)) != AF_OK)
+    goto done;
   for (int32_t r = 0; r < n_ranks; r++)
     path[r] = r;
   tree_reset(&c.level[0].tree, path, n_ranks);

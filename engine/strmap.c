@@ -6,12 +6,24 @@
 
 #define ARENA_BLOCK ((size_t)1 << 20)
 
+/* 32 bytes; keys of up to 8 bytes (most ids) are also kept inline so that a
+ * lookup touches one slot and not the arena. The slot index uses the low bits
+ * of the hash, which `hash` keeps (tables stay below 2^32 slots). */
 typedef struct {
   const char *key; /* NULL marks an empty slot */
-  uint64_t hash;
+  uint32_t hash;   /* low 32 bits of the key's hash */
   uint32_t len;
   int64_t value;
+  char inl[8];     /* the key's first min(len, 8) bytes */
 } slot;
+
+static inline int slot_matches(const slot *s, uint32_t h, const char *key, size_t len) {
+  if (s->hash != h || s->len != len)
+    return 0;
+  if (len <= sizeof s->inl)
+    return memcmp(s->inl, key, len) == 0;
+  return memcmp(s->key, key, len) == 0;
+}
 
 typedef struct arena_block {
   struct arena_block *next;
@@ -88,7 +100,7 @@ int64_t af_strmap_get(const af_strmap *m, const char *key, size_t len) {
     const slot *s = &m->slots[i];
     if (!s->key)
       return -1;
-    if (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0)
+    if (slot_matches(s, (uint32_t)h, key, len))
       return s->value;
   }
 }
@@ -133,7 +145,7 @@ static af_status grow(af_strmap *m, af_error *err) {
 
 af_status af_strmap_put(af_strmap *m, const char *key, size_t len, int64_t value,
                         int64_t *existing, const char **stored_key, af_error *err) {
-  if (len > UINT32_MAX)
+  if (len > UINT32_MAX || m->cap > ((size_t)1 << 31))
     return af_error_set(err, AF_ERR_ARG, "key too long (%zu bytes)", len);
   if ((m->size + 1) * 2 > m->cap)
     AF_TRY(grow(m, err));
@@ -144,7 +156,7 @@ af_status af_strmap_put(af_strmap *m, const char *key, size_t len, int64_t value
     slot *s = &m->slots[i];
     if (!s->key)
       break;
-    if (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0) {
+    if (slot_matches(s, (uint32_t)h, key, len)) {
       if (existing)
         *existing = s->value;
       if (stored_key)
@@ -155,7 +167,12 @@ af_status af_strmap_put(af_strmap *m, const char *key, size_t len, int64_t value
   const char *copy = arena_copy(m, key, len, err);
   if (!copy)
     return AF_ERR_NOMEM;
-  m->slots[i] = (slot){copy, h, (uint32_t)len, value};
+  slot *ns = &m->slots[i];
+  ns->key = copy;
+  ns->hash = (uint32_t)h;
+  ns->len = (uint32_t)len;
+  ns->value = value;
+  memcpy(ns->inl, key, len < sizeof ns->inl ? len : sizeof ns->inl);
   m->size++;
   if (existing)
     *existing = -1;

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""All-pairs top-k: `affinity score` against faiss-cpu IndexFlatIP, same data,
+same threads, same run. Prints per-run wall time and peak memory of each
+process (from /usr/bin/time -v), medians, the ratio, and how often the two
+agree on the neighbour lists.
+
+    python3 bench/score_vs_faiss.py --n 49688 --k 50 --threads 2 --reps 3
+    python3 bench/score_vs_faiss.py --emb embeddings.h5 ...   # a real file
+
+Each side is a separate process that reads the same embeddings file and
+writes its neighbours (ours: HDF5 via the CLI; faiss: .npy), so both wall
+times include loading the input and writing the output. faiss searches every
+row against all rows with k+1 and drops the row itself (falling back to the
+last column when the row is not among its own top k+1, e.g. duplicates).
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def write_random(path, n, d, seed):
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, d), dtype=np.float32)
+    for i in range(0, n, 65536):  # (rows, d) at a time to bound memory
+        b = rng.standard_normal((min(65536, n - i), d))
+        x[i:i + len(b)] = (b / np.linalg.norm(b, axis=1, keepdims=True)).astype(np.float32)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("ids", data=[str(i) for i in range(n)], dtype=h5py.string_dtype())
+        f.create_dataset("embeddings", data=x)
+        f.attrs.update({"format": "affinity-embeddings", "format_version": np.int64(1),
+                        "model": "random-unit-vectors", "pooling": "none",
+                        "normalized": np.int64(1), "dim": np.int64(d)})
+
+
+def peer_faiss(emb, k, threads, out):
+    import faiss
+    import h5py
+    from threadpoolctl import threadpool_limits
+
+    faiss.omp_set_num_threads(threads)
+    with h5py.File(emb, "r") as f:
+        x = f["embeddings"][:]
+    t0 = time.perf_counter()
+    with threadpool_limits(limits=threads):
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+        D, I = index.search(x, k + 1)
+    t_search = time.perf_counter() - t0
+    # Drop the row itself; where it is absent keep the first k.
+    rows = np.arange(len(x))[:, None]
+    is_self = I == rows
+    keep = ~is_self
+    keep[~is_self.any(1), k] = False
+    I = I[keep].reshape(len(x), k)
+    np.save(out, I)
+    print(f"faiss_search_s {t_search:.3f}")
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v; returns (wall s, peak RSS MiB, stdout)."""
+    r = subprocess.run(["/usr/bin/time", "-v"] + cmd, capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", r.stderr).group(1)
+    parts = [float(p) for p in wall.split(":")]
+    secs = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1)) / 1024
+    return secs, rss, r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=49688)
+    ap.add_argument("--d", type=int, default=384)
+    ap.add_argument("--k", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--emb", help="an existing embeddings file (else random unit vectors)")
+    ap.add_argument("--workdir", default="/tmp/affinity-bench-score")
+    ap.add_argument("--cli", default=os.path.join(ROOT, "build", "affinity"))
+    ap.add_argument("--peer", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.peer == "faiss":
+        return peer_faiss(a.emb, a.k, a.threads, a.out)
+
+    os.makedirs(a.workdir, exist_ok=True)
+    emb = a.emb
+    if not emb:
+        emb = os.path.join(a.workdir, f"random_{a.n}x{a.d}.h5")
+        if not os.path.exists(emb):
+            write_random(emb, a.n, a.d, seed=1)
+    ours_out = os.path.join(a.workdir, "ours.h5")
+    faiss_out = os.path.join(a.workdir, "faiss.npy")
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    print(f"embeddings {emb}  k={a.k} threads={a.threads}  "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    ours, theirs = [], []
+    for rep in range(a.reps):
+        t, m, _ = timed([a.cli, "score", "--embeddings", emb, "--k", str(a.k), "--threads",
+                         str(a.threads), "--out", ours_out], env)
+        ours.append((t, m))
+        t2, m2, out = timed([sys.executable, __file__, "--peer", "faiss", "--emb", emb, "--k",
+                             str(a.k), "--threads", str(a.threads), "--out", faiss_out], env)
+        theirs.append((t2, m2, float(out.split()[-1])))
+        print(f"run {rep}: affinity {t:.2f} s {m:.0f} MiB | faiss {t2:.2f} s "
+              f"(search {theirs[-1][2]:.2f} s) {m2:.0f} MiB | ratio {t2 / t:.2f}x", flush=True)
+    import h5py
+
+    with h5py.File(ours_out, "r") as f:
+        mine = f["neighbors"][:]
+    fa = np.load(faiss_out)
+    same_list = float(np.mean(np.all(np.sort(mine, 1) == np.sort(fa, 1), axis=1)))
+    overlap = float(np.mean([len(np.intersect1d(p, q)) for p, q in zip(mine[:2000], fa[:2000])])) / a.k
+    mo = statistics.median(t for t, _ in ours)
+    mf = statistics.median(t for t, _, _ in theirs)
+    ms = statistics.median(s for _, _, s in theirs)
+    print(f"median: affinity {mo:.2f} s (peak {max(m for _, m in ours):.0f} MiB), "
+          f"faiss {mf:.2f} s end to end, {ms:.2f} s search only "
+          f"(peak {max(m for _, m, _ in theirs):.0f} MiB)")
+    print(f"ratio faiss/affinity: {mf / mo:.2f}x end to end, {ms / mo:.2f}x vs faiss search only")
+    print(f"agreement: identical neighbour sets in {same_list:.4f} of rows; "
+          f"mean overlap@{a.k} (first 2000 rows) {overlap:.4f}")
+
+
+if __name__ == "__main__":
+    main()
