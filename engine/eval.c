@@ -184,34 +184,45 @@ static af_status text_mean_rows(const af_eval_method *m, const af_eval_split *sp
   return AF_OK;
 }
 
-/* rows (nq, N): max over the query items of their cosine; tmp (max |query|, N). */
+/* rows (nq, N): max over the query items of their cosine. The items of
+ * consecutive queries are stacked (up to `cap` rows) and scored by one SGEMM
+ * into tmp (cap, N), then max-reduced per query. */
 static af_status text_max_rows(const af_eval_method *m, const af_eval_split *sp, int64_t q0,
                                int64_t nq, float *rows, af_error *err) {
   const int32_t N = sp->N;
-  int64_t maxq = 1;
+  const int d = m->d;
+  int64_t cap = 256;
   for (int64_t q = q0; q < q0 + nq; q++)
-    if (sp->q_off[q + 1] - sp->q_off[q] > maxq)
-      maxq = sp->q_off[q + 1] - sp->q_off[q];
-  float *qv = af_malloc((size_t)maxq * m->d, sizeof *qv, err);   // (maxq, d)
-  float *tmp = af_malloc((size_t)maxq * N, sizeof *tmp, err);    // (maxq, N)
+    if (sp->q_off[q + 1] - sp->q_off[q] > cap)
+      cap = sp->q_off[q + 1] - sp->q_off[q];
+  float *qv = af_malloc((size_t)cap * d, sizeof *qv, err);  // (cap, d)
+  float *tmp = af_malloc((size_t)cap * N, sizeof *tmp, err); // (cap, N)
   if (!qv || !tmp) {
     free(qv), free(tmp);
     return AF_ERR_NOMEM;
   }
-  for (int64_t i = 0; i < nq; i++) {
-    const int64_t q = q0 + i, o = sp->q_off[q];
-    const int n = (int)(sp->q_off[q + 1] - o);
-    for (int j = 0; j < n; j++)
-      memcpy(qv + (int64_t)j * m->d, m->emb + (int64_t)sp->q_items[o + j] * m->d,
-             sizeof *qv * (size_t)m->d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, N, m->d, 1.0f, qv, m->d, m->emb, m->d,
+  for (int64_t i0 = 0; i0 < nq;) {
+    int64_t i1 = i0, nr = 0; /* queries [i0, i1) stacked into nr rows */
+    while (i1 < nq && nr + (sp->q_off[q0 + i1 + 1] - sp->q_off[q0 + i1]) <= cap) {
+      for (int64_t j = sp->q_off[q0 + i1]; j < sp->q_off[q0 + i1 + 1]; j++, nr++)
+        memcpy(qv + nr * d, m->emb + (int64_t)sp->q_items[j] * d, sizeof *qv * (size_t)d);
+      i1++;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, N, d, 1.0f, qv, d, m->emb, d,
                 0.0f, tmp, N);
-    float *row = rows + i * N;
-    memcpy(row, tmp, sizeof *row * (size_t)N);
-    for (int j = 1; j < n; j++)
-      for (int32_t b = 0; b < N; b++)
-        if (tmp[(int64_t)j * N + b] > row[b])
-          row[b] = tmp[(int64_t)j * N + b];
+    int64_t r = 0;
+    for (int64_t i = i0; i < i1; i++) {
+      const int n = (int)(sp->q_off[q0 + i + 1] - sp->q_off[q0 + i]);
+      float *row = rows + i * N;
+      memcpy(row, tmp + r * N, sizeof *row * (size_t)N);
+      for (int j = 1; j < n; j++) {
+        const float *t = tmp + (r + j) * N;
+        for (int32_t b = 0; b < N; b++)
+          row[b] = t[b] > row[b] ? t[b] : row[b];
+      }
+      r += n;
+    }
+    i0 = i1;
   }
   free(qv), free(tmp);
   return AF_OK;
