@@ -41,6 +41,7 @@ typedef struct {
   float *r_conf;         /* (n_rules) */
   int r_width;
   af_fuse_model *fuse;   /* FUSION */
+  float *text_coef;      /* (N) FUSION text term weight per candidate, or NULL */
 } fitted;
 
 static void fitted_free(fitted *f) {
@@ -52,6 +53,7 @@ static void fitted_free(fitted *f) {
   free(f->r_cons);
   free(f->r_conf);
   af_fuse_model_free(f->fuse);
+  free(f->text_coef);
 }
 
 static af_status fit_itemcf(fitted *f, const af_eval_method *m, const af_eval_split *sp,
@@ -141,6 +143,16 @@ static af_status fit(fitted *f, const af_eval_method *m, const af_eval_split *sp
   case AF_EVAL_FUSION: {
     if (!m->emb)
       return af_error_set(err, AF_ERR_ARG, "%s: fusion needs embeddings", m->name);
+    if (m->text_weight != 0 || m->cold_text_weight != 0) {
+      f->text_coef = af_malloc((size_t)f->N + 1, sizeof *f->text_coef, err);
+      if (!f->text_coef)
+        return AF_ERR_NOMEM;
+      for (int32_t b = 0; b < f->N; b++) {
+        double n = f->pop[b];
+        double w = n <= 0 ? 0 : m->fuse.history_prior == 0 ? 1 : n / (n + m->fuse.history_prior);
+        f->text_coef[b] = (float)(m->text_weight + m->cold_text_weight * (1 - w));
+      }
+    }
     af_fuse_input in = {f->N, m->d, m->emb, &sp->train, 0, NULL};
     return af_fuse_model_build(&m->fuse, &in, 0, &f->fuse, err);
   }
@@ -264,9 +276,12 @@ static af_status score_batch(const af_eval_method *m, const fitted *f, const af_
   if (m->kind == AF_EVAL_TEXT)
     return m->text_max ? text_max_rows(m, sp, q0, nq, rows, err)
                        : text_mean_rows(m, sp, q0, nq, 1.0f, 0, rows, err);
-  if (m->kind == AF_EVAL_FUSION && m->text_weight != 0)
-    AF_TRY(text_mean_rows(m, sp, q0, nq, (float)m->text_weight, 0, rows, err));
-  else
+  if (m->kind == AF_EVAL_FUSION && f->text_coef) {
+    AF_TRY(text_mean_rows(m, sp, q0, nq, 1.0f, 0, rows, err));
+    for (int64_t i = 0; i < nq; i++)
+      for (int32_t b = 0; b < N; b++)
+        rows[i * N + b] *= f->text_coef[b];
+  } else
     memset(rows, 0, sizeof *rows * (size_t)nq * N);
   int failed = 0;
 #pragma omp parallel num_threads(threads)

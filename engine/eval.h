@@ -113,7 +113,11 @@ typedef struct {
   double rules_min_confidence;
   /* FUSION */
   af_fuse_options fuse;
-  double text_weight; /* FUSION: + text_weight * (mean-query text cosine) */
+  /* FUSION: + (text_weight + cold_text_weight * (1 - w_b)) * (mean-query text
+   * cosine of b), w_b = n_b / (n_b + history_prior) the candidate's history
+   * weight (0 for a product never bought in training) */
+  double text_weight;
+  double cold_text_weight;
   int popularity_ties; /* break equal scores by training popularity (default 1) */
   /* CUSTOM */
   af_eval_score_fn fn;

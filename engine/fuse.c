@@ -165,23 +165,49 @@ static af_status build_backoff(af_fuse_model *m, const int64_t *nbr, const float
   return AF_OK;
 }
 
-/* Text top-k of every product against the products not skipped. */
-static af_status text_neighbours(const af_fuse_model *m, const unsigned char *skip, int k,
+/* Text top-k of every product (excluding itself) against the products
+ * with keep[y] != 0 (keep == NULL: all). The kept rows are packed into their
+ * own index, so the cost is N x (kept) x d, not N x N x d. nbr, cos (N, k):
+ * catalog rows, -1 past the end. */
+static af_status text_neighbours(const af_fuse_model *m, const unsigned char *keep, int k,
                                  int64_t *nbr, float *cos, af_error *err) {
-  af_score_index *ix = NULL;
-  AF_TRY(af_score_index_build(m->emb, m->N, m->d, &ix, err));
-  int64_t *self = af_malloc((size_t)m->N + 1, sizeof *self, err);
-  if (!self) {
-    af_score_index_free(ix);
-    return AF_ERR_NOMEM;
+  const int64_t N = m->N;
+  const int d = m->d;
+  int64_t nk = 0;
+  for (int64_t i = 0; i < N; i++)
+    nk += !keep || keep[i];
+  if (nk == 0 || k == 0) {
+    for (int64_t i = 0; i < N * k; i++)
+      nbr[i] = -1, cos[i] = -INFINITY;
+    return AF_OK;
   }
-  for (int64_t i = 0; i < m->N; i++)
-    self[i] = i;
+  int64_t *rows = af_malloc((size_t)nk, sizeof *rows, err);      /* packed -> catalog row */
+  int64_t *self = af_malloc((size_t)N, sizeof *self, err);       /* catalog row -> packed or -1 */
+  float *base = keep ? af_malloc((size_t)nk * d, sizeof *base, err) : NULL; /* (nk, d) */
+  af_score_index *ix = NULL;
+  af_status st = rows && self && (base || !keep) ? AF_OK : AF_ERR_NOMEM;
+  if (st == AF_OK) {
+    int64_t j = 0;
+    for (int64_t i = 0; i < N; i++) {
+      self[i] = -1;
+      if (!keep || keep[i]) {
+        if (keep)
+          memcpy(base + j * d, m->emb + i * d, sizeof *base * (size_t)d);
+        self[i] = j;
+        rows[j++] = i;
+      }
+    }
+    st = af_score_index_build(keep ? base : m->emb, nk, d, &ix, err);
+  }
   af_score_options so = {m->opt.threads, 0, 0};
-  af_status st = af_score_index_search(ix, m->emb, m->N, self, skip, k, -INFINITY, nbr, cos, &so,
-                                       err);
-  free(self);
+  if (st == AF_OK)
+    st = af_score_index_search(ix, m->emb, N, self, NULL, k, -INFINITY, nbr, cos, &so, err);
+  if (st == AF_OK)
+    for (int64_t i = 0; i < N * k; i++)
+      if (nbr[i] >= 0)
+        nbr[i] = rows[nbr[i]];
   af_score_index_free(ix);
+  free(rows), free(self), free(base);
   return st;
 }
 
@@ -224,20 +250,20 @@ af_status af_fuse_model_build(const af_fuse_options *opt, const af_fuse_input *i
   int tk = opt->text_k;
   if (tk > m->N - 1)
     tk = (int)(m->N - 1);
-  unsigned char *skip = af_malloc((size_t)m->N, 1, err);
+  unsigned char *warm = af_malloc((size_t)m->N, 1, err);
   int64_t *nbr = af_malloc((size_t)m->N * tk + 1, sizeof *nbr, err);
   float *cos = af_malloc((size_t)m->N * tk + 1, sizeof *cos, err);
-  if (!skip || !nbr || !cos) {
-    free(skip), free(nbr), free(cos);
+  if (!warm || !nbr || !cos) {
+    free(warm), free(nbr), free(cos);
     st = AF_ERR_NOMEM;
     goto fail;
   }
   for (int64_t x = 0; x < m->N; x++)
-    skip[x] = m->co.item_count[x] == 0;
-  st = tk > 0 ? text_neighbours(m, skip, tk, nbr, cos, err) : AF_OK;
+    warm[x] = m->co.item_count[x] > 0;
+  st = tk > 0 ? text_neighbours(m, warm, tk, nbr, cos, err) : AF_OK;
   if (st == AF_OK)
     st = build_backoff(m, nbr, cos, tk, err);
-  free(skip), free(nbr), free(cos);
+  free(warm), free(nbr), free(cos);
   if (st != AF_OK)
     goto fail;
   if (substitutes) {

@@ -32,7 +32,8 @@ static const af_flag_spec FLAGS[] = {
     {"text-k", "N", "fusion: text neighbours with sales used to back off (default 20)"},
     {"history-prior", "X", "fusion: own-history weight n/(n+X) (default 5)"},
     {"text-min-cosine", "X", "fusion: back-off neighbours need at least this cosine (default 0.4)"},
-    {"text-weight", "X", "fusion: + X * text cosine to the query (default 0)"},
+    {"text-weight", "X", "fusion: + X * text cosine to the query (default 0.05)"},
+    {"cold-text-weight", "X", "fusion: + X * (1 - history weight) * text cosine (default 0)"},
     {"index-ties", NULL, "order equal scores by catalog row only (default: by training popularity first)"},
     {"out", "FILE", "metrics JSON (required)"},
 };
@@ -206,7 +207,7 @@ int af_cmd_eval(int argc, char **argv) {
   af_fuse_default_options(&fo);
   const char *out, *methods = af_arg_str(&a, "methods"), *agg = af_arg_str(&a, "text-agg");
   int64_t seed, min_count, rmin, rlen, fmin, text_k, threads;
-  double text_weight;
+  double text_weight, cold_text_weight;
   af_status st;
   if (!methods)
     methods = "popularity,rules,itemcf,text,fusion";
@@ -231,7 +232,8 @@ int af_cmd_eval(int argc, char **argv) {
           AF_OK ||
       (st = af_arg_f64(&a, "text-min-cosine", fo.text_min_cosine, -1, 1, &fo.text_min_cosine,
                        &err)) != AF_OK ||
-      (st = af_arg_f64(&a, "text-weight", 0, -1e6, 1e6, &text_weight, &err)) != AF_OK ||
+      (st = af_arg_f64(&a, "text-weight", 0.05, -1e6, 1e6, &text_weight, &err)) != AF_OK ||
+      (st = af_arg_f64(&a, "cold-text-weight", 0, -1e6, 1e6, &cold_text_weight, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "threads", 0, 0, 4096, &threads, &err)) != AF_OK)
     goto done;
   so.seed = (uint64_t)seed;
@@ -322,6 +324,7 @@ int af_cmd_eval(int argc, char **argv) {
       ms[nm].emb = ts[i].emb;
       ms[nm].d = ts[i].d;
       ms[nm].fuse = fo;
+      ms[nm].cold_text_weight = cold_text_weight;
       ms[nm++].text_weight = text_weight;
     }
   }
