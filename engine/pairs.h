@@ -30,7 +30,7 @@ extern "C" {
 #define AF_PAIRS_STREAM_SPLIT 0x5041495253000000ULL /* "PAIRS" */
 #define AF_PAIRS_STREAM_EPOCH 0x4550434800000000ULL /* "EPCH" + epoch */
 
-typedef struct {
+typedef struct af_pair_set {
   int64_t n;
   char **anchor;   /* (n) */
   char **positive; /* (n) */

@@ -205,6 +205,13 @@ float *af_trainer_grad(af_trainer *t) { return t->grad; }
 float *af_trainer_moment1(af_trainer *t) { return t->m1; }
 float *af_trainer_moment2(af_trainer *t) { return t->m2; }
 void af_trainer_set_steps_done(af_trainer *t, int64_t steps) { t->steps = steps; }
+af_status af_trainer_set_total_steps(af_trainer *t, int64_t total, af_error *err) {
+  if (total < 1 || total < t->steps)
+    return af_error_set(err, AF_ERR_ARG, "total steps %lld below the %lld steps done",
+                        (long long)total, (long long)t->steps);
+  t->cfg.total_steps = total;
+  return AF_OK;
+}
 void af_trainer_zero_grad(af_trainer *t) {
   memset(t->grad, 0, sizeof(float) * (size_t)t->m->n_floats);
 }

@@ -31,6 +31,8 @@
 #include "error.h"
 #include "model.h"
 #include "ops.h"
+#include "pairs.h"
+#include "tokenizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -78,6 +80,8 @@ float *af_trainer_moment1(af_trainer *t);
 float *af_trainer_moment2(af_trainer *t);
 /* Sets the step counter (resume); moments are filled through the pointers above. */
 void af_trainer_set_steps_done(af_trainer *t, int64_t steps);
+/* Changes the schedule's length (a resumed run extended with --steps); >= steps done. */
+af_status af_trainer_set_total_steps(af_trainer *t, int64_t total, af_error *err);
 /* 1 if the parameter is trained: every parameter but pooler.* (BertModel's
  * pooler gets no gradient under mean/CLS pooling, so torch's AdamW skips it). */
 int af_trainer_param_trained(const char *hf_name);
@@ -131,6 +135,53 @@ af_status af_train_checkpoint_load(const char *path, const af_device *dev, af_mo
 
 /* 1 when the file looks like a training checkpoint (has /optim and /train). */
 int af_train_checkpoint_is(const char *path);
+
+/* ---- the loop (engine/train_loop.c) ------------------------------------------ */
+
+
+/* One record of the loop's progress, handed to the callback (the CLI prints
+ * it) and appended to <out_dir>/log.jsonl as one JSON line. */
+typedef struct {
+  int is_eval;
+  int64_t step, total_steps, epoch;
+  double loss, lr, grad_norm, tokens_per_s, elapsed_s; /* training records */
+  int64_t tokens;                                      /* tokens in this step */
+  double recall_at_1, recall_at_10, mean_rank;         /* evaluation records */
+  int64_t n_val;
+  const char *json; /* the JSON line (no newline) */
+} af_train_event;
+
+typedef void (*af_train_event_fn)(void *ctx, const af_train_event *ev);
+
+typedef struct {
+  const af_pair_set *train; /* required, n >= batch */
+  const af_pair_set *val;   /* may be NULL or empty: no evaluation */
+  int max_len;          /* tokens per text incl. [CLS]/[SEP] */
+  int64_t stop_after;   /* stop after this many steps in this call (0: at total_steps) */
+  int64_t save_every;   /* checkpoint every N steps (0: only at the end) */
+  int64_t keep;         /* step-*.h5 checkpoints kept (0: all) */
+  int64_t eval_every;   /* validation Recall@10 every N steps (0: at start and end only) */
+  const char *out_dir;  /* existing folder: step-XXXXXXX.h5, final.h5, log.jsonl */
+  af_train_event_fn on_event;
+  void *ctx;
+} af_train_loop_options;
+
+/* Runs optimizer steps until total_steps (or stop_after in this call).
+ * meta carries the data cursor in and out (a fresh run: zeroed, with n_train,
+ * n_val, data_fingerprint and max_len set). Writes
+ * out_dir/step-<step 7 digits>.h5 every save_every steps and when it stops
+ * (keeping the newest `keep`), out_dir/final.h5 when the schedule is done, and
+ * appends to out_dir/log.jsonl. Evaluation ranks each validation anchor's
+ * positive among all validation positives (cosine). */
+af_status af_train_run(af_trainer *t, const af_tokenizer *tok,
+                       const af_train_loop_options *opt, af_train_meta *meta, af_error *err);
+
+/* Recall@1, Recall@10 and the mean rank (1-based) of each pair's positive
+ * among all positives of the set, ranked by cosine similarity to its anchor
+ * with the current parameters (inference forward, no dropout). */
+af_status af_train_evaluate(af_model *m, const af_device *dev, const af_tokenizer *tok,
+                            const af_pair_set *val, int max_len, double *recall_at_1,
+                            double *recall_at_10, double *mean_rank, af_error *err);
 
 #ifdef __cplusplus
 }

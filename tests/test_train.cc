@@ -382,6 +382,138 @@ TEST(Train, CheckpointRoundTripAndCorruption) {
   af_trainer_free(t);
 }
 
+// ---- the CLI: resume, corrupted checkpoints -----------------------------------
+
+struct CliRun {
+  std::string dir, model, baskets;
+  CliRun() {
+    dir = aft::temp_dir("train-cli");
+    model = dir + "/tiny_a.h5";
+    af_model m{};
+    af_error err{};
+    EXPECT_EQ(af_model_import_hf(data("tiny_bert_a").c_str(), &m, &err), AF_OK) << err.msg;
+    EXPECT_EQ(af_model_save(model.c_str(), &m, &err), AF_OK) << err.msg;
+    af_model_free(&m);
+    baskets = aft::shared_dir() + "/groceries/groceries.csv";
+  }
+  std::string cmd(const std::string &out, const std::string &extra) const {
+    return aft::cli() + " train --baskets " + baskets +
+           " --baskets-format lines --min-count 5 --max-val 40 --batch 8 --lr 1e-3 --warmup 1"
+           " --threads 2 --seed 7 --out " + dir + "/" + out + " " + extra;
+  }
+};
+
+std::vector<char> params_and_moments(const std::string &path) {
+  af_model m{};
+  af_trainer *t = nullptr;
+  af_train_meta meta{};
+  af_error err{};
+  af_device dev = af_device_cpu(0);
+  std::vector<char> out;
+  EXPECT_EQ(af_train_checkpoint_load(path.c_str(), &dev, &m, &t, &meta, &err), AF_OK) << err.msg;
+  if (!t) return out;
+  const char *parts[3] = {(const char *)m.data, (const char *)af_trainer_moment1(t),
+                          (const char *)af_trainer_moment2(t)};
+  for (auto p : parts) out.insert(out.end(), p, p + sizeof(float) * m.n_floats);
+  int64_t step = af_trainer_steps_done(t);
+  out.insert(out.end(), (const char *)&step, (const char *)&step + sizeof step);
+  out.insert(out.end(), (const char *)&meta, (const char *)&meta + sizeof meta);
+  af_trainer_free(t);
+  af_model_free(&m);
+  return out;
+}
+
+TEST(TrainCli, ResumeIsBitExact) {
+  CliRun r;
+  std::string err_out;
+  // 2N steps in one go (N = 3, with 2 micro-batches per step and dropout 0.1)
+  ASSERT_EQ(aft::run(r.cmd("full", "--model " + r.model + " --steps 6 --grad-accum 2"), nullptr,
+                     &err_out), 0) << err_out;
+  // N steps, stop, resume for N more
+  ASSERT_EQ(aft::run(r.cmd("half", "--model " + r.model + " --steps 6 --grad-accum 2 --stop-after 3"),
+                     nullptr, &err_out), 0) << err_out;
+  ASSERT_TRUE(aft::file_exists(r.dir + "/half/step-0000003.h5")) << err_out;
+  EXPECT_FALSE(aft::file_exists(r.dir + "/half/final.h5"));
+  ASSERT_EQ(aft::run(r.cmd("half", "--resume " + r.dir + "/half/step-0000003.h5"), nullptr,
+                     &err_out), 0) << err_out;
+  EXPECT_NE(err_out.find("resuming at step 3 of 6"), std::string::npos) << err_out;
+  auto a = params_and_moments(r.dir + "/full/final.h5");
+  auto b = params_and_moments(r.dir + "/half/final.h5");
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_TRUE(a == b) << "resumed run differs from the uninterrupted one";
+  // and training did change the parameters
+  auto c = params_and_moments(r.dir + "/half/step-0000003.h5");
+  EXPECT_FALSE(a == c);
+  // the logs hold the same training records
+  std::string la = aft::read_file(r.dir + "/full/log.jsonl"), lb = aft::read_file(r.dir + "/half/log.jsonl");
+  auto losses = [](const std::string &log) {
+    std::vector<std::string> v;
+    size_t p = 0;
+    while ((p = log.find("\"loss\": ", p)) != std::string::npos) {
+      v.push_back(log.substr(p, 20));
+      p += 5;
+    }
+    return v;
+  };
+  EXPECT_EQ(losses(la), losses(lb));
+  EXPECT_EQ(losses(la).size(), 6u);
+}
+
+TEST(TrainCli, BadCheckpointIsRejectedAndNothingIsOverwritten) {
+  CliRun r;
+  std::string err_out;
+  ASSERT_EQ(aft::run(r.cmd("run", "--model " + r.model + " --steps 4 --stop-after 2"), nullptr,
+                     &err_out), 0) << err_out;
+  std::string ck = r.dir + "/run/step-0000002.h5";
+  std::string blob = aft::read_file(ck);
+  auto snapshot = [&]() {
+    std::map<std::string, std::string> s;
+    for (auto &n : aft::list_dir(r.dir + "/run")) s[n] = aft::read_file(r.dir + "/run/" + n);
+    return s;
+  };
+  // truncated
+  aft::write_file(ck, blob.substr(0, blob.size() * 2 / 3));
+  auto before = snapshot();
+  EXPECT_NE(aft::run(r.cmd("run", "--resume " + ck), nullptr, &err_out), 0);
+  EXPECT_NE(err_out.find("step-0000002.h5"), std::string::npos) << err_out;
+  EXPECT_EQ(err_out.find("Segmentation"), std::string::npos);
+  EXPECT_EQ(snapshot(), before) << "the failed resume changed the output folder";
+  std::printf("  truncated: %s", err_out.c_str());
+  // corrupted tensor bytes
+  std::string bad = blob;
+  for (int k = 0; k < 16; k++) bad[bad.size() / 2 + k] ^= 0x33;
+  aft::write_file(ck, bad);
+  before = snapshot();
+  EXPECT_NE(aft::run(r.cmd("run", "--resume " + ck), nullptr, &err_out), 0);
+  EXPECT_NE(err_out.find("step-0000002.h5"), std::string::npos) << err_out;
+  EXPECT_EQ(snapshot(), before);
+  std::printf("  corrupted: %s", err_out.c_str());
+  // intact, but other data flags
+  aft::write_file(ck, blob);
+  EXPECT_NE(aft::run(r.cmd("run", "--resume " + ck + " --min-count 6"), nullptr, &err_out), 0);
+  EXPECT_NE(err_out.find("differ from the checkpoint"), std::string::npos) << err_out;
+  // a model without optimizer state
+  EXPECT_NE(aft::run(r.cmd("run", "--resume " + r.model), nullptr, &err_out), 0);
+  EXPECT_NE(err_out.find("not a training checkpoint"), std::string::npos) << err_out;
+}
+
+TEST(TrainCli, KeepsTheNewestCheckpoints) {
+  CliRun r;
+  std::string err_out;
+  ASSERT_EQ(aft::run(r.cmd("keep", "--model " + r.model +
+                                       " --steps 5 --save-every 1 --keep 2 --eval-every 2 --dropout 0"),
+                     nullptr, &err_out), 0) << err_out;
+  auto names = aft::list_dir(r.dir + "/keep");
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"final.h5", "log.jsonl", "step-0000004.h5",
+                                             "step-0000005.h5"}));
+  std::string log = aft::read_file(r.dir + "/keep/log.jsonl");
+  size_t evals = 0, p = 0;
+  while ((p = log.find("val_recall_at_10", p)) != std::string::npos) evals++, p++;
+  EXPECT_EQ(evals, 4u);  // steps 0, 2, 4 and the end
+}
+
 // ---- pairs --------------------------------------------------------------------
 
 TEST(Pairs, FromBasketsMatchBruteForce) {
