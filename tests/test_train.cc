@@ -23,7 +23,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -379,6 +381,85 @@ TEST(Train, CheckpointRoundTripAndCorruption) {
   err = af_error{};
   EXPECT_NE(af_train_checkpoint_load(plain.c_str(), &dev, &r, &rt, &rmeta, &err), AF_OK);
   EXPECT_NE(std::string(err.msg).find("not a training checkpoint"), std::string::npos) << err.msg;
+  af_trainer_free(t);
+}
+
+// docs/checkpoint-format.md's ```train-layout block, entry by entry, against a
+// checkpoint the trainer wrote.
+TEST(Train, CheckpointLayoutMatchesDocumentation) {
+  std::ifstream doc(aft::source_dir() + "/docs/checkpoint-format.md");
+  ASSERT_TRUE(doc.good());
+  std::string line;
+  bool in = false;
+  std::vector<std::vector<std::string>> entries;
+  while (std::getline(doc, line)) {
+    if (line.rfind("```train-layout", 0) == 0) { in = true; continue; }
+    if (in && line.rfind("```", 0) == 0) break;
+    if (!in || line.empty()) continue;
+    std::istringstream ss(line);
+    std::vector<std::string> w;
+    std::string tok;
+    while (ss >> tok) w.push_back(tok);
+    entries.push_back(w);
+  }
+  ASSERT_GT(entries.size(), 20u);
+  Model M(data("tiny_bert_a"));
+  ASSERT_TRUE(M.ok);
+  af_error err{};
+  af_device dev = af_device_cpu(0);
+  af_train_config cfg = base_config(0.1f);
+  af_trainer *t = nullptr;
+  ASSERT_EQ(af_trainer_create(&M.m, &dev, &cfg, &t, &err), AF_OK) << err.msg;
+  af_train_meta meta{0, 8, 100, 5, 1, 0, 32};
+  std::string path = aft::temp_dir("train-layout") + "/c.h5";
+  ASSERT_EQ(af_train_checkpoint_save(path.c_str(), t, &meta, &err), AF_OK) << err.msg;
+  hid_t f = af_h5_open(path.c_str(), 0, &err);
+  ASSERT_GE(f, 0);
+  size_t checked = 0;
+  for (auto &w : entries) {
+    if (w[0] == "group") {
+      EXPECT_TRUE(af_h5_exists(f, w[1].c_str() + 1)) << w[1];
+    } else if (w[0] == "attr") {
+      std::string obj = w[1].substr(1);
+      ASSERT_TRUE(af_h5_attr_exists(f, obj.c_str(), w[2].c_str())) << w[1] << " " << w[2];
+      if (w[3] == "string") {
+        char *v = nullptr;
+        EXPECT_EQ(af_h5_attr_get_str(f, obj.c_str(), w[2].c_str(), &v, &err), AF_OK) << w[2];
+        if (w.size() > 4 && w[4][0] == '"') {
+          EXPECT_EQ("\"" + std::string(v) + "\"", w[4]) << w[2];
+        }
+        free(v);
+      } else if (w[3] == "int") {
+        int64_t v;
+        EXPECT_EQ(af_h5_attr_get_i64(f, obj.c_str(), w[2].c_str(), &v, &err), AF_OK) << w[2];
+      } else {
+        double d;
+        EXPECT_EQ(af_h5_attr_get_f64(f, obj.c_str(), w[2].c_str(), &d, &err), AF_OK) << w[2];
+      }
+    } else if (w[0] == "dataset") {
+      int n = 0;
+      for (int i = 0; i < M.m.n_params; i++) {
+        const af_param_info *p = &M.m.params[i];
+        std::string name = w[1].substr(1, w[1].find("<T>") - 1) + p->name;
+        if (!af_trainer_param_trained(p->name)) {
+          EXPECT_FALSE(af_h5_exists(f, name.c_str())) << name;
+          continue;
+        }
+        int rank;
+        hsize_t dims[8];
+        ASSERT_EQ(af_h5_shape(f, name.c_str(), &rank, dims, &err), AF_OK) << name;
+        EXPECT_EQ(rank, p->rank) << name;
+        EXPECT_EQ((int64_t)dims[0], p->shape[0]) << name;
+        n++;
+      }
+      EXPECT_EQ(n, M.m.n_params - 2);
+    } else {
+      ADD_FAILURE() << "unknown layout kind " << w[0];
+    }
+    checked++;
+  }
+  EXPECT_EQ(checked, entries.size());
+  af_h5_close(f, path.c_str(), nullptr);
   af_trainer_free(t);
 }
 
