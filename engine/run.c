@@ -338,7 +338,19 @@ static af_status write_run_json(run_ctx *c, int final, af_error *err) {
 
 /* ---- the pipeline ------------------------------------------------------------- */
 
+/* mkdir -p */
 static af_status make_dir(const char *dir, af_error *err) {
+  char buf[AF_PATH_MAX];
+  int k = snprintf(buf, sizeof buf, "%s", dir);
+  if (k < 0 || k >= (int)sizeof buf)
+    return af_error_set(err, AF_ERR_ARG, "path too long: %s", dir);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return af_error_set(err, AF_ERR_IO, "%s: cannot create folder: %s", buf, strerror(errno));
+      *p = '/';
+    }
   if (mkdir(dir, 0777) != 0 && errno != EEXIST)
     return af_error_set(err, AF_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
   struct stat sb;
