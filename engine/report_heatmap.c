@@ -6,12 +6,14 @@
 
 #include "report_internal.h"
 
-#define CELL 26
 #define LEFT 170
 #define TOP 150
 
 void af_report_heatmap_svg(const af_report_data *d, FILE *f) {
   int n = d->n_cat;
+  /* cells fill about 560 px, between 22 and 48 px each */
+  int CELL = n > 0 ? 560 / n : 48;
+  CELL = CELL < 22 ? 22 : CELL > 48 ? 48 : CELL;
   double max = 0;
   for (int i = 0; i < n * n; i++)
     if (d->heat[i] > max)
