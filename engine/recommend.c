@@ -112,7 +112,8 @@ static af_status read_rules(const char *run_dir, const af_run_products *p, const
       cJSON_Delete(j);
       break;
     }
-    int applies = na > 0;
+    /* single-item consequents: the rule's confidence is then P(c | X) */
+    int applies = na > 0 && nc == 1;
     for (int i = 0; i < na && applies; i++)
       applies = ante[i] >= 0 && in_basket[ante[i]];
     for (int i = 0; applies && i < nc; i++) {

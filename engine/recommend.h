@@ -1,8 +1,8 @@
 /* Basket recommendations from a run folder (docs/report.md).
  *
  * For a basket B of product ids, every product c not in B collects evidence:
- *   rule:      the rule X -> Y of rules.jsonl with X a subset of B, c in Y and
- *              the highest confidence (its confidence, lift, count);
+ *   rule:      the rule X -> {c} of rules.jsonl (one-item consequent) with X a
+ *              subset of B and the highest confidence (its confidence, lift, count);
  *   co-purchase: the basket item b with the highest item-CF cosine
  *              count(b,c)/sqrt(n_b n_c) in cooccur.csv (its count, lift);
  *   text:      the basket item b whose title is most similar to c's

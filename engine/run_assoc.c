@@ -78,8 +78,7 @@ af_status af_stage_associate(af_run_data *d, char *const *out, af_error *err) {
   if (st == AF_OK)
     st = af_neighbors_read(nbr_path, &nb, err);
   if (st == AF_OK && d->have_baskets && !d->have_co) {
-    int64_t m = o->itemcf_min_count < 1 ? 1 : o->itemcf_min_count;
-    st = af_cooccur_build(&d->baskets, m, &d->co, err);
+    st = af_cooccur_build(&d->baskets, 1, &d->co, err); /* every pair's true count */
     d->have_co = st == AF_OK;
   }
   if (st != AF_OK)

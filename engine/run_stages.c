@@ -48,12 +48,9 @@ void af_run_data_free(af_run_data *d) {
 static af_status need_cooccur(af_run_data *d, af_error *err) {
   if (d->have_co)
     return AF_OK;
-  int64_t m = d->o->cooccur_min_count;
-  if (d->o->itemcf_min_count < m)
-    m = d->o->itemcf_min_count;
-  if (m < 1)
-    m = 1;
-  AF_TRY(af_cooccur_build(&d->baskets, m, &d->co, err));
+  /* Every pair (min count 1): the associate stage needs the true count of
+   * any pair, also below the thresholds of cooccur.csv and item-CF. */
+  AF_TRY(af_cooccur_build(&d->baskets, 1, &d->co, err));
   d->have_co = 1;
   return AF_OK;
 }

@@ -25,7 +25,7 @@ typedef struct {
   int have_baskets;
   af_baskets_report brep;
   int64_t *item_baskets; /* (catalog.n) baskets holding each product */
-  af_cooccur co;         /* built on first use, min count = min(cooccur, itemcf) */
+  af_cooccur co;         /* built on first use, every pair (min count 1) */
   int have_co;
   char model_name[256];
 } af_run_data;
