@@ -309,6 +309,19 @@ static af_status select_network(af_report_data *d, af_error *err) {
     if (!dup)
       d->edges[d->n_edges++] = order[i];
   }
+  /* drop nodes that kept no edge (the edge cap can strand a partner) */
+  int kept = 0, anchors = 0;
+  for (int i = 0; i < d->n_nodes; i++) {
+    int used = 0;
+    for (int e = 0; e < d->n_edges && !used; e++)
+      used = d->as.rows[d->edges[e]].a == d->nodes[i] || d->as.rows[d->edges[e]].b == d->nodes[i];
+    if (used) {
+      anchors += i < n_anchor;
+      d->nodes[kept++] = d->nodes[i];
+    }
+  }
+  d->n_nodes = kept;
+  d->n_anchors = anchors;
   free(in);
   free(order);
   return AF_OK;

@@ -87,7 +87,7 @@ static af_status network_dot(const af_report_data *d, char **text, af_error *err
     fputs(", tooltip=", f);
     dot_str(f, tip);
     fprintf(f, ", fillcolor=\"%sb0\"%s];\n", af_report_color(d->prod_cat[r]),
-            i < d->o->top ? ", penwidth=1.4" : "");
+            i < d->n_anchors ? ", penwidth=1.4" : "");
   }
   for (int e = 0; e < d->n_edges; e++) {
     const af_assoc *a = &d->as.rows[d->edges[e]];

@@ -202,7 +202,7 @@ static void network_section(const af_report_data *d, const char *svg, FILE *f) {
           "chance), <span class=\"subs\">dashed orange: substitute</span> (similar title, same "
           "category, not bought together). Line width: score. Hover for evidence. Layout: "
           "Graphviz %s.</p>\n",
-          d->n_nodes < d->o->top ? d->n_nodes : d->o->top, d->n_nodes, d->n_edges,
+          d->n_anchors, d->n_nodes, d->n_edges,
           d->o->layout ? d->o->layout : "neato");
   fputs("<div class=\"fig\" id=\"network-figure\"><div id=\"network-svg-box\">\n", f);
   fputs(svg ? svg : "", f);

@@ -34,6 +34,7 @@ typedef struct {
   int64_t *ranked;   /* (p.n) product rows, strongest first */
   /* the network */
   int n_nodes;
+  int n_anchors;  /* the first n_anchors nodes are top products, the rest their partners */
   int64_t *nodes; /* (n_nodes) product rows */
   int n_edges;
   int64_t *edges; /* (n_edges) rows of as */
