@@ -21,7 +21,7 @@ static const af_cmd_spec SPEC = {
     "recommend",
     "--run DIR --basket \"id1,id2,...\" [--k 10]",
     "Recommends products for a basket from a run folder's rules, co-purchase counts and\n"
-    "title similarity. score = best rule confidence (rule X -> Y with X in the basket)\n"
+    "title similarity. score = best rule confidence (rule X -> {c}, X in the basket)\n"
     "+ best co-purchase cosine count(b,c)/sqrt(n_b n_c) + W x best title cosine. Prints\n"
     "one line per product: rank, id, score, name, and its reasons.",
     FLAGS,
