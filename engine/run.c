@@ -17,6 +17,7 @@
 #include "cooccur.h"
 #include "csv.h"
 #include "embed.h"
+#include "h5util.h"
 #include "itemcf.h"
 #include "model.h"
 #include "nbrfile.h"
@@ -391,6 +392,19 @@ static af_status pipeline(run_ctx *c, af_error *err) {
   PARAMS(params, "id=%s text=%s max_len=%d", d->id_column, cols, o->max_len);
   AF_TRY(run_stage(c, "embed", params, in_embed, 2, out_embed, 1, af_stage_embed, err));
 
+  if (!d->model_name[0]) { /* embed was skipped: the name is in the embeddings file */
+    char ep[AF_PATH_MAX];
+    char *name = NULL;
+    hid_t f = H5I_INVALID_HID;
+    if (af_run_path(o->out_dir, "embeddings.h5", ep, NULL) == AF_OK &&
+        (f = af_h5_open(ep, 0, NULL)) != H5I_INVALID_HID &&
+        af_h5_attr_get_str(f, ".", "model", &name, NULL) == AF_OK)
+      snprintf(d->model_name, sizeof d->model_name, "%s", name);
+    free(name);
+    if (f != H5I_INVALID_HID)
+      af_h5_close(f, ep, NULL);
+  }
+
   if (o->fine_tune_steps > 0)
     return af_error_set(err, AF_ERR_UNSUPPORTED,
                         "--fine-tune-steps: fine-tuning inside `affinity run` needs engine/train.h, "
@@ -409,11 +423,9 @@ static af_status pipeline(run_ctx *c, af_error *err) {
   AF_TRY(run_stage(c, "score", params, in_score, 1, out_score, 1, af_stage_score, err));
 
   if (o->baskets) {
-    const char *in_b[1] = {prod_path};
     /* products.csv carries the catalog and each product's basket count, but
      * not the baskets themselves: hash the baskets file too. */
     const char *in_bb[2] = {prod_path, o->baskets};
-    (void)in_b;
     const char *out_rules[2] = {"rules.csv", "rules.jsonl"};
     PARAMS(params, "%s sup=%.17g conf=%.17g len=%d max_rules=%d", basket_params, o->min_support,
            o->min_confidence, o->max_itemset_len, AF_RUN_MAX_RULES);
