@@ -95,8 +95,14 @@ static af_status run(const af_args *a, af_error *err) {
     o.baskets = is_file(bask_path) ? bask_path : NULL;
   }
   o.model = af_arg_str(a, "model");
-  if (!o.model)
+  if (!o.model) {
     o.model = "weights/all-MiniLM-L6-v2.h5";
+    if (!is_file(o.model))
+      return af_error_set(err, AF_ERR_IO,
+                          "%s: the default model is not installed (./setup.sh installs it; run "
+                          "from the repository root, or give --model)",
+                          o.model);
+  }
   o.id_column = af_arg_str(a, "id-column");
   const char **texts = NULL;
   o.n_text_columns = af_arg_all(a, "text-column", &texts);
