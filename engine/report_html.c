@@ -308,6 +308,53 @@ static void rules_section(const af_report_data *d, FILE *f) {
   fputs("</table>\n", f);
 }
 
+/* eval.json as `affinity eval` writes it: "methods": [{"name", "seconds",
+ * "warm": {metrics}, "cold": {metrics}}], "protocol": {...}. One row per
+ * method and group. Returns 0 when the file has another shape. */
+static int eval_table(const af_report_data *d, FILE *f) {
+  const cJSON *methods = cJSON_GetObjectItem(d->eval, "methods");
+  if (!cJSON_IsArray(methods) || !methods->child)
+    return 0;
+  static const char *const GROUPS[2] = {"warm", "cold"};
+  static const char *const COLS[6] = {"recall@10", "recall@20", "ndcg@10", "ndcg@20", "mrr", NULL};
+  for (const cJSON *m = methods->child; m; m = m->next)
+    if (!cJSON_IsString(cJSON_GetObjectItem(m, "name")) ||
+        !cJSON_IsObject(cJSON_GetObjectItem(m, "warm")))
+      return 0;
+  fputs("<p class=\"sub\">Hide one product of each held-out basket, rank every other product "
+        "with each method; warm: the hidden product was sold in training, cold: it was not "
+        "(docs/evaluation.md).</p>\n<table><tr><th>method</th><th>group</th><th>queries</th>",
+        f);
+  for (int c = 0; COLS[c]; c++)
+    fprintf(f, "<th>%s</th>", COLS[c]);
+  fputs("<th>seconds</th></tr>\n", f);
+  for (const cJSON *m = methods->child; m; m = m->next)
+    for (int g = 0; g < 2; g++) {
+      const cJSON *gr = cJSON_GetObjectItem(m, GROUPS[g]);
+      if (!cJSON_IsObject(gr))
+        continue;
+      fputs("<tr><td>", f);
+      esc(f, cJSON_GetStringValue(cJSON_GetObjectItem(m, "name")));
+      fprintf(f, "</td><td>%s</td><td class=\"n\">", GROUPS[g]);
+      json_value(f, cJSON_GetObjectItem(gr, "queries"));
+      fputs("</td>", f);
+      for (int c = 0; COLS[c]; c++) {
+        const cJSON *v = cJSON_GetObjectItem(gr, COLS[c]);
+        num_cell(f, cJSON_IsNumber(v) ? v->valuedouble : NAN, "%.4f");
+      }
+      const cJSON *sec = cJSON_GetObjectItem(m, "seconds");
+      num_cell(f, cJSON_IsNumber(sec) ? sec->valuedouble : NAN, "%.1f");
+      fputs("</tr>\n", f);
+    }
+  fputs("</table>\n", f);
+  const cJSON *proto = cJSON_GetObjectItem(d->eval, "protocol");
+  if (cJSON_IsObject(proto)) {
+    fputs("<h3>protocol</h3>\n", f);
+    json_section(f, proto, 2);
+  }
+  return 1;
+}
+
 static void eval_section(const af_report_data *d, FILE *f) {
   fputs("<h2>Evaluation</h2>\n", f);
   if (!d->eval) {
@@ -316,7 +363,8 @@ static void eval_section(const af_report_data *d, FILE *f) {
           f);
     return;
   }
-  json_section(f, d->eval, 1);
+  if (!eval_table(d, f))
+    json_section(f, d->eval, 1);
 }
 
 static void meta_section(const af_report_data *d, FILE *f) {

@@ -70,9 +70,15 @@ void write_folder(const std::string &dir, bool with_assoc = true) {
                   "\"baskets\": \"hand-made.csv\", \"n_baskets\": 50}, "
                   "\"model\": {\"path\": \"none.h5\"}, \"parameters\": {\"k\": 20}, "
                   "\"stages\": [{\"name\": \"embed\", \"seconds\": 1.5, \"skipped\": false}]}\n");
+  // eval.json in the shape `affinity eval` writes (tools/cmd_eval.c).
   aft::write_file(dir + "/eval.json",
-                  "{\"methods\": {\"popularity\": {\"recall@10\": 0.1, \"ndcg@10\": 0.05}, "
-                  "\"fusion\": {\"recall@10\": 0.3, \"ndcg@10\": 0.2}}}\n");
+                  "{\"products\": 24, \"protocol\": {\"split\": \"random\", \"seed\": 42},\n"
+                  " \"methods\": [{\"name\": \"popularity\", \"seconds\": 0.1, \"warm\": "
+                  "{\"queries\": 40, \"recall@10\": 0.125, \"ndcg@10\": 0.05, \"mrr\": 0.07}, "
+                  "\"cold\": {\"queries\": 3, \"recall@10\": 0, \"ndcg@10\": 0, \"mrr\": 0.01}},\n"
+                  " {\"name\": \"fusion-<pretrained>\", \"seconds\": 2.5, \"warm\": {\"queries\": "
+                  "40, \"recall@10\": 0.375, \"ndcg@10\": 0.2, \"mrr\": 0.25}, \"cold\": "
+                  "{\"queries\": 3, \"recall@10\": 0.3333, \"ndcg@10\": 0.1, \"mrr\": 0.12}}]}\n");
 }
 
 std::string report_cmd(const std::string &dir, const std::string &extra = "") {
@@ -98,8 +104,11 @@ TEST(Report, EscapesEveryTextAndLoadsNothingFromTheNetwork) {
   // Both figures are inline SVG; the evaluation table was rendered.
   EXPECT_NE(html.find("id=\"network-svg-box\""), std::string::npos);
   EXPECT_NE(html.find("id=\"heatmap-svg\""), std::string::npos);
-  EXPECT_NE(html.find("recall@10"), std::string::npos);
-  EXPECT_NE(html.find("popularity"), std::string::npos);
+  EXPECT_NE(html.find("<th>recall@10</th>"), std::string::npos);
+  EXPECT_NE(html.find("<td>popularity</td><td>warm</td><td class=\"n\">40</td><td class=\"n\">0.1250</td>"),
+            std::string::npos);
+  EXPECT_NE(html.find("<td>fusion-&lt;pretrained&gt;</td><td>cold</td><td class=\"n\">3</td><td class=\"n\">0.3333</td>"),
+            std::string::npos);
 }
 
 TEST(Report, MissingOrMalformedRunFolderIsAClearError) {
