@@ -445,13 +445,25 @@ static af_status pipeline(run_ctx *c, af_error *err) {
   /* associate */
   const char *in_assoc[4] = {prod_path, emb_path, nbr_path, co_path};
   const char *out_assoc[1] = {"associations.csv"};
-  PARAMS(params, "sub=%.17g k=%d cf_min=%lld", o->substitute_min_cosine, o->assoc_k,
-         (long long)o->itemcf_min_count);
+  PARAMS(params, "%s sub=%.17g k=%d cf_min=%lld", af_run_have_fuse() ? "fuse" : "interim",
+         o->substitute_min_cosine, o->assoc_k, (long long)o->itemcf_min_count);
+  int fuse = af_run_have_fuse();
+  if (!fuse)
+    logf_(o, "associate uses the interim fusion (engine/fuse.h is not in this build)");
   AF_TRY(run_stage(c, "associate", params, in_assoc, o->baskets ? 4 : 3, out_assoc, 1,
-                   af_stage_associate, err));
+                   fuse ? af_stage_fuse : af_stage_associate, err));
 
-  /* eval: TODO(af_stage_eval) -- engine/eval.h is not merged yet. */
-  stage_note(c, "eval", "engine/eval.h not in this build yet (TODO af_stage_eval)");
+  if (!fuse) {
+    stage_note(c, "eval", "engine/eval.h is not in this build");
+  } else if (!o->baskets) {
+    stage_note(c, "eval", "no baskets");
+  } else {
+    const char *in_eval[3] = {prod_path, o->baskets, emb_path};
+    const char *out_eval[1] = {"eval.json"};
+    PARAMS(params, "%s seed=42 test=0.2 cold=0.1 sub=%.17g k=%d min=%lld", basket_params,
+           o->substitute_min_cosine, o->assoc_k, (long long)o->itemcf_min_count);
+    AF_TRY(run_stage(c, "eval", params, in_eval, 3, out_eval, 1, af_stage_eval, err));
+  }
 
   /* report: run.json first (the report shows it), then the report, then
    * run.json again with the report's time. */

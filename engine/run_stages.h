@@ -42,6 +42,11 @@ af_status af_stage_itemcf(af_run_data *d, char *const *out, af_error *err);
 /* Interim fusion until engine/fuse.h lands (run_assoc.c). */
 af_status af_stage_associate(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_report(af_run_data *d, char *const *out, af_error *err);
+/* Fusion and evaluation through engine/fuse.h and engine/eval.h (run_fuse.c);
+ * af_run_have_fuse() is 0 while those are not in the build. */
+int af_run_have_fuse(void);
+af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err);
+af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err);
 
 /* Reads a whole JSON file (run.c). */
 af_status af_run_json_read(const char *path, int missing_ok, cJSON **out, af_error *err);
