@@ -217,6 +217,10 @@ TEST_F(Run, AssociationsFollowTheirDefinitions) {
     }
     return s / std::sqrt(na * nb);
   };
+  // The interim fusion's complements are exactly the co-purchase pairs; the
+  // real fusion (engine/fuse.h, tested on its own) also backs off to text
+  // neighbours, so only the evidence columns are checked for it.
+  bool interim = aft::read_file(g->run + "/run.json").find("interim") != std::string::npos;
   auto rows = csv_rows(g->run + "/associations.csv");
   int n_comp = 0, n_sub = 0;
   for (size_t r = 1; r < rows.size(); r++) {
@@ -228,13 +232,20 @@ TEST_F(Run, AssociationsFollowTheirDefinitions) {
     EXPECT_EQ(std::stoi(rows[r][6]), n_ab);
     // values printed with %.6f: absolute error below 1e-6 (+ float32 embeddings: 1e-5)
     EXPECT_NEAR(cos, cosine(a, b), 1e-5);
+    double lift = n_ab > 0 ? (double)n_ab * 40 / ((double)n_a * n_b) : NAN;
+    if (n_ab > 0) {
+      // printed with %.6f (interim) or %g (fusion): relative error below 1e-5
+      ASSERT_FALSE(rows[r][7].empty());
+      EXPECT_NEAR(std::stod(rows[r][7]), lift, 1e-5 * lift);
+    }
     if (rows[r][4] == "complement") {
       n_comp++;
-      EXPECT_GE(n_ab, 2);
-      double lift = (double)n_ab * 40 / ((double)n_a * n_b);
-      EXPECT_GT(lift, 1.0);
-      EXPECT_NEAR(std::stod(rows[r][7]), lift, 1e-6);
-      EXPECT_NEAR(score, n_ab / std::sqrt((double)n_a * n_b), 1e-6);
+      EXPECT_GT(score, 0);
+      if (interim) {
+        EXPECT_GE(n_ab, 2);
+        EXPECT_GT(lift, 1.0);
+        EXPECT_NEAR(score, n_ab / std::sqrt((double)n_a * n_b), 1e-6);
+      }
     } else {
       ASSERT_EQ(rows[r][4], "substitute");
       n_sub++;
