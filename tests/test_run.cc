@@ -148,6 +148,11 @@ TEST_F(Run, WritesEveryOutput) {
                         "network.png", "heatmap.png", "run.json", "manifest.json"})
     EXPECT_TRUE(aft::file_exists(g->run + "/" + f)) << f;
   std::string rj = aft::read_file(g->run + "/run.json");
+  if (rj.find("interim") == std::string::npos) {  // engine/eval.h is in the build
+    EXPECT_TRUE(aft::file_exists(g->run + "/eval.json"));
+    EXPECT_NE(aft::read_file(g->run + "/report.html").find("<td>fusion</td><td>warm</td>"),
+              std::string::npos);
+  }
   EXPECT_NE(rj.find("\"complete\":\ttrue"), std::string::npos) << rj;
   EXPECT_NE(rj.find("\"n_baskets\":\t40"), std::string::npos) << rj;
   // products.csv: every product once with its basket count (brute force).
