@@ -1,4 +1,5 @@
-/* Product groups by deterministic weighted label propagation (see groups.h). */
+/* Product groups from the complement graph: the graph, label propagation,
+ * grouping and groups.csv (see groups.h; Louvain in groups_louvain.c). */
 #include "groups.h"
 
 #include <stdio.h>
@@ -6,8 +7,10 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "groups_internal.h"
 
 void af_groups_default_options(af_groups_options *o) {
+  o->method = AF_GROUPS_LOUVAIN;
   o->min_score = 0;
   o->max_sweeps = 100;
 }
@@ -116,10 +119,17 @@ af_status af_groups_compute(const af_run_products *p, const af_assoc_list *as,
     adj[touched[ed[i].v]] = ed[i].u;
     adj_w[touched[ed[i].v]++] = ed[i].w;
   }
-  for (int64_t i = 0; i < n; i++)
-    label[i] = deg[i + 1] > deg[i] ? i : -1;
+  if (o->method == AF_GROUPS_LOUVAIN) {
+    if ((st = af_groups_louvain(n, deg, adj, adj_w, o->max_sweeps, label, &out->sweeps, err)) !=
+        AF_OK)
+      goto done;
+    out->converged = 1;
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      label[i] = deg[i + 1] > deg[i] ? i : -1;
+  }
   /* label propagation */
-  int changed = 1;
+  int changed = o->method == AF_GROUPS_LPA;
   while (changed && out->sweeps < o->max_sweeps) {
     changed = 0;
     out->sweeps++;
@@ -153,7 +163,27 @@ af_status af_groups_compute(const af_run_products *p, const af_assoc_list *as,
       }
     }
   }
-  out->converged = !changed;
+  if (o->method == AF_GROUPS_LPA)
+    out->converged = !changed;
+  /* modularity of the result */
+  double m2 = 0;
+  for (int64_t e = 0; e < deg[n]; e++)
+    m2 += adj_w[e];
+  for (int64_t i = 0; i < n; i++)
+    acc[i] = 0; /* acc: k-sum per label */
+  double inside = 0;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t e = deg[i]; e < deg[i + 1]; e++) {
+      acc[label[i]] += adj_w[e];
+      if (label[adj[e]] == label[i])
+        inside += adj_w[e];
+    }
+  out->modularity = 0;
+  if (m2 > 0) {
+    out->modularity = inside / m2;
+    for (int64_t i = 0; i < n; i++)
+      out->modularity -= (acc[i] / m2) * (acc[i] / m2);
+  }
   /* groups by size */
   keys = af_malloc((size_t)n + 1, sizeof *keys, err);
   gid = af_malloc((size_t)n + 1, sizeof *gid, err); /* (n) label -> key slot, then group */

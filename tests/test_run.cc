@@ -433,9 +433,92 @@ TEST_F(Run, RecommendEvidenceMatchesBruteForce) {
   EXPECT_NE(e2.find("incomplete"), std::string::npos) << e2;
 }
 
+// Modularity Q = sum_c [ w_in(c)/m - (k(c)/2m)^2 ], brute force over the edge list.
+double modularity(const std::map<std::pair<int, int>, double> &w, const std::map<int, int> &group) {
+  double m = 0;
+  std::map<int, double> k, in;
+  for (auto &kv : w) {
+    m += kv.second;
+    k[group.at(kv.first.first)] += kv.second;
+    k[group.at(kv.first.second)] += kv.second;
+    if (group.at(kv.first.first) == group.at(kv.first.second)) in[group.at(kv.first.first)] += kv.second;
+  }
+  double q = 0;
+  for (auto &kv : k) q += in[kv.first] / m - (kv.second / (2 * m)) * (kv.second / (2 * m));
+  return q;
+}
+
+// Runs af_groups_compute on an edge list over n products; returns product -> group.
+std::map<int, int> groups_of(int n, const std::vector<std::pair<std::pair<int, int>, double>> &edges,
+                             af_groups_method method, double *q) {
+  af_run_products p = {};
+  p.n = n;
+  std::vector<af_assoc> rows;
+  for (auto &e : edges) rows.push_back(af_assoc{e.first.first, e.first.second, 0, e.second, 2.0, 0.5, 3});
+  af_assoc_list as = {(int64_t)rows.size(), rows.data()};
+  af_groups_options o;
+  af_groups_default_options(&o);
+  o.method = method;
+  af_groups gr;
+  af_error err;
+  std::map<int, int> out;
+  EXPECT_EQ(af_groups_compute(&p, &as, &o, &gr, &err), AF_OK) << err.msg;
+  for (int64_t k = 0; k < gr.n_groups; k++)
+    for (int64_t j = gr.offsets[k]; j < gr.offsets[k + 1]; j++) out[(int)gr.members[j]] = (int)k;
+  *q = gr.modularity;
+  af_groups_free(&gr);
+  return out;
+}
+
+TEST(Groups, LouvainRecoversPlantedGroups) {
+  // 4 groups of 6: complete inside (weight 1), a ring of weak links between groups (0.1).
+  std::vector<std::pair<std::pair<int, int>, double>> edges;
+  std::map<std::pair<int, int>, double> w;
+  for (int g = 0; g < 4; g++)
+    for (int a = 0; a < 6; a++)
+      for (int b = a + 1; b < 6; b++) edges.push_back({{g * 6 + a, g * 6 + b}, 1.0});
+  for (int g = 0; g < 4; g++) edges.push_back({{g * 6, ((g + 1) % 4) * 6 + 3}, 0.1});
+  for (auto &e : edges) w[e.first] = e.second;
+  double q;
+  auto got = groups_of(24, edges, AF_GROUPS_LOUVAIN, &q);
+  ASSERT_EQ(got.size(), 24u);
+  for (int i = 0; i < 24; i++)
+    for (int j = 0; j < 24; j++) EXPECT_EQ(got[i] == got[j], i / 6 == j / 6) << i << " " << j;
+  EXPECT_NEAR(q, modularity(w, got), 1e-12);
+}
+
+TEST(Groups, LouvainOnZacharysKarateClub) {
+  // Zachary (1977), 34 members, 78 ties, unweighted. The maximum modularity of
+  // this graph is 0.4198 (Brandes et al. 2008, exact by integer programming);
+  // Louvain is a heuristic, so we ask for at least 0.40 and at most the optimum.
+  const int E[78][2] = {{0,1},{0,2},{0,3},{0,4},{0,5},{0,6},{0,7},{0,8},{0,10},{0,11},{0,12},{0,13},{0,17},{0,19},{0,21},{0,31},{1,2},{1,3},{1,7},{1,13},{1,17},{1,19},{1,21},{1,30},{2,3},{2,7},{2,8},{2,9},{2,13},{2,27},{2,28},{2,32},{3,7},{3,12},{3,13},{4,6},{4,10},{5,6},{5,10},{5,16},{6,16},{8,30},{8,32},{8,33},{9,33},{13,33},{14,32},{14,33},{15,32},{15,33},{18,32},{18,33},{19,33},{20,32},{20,33},{22,32},{22,33},{23,25},{23,27},{23,29},{23,32},{23,33},{24,25},{24,27},{24,31},{25,31},{26,29},{26,33},{27,33},{28,31},{28,33},{29,32},{29,33},{30,32},{30,33},{31,32},{31,33},{32,33}};
+  std::vector<std::pair<std::pair<int, int>, double>> edges;
+  std::map<std::pair<int, int>, double> w;
+  for (auto &e : E) {
+    edges.push_back({{e[0], e[1]}, 1.0});
+    w[{e[0], e[1]}] = 1.0;
+  }
+  double q, q_lpa;
+  auto got = groups_of(34, edges, AF_GROUPS_LOUVAIN, &q);
+  ASSERT_EQ(got.size(), 34u);
+  double brute = modularity(w, got);
+  printf("karate: louvain %zu groups, Q = %.4f\n", std::set<int>([&] {
+           std::set<int> s;
+           for (auto &kv : got) s.insert(kv.second);
+           return s;
+         }()).size(), brute);
+  EXPECT_NEAR(q, brute, 1e-12);
+  EXPECT_GE(brute, 0.40);
+  EXPECT_LE(brute, 0.4197896120973044 + 1e-12);
+  auto lpa = groups_of(34, edges, AF_GROUPS_LPA, &q_lpa);
+  EXPECT_NEAR(q_lpa, modularity(w, lpa), 1e-12);
+}
+
 TEST_F(Run, GroupsAreAStableLabelPropagationPartition) {
   std::string out = g->dir + "/groups.csv", err;
-  ASSERT_EQ(aft::run(q(aft::cli()) + " groups --run " + q(g->run) + " --out " + q(out), nullptr, &err), 0)
+  ASSERT_EQ(aft::run(q(aft::cli()) + " groups --method lpa --run " + q(g->run) + " --out " + q(out),
+                     nullptr, &err),
+            0)
       << err;
   // The complement graph, brute force from associations.csv.
   std::map<std::pair<int, int>, double> w;
@@ -476,4 +559,28 @@ TEST_F(Run, GroupsAreAStableLabelPropagationPartition) {
     EXPECT_GE(std::stoi(rows[r - 1][1]), std::stoi(rows[r][1]));
 }
 
+}  // namespace
+
+namespace {
+TEST_F(Run, GroupsDefaultIsLouvainOverTheLinkedProducts) {
+  std::string out = g->dir + "/groups_louvain.csv", err;
+  ASSERT_EQ(aft::run(q(aft::cli()) + " groups --run " + q(g->run) + " --out " + q(out), nullptr, &err), 0)
+      << err;
+  EXPECT_NE(err.find("louvain"), std::string::npos) << err;
+  std::set<int> linked, seen;
+  auto assoc = csv_rows(g->run + "/associations.csv");
+  for (size_t r = 1; r < assoc.size(); r++)
+    if (assoc[r][4] == "complement" && std::stod(assoc[r][5]) > 0) {
+      linked.insert(idx(assoc[r][0]));
+      linked.insert(idx(assoc[r][2]));
+    }
+  auto rows = csv_rows(out);
+  for (size_t r = 1; r < rows.size(); r++) {
+    EXPECT_TRUE(seen.insert(idx(rows[r][3])).second) << "product in two groups";
+    if (r > 1) {
+      EXPECT_GE(std::stoi(rows[r - 1][1]), std::stoi(rows[r][1]));
+    }
+  }
+  EXPECT_EQ(seen, linked);
+}
 }  // namespace

@@ -1,6 +1,7 @@
 /* affinity groups: product groups from the complement graph of a run. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -9,16 +10,17 @@
 static const af_flag_spec FLAGS[] = {
     {"run", "DIR", "run folder written by affinity run (required)"},
     {"out", "FILE.csv", "groups CSV to write (required)"},
+    {"method", "M", "louvain (modularity, default) or lpa (label propagation)"},
     {"min-score", "S", "ignore complement links scoring below S (default 0)"},
     {"show", "N", "groups summarised on stderr (default 10)"},
 };
 
 static const af_cmd_spec SPEC = {
     "groups",
-    "--run DIR --out groups.csv [--min-score S]",
-    "Groups products for inventory and bundles: deterministic weighted label propagation\n"
-    "on the complement graph of associations.csv (one node per product with a complement\n"
-    "link, edge weight = the link's score). Writes one row per product:\n"
+    "--run DIR --out groups.csv [--method louvain|lpa] [--min-score S]",
+    "Groups products for inventory and bundles: deterministic Louvain modularity clustering\n"
+    "(or label propagation) of the complement graph of associations.csv (one node per\n"
+    "product with a complement link, edge weight = the link's score). Writes one row per product:\n"
     "group,group_size,rank,product_id,product,category,strength (strength = summed weight\n"
     "of its links inside the group; rank 1 = strongest member). Groups are numbered by size.",
     FLAGS,
@@ -34,6 +36,11 @@ static af_status run(const af_args *a, af_error *err) {
   int64_t show;
   AF_TRY(af_arg_f64(a, "min-score", 0, -1e300, 1e300, &o.min_score, err));
   AF_TRY(af_arg_i64(a, "show", 10, 0, 1 << 30, &show, err));
+  const char *method = af_arg_str(a, "method");
+  if (method && strcmp(method, "lpa") == 0)
+    o.method = AF_GROUPS_LPA;
+  else if (method && strcmp(method, "louvain") != 0)
+    return af_error_set(err, AF_ERR_ARG, "--method: '%s' is not louvain or lpa", method);
   af_run_products p;
   af_assoc_list as = {0};
   af_groups g = {0};
@@ -44,9 +51,11 @@ static af_status run(const af_args *a, af_error *err) {
   if (st == AF_OK)
     st = af_groups_write_csv(out, &p, &g, err);
   if (st == AF_OK) {
-    fprintf(stderr, "affinity groups: %lld groups of %lld products (%d sweeps%s) -> %s\n",
-            (long long)g.n_groups, (long long)(g.n_groups ? g.offsets[g.n_groups] : 0), g.sweeps,
-            g.converged ? "" : ", not converged", out);
+    fprintf(stderr, "affinity groups: %lld groups of %lld products, modularity %.3f (%s, %d %s%s) -> %s\n",
+            (long long)g.n_groups, (long long)(g.n_groups ? g.offsets[g.n_groups] : 0),
+            g.modularity, o.method == AF_GROUPS_LPA ? "lpa" : "louvain", g.sweeps,
+            o.method == AF_GROUPS_LPA ? "sweeps" : "levels", g.converged ? "" : ", not converged",
+            out);
     for (int64_t k = 0; k < g.n_groups && k < show; k++) {
       int64_t size = g.offsets[k + 1] - g.offsets[k];
       fprintf(stderr, "  group %lld (%lld):", (long long)k + 1, (long long)size);
