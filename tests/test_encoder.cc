@@ -74,11 +74,10 @@ double cosine(const float *a, const float *b, int C) {
   return ab / std::sqrt(aa * bb);
 }
 
-void check_model(const af_model &m, const std::string &fixture_path) {
+void check_model(const af_model &m, const std::string &fixture_path, const af_device &dev) {
   const int C = m.cfg.hidden_size, L = m.cfg.num_layers;
   Fixture f = load_fixture(fixture_path, C);
   ASSERT_GT(f.n, 0);
-  af_device dev = af_device_cpu(0);
   af_error err{};
   af_encoder *enc = nullptr;
   ASSERT_EQ(af_encoder_create(&m, &dev, &enc, &err), AF_OK) << err.msg;
@@ -125,7 +124,7 @@ TEST(Encoder, MiniLMMatchesSentenceTransformers) {
   EXPECT_EQ(m.cfg.hidden_size, 384);
   EXPECT_EQ(m.cfg.pooling, AF_POOL_MEAN);
   EXPECT_EQ(m.cfg.normalize, 1);
-  check_model(m, aft::source_dir() + "/tests/data/encoder/minilm.h5");
+  check_model(m, aft::source_dir() + "/tests/data/encoder/minilm.h5", af_device_cpu(0));
   af_model_free(&m);
 }
 
@@ -136,7 +135,7 @@ TEST(Encoder, TinyBertHeadSize16MeanPooling) {
   EXPECT_EQ(m.cfg.num_heads, 4);
   EXPECT_EQ(m.cfg.has_pooler, 1);
   EXPECT_EQ(m.cfg.normalize, 0);
-  check_model(m, aft::source_dir() + "/tests/data/encoder/tiny_a.h5");
+  check_model(m, aft::source_dir() + "/tests/data/encoder/tiny_a.h5", af_device_cpu(0));
   af_model_free(&m);
 }
 
@@ -148,7 +147,44 @@ TEST(Encoder, TinyBertHeadSize64ClsPoolingNormalized) {
   EXPECT_EQ(m.cfg.pooling, AF_POOL_CLS);
   EXPECT_EQ(m.cfg.normalize, 1);
   EXPECT_EQ(m.cfg.max_seq_len, 64);
-  check_model(m, aft::source_dir() + "/tests/data/encoder/tiny_b.h5");
+  check_model(m, aft::source_dir() + "/tests/data/encoder/tiny_b.h5", af_device_cpu(0));
+  af_model_free(&m);
+}
+
+// The CUDA path against the same Hugging Face fixtures and tolerance (fp32
+// cuBLAS without TF32; our kernels sum in fp32 in another order than PyTorch).
+// The tiny models travel with the tests, so the GPU machine needs no weights.
+void check_cuda(const std::string &folder, const std::string &fixture) {
+  if (!af_cuda_available()) GTEST_SKIP() << "no CUDA GPU";
+  af_model m;
+  af_error err{};
+  ASSERT_EQ(af_model_import_hf((aft::source_dir() + folder).c_str(), &m, &err), AF_OK) << err.msg;
+  af_device dev;
+  ASSERT_EQ(af_device_cuda(0, &dev, &err), AF_OK) << err.msg;
+  check_model(m, aft::source_dir() + fixture, dev);
+  af_device_release(&dev);
+  af_model_free(&m);
+}
+
+TEST(EncoderCuda, TinyBertHeadSize16MeanPooling) {
+  check_cuda("/tests/data/tiny_bert_a", "/tests/data/encoder/tiny_a.h5");
+}
+
+TEST(EncoderCuda, TinyBertHeadSize64ClsPoolingNormalized) {
+  check_cuda("/tests/data/tiny_bert_b", "/tests/data/encoder/tiny_b.h5");
+}
+
+TEST(EncoderCuda, MiniLMWhenInstalled) {
+  std::string path = aft::source_dir() + "/weights/all-MiniLM-L6-v2.h5";
+  if (!af_cuda_available()) GTEST_SKIP() << "no CUDA GPU";
+  if (!aft::file_exists(path)) GTEST_SKIP() << "model not carried to this machine";
+  af_model m;
+  af_error err{};
+  ASSERT_EQ(af_model_load(path.c_str(), &m, &err), AF_OK) << err.msg;
+  af_device dev;
+  ASSERT_EQ(af_device_cuda(0, &dev, &err), AF_OK) << err.msg;
+  check_model(m, aft::source_dir() + "/tests/data/encoder/minilm.h5", dev);
+  af_device_release(&dev);
   af_model_free(&m);
 }
 

@@ -67,6 +67,18 @@ af_status af_args_parse(const af_cmd_spec *spec, int argc, char **argv, af_args 
   return AF_OK;
 }
 
+int af_cli_start(const af_cmd_spec *spec, int argc, char **argv, af_args *a) {
+  af_error err = {0};
+  if (af_args_parse(spec, argc, argv, a, &err) != AF_OK)
+    return af_cli_fail(spec->cmd, &err);
+  if (a->help) {
+    af_print_help(spec, stdout);
+    af_args_free(a);
+    return 0;
+  }
+  return -1;
+}
+
 void af_args_free(af_args *a) {
   free(a->args);
   free(a->positional);

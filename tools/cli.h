@@ -43,6 +43,10 @@ typedef struct {
 af_status af_args_parse(const af_cmd_spec *spec, int argc, char **argv, af_args *out,
                         af_error *err);
 void af_args_free(af_args *a);
+/* The start of every command: parses argv, prints help for --help. Returns -1
+ * when the command should go on (a is then filled; free it), else the exit
+ * code to return (a is then freed). */
+int af_cli_start(const af_cmd_spec *spec, int argc, char **argv, af_args *a);
 void af_print_help(const af_cmd_spec *spec, FILE *out);
 
 /* Last value given for name, or NULL. */

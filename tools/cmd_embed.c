@@ -34,15 +34,11 @@ static void on_progress(void *ctx, int64_t done, int64_t total) {
 }
 
 int af_cmd_embed(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail(SPEC.cmd, &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   const char *model_path, *catalog, *id_col, *out, **text_cols = NULL;
   int64_t max_len, batch_tokens, threads;
   af_device dev;
