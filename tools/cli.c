@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
+#include "ops.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -63,6 +65,18 @@ af_status af_args_parse(const af_cmd_spec *spec, int argc, char **argv, af_args 
     }
   }
   return AF_OK;
+}
+
+int af_cli_start(const af_cmd_spec *spec, int argc, char **argv, af_args *a) {
+  af_error err = {0};
+  if (af_args_parse(spec, argc, argv, a, &err) != AF_OK)
+    return af_cli_fail(spec->cmd, &err);
+  if (a->help) {
+    af_print_help(spec, stdout);
+    af_args_free(a);
+    return 0;
+  }
+  return -1;
 }
 
 void af_args_free(af_args *a) {
@@ -195,4 +209,21 @@ void af_progress_done(af_progress *p) {
     return;
   af_progress_update(p, p->total);
   fputc('\n', stderr);
+}
+
+af_status af_cli_device(const af_args *a, int n_threads, af_device *dev, af_error *err) {
+  const char *d = af_arg_str(a, "device");
+  if (!d || strcmp(d, "cpu") == 0) {
+    *dev = af_device_cpu(n_threads);
+    return AF_OK;
+  }
+  if (strncmp(d, "cuda", 4) == 0) {
+    int ordinal = 0;
+    if (d[4] == ':')
+      ordinal = atoi(d + 5);
+    else if (d[4] != '\0')
+      return af_error_set(err, AF_ERR_ARG, "--device: '%s' is not cpu, cuda or cuda:N", d);
+    return af_device_cuda(ordinal, dev, err);
+  }
+  return af_error_set(err, AF_ERR_ARG, "--device: '%s' is not cpu, cuda or cuda:N", d);
 }

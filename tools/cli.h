@@ -43,6 +43,10 @@ typedef struct {
 af_status af_args_parse(const af_cmd_spec *spec, int argc, char **argv, af_args *out,
                         af_error *err);
 void af_args_free(af_args *a);
+/* The start of every command: parses argv, prints help for --help. Returns -1
+ * when the command should go on (a is then filled; free it), else the exit
+ * code to return (a is then freed). */
+int af_cli_start(const af_cmd_spec *spec, int argc, char **argv, af_args *a);
 void af_print_help(const af_cmd_spec *spec, FILE *out);
 
 /* Last value given for name, or NULL. */
@@ -57,6 +61,11 @@ af_status af_arg_i64(const af_args *a, const char *name, int64_t def, int64_t lo
                      int64_t *value, af_error *err);
 af_status af_arg_f64(const af_args *a, const char *name, double def, double lo, double hi,
                      double *value, af_error *err);
+
+/* The device named by --device (cpu, cuda, cuda:N; default cpu) with n_threads
+ * CPU threads (0: all cores). */
+struct af_device;
+af_status af_cli_device(const af_args *a, int n_threads, struct af_device *dev, af_error *err);
 
 /* Prints "affinity CMD: error: MSG" to stderr and returns the exit code (1 or 2). */
 int af_cli_fail(const char *cmd, const af_error *err);

@@ -1,0 +1,377 @@
+/* FP-growth (Han, Pei and Yin 2000): frequent itemsets from an FP-tree and
+ * recursive conditional trees. See rules.h for the support threshold.
+ *
+ * Items are renamed to ranks by descending count (ties: lower item index), so
+ * every tree path runs from frequent to rare. A tree is an array of nodes;
+ * each rank has a header list of its nodes and a total count. Mining rank r of
+ * a tree emits prefix + {r}, then builds the conditional tree of r from the
+ * paths above r's nodes (keeping only ranks frequent within them) and
+ * recurses. Scratch for depth d is kept in `level[d]` and reused, so the
+ * recursion allocates only while its buffers grow. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules.h"
+
+typedef struct {
+  int32_t rank, parent, next, child, sibling;
+  int64_t count;
+} fp_node;
+
+typedef struct {
+  fp_node *nodes; /* (n_nodes) node 0 is the root */
+  int32_t n_nodes, cap_nodes;
+  int32_t *head;    /* (n_ranks) first node of each rank, -1 if none */
+  int64_t *total;   /* (n_ranks) summed count of each rank */
+  int32_t *active;  /* (n_active) ranks present, ascending */
+  int32_t n_active;
+  int32_t *root_child; /* (n_ranks) root's child of each rank, -1 if none */
+  int32_t n_ranks;
+} fp_tree;
+
+typedef struct {
+  fp_tree tree;
+  int64_t *cond_count; /* (n_ranks) per-rank count in a conditional base */
+  int32_t *touched;    /* (n_ranks) ranks with a non-zero cond_count */
+  int32_t *path;       /* (n_ranks) one path, ranks ascending */
+} fp_level;
+
+typedef struct {
+  int64_t min_count;
+  int max_len;
+  int32_t n_ranks;
+  const int32_t *rank_item; /* (n_ranks) item index of each rank */
+  fp_level *level;          /* (n_levels) */
+  int n_levels;
+  int32_t *prefix; /* (n_levels) item indices of the current prefix */
+  af_itemsets *out;
+  af_error *err;
+} fp_ctx;
+
+int64_t af_min_count_for_support(double min_support, int64_t n) {
+  if (!(min_support > 0))
+    return 1;
+  double c = ceil(min_support * (double)n);
+  if (c < 1)
+    c = 1;
+  int64_t k = (int64_t)c;
+  /* Fix floating rounding both ways so that k is the least count with k / n >= s. */
+  while (k > 1 && (double)(k - 1) / (double)n >= min_support)
+    k--;
+  while ((double)k / (double)n < min_support)
+    k++;
+  return k;
+}
+
+void af_itemsets_free(af_itemsets *s) {
+  if (!s)
+    return;
+  free(s->offsets);
+  free(s->items);
+  free(s->counts);
+  memset(s, 0, sizeof *s);
+}
+
+static int cmp_i32(const void *x, const void *y) {
+  int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+  return (a > b) - (a < b);
+}
+
+static af_status emit(fp_ctx *c, int len, int64_t count) {
+  af_itemsets *o = c->out;
+  if (o->n_itemsets + 1 >= o->cap_sets) {
+    int64_t cap = o->cap_sets ? o->cap_sets * 2 : 4096;
+    int64_t *off = af_realloc(o->offsets, (size_t)cap + 1, sizeof *off, c->err);
+    if (!off)
+      return AF_ERR_NOMEM;
+    o->offsets = off;
+    int64_t *cnt = af_realloc(o->counts, (size_t)cap, sizeof *cnt, c->err);
+    if (!cnt)
+      return AF_ERR_NOMEM;
+    o->counts = cnt;
+    o->cap_sets = cap;
+  }
+  int64_t at = o->offsets[o->n_itemsets];
+  if (at + len > o->cap_items) {
+    int64_t cap = o->cap_items ? o->cap_items * 2 : 16384;
+    while (cap < at + len)
+      cap *= 2;
+    int32_t *it = af_realloc(o->items, (size_t)cap, sizeof *it, c->err);
+    if (!it)
+      return AF_ERR_NOMEM;
+    o->items = it;
+    o->cap_items = cap;
+  }
+  memcpy(o->items + at, c->prefix, (size_t)len * sizeof *c->prefix);
+  qsort(o->items + at, (size_t)len, sizeof *o->items, cmp_i32);
+  o->counts[o->n_itemsets] = count;
+  o->offsets[++o->n_itemsets] = at + len;
+  return AF_OK;
+}
+
+static void tree_free(fp_tree *t) {
+  free(t->nodes);
+  free(t->head);
+  free(t->total);
+  free(t->active);
+  free(t->root_child);
+}
+
+static af_status tree_alloc(fp_tree *t, int32_t n_ranks, af_error *err) {
+  memset(t, 0, sizeof *t);
+  size_t n = (size_t)(n_ranks ? n_ranks : 1);
+  t->head = af_malloc(n, sizeof *t->head, err);
+  t->total = af_calloc(n, sizeof *t->total, err);
+  t->active = af_malloc(n, sizeof *t->active, err);
+  t->root_child = af_malloc(n, sizeof *t->root_child, err);
+  t->cap_nodes = 1024;
+  t->nodes = af_malloc((size_t)t->cap_nodes, sizeof *t->nodes, err);
+  if (!t->head || !t->total || !t->active || !t->root_child || !t->nodes)
+    return AF_ERR_NOMEM;
+  for (int32_t r = 0; r < n_ranks; r++) {
+    t->head[r] = -1;
+    t->root_child[r] = -1;
+  }
+  t->n_ranks = n_ranks;
+  return AF_OK;
+}
+
+/* Empties t for ranks listed in active[0..n_active) (their header entries
+ * reset); the tree then holds only the root. */
+static void tree_reset(fp_tree *t, const int32_t *active, int32_t n_active) {
+  for (int32_t i = 0; i < t->n_active; i++) {
+    int32_t r = t->active[i];
+    t->head[r] = -1;
+    t->root_child[r] = -1;
+    t->total[r] = 0;
+  }
+  memcpy(t->active, active, (size_t)n_active * sizeof *active);
+  t->n_active = n_active;
+  t->n_nodes = 1;
+  t->nodes[0] = (fp_node){-1, -1, -1, -1, -1, 0};
+}
+
+/* Inserts a path of ranks (ascending) with a count. */
+static af_status tree_insert(fp_tree *t, const int32_t *path, int32_t len, int64_t count,
+                             af_error *err) {
+  int32_t cur = 0;
+  for (int32_t i = 0; i < len; i++) {
+    int32_t r = path[i];
+    int32_t ch;
+    if (cur == 0) {
+      ch = t->root_child[r];
+    } else {
+      ch = t->nodes[cur].child;
+      while (ch >= 0 && t->nodes[ch].rank != r)
+        ch = t->nodes[ch].sibling;
+    }
+    if (ch < 0) {
+      if (t->n_nodes == t->cap_nodes) {
+        if (t->cap_nodes > INT32_MAX / 2)
+          return af_error_set(err, AF_ERR_UNSUPPORTED, "FP-tree larger than 2^31 nodes");
+        int32_t cap = t->cap_nodes * 2;
+        fp_node *nn = af_realloc(t->nodes, (size_t)cap, sizeof *nn, err);
+        if (!nn)
+          return AF_ERR_NOMEM;
+        t->nodes = nn;
+        t->cap_nodes = cap;
+      }
+      ch = t->n_nodes++;
+      fp_node *n = &t->nodes[ch];
+      n->rank = r;
+      n->parent = cur;
+      n->count = 0;
+      n->child = -1;
+      n->next = t->head[r];
+      t->head[r] = ch;
+      if (cur == 0) {
+        n->sibling = -1;
+        t->root_child[r] = ch;
+      } else {
+        n->sibling = t->nodes[cur].child;
+        t->nodes[cur].child = ch;
+      }
+    }
+    t->nodes[ch].count += count;
+    t->total[r] += count;
+    cur = ch;
+  }
+  return AF_OK;
+}
+
+static af_status mine(fp_ctx *c, const fp_tree *t, int depth);
+
+static af_status level_alloc(fp_level *L, int32_t n_ranks, af_error *err) {
+  AF_TRY(tree_alloc(&L->tree, n_ranks, err));
+  L->cond_count = af_calloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->cond_count, err);
+  L->touched = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->touched, err);
+  L->path = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->path, err);
+  if (!L->cond_count || !L->touched || !L->path)
+    return AF_ERR_NOMEM;
+  return AF_OK;
+}
+
+/* Builds the conditional tree of rank r of t into level[depth] and mines it. */
+static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
+  fp_level *L = &c->level[depth];
+  if (!L->tree.nodes)
+    AF_TRY(level_alloc(L, c->n_ranks, c->err));
+  int32_t n_touched = 0;
+  for (int32_t x = t->head[r]; x >= 0; x = t->nodes[x].next) {
+    int64_t cnt = t->nodes[x].count;
+    for (int32_t p = t->nodes[x].parent; p > 0; p = t->nodes[p].parent) {
+      int32_t q = t->nodes[p].rank;
+      if (L->cond_count[q] == 0)
+        L->touched[n_touched++] = q;
+      L->cond_count[q] += cnt;
+    }
+  }
+  int32_t n_active = 0;
+  for (int32_t i = 0; i < n_touched; i++) {
+    int32_t q = L->touched[i];
+    if (L->cond_count[q] >= c->min_count)
+      L->touched[n_active++] = q; /* compact in place: the frequent ranks */
+    else
+      L->cond_count[q] = 0;
+  }
+  if (n_active == 0)
+    return AF_OK;
+  qsort(L->touched, (size_t)n_active, sizeof *L->touched, cmp_i32);
+  tree_reset(&L->tree, L->touched, n_active);
+  /* cond_count[q] != 0 now marks the frequent ranks of this base. */
+  for (int32_t x = t->head[r]; x >= 0; x = t->nodes[x].next) {
+    int32_t len = 0;
+    for (int32_t p = t->nodes[x].parent; p > 0; p = t->nodes[p].parent) {
+      int32_t q = t->nodes[p].rank;
+      if (L->cond_count[q])
+        L->path[len++] = q;
+    }
+    if (!len)
+      continue;
+    for (int32_t i = 0; i < len / 2; i++) { /* walked upward: reverse to ascending */
+      int32_t tmp = L->path[i];
+      L->path[i] = L->path[len - 1 - i];
+      L->path[len - 1 - i] = tmp;
+    }
+    AF_TRY(tree_insert(&L->tree, L->path, len, t->nodes[x].count, c->err));
+  }
+  for (int32_t i = 0; i < n_active; i++)
+    L->cond_count[L->touched[i]] = 0;
+  return mine(c, &L->tree, depth);
+}
+
+static af_status mine(fp_ctx *c, const fp_tree *t, int depth) {
+  for (int32_t i = t->n_active - 1; i >= 0; i--) {
+    int32_t r = t->active[i];
+    if (t->total[r] < c->min_count)
+      continue;
+    c->prefix[depth] = c->rank_item[r];
+    AF_TRY(emit(c, depth + 1, t->total[r]));
+    if (c->max_len && depth + 1 >= c->max_len)
+      continue;
+    if (depth + 1 >= c->n_levels)
+      continue;
+    AF_TRY(mine_rank(c, t, r, depth + 1));
+  }
+  return AF_OK;
+}
+
+typedef struct {
+  int64_t count;
+  int32_t item;
+} item_count;
+
+static int cmp_item_count(const void *x, const void *y) {
+  const item_count *a = x, *b = y;
+  if (a->count != b->count)
+    return a->count > b->count ? -1 : 1;
+  return (a->item > b->item) - (a->item < b->item);
+}
+
+af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_itemsets *out,
+                      af_error *err) {
+  memset(out, 0, sizeof *out);
+  if (!(min_support > 0 && min_support <= 1))
+    return af_error_set(err, AF_ERR_ARG, "min_support must be in (0, 1] (got %g)", min_support);
+  if (max_len < 0)
+    return af_error_set(err, AF_ERR_ARG, "max_len must be >= 0 (got %d)", max_len);
+  out->n_baskets = b->n_baskets;
+  out->min_count = af_min_count_for_support(min_support, b->n_baskets);
+  out->offsets = af_calloc(1, sizeof *out->offsets, err);
+  if (!out->offsets)
+    return AF_ERR_NOMEM;
+  int32_t n_items = b->n_items;
+  item_count *ic = af_calloc((size_t)(n_items ? n_items : 1), sizeof *ic, err);
+  int32_t *item_rank = af_malloc((size_t)(n_items ? n_items : 1), sizeof *item_rank, err);
+  if (!ic || !item_rank) {
+    free(ic);
+    free(item_rank);
+    af_itemsets_free(out);
+    return AF_ERR_NOMEM;
+  }
+  for (int32_t i = 0; i < n_items; i++)
+    ic[i].item = i;
+  for (int64_t k = 0; k < b->offsets[b->n_baskets]; k++)
+    ic[b->items[k]].count++;
+  qsort(ic, (size_t)n_items, sizeof *ic, cmp_item_count);
+  int32_t n_ranks = 0;
+  while (n_ranks < n_items && ic[n_ranks].count >= out->min_count)
+    n_ranks++;
+  int32_t *rank_item = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *rank_item, err);
+  int n_levels = max_len ? (max_len < n_ranks ? max_len : n_ranks) : n_ranks;
+  if (n_levels < 1)
+    n_levels = 1;
+  fp_ctx c = {out->min_count, max_len, n_ranks, rank_item, NULL, n_levels, NULL, out, err};
+  c.level = af_calloc((size_t)n_levels, sizeof *c.level, err);
+  c.prefix = af_malloc((size_t)n_levels, sizeof *c.prefix, err);
+  int32_t *path = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *path, err);
+  af_status st = AF_OK;
+  if (!rank_item || !c.level || !c.prefix || !path) {
+    st = AF_ERR_NOMEM;
+    goto done;
+  }
+  for (int32_t i = 0; i < n_items; i++)
+    item_rank[i] = -1;
+  for (int32_t r = 0; r < n_ranks; r++) {
+    rank_item[r] = ic[r].item;
+    item_rank[ic[r].item] = r;
+  }
+  /* Level 0 holds the full tree; level d >= 1 the conditional trees at depth d,
+   * allocated when the recursion first gets that deep (n_levels can be
+   * n_ranks, and each level is O(n_ranks)). */
+  if ((st = level_alloc(&c.level[0], n_ranks, err)) != AF_OK)
+    goto done;
+  for (int32_t r = 0; r < n_ranks; r++)
+    path[r] = r;
+  tree_reset(&c.level[0].tree, path, n_ranks);
+  for (int64_t bk = 0; bk < b->n_baskets; bk++) {
+    int32_t len = 0;
+    for (int64_t k = b->offsets[bk]; k < b->offsets[bk + 1]; k++)
+      if (item_rank[b->items[k]] >= 0)
+        path[len++] = item_rank[b->items[k]];
+    if (!len)
+      continue;
+    qsort(path, (size_t)len, sizeof *path, cmp_i32);
+    if ((st = tree_insert(&c.level[0].tree, path, len, 1, err)) != AF_OK)
+      goto done;
+  }
+  st = mine(&c, &c.level[0].tree, 0);
+done:
+  if (c.level)
+    for (int d = 0; d < n_levels; d++) {
+      tree_free(&c.level[d].tree);
+      free(c.level[d].cond_count);
+      free(c.level[d].touched);
+      free(c.level[d].path);
+    }
+  free(c.level);
+  free(c.prefix);
+  free(path);
+  free(ic);
+  free(item_rank);
+  free(rank_item);
+  if (st != AF_OK)
+    af_itemsets_free(out);
+  return st;
+}

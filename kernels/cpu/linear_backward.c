@@ -1,0 +1,32 @@
+/* Linear layer backward (CPU): two sgemms (beta = 1 accumulates) and a
+ * column sum for the bias, column-parallel with rows in order (deterministic). */
+#include <cblas.h>
+
+#include "ops_backward.h"
+
+#define AF_LIN_COL_CHUNK 64
+
+void af_cpu_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC) {
+  if (N == 0)
+    return;
+  if (dinp) // dinp (N, IC) += dout (N, OC) @ w (OC, IC)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
+                dinp, IC);
+  if (dw) // dw (OC, IC) += dout^T (OC, N) @ inp (N, IC)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
+                dw, IC);
+  if (dbias) {
+    int n_chunks = (OC + AF_LIN_COL_CHUNK - 1) / AF_LIN_COL_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < n_chunks; ch++) {
+      int j0 = ch * AF_LIN_COL_CHUNK;
+      int j1 = j0 + AF_LIN_COL_CHUNK < OC ? j0 + AF_LIN_COL_CHUNK : OC;
+      for (int i = 0; i < N; i++) {
+        const float *g = dout + (int64_t)i * OC; // (OC)
+        for (int j = j0; j < j1; j++)
+          dbias[j] += g[j];
+      }
+    }
+  }
+}

@@ -1,0 +1,173 @@
+/* The CUDA context behind af_device.cuda: one GPU, one stream on which every op
+ * is queued, a cuBLAS handle bound to that stream with a fixed workspace, and
+ * the first error of a void op (reported at af_cuda_sync / af_cuda_memcpy; see
+ * cuda_check.h). Also the af_device_cuda / af_device_release /
+ * af_cuda_available entry points of ops.h for CUDA builds. */
+#include <stdlib.h>
+
+#include "cuda_check.h"
+#include "ops.h"
+
+// cuBLAS asks for a user workspace of 32 MiB on Hopper for full speed when it
+// runs on a user stream (and for graph capture).
+#define AF_CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+
+extern "C" int af_cuda_available(void) {
+  int n = 0;
+  // No driver, a stub libcuda or no GPU: an error code, never a crash.
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n > 0;
+}
+
+extern "C" af_status af_cuda_context_create(int ordinal, af_cuda_context **out, af_error *err) {
+  *out = NULL;
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "no usable CUDA GPU: cudaGetDeviceCount: %s (%s)%s%s",
+                        cudaGetErrorName(e), cudaGetErrorString(e),
+                        *af_cuda_hint(e) ? "; " : "", af_cuda_hint(e));
+  }
+  if (n == 0)
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "no CUDA GPU is visible");
+  if (ordinal < 0 || ordinal >= n)
+    return af_error_set(err, AF_ERR_ARG, "GPU ordinal %d is out of range: %d GPU(s) visible",
+                        ordinal, n);
+  AF_CUDA_TRY(err, cudaSetDevice(ordinal));
+
+  af_cuda_context *ctx = (af_cuda_context *)calloc(1, sizeof *ctx);
+  if (!ctx)
+    return af_error_set(err, AF_ERR_NOMEM, "out of memory allocating the CUDA context");
+  ctx->device = ordinal;
+  af_error_clear(&ctx->pending);
+  af_status st = AF_OK;
+  cudaError_t ce;
+  cublasStatus_t bs;
+  if ((ce = cudaDeviceGetAttribute(&ctx->sm_count, cudaDevAttrMultiProcessorCount, ordinal)) !=
+      cudaSuccess) {
+    st = af_cuda_fail(err, ce, "cudaDeviceGetAttribute(MultiProcessorCount)", __FILE__, __LINE__);
+  } else if ((ce = cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking)) !=
+             cudaSuccess) {
+    st = af_cuda_fail(err, ce, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+  } else if ((bs = cublasCreate(&ctx->cublas)) != CUBLAS_STATUS_SUCCESS) {
+    st = af_cublas_fail(err, bs, "cublasCreate", __FILE__, __LINE__);
+  } else if ((bs = cublasSetStream(ctx->cublas, ctx->stream)) != CUBLAS_STATUS_SUCCESS) {
+    st = af_cublas_fail(err, bs, "cublasSetStream", __FILE__, __LINE__);
+  } else if ((bs = cublasSetMathMode(ctx->cublas, CUBLAS_DEFAULT_MATH)) !=
+             CUBLAS_STATUS_SUCCESS) {
+    // DEFAULT_MATH: fp32 GEMMs stay fp32 (no TF32), so results match the CPU.
+    st = af_cublas_fail(err, bs, "cublasSetMathMode", __FILE__, __LINE__);
+  } else if ((ce = cudaMalloc(&ctx->workspace, AF_CUBLAS_WORKSPACE_BYTES)) != cudaSuccess) {
+    ctx->workspace = NULL;
+    st = af_cuda_fail(err, ce, "cudaMalloc(cuBLAS workspace)", __FILE__, __LINE__);
+  } else if ((bs = cublasSetWorkspace(ctx->cublas, ctx->workspace, AF_CUBLAS_WORKSPACE_BYTES)) !=
+             CUBLAS_STATUS_SUCCESS) {
+    st = af_cublas_fail(err, bs, "cublasSetWorkspace", __FILE__, __LINE__);
+  } else {
+    ctx->workspace_bytes = AF_CUBLAS_WORKSPACE_BYTES;
+  }
+  if (st != AF_OK) {
+    af_cuda_context_destroy(ctx);
+    return st;
+  }
+  *out = ctx;
+  return AF_OK;
+}
+
+extern "C" void af_cuda_context_destroy(af_cuda_context *ctx) {
+  if (!ctx)
+    return;
+  // Teardown errors (e.g. after a sticky kernel fault) cannot be acted upon:
+  // every handle is released regardless.
+  (void)cudaSetDevice(ctx->device);
+  if (ctx->stream)
+    (void)cudaStreamSynchronize(ctx->stream);
+  if (ctx->cublas)
+    (void)cublasDestroy(ctx->cublas);
+  if (ctx->workspace)
+    (void)cudaFree(ctx->workspace);
+  if (ctx->stream)
+    (void)cudaStreamDestroy(ctx->stream);
+  (void)cudaGetLastError();
+  free(ctx);
+}
+
+/* Reports (and clears) the error a void op recorded. */
+static af_status take_pending(af_cuda_context *ctx, af_error *err) {
+  if (!af_cuda_has_pending(ctx))
+    return AF_OK;
+  af_status code = ctx->pending.code;
+  af_error_set(err, code, "%s", ctx->pending.msg);
+  af_error_clear(&ctx->pending);
+  return code;
+}
+
+extern "C" void *af_cuda_malloc(af_cuda_context *ctx, size_t bytes, af_error *err) {
+  void *p = NULL;
+  // Like af_malloc: a zero-byte request still returns a distinct, freeable pointer.
+  cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+  if (e != cudaSuccess) {
+    af_cuda_fail(err, e, "cudaMalloc", __FILE__, __LINE__);
+    af_error_prefix(err, "allocating %zu bytes on GPU %d: ", bytes, ctx->device);
+    return NULL;
+  }
+  return p;
+}
+
+extern "C" void af_cuda_free(af_cuda_context *ctx, void *ptr) {
+  if (!ptr)
+    return;
+  // cudaFree waits for the device, so no queued op still uses ptr afterwards.
+  AF_CUDA_RECORD(ctx, cudaFree(ptr));
+}
+
+extern "C" af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void *src,
+                                    size_t bytes, int to_device, af_error *err) {
+  // An op that failed before this copy makes the data meaningless: say so.
+  AF_TRY(take_pending(ctx, err));
+  if (bytes == 0)
+    return AF_OK;
+  AF_CUDA_TRY(err, cudaMemcpyAsync(dst, src, bytes,
+                                   to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                                   ctx->stream));
+  // Synchronous for the caller: a download is readable, an upload's source
+  // may be reused, as soon as this returns.
+  AF_CUDA_TRY(err, cudaStreamSynchronize(ctx->stream));
+  return AF_OK;
+}
+
+extern "C" af_status af_cuda_sync(af_cuda_context *ctx, af_error *err) {
+  cudaError_t e = cudaStreamSynchronize(ctx->stream);
+  AF_TRY(take_pending(ctx, err));
+  if (e != cudaSuccess)
+    return af_cuda_fail(err, e, "cudaStreamSynchronize (a queued kernel failed)", __FILE__,
+                        __LINE__);
+  return AF_OK;
+}
+
+/* ---- ops.h entry points --------------------------------------------------- */
+
+extern "C" af_status af_device_cuda(int ordinal, af_device *out, af_error *err) {
+  if (!af_cuda_available())
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "no usable CUDA GPU (no driver or no device visible); use the CPU");
+  af_cuda_context *ctx = NULL;
+  AF_TRY(af_cuda_context_create(ordinal, &ctx, err));
+  out->backend = AF_BACKEND_CUDA;
+  out->n_threads = 0;
+  out->cuda = ctx;
+  return AF_OK;
+}
+
+extern "C" void af_device_release(af_device *dev) {
+  if (!dev || dev->backend != AF_BACKEND_CUDA)
+    return;
+  af_cuda_context_destroy((af_cuda_context *)dev->cuda);
+  dev->cuda = NULL;
+  dev->backend = AF_BACKEND_CPU;
+}

@@ -1,0 +1,124 @@
+/* Training ops: the backward pass of every forward op in ops.h, and dropout.
+ *
+ * Conventions (as llm.c):
+ *  - Every backward op ACCUMULATES: input gradients (dinp, da, dqkv...) and
+ *    parameter gradients (dw, db, dwte...) are all updated with +=. The caller
+ *    zeroes the gradient buffers once per optimizer step (parameters) or per
+ *    pass (activations). A NULL gradient pointer means "not wanted" where the
+ *    comment says so.
+ *  - Gradient buffers never alias the op's other arguments.
+ *  - Shapes and layouts are exactly those of the forward op (see ops.h):
+ *    packed sequences with cu_seqlens, qkv (T, 3C), Linear weights (OC, IC),
+ *    attention probabilities saved per (sequence, head).
+ *  - Results do not depend on the thread count or schedule: every reduction
+ *    has one fixed order (no atomics), so gradients are bitwise reproducible
+ *    for a given BLAS.
+ *  - CPU only for now: af_backward_supported(dev) says whether dev runs them.
+ *    The af_op_* entry points do nothing on a device that does not.
+ *
+ * The math of each op is written out in docs/training.md. */
+#ifndef AF_OPS_BACKWARD_H
+#define AF_OPS_BACKWARD_H
+
+#include <stdint.h>
+
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when the backward ops below run on dev's backend. */
+int af_backward_supported(const af_device *dev);
+
+/* ---- dropout ------------------------------------------------------------------
+ * Element i of an n-element tensor is kept iff u_i < 1 - p_drop, where u_i is
+ * word i % 4 of Philox4x32-10 block i / 4 with key `seed` and stream `stream`
+ * (engine/philox.h), as a 24-bit uniform in [0, 1). Kept values are scaled by
+ * 1 / (1 - p_drop) (inverted dropout, as torch). The mask is a function of
+ * (seed, stream, i) only: it is never stored; backward draws it again. The
+ * caller gives every dropout site of every step its own stream, e.g.
+ * stream = step * n_sites + site. p_drop = 0: identity. 0 <= p_drop < 1. */
+void af_op_dropout_forward(const af_device *dev, float *out, const float *inp, int64_t n,
+                           float p_drop, uint64_t seed, uint64_t stream);
+/* dinp += mask * dout / (1 - p_drop). dinp, dout (n). */
+void af_op_dropout_backward(const af_device *dev, float *dinp, const float *dout, int64_t n,
+                            float p_drop, uint64_t seed, uint64_t stream);
+
+/* ---- backward ops ---------------------------------------------------------- */
+
+/* dwte[ids[t]] += dout[t]; dwpe[pos[t]] += dout[t]; dwtt[type_ids[t] or 0] += dout[t].
+ * dout (T, C); dwte (V, C), dwpe (P, C), dwtt (TT, C): each may be NULL (frozen). */
+void af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
+                              const float *dout, const int32_t *ids, const int32_t *pos,
+                              const int32_t *type_ids, int T, int C);
+
+/* LayerNorm with the mean and rstd saved by the forward pass.
+ * dinp (N, C) +=; dw, db (C) += (dw, db may be NULL); dout, inp (N, C);
+ * w (C); mean, rstd (N). */
+void af_op_layernorm_backward(const af_device *dev, float *dinp, float *dw, float *db,
+                              const float *dout, const float *inp, const float *w,
+                              const float *mean, const float *rstd, int N, int C);
+
+/* out = inp w^T + bias.  dinp (N, IC) += dout w;  dw (OC, IC) += dout^T inp;
+ * dbias (OC) += sum over rows of dout. dout (N, OC); inp (N, IC); w (OC, IC).
+ * dinp, dw, dbias may each be NULL. */
+void af_op_linear_backward(const af_device *dev, float *dinp, float *dw, float *dbias,
+                           const float *dout, const float *inp, const float *w, int N, int IC,
+                           int OC);
+
+/* Exact GELU: dinp += dout * gelu'(inp). dinp, dout, inp (n): inp is the GELU's input. */
+void af_op_gelu_backward(const af_device *dev, float *dinp, const float *dout, const float *inp,
+                         int64_t n);
+
+/* Residual add out = a + b: da += dout, db += dout (either may be NULL). (n) */
+void af_op_add_backward(const af_device *dev, float *da, float *db, const float *dout, int64_t n);
+
+/* Attention over packed sequences, from the probabilities the forward pass saved.
+ * dqkv (T, 3C) +=; dout (T, C); qkv (T, 3C); probs as in af_op_attention_forward. */
+void af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
+                              const float *qkv, const float *probs, const int32_t *cu_seqlens,
+                              int B, int C, int NH);
+
+/* Pooling. dinp (T, C) +=; dout (B, C). mean: each token gets dout / L;
+ * cls: the first token of each sequence gets dout. */
+void af_op_mean_pool_backward(const af_device *dev, float *dinp, const float *dout,
+                              const int32_t *cu_seqlens, int B, int C);
+void af_op_cls_pool_backward(const af_device *dev, float *dinp, const float *dout,
+                             const int32_t *cu_seqlens, int B, int C);
+
+/* Row-wise L2 normalisation y = x / max(||x||, 1e-12), from the forward's
+ * output y and norms ||x||. dinp (N, C) += (dout - y (y . dout)) / ||x||
+ * (dout / 1e-12 for a row whose norm is below 1e-12). dout, out (N, C); norms (N). */
+void af_op_l2norm_backward(const af_device *dev, float *dinp, const float *dout, const float *out,
+                           const float *norms, int N, int C);
+
+/* ---- CPU implementations (kernels/cpu/<op>_backward.c, dropout.c) --------------- */
+void af_cpu_dropout_forward(float *out, const float *inp, int64_t n, float p_drop, uint64_t seed,
+                            uint64_t stream);
+void af_cpu_dropout_backward(float *dinp, const float *dout, int64_t n, float p_drop,
+                             uint64_t seed, uint64_t stream);
+void af_cpu_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+                               const int32_t *ids, const int32_t *pos, const int32_t *type_ids,
+                               int T, int C);
+void af_cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, const float *mean,
+                               const float *rstd, int N, int C);
+void af_cpu_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC);
+void af_cpu_gelu_backward(float *dinp, const float *dout, const float *inp, int64_t n);
+void af_cpu_add_backward(float *da, float *db, const float *dout, int64_t n);
+void af_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
+                               const float *probs, const int32_t *cu_seqlens, int B, int C,
+                               int NH);
+void af_cpu_mean_pool_backward(float *dinp, const float *dout, const int32_t *cu_seqlens, int B,
+                               int C);
+void af_cpu_cls_pool_backward(float *dinp, const float *dout, const int32_t *cu_seqlens, int B,
+                              int C);
+void af_cpu_l2norm_backward(float *dinp, const float *dout, const float *out, const float *norms,
+                            int N, int C);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AF_OPS_BACKWARD_H */

@@ -1,0 +1,346 @@
+// Each CUDA forward op against its CPU twin (kernels/cpu/*.c, itself checked
+// against float64 references elsewhere) on fresh random data. Every output is
+// poisoned with NaN before the run, so an element the kernel forgot to write
+// fails; a NaN or infinity anywhere fails.
+//
+// Tolerance: ||out - ref|| / ||ref|| <= 1e-5 for every op. Both sides compute
+// in fp32 (cuBLAS without TF32); they differ only in summation order (warp
+// trees vs sequential loops, cuBLAS vs OpenBLAS blocking), which moves a sum of
+// n terms by about sqrt(n) * 2^-24 relative: ~1e-6 for n = 1536. A wrong index,
+// a missing term or a wrong softmax gives 1e-2 or worse. TF32 would give ~1e-3
+// and fail on purpose.
+//
+// Without a GPU (this dev VM, CI) the op tests skip; the one that checks
+// af_device_cuda's refusal runs instead.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops.h"
+
+namespace {
+
+const double kTol = 1e-5;
+
+// Relative L2 error; +inf when any element of out is not finite (so NaN,
+// including the poison of an unwritten element, never passes).
+double rel_err(const std::vector<float> &out, const std::vector<float> &ref, size_t *bad) {
+  double num = 0, den = 0;
+  *bad = 0;
+  for (size_t i = 0; i < out.size(); i++) {
+    if (!std::isfinite(out[i])) {
+      (*bad)++;
+      continue;
+    }
+    double d = (double)out[i] - ref[i];
+    num += d * d;
+    den += (double)ref[i] * ref[i];
+  }
+  if (*bad)
+    return std::numeric_limits<double>::infinity();
+  if (den == 0)
+    return num == 0 ? 0 : std::numeric_limits<double>::infinity();
+  return std::sqrt(num / den);
+}
+
+#define EXPECT_CLOSE(out, ref, what)                                                         \
+  do {                                                                                       \
+    ASSERT_EQ((out).size(), (ref).size());                                                   \
+    size_t bad_;                                                                             \
+    double e_ = rel_err((out), (ref), &bad_);                                                \
+    EXPECT_EQ(bad_, 0u) << what << ": " << bad_ << " non-finite (unwritten?) elements";      \
+    EXPECT_TRUE(e_ <= kTol) << what << ": relative error " << e_ << " > " << kTol;           \
+  } while (0)
+
+std::vector<float> randu(std::mt19937 &g, size_t n, float lo = -1.f, float hi = 1.f) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (auto &x : v) x = u(g);
+  return v;
+}
+
+std::vector<int32_t> cu_from_lengths(const std::vector<int> &lens) {
+  std::vector<int32_t> cu(lens.size() + 1, 0);
+  for (size_t i = 0; i < lens.size(); i++) cu[i + 1] = cu[i] + lens[i];
+  return cu;
+}
+
+class CudaOps : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!af_cuda_available()) GTEST_SKIP() << "no CUDA GPU on this machine";
+    af_error_clear(&err);
+    ASSERT_EQ(af_device_cuda(0, &dev, &err), AF_OK) << err.msg;
+    ASSERT_EQ(dev.backend, AF_BACKEND_CUDA);
+    live = true;
+  }
+  void TearDown() override {
+    for (void *p : ptrs) af_dev_free(&dev, p);
+    if (live) af_device_release(&dev);
+  }
+
+  // Device copy of host data (nullptr for an empty vector means "no tensor").
+  template <class T>
+  T *up(const std::vector<T> &h) {
+    void *p = af_dev_malloc(&dev, h.size() * sizeof(T), &err);
+    EXPECT_NE(p, nullptr) << err.msg;
+    if (!p) return nullptr;
+    ptrs.push_back(p);
+    EXPECT_EQ(af_dev_upload(&dev, p, h.data(), h.size() * sizeof(T), &err), AF_OK) << err.msg;
+    return (T *)p;
+  }
+  // A device buffer of n floats, every one NaN.
+  float *poisoned(size_t n) {
+    return up(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()));
+  }
+  std::vector<float> down(const float *d, size_t n) {
+    std::vector<float> h(n);
+    EXPECT_EQ(af_dev_sync(&dev, &err), AF_OK) << err.msg;
+    EXPECT_EQ(af_dev_download(&dev, h.data(), d, n * sizeof(float), &err), AF_OK) << err.msg;
+    return h;
+  }
+
+  af_device dev{};
+  af_error err{};
+  bool live = false;
+  std::vector<void *> ptrs;
+  std::mt19937 g{12345};
+};
+
+TEST(CudaDevice, RefusedClearlyWithoutGpu) {
+  if (af_cuda_available()) GTEST_SKIP() << "a GPU is present";
+  af_device d = af_device_cpu(1);
+  af_error e{};
+  EXPECT_EQ(af_device_cuda(0, &d, &e), AF_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(e.msg).find("CUDA"), std::string::npos) << e.msg;
+  std::printf("refusal message: %s\n", e.msg);
+  EXPECT_EQ(d.backend, AF_BACKEND_CPU);
+  af_device_release(&d);  // harmless on a CPU device
+}
+
+TEST_F(CudaOps, BadOrdinalIsAnArgumentError) {
+  af_device d{};
+  EXPECT_EQ(af_device_cuda(1 << 20, &d, &err), AF_ERR_ARG);
+  EXPECT_NE(std::string(err.msg).find("out of range"), std::string::npos) << err.msg;
+}
+
+TEST_F(CudaOps, Embedding) {
+  struct Case { int T, C, V, P, TT; bool types; };
+  for (Case c : {Case{1, 384, 50, 8, 2, true}, Case{300, 37, 1000, 64, 2, false},
+                 Case{8000, 384, 30522, 512, 2, true}, Case{17, 3, 5, 20, 1, false}}) {
+    SCOPED_TRACE("T=" + std::to_string(c.T) + " C=" + std::to_string(c.C));
+    std::uniform_int_distribution<int> uid(0, c.V - 1), upos(0, c.P - 1), utt(0, c.TT - 1);
+    std::vector<int32_t> ids(c.T), pos(c.T), tt(c.T);
+    for (int t = 0; t < c.T; t++) {
+      ids[t] = uid(g);
+      pos[t] = upos(g);
+      tt[t] = utt(g);
+    }
+    auto wte = randu(g, (size_t)c.V * c.C), wpe = randu(g, (size_t)c.P * c.C),
+         wtt = randu(g, (size_t)c.TT * c.C);
+    std::vector<float> ref((size_t)c.T * c.C);
+    af_cpu_embedding_forward(ref.data(), ids.data(), pos.data(), c.types ? tt.data() : nullptr,
+                             wte.data(), wpe.data(), wtt.data(), c.T, c.C);
+    float *out = poisoned(ref.size());
+    af_op_embedding_forward(&dev, out, up(ids), up(pos), c.types ? up(tt) : nullptr, up(wte),
+                            up(wpe), up(wtt), c.T, c.C);
+    EXPECT_CLOSE(down(out, ref.size()), ref, "embedding");
+  }
+}
+
+TEST_F(CudaOps, LayerNorm) {
+  struct Case { int N, C; bool save; };
+  for (Case c : {Case{1, 384, true}, Case{300, 37, false}, Case{8000, 384, true},
+                 Case{5, 1, true}, Case{33, 1536, true}}) {
+    SCOPED_TRACE("N=" + std::to_string(c.N) + " C=" + std::to_string(c.C));
+    // An offset mean makes a one-pass E[x^2]-E[x]^2 variance visibly wrong.
+    auto x = randu(g, (size_t)c.N * c.C, 2.f, 6.f), w = randu(g, c.C, 0.5f, 1.5f),
+         b = randu(g, c.C);
+    std::vector<float> ref(x.size()), rm(c.N), rr(c.N);
+    af_cpu_layernorm_forward(ref.data(), rm.data(), rr.data(), x.data(), w.data(), b.data(), c.N,
+                             c.C, 1e-12f);
+    float *out = poisoned(x.size());
+    float *m = c.save ? poisoned(c.N) : nullptr, *r = c.save ? poisoned(c.N) : nullptr;
+    af_op_layernorm_forward(&dev, out, m, r, up(x), up(w), up(b), c.N, c.C, 1e-12f);
+    EXPECT_CLOSE(down(out, x.size()), ref, "layernorm out");
+    if (c.save) {
+      EXPECT_CLOSE(down(m, c.N), rm, "layernorm mean");
+      EXPECT_CLOSE(down(r, c.N), rr, "layernorm rstd");
+    }
+  }
+}
+
+TEST_F(CudaOps, Linear) {
+  struct Case { int N, IC, OC; bool bias; };
+  for (Case c : {Case{1, 384, 384, true}, Case{300, 384, 1536, true},
+                 Case{300, 1536, 384, true}, Case{8000, 384, 1152, true},
+                 Case{7, 37, 19, true}, Case{64, 384, 384, false}, Case{3, 5, 1, true}}) {
+    SCOPED_TRACE("N=" + std::to_string(c.N) + " IC=" + std::to_string(c.IC) +
+                 " OC=" + std::to_string(c.OC));
+    auto x = randu(g, (size_t)c.N * c.IC), w = randu(g, (size_t)c.OC * c.IC, -0.1f, 0.1f),
+         b = randu(g, c.OC);
+    std::vector<float> ref((size_t)c.N * c.OC);
+    af_cpu_linear_forward(ref.data(), x.data(), w.data(), c.bias ? b.data() : nullptr, c.N, c.IC,
+                          c.OC);
+    float *out = poisoned(ref.size());
+    af_op_linear_forward(&dev, out, up(x), up(w), c.bias ? up(b) : nullptr, c.N, c.IC, c.OC);
+    EXPECT_CLOSE(down(out, ref.size()), ref, "linear");
+  }
+}
+
+TEST_F(CudaOps, Gelu) {
+  for (int64_t n : {(int64_t)1, (int64_t)3, (int64_t)1000003, (int64_t)8000 * 1536}) {
+    SCOPED_TRACE("n=" + std::to_string(n));
+    auto x = randu(g, n + 1, -6.f, 6.f);
+    std::vector<float> ref(n + 1);
+    af_cpu_gelu_forward(ref.data(), x.data(), n + 1);
+    float *out = poisoned(n + 1);
+    af_op_gelu_forward(&dev, out, up(x), n + 1);
+    EXPECT_CLOSE(down(out, n + 1), ref, "gelu");
+    // In place, starting one float in: the misaligned (scalar) path.
+    float *io = up(x);
+    af_op_gelu_forward(&dev, io + 1, io + 1, n);
+    auto got = down(io, n + 1);
+    EXPECT_EQ(got[0], x[0]) << "gelu wrote before its start";
+    std::vector<float> tail_got(got.begin() + 1, got.end()), tail_ref(ref.begin() + 1, ref.end());
+    EXPECT_CLOSE(tail_got, tail_ref, "gelu in place");
+  }
+}
+
+TEST_F(CudaOps, Add) {
+  for (int64_t n : {(int64_t)1, (int64_t)5, (int64_t)1000003}) {
+    SCOPED_TRACE("n=" + std::to_string(n));
+    auto a = randu(g, n), b = randu(g, n);
+    std::vector<float> ref(n);
+    af_cpu_add_forward(ref.data(), a.data(), b.data(), n);
+    float *out = poisoned(n);
+    float *da = up(a), *db = up(b);
+    af_op_add_forward(&dev, out, da, db, n);
+    EXPECT_CLOSE(down(out, n), ref, "add");
+    af_op_add_forward(&dev, da, da, db, n);  // out aliases a (the residual update)
+    EXPECT_CLOSE(down(da, n), ref, "add in place");
+  }
+}
+
+// Attention on lengths `lens` with hidden C and NH heads, probs compared too.
+class CudaAttention : public CudaOps {
+ protected:
+  void run_case(const std::vector<int> &lens, int C, int NH, bool with_probs = true) {
+    auto cu = cu_from_lengths(lens);
+    int B = (int)lens.size(), T = cu[B];
+    // Spread 3x wider than [-1, 1] so that some softmax rows are peaked.
+    auto qkv = randu(g, (size_t)T * 3 * C, -3.f, 3.f);
+    int64_t np = af_attention_probs_size(cu.data(), B, NH);
+    std::vector<float> ref((size_t)T * C), rp(np);
+    af_cpu_attention_forward(ref.data(), rp.data(), qkv.data(), cu.data(), B, C, NH);
+    float *out = poisoned(ref.size());
+    float *probs = with_probs ? poisoned(np) : nullptr;
+    af_op_attention_forward(&dev, out, probs, up(qkv), up(cu), B, C, NH);
+    EXPECT_CLOSE(down(out, ref.size()), ref, "attention out");
+    if (with_probs) EXPECT_CLOSE(down(probs, np), rp, "attention probs");
+  }
+};
+
+TEST_F(CudaAttention, SingleTokenSequence) { run_case({1}, 384, 12); }
+
+TEST_F(CudaAttention, Length512) { run_case({512}, 384, 12); }
+
+TEST_F(CudaAttention, Batch300MixedLengths) {
+  std::uniform_int_distribution<int> ul(1, 64);
+  std::vector<int> lens(300);
+  for (auto &l : lens) l = ul(g);
+  lens[0] = 1;
+  lens[17] = 1;
+  lens[150] = 300;  // more than one key tile
+  lens[299] = 129;
+  run_case(lens, 384, 12);
+  run_case(lens, 384, 12, /*with_probs=*/false);
+}
+
+TEST_F(CudaAttention, OddHeadSize) { run_case({1, 2, 130, 7, 33}, 39, 3); }       // HS = 13
+TEST_F(CudaAttention, HeadSize64) { run_case({1, 129, 64, 200}, 128, 2); }        // BERT-base heads
+TEST_F(CudaAttention, HeadSize128) { run_case({3, 40, 33, 1}, 256, 2); }
+
+TEST_F(CudaAttention, TooLargeHeadIsReportedAtSync) {
+  std::vector<int> lens = {4};
+  auto cu = cu_from_lengths(lens);
+  const int C = 512, NH = 2;  // HS = 256
+  auto qkv = randu(g, (size_t)4 * 3 * C);
+  float *out = poisoned(4 * C);
+  af_op_attention_forward(&dev, out, nullptr, up(qkv), up(cu), 1, C, NH);
+  af_error e{};
+  EXPECT_EQ(af_dev_sync(&dev, &e), AF_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(e.msg).find("head size 256"), std::string::npos) << e.msg;
+  // Reported once, then the context works again.
+  EXPECT_EQ(af_dev_sync(&dev, &e), AF_OK) << e.msg;
+  auto x = randu(g, 10), y = randu(g, 10);
+  std::vector<float> ref(10);
+  af_cpu_add_forward(ref.data(), x.data(), y.data(), 10);
+  float *o = poisoned(10);
+  af_op_add_forward(&dev, o, up(x), up(y), 10);
+  EXPECT_CLOSE(down(o, 10), ref, "add after a reported error");
+}
+
+TEST_F(CudaOps, Pooling) {
+  std::uniform_int_distribution<int> ul(1, 40);
+  std::vector<std::vector<int>> batches = {{1}, {512}, {}};
+  for (int i = 0; i < 300; i++) batches[2].push_back(ul(g));
+  batches[2][5] = 1;
+  for (int C : {384, 37}) {
+    for (auto &lens : batches) {
+      SCOPED_TRACE("C=" + std::to_string(C) + " B=" + std::to_string(lens.size()));
+      auto cu = cu_from_lengths(lens);
+      int B = (int)lens.size(), T = cu[B];
+      auto x = randu(g, (size_t)T * C);
+      std::vector<float> rm((size_t)B * C), rc((size_t)B * C);
+      af_cpu_mean_pool_forward(rm.data(), x.data(), cu.data(), B, C);
+      af_cpu_cls_pool_forward(rc.data(), x.data(), cu.data(), B, C);
+      float *om = poisoned(rm.size()), *oc = poisoned(rc.size());
+      float *dx = up(x);
+      int32_t *dcu = up(cu);
+      af_op_mean_pool_forward(&dev, om, dx, dcu, B, C);
+      af_op_cls_pool_forward(&dev, oc, dx, dcu, B, C);
+      EXPECT_CLOSE(down(om, rm.size()), rm, "mean pool");
+      EXPECT_CLOSE(down(oc, rc.size()), rc, "cls pool");
+    }
+  }
+}
+
+TEST_F(CudaOps, MeanPoolEmptySequenceGivesZero) {
+  std::vector<int> lens = {3, 0, 2};
+  auto cu = cu_from_lengths(lens);
+  const int C = 5;
+  auto x = randu(g, (size_t)5 * C);
+  std::vector<float> ref(3 * C);
+  af_cpu_mean_pool_forward(ref.data(), x.data(), cu.data(), 3, C);
+  float *o = poisoned(ref.size());
+  af_op_mean_pool_forward(&dev, o, up(x), up(cu), 3, C);
+  auto got = down(o, ref.size());
+  EXPECT_CLOSE(got, ref, "mean pool with an empty sequence");
+  for (int c = 0; c < C; c++) EXPECT_EQ(got[C + c], 0.f);
+}
+
+TEST_F(CudaOps, L2Norm) {
+  struct Case { int N, C; bool norms; };
+  for (Case c : {Case{1, 384, true}, Case{300, 37, false}, Case{8000, 384, true}}) {
+    SCOPED_TRACE("N=" + std::to_string(c.N) + " C=" + std::to_string(c.C));
+    auto x = randu(g, (size_t)c.N * c.C);
+    for (int k = 0; k < c.C; k++) x[k] = 0.f;  // a zero row: divided by 1e-12, stays 0
+    std::vector<float> ref(x.size()), rn(c.N);
+    af_cpu_l2norm_forward(ref.data(), rn.data(), x.data(), c.N, c.C);
+    float *out = poisoned(x.size());
+    float *nrm = c.norms ? poisoned(c.N) : nullptr;
+    af_op_l2norm_forward(&dev, out, nrm, up(x), c.N, c.C);
+    EXPECT_CLOSE(down(out, x.size()), ref, "l2norm out");
+    if (c.norms) EXPECT_CLOSE(down(nrm, c.N), rn, "l2norm norms");
+  }
+}
+
+}  // namespace
