@@ -265,6 +265,8 @@ int af_cmd_eval(int argc, char **argv) {
                       "--methods)");
     goto done;
   }
+  if (want_text && n_text == 0)
+    fprintf(stderr, "affinity eval: no --embeddings or --model: skipping text and fusion\n");
   /* data */
   if ((st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)
     goto done;
