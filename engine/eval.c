@@ -13,6 +13,8 @@
 #include "cooccur.h"
 #include "eval.h"
 #include "rules.h"
+#include "score.h"
+#include "topk.h"
 
 enum { BATCH = 128 };
 
@@ -143,7 +145,7 @@ static af_status fit(fitted *f, const af_eval_method *m, const af_eval_split *sp
   case AF_EVAL_FUSION: {
     if (!m->emb)
       return af_error_set(err, AF_ERR_ARG, "%s: fusion needs embeddings", m->name);
-    if (m->text_weight != 0 || m->cold_text_weight != 0) {
+    if (m->fuse.text_alpha == 0 && (m->text_weight != 0 || m->cold_text_weight != 0)) {
       f->text_coef = af_malloc((size_t)f->N + 1, sizeof *f->text_coef, err);
       if (!f->text_coef)
         return AF_ERR_NOMEM;
@@ -276,7 +278,11 @@ static af_status score_batch(const af_eval_method *m, const fitted *f, const af_
   if (m->kind == AF_EVAL_TEXT)
     return m->text_max ? text_max_rows(m, sp, q0, nq, rows, err)
                        : text_mean_rows(m, sp, q0, nq, 1.0f, 0, rows, err);
-  if (m->kind == AF_EVAL_FUSION && f->text_coef) {
+  const int adaptive = m->kind == AF_EVAL_FUSION && m->fuse.text_alpha > 0;
+  if (adaptive) {
+    /* the text pools come from the dense cosine rows, which are then cleared */
+    AF_TRY(text_mean_rows(m, sp, q0, nq, 1.0f, 0, rows, err));
+  } else if (m->kind == AF_EVAL_FUSION && f->text_coef) {
     AF_TRY(text_mean_rows(m, sp, q0, nq, 1.0f, 0, rows, err));
     for (int64_t i = 0; i < nq; i++)
       for (int32_t b = 0; b < N; b++)
@@ -308,7 +314,30 @@ static af_status score_batch(const af_eval_method *m, const fitted *f, const af_
         rules_row(f, qi, n, row);
         break;
       case AF_EVAL_FUSION:
-        if (s) {
+        if (s && adaptive) {
+          /* the query's text pool: its text_pool best non-query products */
+          float tscore[AF_SCORE_MAX_K], pcos[AF_SCORE_MAX_K];
+          int64_t tidx[AF_SCORE_MAX_K];
+          int32_t pool[AF_SCORE_MAX_K];
+          int np = m->fuse.text_pool < N - n ? m->fuse.text_pool : N - n;
+          if (np < 0)
+            np = 0;
+          af_topk top;
+          af_topk_init(&top, tscore, tidx, np, -INFINITY);
+          if (np > 0) {
+            for (int j = 0; j < n; j++)
+              row[qi[j]] = -INFINITY;
+            for (int32_t b = 0; b < N; b++)
+              if (row[b] >= af_topk_threshold(&top) && row[b] > -INFINITY)
+                af_topk_push(&top, row[b], b);
+            af_topk_extract(&top, tidx, tscore, np);
+          }
+          for (int j = 0; j < np; j++)
+            pool[j] = (int32_t)tidx[j], pcos[j] = tscore[j];
+          memset(row, 0, sizeof *row * (size_t)N);
+          const int32_t *touched;
+          af_fuse_adaptive_scores(f->fuse, qi, n, pool, pcos, np, s, row, &touched);
+        } else if (s) {
           const int32_t *touched;
           af_fuse_query_scores(f->fuse, qi, n, s, row, &touched);
         }

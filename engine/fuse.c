@@ -24,6 +24,11 @@ void af_fuse_default_options(af_fuse_options *opt) {
   opt->sub_min_cosine = 0.6;
   opt->sub_max_lift = 1.0;
   opt->threads = 0;
+  opt->text_alpha = 0.0;
+  opt->text_beta = 4.0;
+  opt->rank_k = 10;
+  opt->rank_fusion = 0;
+  opt->text_pool = 100;
 }
 
 af_status af_fuse_check_options(const af_fuse_options *o, af_error *err) {
@@ -46,6 +51,15 @@ af_status af_fuse_check_options(const af_fuse_options *o, af_error *err) {
     return af_error_set(err, AF_ERR_ARG, "sub_min_cosine and sub_max_lift must be finite");
   if (o->threads < 0)
     return af_error_set(err, AF_ERR_ARG, "threads must be >= 0");
+  if (!(o->text_alpha >= 0) || !isfinite(o->text_alpha))
+    return af_error_set(err, AF_ERR_ARG, "text_alpha must be a finite number >= 0");
+  if (!(o->text_beta > 0) || !isfinite(o->text_beta))
+    return af_error_set(err, AF_ERR_ARG, "text_beta must be a finite number > 0");
+  if (o->rank_k < 0 || o->rank_k > 1000000)
+    return af_error_set(err, AF_ERR_ARG, "rank_k must be in [0, 1000000], got %d", o->rank_k);
+  if (o->text_pool < 0 || o->text_pool > AF_SCORE_MAX_K)
+    return af_error_set(err, AF_ERR_ARG, "text_pool must be in [0, %d], got %d", AF_SCORE_MAX_K,
+                        o->text_pool);
   return AF_OK;
 }
 
@@ -64,8 +78,10 @@ struct af_fuse_model {
   int64_t *tt_off;  /* (N + 1) T^T rows: column y of T */
   int32_t *tt_idx;  /* (tt_off[N]) */
   float *tt_w;      /* (tt_off[N]) */
-  int64_t *sub_nbr; /* (N, sub_pool) text neighbours over all products, or NULL */
-  float *sub_cos;   /* (N, sub_pool) */
+  int pool_w;       /* text neighbours kept per product: max(sub_pool, text_pool) */
+  int64_t *sub_nbr; /* (N, pool_w) text neighbours over all products, best first, or NULL */
+  float *sub_cos;   /* (N, pool_w) */
+  int has_evidence; /* some pair reaches min_count: the text term may be used */
 };
 
 struct af_fuse_scratch {
@@ -73,6 +89,7 @@ struct af_fuse_scratch {
   float *u, *v;     /* (N) T-row mix of the query, then u A */
   int32_t *lu, *lv, *ls; /* (N) touched entries of u, v and out */
   unsigned char *mark; /* (N) out entry already listed */
+  struct fpair { float f; int32_t b; } *pairs; /* (N) candidates sorted by F */
 };
 
 void af_fuse_model_free(af_fuse_model *m) {
@@ -245,6 +262,7 @@ af_status af_fuse_model_build(const af_fuse_options *opt, const af_fuse_input *i
                       ? (float)(m->co.count[i] /
                                 sqrt((double)m->co.item_count[x] * (double)m->co.item_count[y]))
                       : 0.0f;
+      m->has_evidence |= m->acf[i] > 0;
     }
   /* back-off neighbours: products with history only */
   int tk = opt->text_k;
@@ -271,6 +289,9 @@ af_status af_fuse_model_build(const af_fuse_options *opt, const af_fuse_input *i
     if (sp > m->N - 1)
       sp = (int)(m->N - 1);
     m->opt.sub_pool = sp;
+    if (opt->text_alpha > 0 && opt->text_pool > sp)
+      sp = opt->text_pool < m->N - 1 ? opt->text_pool : (int)(m->N - 1);
+    m->pool_w = sp;
     m->sub_nbr = af_malloc((size_t)m->N * sp + 1, sizeof *m->sub_nbr, err);
     m->sub_cos = af_malloc((size_t)m->N * sp + 1, sizeof *m->sub_cos, err);
     if (!m->sub_nbr || !m->sub_cos) {
@@ -298,7 +319,8 @@ af_status af_fuse_scratch_create(const af_fuse_model *m, af_fuse_scratch **out, 
   s->lv = af_malloc((size_t)m->N, sizeof *s->lv, err);
   s->ls = af_malloc((size_t)m->N, sizeof *s->ls, err);
   s->mark = af_calloc((size_t)m->N, 1, err);
-  if (!s->u || !s->v || !s->lu || !s->lv || !s->ls || !s->mark) {
+  s->pairs = af_malloc((size_t)m->N, sizeof *s->pairs, err);
+  if (!s->u || !s->v || !s->lu || !s->lv || !s->ls || !s->mark || !s->pairs) {
     af_fuse_scratch_free(s);
     return AF_ERR_NOMEM;
   }
@@ -309,7 +331,7 @@ af_status af_fuse_scratch_create(const af_fuse_model *m, af_fuse_scratch **out, 
 void af_fuse_scratch_free(af_fuse_scratch *s) {
   if (!s)
     return;
-  free(s->u), free(s->v), free(s->lu), free(s->lv), free(s->ls), free(s->mark);
+  free(s->u), free(s->v), free(s->lu), free(s->lv), free(s->ls), free(s->mark), free(s->pairs);
   free(s);
 }
 
@@ -359,6 +381,106 @@ int64_t af_fuse_query_scores(const af_fuse_model *m, const int32_t *query, int n
   return ns;
 }
 
+double af_fuse_text_lambda(const af_fuse_model *m, int32_t b) {
+  if (!m->has_evidence || m->opt.text_alpha <= 0)
+    return 0.0;
+  return m->opt.text_alpha / (1.0 + (double)m->co.item_count[b] / m->opt.text_beta);
+}
+
+static int fpair_cmp(const void *pa, const void *pb) {
+  const struct fpair *a = pa, *b = pb;
+  if (a->f != b->f)
+    return a->f > b->f ? -1 : 1;
+  return (a->b > b->b) - (a->b < b->b);
+}
+
+/* F of the query; then, for the candidates in the text pool, the mixture
+ * (1 - rho_b) F + rho_b text, rho_b = min(1, lambda_b), with the text term
+ * scaled to the query's largest F (rank_fusion 0) or both terms as
+ * reciprocal competition ranks (rank_fusion 1). */
+int64_t af_fuse_adaptive_scores(const af_fuse_model *m, const int32_t *query, int n_query,
+                                const int32_t *pool, const float *pool_cos, int n_pool,
+                                af_fuse_scratch *s, float *out, const int32_t **touched) {
+  const int32_t *t;
+  int64_t nt = af_fuse_query_scores(m, query, n_query, s, out, &t);
+  const int ranks = m->opt.rank_fusion;
+  const double k0 = m->opt.rank_k;
+  for (int i = 0; i < n_query; i++)
+    s->mark[query[i]] = 2; /* excluded */
+  int64_t np = 0;
+  double fmax = 0;
+  for (int64_t i = 0; i < nt; i++) {
+    int32_t b = t[i];
+    if (out[b] > 0 && s->mark[b] != 2) {
+      s->pairs[np++] = (struct fpair){out[b], b};
+      fmax = out[b] > fmax ? out[b] : fmax;
+    }
+    out[b] = 0;
+  }
+  int64_t ns = 0, r = 0;
+  if (ranks)
+    qsort(s->pairs, (size_t)np, sizeof *s->pairs, fpair_cmp);
+  for (int64_t i = 0; i < np; i++) {
+    int32_t b = s->pairs[i].b;
+    if (ranks && (i == 0 || s->pairs[i].f < s->pairs[i - 1].f))
+      r = i + 1;
+    out[b] = ranks ? (float)(1.0 / (k0 + (double)r)) : s->pairs[i].f;
+    s->mark[b] = 1;
+    s->ls[ns++] = b;
+  }
+  int64_t stride = 0;
+  if (!pool && n_query == 1 && m->sub_nbr) {
+    n_pool = m->pool_w;
+    stride = (int64_t)query[0] * m->pool_w;
+  } else if (!pool) {
+    n_pool = 0;
+  }
+  if (n_pool > m->opt.text_pool)
+    n_pool = m->opt.text_pool;
+#define POOL_B(j) (pool ? pool[j] : (int32_t)m->sub_nbr[stride + (j)])
+#define POOL_C(j) (pool ? pool_cos[j] : m->sub_cos[stride + (j)])
+  while (n_pool > 0 && POOL_B(n_pool - 1) < 0)
+    n_pool--;
+  if (m->has_evidence && m->opt.text_alpha > 0 && n_pool > 0) {
+    const double c_first = POOL_C(0), c_last = POOL_C(n_pool - 1);
+    const double fref = fmax > 0 ? fmax : 1.0;
+    float prev = 0;
+    r = 0;
+    for (int j = 0; j < n_pool; j++) {
+      int32_t b = POOL_B(j);
+      float c = POOL_C(j);
+      if (j == 0 || c < prev)
+        r = j + 1;
+      prev = c;
+      if (s->mark[b] == 2)
+        continue;
+      double lam = af_fuse_text_lambda(m, b);
+      if (!(lam > 0))
+        continue;
+      if (!s->mark[b]) {
+        s->mark[b] = 1;
+        s->ls[ns++] = b;
+      }
+      if (ranks) {
+        double rho = lam < 1 ? lam : 1;
+        out[b] = (float)((1 - rho) * out[b] + rho / (k0 + (double)r));
+      } else {
+        double rho = lam < 1 ? lam : 1;
+        double tn = c_first > c_last ? (c - c_last) / (c_first - c_last) : 1.0;
+        out[b] = (float)((1 - rho) * out[b] + rho * fref * tn);
+      }
+    }
+  }
+#undef POOL_B
+#undef POOL_C
+  for (int64_t i = 0; i < ns; i++)
+    s->mark[s->ls[i]] = 0;
+  for (int i = 0; i < n_query; i++)
+    s->mark[query[i]] = 0;
+  *touched = s->ls;
+  return ns;
+}
+
 /* ---- whole catalog ----------------------------------------------------------- */
 
 static int same_category(const af_fuse_model *m, int64_t a, int64_t b) {
@@ -396,7 +518,9 @@ static int product_rows(const af_fuse_model *m, int32_t a, af_fuse_scratch *s, f
   af_topk top;
   af_topk_init(&top, tscore, tidx, k, -INFINITY);
   const int32_t *touched;
-  int64_t nt = af_fuse_query_scores(m, &a, 1, s, dense, &touched);
+  int64_t nt = m->opt.text_alpha > 0
+                   ? af_fuse_adaptive_scores(m, &a, 1, NULL, NULL, 0, s, dense, &touched)
+                   : af_fuse_query_scores(m, &a, 1, s, dense, &touched);
   for (int64_t i = 0; i < nt; i++) {
     int32_t b = touched[i];
     if (b != a && dense[b] > 0 && dense[b] >= af_topk_threshold(&top))
@@ -415,10 +539,10 @@ static int product_rows(const af_fuse_model *m, int32_t a, af_fuse_scratch *s, f
     fill_evidence(m, r);
   }
   int ns = 0;
-  const int sp = m->opt.sub_pool;
+  const int sp = m->opt.sub_pool, pw = m->pool_w;
   for (int j = 0; j < sp && ns < k; j++) {
-    int64_t b = m->sub_nbr[(int64_t)a * sp + j];
-    float c = m->sub_cos[(int64_t)a * sp + j];
+    int64_t b = m->sub_nbr[(int64_t)a * pw + j];
+    float c = m->sub_cos[(int64_t)a * pw + j];
     if (b < 0 || c < m->opt.sub_min_cosine)
       break; /* best first: the rest are lower */
     if (!same_category(m, a, b))

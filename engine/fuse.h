@@ -59,6 +59,14 @@ typedef struct {
   double sub_min_cosine; /* substitute needs at least this text cosine (default 0.6) */
   double sub_max_lift;   /* and co-purchase lift at most this (default 1) */
   int threads;           /* OpenMP threads; 0 = default */
+  /* Adaptive text back-off (added; see af_fuse_adaptive_scores). text_alpha
+   * 0 turns it off: complements are ranked by F alone. */
+  double text_alpha;     /* back-off weight of a never-sold candidate (default 0: off) */
+  double text_beta;      /* lambda_b = text_alpha / (1 + n_b / text_beta) (default 4) */
+  int rank_k;            /* reciprocal ranks 1 / (rank_k + rank) (default 10) */
+  int text_pool;         /* text candidates ranked per query (default 100) */
+  int rank_fusion;       /* 0: text term scaled to the query's largest F (default); 1: both
+                            terms as reciprocal ranks 1 / (rank_k + rank) */
 } af_fuse_options;
 
 void af_fuse_default_options(af_fuse_options *opt);
@@ -96,13 +104,40 @@ void af_fuse_scratch_free(af_fuse_scratch *s);
 int64_t af_fuse_query_scores(const af_fuse_model *m, const int32_t *query, int n_query,
                              af_fuse_scratch *s, float *out, const int32_t **touched);
 
+/* The adaptive complement score (docs/fusion.md), with the query's items
+ * excluded everywhere:
+ *   score(Q, b) = [F_Q(b) > 0] / (rank_k + rank_F(b))
+ *               + lambda_b [b in P] / (rank_k + rank_T(b)),
+ *   lambda_b = text_alpha / (1 + n_b / text_beta),
+ * F_Q(b) = sum over q in Q of F[q, b]; rank_F(b) = 1 + #{c : F_Q(c) > F_Q(b)}
+ * among the candidates with F_Q > 0; P = the query's text pool: its
+ * text_pool best candidates by text cosine, best first, given in pool
+ * (n_pool entries, query items already left out; pool == NULL and
+ * n_query == 1: the model's own neighbours of query[0], which exist when the
+ * model was built with substitutes != 0); rank_T(b) = 1 + #{c in P :
+ * cos(c) > cos(b)}; n_b = baskets holding b. Both terms are reciprocal ranks,
+ * so co-purchase and text evidence are on the same scale for every query;
+ * the text term fades as the candidate's history grows. The text term is
+ * off (lambda = 0) when text_alpha is 0 or the baskets carry no co-purchase
+ * evidence at all (no pair reaches min_count): text alone is no complement
+ * evidence.
+ * out (N) must be all zero on entry; it gets the scores; returns the number
+ * of nonzero entries, listed in *touched (owned by s, valid until the next
+ * call). */
+int64_t af_fuse_adaptive_scores(const af_fuse_model *m, const int32_t *query, int n_query,
+                                const int32_t *pool, const float *pool_cos, int n_pool,
+                                af_fuse_scratch *s, float *out, const int32_t **touched);
+/* lambda_b of candidate b (0 when the text term is off). */
+double af_fuse_text_lambda(const af_fuse_model *m, int32_t b);
+
 /* ---- whole-catalog associations -------------------------------------------- */
 typedef enum { AF_ASSOC_COMPLEMENT = 0, AF_ASSOC_SUBSTITUTE = 1 } af_assoc_type;
 
 typedef struct {
   int32_t product, related; /* catalog rows */
   af_assoc_type type;
-  float score;   /* complement: F[product, related]; substitute: the text cosine */
+  float score;   /* complement: the adaptive score (F[product, related] when text_alpha
+                    is 0); substitute: the text cosine */
   int64_t count; /* baskets holding both */
   double lift;   /* count n / (n_a n_b); NAN when count == 0 */
   float cosine;  /* text cosine similarity */

@@ -211,6 +211,7 @@ TEST(Fuse, RunMatchesBruteForceComplementsAndSubstitutes) {
   o.sub_pool = 10;
   o.sub_min_cosine = 0.3;
   o.text_min_cosine = 0.0;
+  o.text_alpha = 0;  // complements ranked by F itself (the adaptive score: below)
   Brute B = brute(D, o);
   // two category levels; level 0 unknown for some products
   std::vector<std::string> c0(D.N), c1(D.N);
@@ -279,6 +280,237 @@ TEST(Fuse, RunMatchesBruteForceComplementsAndSubstitutes) {
   }
   EXPECT_GT(n_comp, 100);
   EXPECT_GT(n_sub, 20);
+  af_fuse_result_free(&r);
+}
+
+// The adaptive score from its definition in fuse.h, in float64: F_Q from the
+// dense brute force, the text pool by sorting every product by cosine to the
+// mean query vector, competition ranks by counting. Float32 F and cosines may
+// order near-equal values differently from float64, so a rank is bounded by
+//   1 + #{c : x_c > x_b + tol} <= rank <= 1 + #{c : x_c > x_b - tol}
+// (tol: kRel of the row maximum for F, 1e-5 for cosines of unit float32
+// vectors), and each score must lie within the bounds that follow; with no
+// near-ties the rank bounds are equal.
+struct AdaptiveWant {
+  std::vector<double> lo, hi;  // (N) score bounds
+};
+
+AdaptiveWant adaptive_brute(const Data &D, const Brute &B, const af_fuse_options &o,
+                            const std::vector<int32_t> &q) {
+  const int N = D.N;
+  std::set<int32_t> qs(q.begin(), q.end());
+  std::vector<double> F(N, 0), c(N, 0), qv(D.d, 0);
+  for (int32_t a : q)
+    for (int k = 0; k < D.d; k++) qv[k] += D.emb[(size_t)a * D.d + k] / q.size();
+  double fmax = 0;
+  for (int b = 0; b < N; b++) {
+    for (int32_t a : q) F[b] += B.F[(size_t)a * N + b];
+    for (int k = 0; k < D.d; k++) c[b] += qv[k] * D.emb[(size_t)b * D.d + k];
+    if (!qs.count(b)) fmax = std::max(fmax, F[b]);
+  }
+  bool evidence = false;
+  for (int x = 0; x < N; x++)
+    for (int y = 0; y < N; y++) evidence |= x != y && B.pair[(size_t)x * N + y] >= o.min_count;
+  // text pool: the text_pool best non-query products by cosine (ties: lower row)
+  std::vector<std::pair<double, int>> byc;
+  for (int b = 0; b < N; b++)
+    if (!qs.count(b)) byc.push_back({-c[b], b});
+  std::sort(byc.begin(), byc.end());
+  std::vector<char> in_pool(N, 0);
+  int np = std::min<int>(o.text_pool, (int)byc.size());
+  for (int j = 0; j < np; j++) in_pool[byc[j].second] = 1;
+  const double c_first = np ? -byc[0].first : 0, c_last = np ? -byc[np - 1].first : 0;
+  const double tolF = kRel * std::max(fmax, 1e-300), tolC = 1e-5, k0 = o.rank_k;
+  const double fref = fmax > 0 ? fmax : 1.0;
+  AdaptiveWant w{std::vector<double>(N, 0), std::vector<double>(N, 0)};
+  for (int b = 0; b < N; b++) {
+    if (qs.count(b)) continue;
+    double flo = 0, fhi = 0;  // the F term
+    if (o.rank_fusion) {
+      if (F[b] > tolF) {
+        int rlo = 1, rhi = 1;
+        for (int x = 0; x < N; x++)
+          if (!qs.count(x) && F[x] > 0) rlo += F[x] > F[b] + tolF, rhi += F[x] > F[b] - tolF && x != b;
+        flo = 1 / (k0 + rhi), fhi = 1 / (k0 + rlo);
+      } else if (F[b] > 0) {  // tiny positive F: float32 may round it to 0 or rank it last
+        fhi = 1 / (k0 + 1);
+      }
+    } else {
+      flo = std::max(0.0, F[b] - tolF), fhi = F[b] + tolF;
+    }
+    double lam = evidence ? o.text_alpha / (1 + B.n[b] / o.text_beta) : 0;
+    if (!(lam > 0 && in_pool[b])) {
+      w.lo[b] = flo, w.hi[b] = fhi;
+      continue;
+    }
+    if (o.rank_fusion) {
+      int rlo = 1, rhi = 1;
+      for (int x = 0; x < N; x++)
+        if (in_pool[x]) rlo += c[x] > c[b] + tolC, rhi += c[x] > c[b] - tolC && x != b;
+      double rho = std::min(lam, 1.0);
+      w.lo[b] = (1 - rho) * flo + rho / (k0 + rhi);
+      w.hi[b] = (1 - rho) * fhi + rho / (k0 + rlo);
+    } else {
+      double tn = c_first > c_last ? (c[b] - c_last) / (c_first - c_last) : 1.0;
+      // cosines off by tolC move tn by about 3 tolC / (c_first - c_last)
+      double ttol = c_first > c_last ? 3 * tolC / (c_first - c_last) : 0;
+      double fr_lo = fmax > 0 ? fref - tolF : 1, fr_hi = fmax > 0 ? fref + tolF : 1;
+      double rho = std::min(lam, 1.0);
+      w.lo[b] = (1 - rho) * flo + rho * fr_lo * std::max(0.0, tn - ttol);
+      w.hi[b] = (1 - rho) * fhi + rho * fr_hi * (tn + ttol);
+    }
+  }
+  return w;
+}
+
+TEST(Fuse, AdaptiveScoresMatchBruteForce) {
+  for (int mode : {0, 1}) {
+  Data D;
+  random_data(D, 5, 60, 8, 45, 400);
+  af_fuse_options o;
+  af_fuse_default_options(&o);
+  o.text_k = 6;
+  o.text_min_cosine = 0.2;
+  o.sub_pool = 5;
+  o.text_pool = 15;  // < N: the pool cut-off is exercised
+  o.text_alpha = 0.7;
+  o.text_beta = 3;
+  o.rank_k = 4;
+  o.rank_fusion = mode;
+  Brute B = brute(D, o);
+  af_fuse_input in = {D.N, D.d, D.emb.data(), &D.b, 0, nullptr};
+  af_fuse_model *m = nullptr;
+  af_error err{};
+  // substitutes != 0: the model keeps max(sub_pool, text_pool) text neighbours
+  ASSERT_EQ(af_fuse_model_build(&o, &in, 1, &m, &err), AF_OK) << err.msg;
+  af_fuse_scratch *s = nullptr;
+  ASSERT_EQ(af_fuse_scratch_create(m, &s, &err), AF_OK);
+  std::mt19937 rng(9);
+  std::vector<float> out(D.N, 0.0f);
+  int checked = 0, cold_text = 0, exact = 0;
+  for (int t = 0; t < 90; t++) {
+    std::vector<int32_t> q;
+    int nq = 1 + t % 3;
+    while ((int)q.size() < nq) {
+      int32_t x = rng() % D.N;
+      if (std::find(q.begin(), q.end(), x) == q.end()) q.push_back(x);
+    }
+    std::sort(q.begin(), q.end());
+    AdaptiveWant w = adaptive_brute(D, B, o, q);
+    // multi-item queries: the caller's pool (eval: from the dense cosine row),
+    // here the float64 one; one item: the model's own neighbours (pool NULL)
+    std::vector<int32_t> pool;
+    std::vector<float> pcos;
+    if (nq > 1) {
+      std::vector<std::pair<double, int>> byc;
+      for (int b = 0; b < D.N; b++) {
+        if (std::find(q.begin(), q.end(), b) != q.end()) continue;
+        double c = 0;
+        for (int k = 0; k < D.d; k++) {
+          double qk = 0;
+          for (int32_t a : q) qk += D.emb[(size_t)a * D.d + k] / nq;
+          c += qk * D.emb[(size_t)b * D.d + k];
+        }
+        byc.push_back({-c, b});
+      }
+      std::sort(byc.begin(), byc.end());
+      for (int j = 0; j < o.text_pool; j++) pool.push_back(byc[j].second), pcos.push_back((float)-byc[j].first);
+    }
+    const int32_t *touched;
+    int64_t nt = af_fuse_adaptive_scores(m, q.data(), nq, nq > 1 ? pool.data() : nullptr,
+                                         nq > 1 ? pcos.data() : nullptr, (int)pool.size(), s,
+                                         out.data(), &touched);
+    std::set<int32_t> tset(touched, touched + nt);
+    double rowmax = 1e-300;
+    for (int b = 0; b < D.N; b++) rowmax = std::max(rowmax, w.hi[b]);
+    for (int b = 0; b < D.N; b++) {
+      // bounds are sums of reciprocals: float32 rounding of the stored score (1e-6 relative)
+      EXPECT_GE(out[b], w.lo[b] - 1e-6) << "query " << t << " product " << b;
+      EXPECT_LE(out[b], w.hi[b] + 1e-6) << "query " << t << " product " << b;
+      if (out[b] != 0) {
+        EXPECT_TRUE(tset.count(b)) << "nonzero score not listed as touched";
+      }
+      checked++;
+      exact += w.hi[b] - w.lo[b] <= 1e-3 * rowmax;
+      if (b >= 45 && w.lo[b] > 0) cold_text++;
+    }
+    for (int32_t b : tset) out[b] = 0;
+    for (float x : out) ASSERT_EQ(x, 0.0f) << "an untouched entry was written";
+  }
+  EXPECT_GT(cold_text, 50);             // never-sold products are reached through the text term
+  EXPECT_GT(exact, checked * 9 / 10);   // most bounds are tight: the check has teeth
+  printf("mode %d: %d of %d scores checked to 0.1%% of the row maximum\n", mode, exact, checked);
+  af_fuse_scratch_free(s);
+  af_fuse_model_free(m);
+  }
+}
+
+TEST(Fuse, RunAdaptiveComplementsMatchBruteForce) {
+  Data D;
+  random_data(D, 13, 50, 6, 38, 300);
+  af_fuse_options o;
+  af_fuse_default_options(&o);
+  o.k = 6;
+  o.text_k = 5;
+  o.sub_pool = 10;
+  o.text_pool = 12;
+  o.text_min_cosine = 0.0;
+  Brute B = brute(D, o);
+  af_fuse_input in = {D.N, D.d, D.emb.data(), &D.b, 0, nullptr};
+  af_fuse_result r{};
+  af_error err{};
+  ASSERT_EQ(af_fuse_run(&o, &in, &r, &err), AF_OK) << err.msg;
+  std::map<int, std::vector<af_association>> comp;
+  for (int64_t i = 0; i < r.n; i++)
+    if (r.rows[i].type == AF_ASSOC_COMPLEMENT) comp[r.rows[i].product].push_back(r.rows[i]);
+  int n_cold_listed = 0;
+  for (int a = 0; a < D.N; a++) {
+    AdaptiveWant w = adaptive_brute(D, B, o, {a});
+    // the k best by the brute force's bounds: every listed product's score is
+    // within its bounds, listed best first, and no unlisted product's lower
+    // bound exceeds the last listed score
+    auto &got = comp[a];
+    int positive = 0;
+    for (int b = 0; b < D.N; b++) positive += w.hi[b] > 0;
+    ASSERT_GE((int)got.size(), std::min(o.k, positive) - 1) << "product " << a;
+    std::set<int> listed;
+    for (size_t j = 0; j < got.size(); j++) {
+      int b = got[j].related;
+      listed.insert(b);
+      EXPECT_GE(got[j].score, w.lo[b] - 1e-6);
+      EXPECT_LE(got[j].score, w.hi[b] + 1e-6);
+      if (j) {
+        EXPECT_LE(got[j].score, got[j - 1].score);
+      }
+      n_cold_listed += B.n[b] == 0;
+    }
+    if ((int)got.size() == o.k)
+      for (int b = 0; b < D.N; b++)
+        if (b != a && !listed.count(b)) {
+          EXPECT_LE(w.lo[b], got.back().score + 1e-6) << "product " << a << " misses " << b;
+        }
+  }
+  EXPECT_GT(n_cold_listed, 10);
+  af_fuse_result_free(&r);
+}
+
+TEST(Fuse, AdaptiveTextTermNeedsCoPurchaseEvidence) {
+  // Baskets of single items: no pair, no complement evidence; the text term
+  // is off and nothing is listed as a complement (text alone is a
+  // substitute signal, not a complement one).
+  Data D;
+  random_data(D, 3, 30, 6, 30, 0);
+  for (int i = 0; i < 30; i++) D.baskets.push_back({i});
+  af_baskets_free(&D.b);
+  D.b = af_baskets{};
+  make_baskets(D);
+  af_fuse_options o;
+  af_fuse_default_options(&o);
+  af_fuse_input in = {D.N, D.d, D.emb.data(), &D.b, 0, nullptr};
+  af_fuse_result r{};
+  af_error err{};
+  ASSERT_EQ(af_fuse_run(&o, &in, &r, &err), AF_OK) << err.msg;
+  for (int64_t i = 0; i < r.n; i++) EXPECT_EQ(r.rows[i].type, AF_ASSOC_SUBSTITUTE);
   af_fuse_result_free(&r);
 }
 
@@ -362,6 +594,64 @@ TEST(Fuse, KnownByConstruction) {
       EXPECT_EQ(r.rows[i].count, 0);
     }
   af_fuse_result_free(&r);
+}
+
+// Cold start, known by construction. Product 0 "peanut butter" (22 baskets)
+// is bought with 1 "strawberry jam" in 12 baskets (strong co-purchase) and
+// with each of 2..6 (household products, 30 baskets each) in exactly 2
+// baskets (weak co-purchase noise: F about a tenth of the jam's). 7 "peanut
+// butter crunchy" is new (never sold) and its title is next to 0's. The
+// adaptive back-off must list 7 above every noise product (its text match is
+// strong evidence, the noise is weak), and the jam above 7 (a strong
+// co-purchase outweighs a text match: rho_jam = alpha/13 is small, so the
+// jam keeps (1 - rho) of the largest F, more than 7's alpha times it, for
+// any alpha < 12/13 -- the test uses 0.5 and 0.25). With text_alpha 0 (F
+// alone) 7 has no score at all: F[0, 7] = 0 here because 0 has no text
+// neighbour with history to lend 7.
+TEST(Fuse, ColdTextMatchOutranksNoiseButNotStrongCoPurchase) {
+  const int N = 8, d = 6;
+  Data D;
+  D.N = N;
+  D.d = d;
+  // dims: peanut butter, jam, household 1..3, noise
+  float e[N][d] = {{1, 0, 0, 0, 0, 0.05f},   {0.2f, 1, 0, 0, 0, 0},     {0, 0, 1, 0, 0, 0},
+                   {0, 0, 1, 0.5f, 0, 0},    {0, 0, 0, 1, 0, 0},        {0, 0, 0, 0, 1, 0},
+                   {0, 0, 0, 0.5f, 1, 0},    {1, 0, 0, 0, 0, 0.2f}};
+  for (auto &r : e) D.emb.insert(D.emb.end(), r, r + d);
+  normalize(D.emb, N, d);
+  for (int i = 0; i < 12; i++) D.baskets.push_back({0, 1});
+  for (int x = 2; x <= 6; x++) {
+    for (int i = 0; i < 2; i++) D.baskets.push_back({0, x});
+    for (int i = 0; i < 28; i++) D.baskets.push_back({x});
+  }
+  make_baskets(D);
+  for (double alpha : {0.0, 0.25, 0.5}) {
+    af_fuse_options o;
+    af_fuse_default_options(&o);
+    o.k = 7;
+    o.text_alpha = alpha;
+    o.text_beta = 1;
+    af_fuse_input in = {N, d, D.emb.data(), &D.b, 0, nullptr};
+    af_fuse_result r{};
+    af_error err{};
+    ASSERT_EQ(af_fuse_run(&o, &in, &r, &err), AF_OK) << err.msg;
+    std::vector<int> order;  // complements of 0, best first
+    for (int64_t i = 0; i < r.n; i++)
+      if (r.rows[i].product == 0 && r.rows[i].type == AF_ASSOC_COMPLEMENT)
+        order.push_back(r.rows[i].related);
+    auto pos = [&](int b) {
+      auto it = std::find(order.begin(), order.end(), b);
+      return it == order.end() ? 1000 : (int)(it - order.begin());
+    };
+    EXPECT_EQ(pos(1), 0) << "alpha " << alpha << ": the strong co-purchase comes first";
+    for (int x = 2; x <= 6; x++) EXPECT_LT(pos(x), 1000) << "alpha " << alpha;
+    if (alpha == 0) {
+      EXPECT_EQ(pos(7), 1000) << "F alone cannot reach the new product here";
+    } else {
+      EXPECT_EQ(pos(7), 1) << "alpha " << alpha << ": the new product's text match beats the noise";
+    }
+    af_fuse_result_free(&r);
+  }
 }
 
 // ---- CLI ------------------------------------------------------------------------

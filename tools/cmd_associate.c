@@ -16,6 +16,10 @@ static const af_flag_spec FLAGS[] = {
     {"text-k", "N", "text neighbours with sales used to back off thin histories (default 20)"},
     {"history-prior", "X", "own-history weight n/(n+X) of a product bought in n baskets (default 5)"},
     {"text-min-cosine", "X", "back-off neighbours need at least this text cosine (default 0.4)"},
+    {"text-alpha", "X", "adaptive text back-off weight for never-sold candidates; 0 = co-purchase (F) only (default 0)"},
+    {"text-beta", "X", "back-off weight alpha / (1 + count / X) for a candidate in count baskets (default 4)"},
+    {"rank-k", "N", "reciprocal ranks 1 / (N + rank) (default 10)"},
+    {"text-pool", "N", "text neighbours ranked for the back-off term (default 100)"},
     {"sub-pool", "N", "text neighbours examined for substitutes (default 50)"},
     {"sub-min-cosine", "X", "minimum text cosine of a substitute (default 0.6)"},
     {"sub-max-lift", "X", "maximum co-purchase lift of a substitute (default 1)"},
@@ -52,7 +56,7 @@ int af_cmd_associate(int argc, char **argv) {
   af_fuse_options opt;
   af_fuse_default_options(&opt);
   const char *out;
-  int64_t k, min_count, text_k, sub_pool, threads;
+  int64_t k, min_count, text_k, sub_pool, threads, rank_k, text_pool;
   af_status st;
   if ((st = af_arg_required(&a, "out", &out, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "k", opt.k, 1, 1000, &k, &err)) != AF_OK ||
@@ -60,6 +64,11 @@ int af_cmd_associate(int argc, char **argv) {
       (st = af_arg_i64(&a, "text-k", opt.text_k, 0, 1000, &text_k, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "sub-pool", opt.sub_pool, 0, 2000, &sub_pool, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "threads", 0, 0, 4096, &threads, &err)) != AF_OK ||
+      (st = af_arg_i64(&a, "rank-k", opt.rank_k, 0, 1000000, &rank_k, &err)) != AF_OK ||
+      (st = af_arg_i64(&a, "text-pool", opt.text_pool, 0, 1000, &text_pool, &err)) != AF_OK ||
+      (st = af_arg_f64(&a, "text-alpha", opt.text_alpha, 0, 1e6, &opt.text_alpha, &err)) != AF_OK ||
+      (st = af_arg_f64(&a, "text-beta", opt.text_beta, 1e-9, 1e12, &opt.text_beta, &err)) !=
+          AF_OK ||
       (st = af_arg_f64(&a, "history-prior", opt.history_prior, 0, 1e12, &opt.history_prior,
                        &err)) != AF_OK ||
       (st = af_arg_f64(&a, "text-min-cosine", opt.text_min_cosine, -1, 1, &opt.text_min_cosine,
@@ -73,6 +82,8 @@ int af_cmd_associate(int argc, char **argv) {
   opt.min_count = min_count;
   opt.text_k = (int)text_k;
   opt.sub_pool = (int)sub_pool;
+  opt.rank_k = (int)rank_k;
+  opt.text_pool = (int)text_pool;
   opt.threads = (int)threads;
   if ((st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)
     goto fail;

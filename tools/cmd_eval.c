@@ -32,8 +32,14 @@ static const af_flag_spec FLAGS[] = {
     {"text-k", "N", "fusion: text neighbours with sales used to back off (default 20)"},
     {"history-prior", "X", "fusion: own-history weight n/(n+X) (default 5)"},
     {"text-min-cosine", "X", "fusion: back-off neighbours need at least this cosine (default 0.4)"},
-    {"text-weight", "X", "fusion: + X * text cosine to the query (default 0.05)"},
-    {"cold-text-weight", "X", "fusion: + X * (1 - history weight) * text cosine (default 0)"},
+    {"text-alpha", "X", "fusion: adaptive text back-off weight alpha; 0 = off (default 0)"},
+    {"text-beta", "X", "fusion: lambda = alpha / (1 + count / X) (default 4)"},
+    {"rank-k", "N", "fusion: reciprocal ranks 1 / (N + rank) (default 10)"},
+    {"text-pool", "N", "fusion: text candidates ranked per query (default 100)"},
+    {"rank-fusion", NULL, "fusion: mix reciprocal ranks instead of scaling text to the largest F"},
+    {"text-weight", "X", "fusion with --text-alpha 0: + X * text cosine to the query (default 0.05)"},
+    {"cold-text-weight", "X", "fusion with --text-alpha 0: + X * (1 - history weight) * text cosine (default 0)"},
+    {"validate", NULL, "evaluate on a split of the training baskets only (for tuning; never sees the test queries)"},
     {"index-ties", NULL, "order equal scores by catalog row only (default: by training popularity first)"},
     {"out", "FILE", "metrics JSON (required)"},
 };
@@ -150,11 +156,12 @@ static af_status write_json(const char *path, const af_args *a, const af_assoc_i
   else
     fputs("null", f);
   fprintf(f,
-          ",\n  \"products\": %lld,\n  \"protocol\": {\"split\": \"%s\", \"seed\": %llu, "
+          ",\n  \"products\": %lld,\n  \"protocol\": {\"split\": \"%s\", \"validation\": %s, \"seed\": %llu, "
           "\"test_fraction\": %.17g, \"cold_fraction\": %.17g, \"train_baskets\": %lld, "
           "\"test_baskets\": %lld, \"test_baskets_too_small\": %lld, \"cold_products\": %lld, "
           "\"queries\": %lld, \"cold_queries_seeded\": %lld, \"ks\": [%d, %d]},\n  \"methods\": [",
-          (long long)ai->in.catalog.n, test ? "given" : "random", (unsigned long long)so->seed,
+          (long long)ai->in.catalog.n, test ? "given" : "random",
+          af_arg_flag(a, "validate") ? "true" : "false", (unsigned long long)so->seed,
           test ? 0.0 : so->test_fraction, test ? 0.0 : so->cold_fraction,
           (long long)sp->train.n_baskets, (long long)sp->n_test_baskets,
           (long long)sp->n_test_too_small, (long long)sp->n_cold_products,
@@ -206,7 +213,7 @@ int af_cmd_eval(int argc, char **argv) {
   af_fuse_options fo;
   af_fuse_default_options(&fo);
   const char *out, *methods = af_arg_str(&a, "methods"), *agg = af_arg_str(&a, "text-agg");
-  int64_t seed, min_count, rmin, rlen, fmin, text_k, threads;
+  int64_t seed, min_count, rmin, rlen, fmin, text_k, threads, rank_k, text_pool;
   double text_weight, cold_text_weight;
   af_status st;
   if (!methods)
@@ -232,11 +239,24 @@ int af_cmd_eval(int argc, char **argv) {
           AF_OK ||
       (st = af_arg_f64(&a, "text-min-cosine", fo.text_min_cosine, -1, 1, &fo.text_min_cosine,
                        &err)) != AF_OK ||
+      (st = af_arg_f64(&a, "text-alpha", fo.text_alpha, 0, 1e6, &fo.text_alpha, &err)) != AF_OK ||
+      (st = af_arg_f64(&a, "text-beta", fo.text_beta, 1e-9, 1e12, &fo.text_beta, &err)) != AF_OK ||
+      (st = af_arg_i64(&a, "rank-k", fo.rank_k, 0, 1000000, &rank_k, &err)) != AF_OK ||
+      (st = af_arg_i64(&a, "text-pool", fo.text_pool, 0, 2000, &text_pool, &err)) != AF_OK ||
       (st = af_arg_f64(&a, "text-weight", 0.05, -1e6, 1e6, &text_weight, &err)) != AF_OK ||
       (st = af_arg_f64(&a, "cold-text-weight", 0, -1e6, 1e6, &cold_text_weight, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "threads", 0, 0, 4096, &threads, &err)) != AF_OK)
     goto done;
+  if (fo.text_alpha > 0 && (af_arg_str(&a, "text-weight") || af_arg_str(&a, "cold-text-weight"))) {
+    st = af_error_set(&err, AF_ERR_ARG,
+                      "--text-weight and --cold-text-weight are the additive text term of "
+                      "--text-alpha 0; the adaptive back-off (--text-alpha > 0) replaces them");
+    goto done;
+  }
   so.seed = (uint64_t)seed;
+  fo.rank_k = (int)rank_k;
+  fo.rank_fusion = af_arg_flag(&a, "rank-fusion");
+  fo.text_pool = (int)text_pool;
   fo.min_count = fmin;
   fo.text_k = (int)text_k;
   fo.threads = (int)threads;
@@ -280,6 +300,20 @@ int af_cmd_eval(int argc, char **argv) {
       goto done;
   } else if ((st = af_eval_split_random(&ai.in.baskets, &so, &sp, &err)) != AF_OK) {
     goto done;
+  }
+  if (af_arg_flag(&a, "validate")) {
+    /* the same protocol inside the training baskets: the held-out queries
+     * (and their cold products) are never seen */
+    af_eval_split outer = sp;
+    af_eval_split_options vo = so;
+    vo.seed = so.seed + 1;
+    memset(&sp, 0, sizeof sp);
+    st = af_eval_split_random(&outer.train, &vo, &sp, &err);
+    af_eval_split_free(&outer);
+    if (st != AF_OK)
+      goto done;
+    fprintf(stderr, "affinity eval: validation split of the training baskets (seed %llu)\n",
+            (unsigned long long)vo.seed);
   }
   fprintf(stderr,
           "affinity eval: %lld training baskets, %lld held out (%lld with < 2 items), %lld cold "
