@@ -27,7 +27,8 @@ void af_fuse_default_options(af_fuse_options *opt) {
   opt->text_alpha = 0.0;
   opt->text_beta = 4.0;
   opt->rank_k = 10;
-  opt->rank_fusion = 0;
+  opt->text_mode = AF_FUSE_TEXT_SCALED;
+  opt->warm_text_weight = 0.05;
   opt->text_pool = 100;
 }
 
@@ -55,6 +56,10 @@ af_status af_fuse_check_options(const af_fuse_options *o, af_error *err) {
     return af_error_set(err, AF_ERR_ARG, "text_alpha must be a finite number >= 0");
   if (!(o->text_beta > 0) || !isfinite(o->text_beta))
     return af_error_set(err, AF_ERR_ARG, "text_beta must be a finite number > 0");
+  if (o->text_mode < AF_FUSE_TEXT_SCALED || o->text_mode > AF_FUSE_TEXT_MERGE)
+    return af_error_set(err, AF_ERR_ARG, "text_mode must be 0, 1 or 2, got %d", o->text_mode);
+  if (!isfinite(o->warm_text_weight))
+    return af_error_set(err, AF_ERR_ARG, "warm_text_weight must be finite");
   if (o->rank_k < 0 || o->rank_k > 1000000)
     return af_error_set(err, AF_ERR_ARG, "rank_k must be in [0, 1000000], got %d", o->rank_k);
   if (o->text_pool < 0 || o->text_pool > AF_SCORE_MAX_K)
@@ -394,16 +399,97 @@ static int fpair_cmp(const void *pa, const void *pb) {
   return (a->b > b->b) - (a->b < b->b);
 }
 
+/* Competition ranks of pairs[0, n) (sorted best first): out[b] = w / (k0 + rank). */
+static void rank_scores(const struct fpair *p, int64_t n, double w, double k0, float *out) {
+  int64_t r = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (i == 0 || p[i].f < p[i - 1].f)
+      r = i + 1;
+    out[p[i].b] = (float)(w / (k0 + (double)r));
+  }
+}
+
+static int64_t merge_scores(const af_fuse_model *m, const int32_t *query, int n_query,
+                            const int32_t *pool, const float *pool_cos, int n_pool,
+                            af_fuse_scratch *s, float *out, const int32_t **touched) {
+  const int32_t *t;
+  int64_t nt = af_fuse_query_scores(m, query, n_query, s, out, &t);
+  for (int i = 0; i < n_query; i++)
+    s->mark[query[i]] = 2; /* excluded */
+  int32_t *list = s->lv;   /* free after af_fuse_query_scores */
+  int64_t nl = 0;
+  for (int64_t i = 0; i < nt; i++) {
+    int32_t b = t[i];
+    if (out[b] > 0 && s->mark[b] != 2) {
+      s->mark[b] = 1;
+      list[nl++] = b;
+    } else {
+      out[b] = 0;
+    }
+  }
+  int64_t stride = 0;
+  if (!pool && n_query == 1 && m->sub_nbr) {
+    n_pool = m->pool_w;
+    stride = (int64_t)query[0] * m->pool_w;
+  } else if (!pool) {
+    n_pool = 0;
+  }
+  if (n_pool > m->opt.text_pool)
+    n_pool = m->opt.text_pool;
+  const int text_on = m->has_evidence && m->opt.text_alpha > 0;
+  for (int j = 0; j < n_pool; j++) {
+    int32_t b = pool ? pool[j] : (int32_t)m->sub_nbr[stride + j];
+    float c = pool ? pool_cos[j] : m->sub_cos[stride + j];
+    if (b < 0)
+      break;
+    if (s->mark[b] == 2)
+      continue;
+    const int cold = m->co.item_count[b] == 0;
+    if (cold && !text_on)
+      continue;
+    if (!s->mark[b]) {
+      s->mark[b] = 1;
+      list[nl++] = b;
+    }
+    out[b] += (float)((cold ? 1.0 : m->opt.warm_text_weight) * c);
+  }
+  /* warm candidates first, then cold, each sorted best first */
+  int64_t nw = 0, nc = 0;
+  for (int64_t i = 0; i < nl; i++) {
+    int32_t b = list[i];
+    if (out[b] > 0 && m->co.item_count[b] > 0)
+      s->pairs[nw++] = (struct fpair){out[b], b};
+  }
+  for (int64_t i = 0; i < nl; i++) {
+    int32_t b = list[i];
+    if (out[b] > 0 && m->co.item_count[b] == 0 && text_on)
+      s->pairs[nw + nc++] = (struct fpair){out[b], b};
+    out[b] = 0;
+    s->mark[b] = 0;
+  }
+  qsort(s->pairs, (size_t)nw, sizeof *s->pairs, fpair_cmp);
+  qsort(s->pairs + nw, (size_t)nc, sizeof *s->pairs, fpair_cmp);
+  rank_scores(s->pairs, nw, 1.0, m->opt.rank_k, out);
+  rank_scores(s->pairs + nw, nc, m->opt.text_alpha, m->opt.rank_k, out);
+  for (int i = 0; i < n_query; i++)
+    s->mark[query[i]] = 0;
+  *touched = list;
+  return nl;
+}
+
 /* F of the query; then, for the candidates in the text pool, the mixture
  * (1 - rho_b) F + rho_b text, rho_b = min(1, lambda_b), with the text term
- * scaled to the query's largest F (rank_fusion 0) or both terms as
- * reciprocal competition ranks (rank_fusion 1). */
+ * scaled to the query's largest F (AF_FUSE_TEXT_SCALED) or both terms as
+ * reciprocal competition ranks (AF_FUSE_TEXT_RANKS); or the two-list merge
+ * (AF_FUSE_TEXT_MERGE, merge_scores). */
 int64_t af_fuse_adaptive_scores(const af_fuse_model *m, const int32_t *query, int n_query,
                                 const int32_t *pool, const float *pool_cos, int n_pool,
                                 af_fuse_scratch *s, float *out, const int32_t **touched) {
+  if (m->opt.text_mode == AF_FUSE_TEXT_MERGE)
+    return merge_scores(m, query, n_query, pool, pool_cos, n_pool, s, out, touched);
   const int32_t *t;
   int64_t nt = af_fuse_query_scores(m, query, n_query, s, out, &t);
-  const int ranks = m->opt.rank_fusion;
+  const int ranks = m->opt.text_mode == AF_FUSE_TEXT_RANKS;
   const double k0 = m->opt.rank_k;
   for (int i = 0; i < n_query; i++)
     s->mark[query[i]] = 2; /* excluded */

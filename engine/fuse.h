@@ -65,8 +65,8 @@ typedef struct {
   double text_beta;      /* lambda_b = text_alpha / (1 + n_b / text_beta) (default 4) */
   int rank_k;            /* reciprocal ranks 1 / (rank_k + rank) (default 10) */
   int text_pool;         /* text candidates ranked per query (default 100) */
-  int rank_fusion;       /* 0: text term scaled to the query's largest F (default); 1: both
-                            terms as reciprocal ranks 1 / (rank_k + rank) */
+  int text_mode;         /* AF_FUSE_TEXT_SCALED (default), _RANKS or _MERGE (below) */
+  double warm_text_weight; /* AF_FUSE_TEXT_MERGE: + this x cosine in the warm list (default 0.05) */
 } af_fuse_options;
 
 void af_fuse_default_options(af_fuse_options *opt);
@@ -81,6 +81,8 @@ typedef struct {
   int n_category_levels;     /* 0 = no categories */
   const char *const *const *categories; /* (n_category_levels) arrays of (N); "" or NULL = unknown */
 } af_fuse_input;
+
+enum { AF_FUSE_TEXT_SCALED = 0, AF_FUSE_TEXT_RANKS = 1, AF_FUSE_TEXT_MERGE = 2 };
 
 /* ---- the scoring model (eval uses it directly) ---------------------------- */
 typedef struct af_fuse_model af_fuse_model;
@@ -124,6 +126,14 @@ int64_t af_fuse_query_scores(const af_fuse_model *m, const int32_t *query, int n
  * out (N) must be all zero on entry; it gets the scores; returns the number
  * of nonzero entries, listed in *touched (owned by s, valid until the next
  * call). */
+/* text_mode AF_FUSE_TEXT_MERGE instead merges two lists by reciprocal rank:
+ * the candidates with history ranked by W(b) = F_Q(b) + warm_text_weight
+ * cos(b) score 1 / (rank_k + rank_W(b)); the candidates without history
+ * (never in a training basket) ranked by C(b) = F_Q(b) + cos(b) (borrowed
+ * co-purchases plus direct text match, both on their natural scales) score
+ * text_alpha / (rank_k + rank_C(b)); cos(b) = 0 outside the pool, and a
+ * candidate with W or C <= 0 scores 0. With rank_k = 10 and text_alpha 0.5
+ * the j-th cold candidate lands just below the (2j + 10)-th warm one. */
 int64_t af_fuse_adaptive_scores(const af_fuse_model *m, const int32_t *query, int n_query,
                                 const int32_t *pool, const float *pool_cos, int n_pool,
                                 af_fuse_scratch *s, float *out, const int32_t **touched);

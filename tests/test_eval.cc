@@ -463,7 +463,7 @@ TEST(EvalMethods, AdaptiveFusionMatchesLibraryScores) {
     for (int c = 0; c < d; c++) e[i * d + c] = (float)(e[i * d + c] / std::sqrt(n2));
   }
   af_error err{};
-  for (int mode : {0, 1}) {
+  for (int mode : {AF_FUSE_TEXT_SCALED, AF_FUSE_TEXT_RANKS, AF_FUSE_TEXT_MERGE}) {
     af_eval_method m;
     af_eval_method_init(&m, AF_EVAL_FUSION, "fusion");
     m.emb = e.data();
@@ -472,7 +472,7 @@ TEST(EvalMethods, AdaptiveFusionMatchesLibraryScores) {
     m.fuse.text_alpha = 0.8;  // large enough that the text term moves most ranks
     m.fuse.text_beta = 20;
     m.fuse.text_pool = 20;
-    m.fuse.rank_fusion = mode;
+    m.fuse.text_mode = mode;
     af_eval_result r{};
     ASSERT_EQ(af_eval_run(&m, &s, 2, &r, &err), AF_OK) << err.msg;
     af_fuse_input in = {N, d, e.data(), &s.train, 0, nullptr};
@@ -490,7 +490,7 @@ TEST(EvalMethods, AdaptiveFusionMatchesLibraryScores) {
     // the pools agree exactly here (no near-equal cosines at a pool boundary):
     // MRR equal up to summation rounding; a pool half as large changes it by 0.004
     for (int g2 = 0; g2 < 2; g2++) EXPECT_NEAR(r.group[g2].mrr, w.group[g2].mrr, 1e-9);
-    expect_close(r, w.group, mode ? "adaptive fusion (ranks)" : "adaptive fusion (scaled)");
+    expect_close(r, w.group, mode == 0 ? "scaled" : mode == 1 ? "ranks" : "merge");
     // the text term reaches cold hidden items that F alone ranks by popularity only
     EXPECT_GT(r.group[AF_EVAL_COLD].mrr, 0.0);
     af_fuse_scratch_free(sc);

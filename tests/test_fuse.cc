@@ -323,10 +323,40 @@ AdaptiveWant adaptive_brute(const Data &D, const Brute &B, const af_fuse_options
   const double tolF = kRel * std::max(fmax, 1e-300), tolC = 1e-5, k0 = o.rank_k;
   const double fref = fmax > 0 ? fmax : 1.0;
   AdaptiveWant w{std::vector<double>(N, 0), std::vector<double>(N, 0)};
+  if (o.text_mode == AF_FUSE_TEXT_MERGE) {
+    // two lists: with history by W = F + warm_text_weight cos, without by
+    // C = F + cos (cos only for pool members; the cold list needs the text
+    // term on); each ranked within its list
+    const bool text_on = evidence && o.text_alpha > 0;
+    std::vector<double> v(N, 0);
+    std::vector<int> list(N, -1);  // 0 warm, 1 cold, -1 unscored
+    for (int b = 0; b < N; b++) {
+      if (qs.count(b)) continue;
+      bool cold = B.n[b] == 0;
+      if (cold && !text_on) continue;
+      v[b] = F[b] + (in_pool[b] ? (cold ? 1.0 : o.warm_text_weight) * c[b] : 0.0);
+      if (v[b] > 0) list[b] = cold;
+    }
+    const double tol = tolF + tolC;
+    for (int b = 0; b < N; b++) {
+      if (list[b] < 0) {
+        // a value within tol of 0 may come out positive in float32: rank it last or not at all
+        if (!qs.count(b) && std::abs(v[b]) <= tol) w.hi[b] = (B.n[b] == 0 ? o.text_alpha : 1.0) / (k0 + 1);
+        continue;
+      }
+      int rlo = 1, rhi = 1;
+      for (int x = 0; x < N; x++)
+        if (list[x] == list[b]) rlo += v[x] > v[b] + tol, rhi += v[x] > v[b] - tol && x != b;
+      double wt = list[b] ? o.text_alpha : 1.0;
+      w.lo[b] = v[b] > tol ? wt / (k0 + rhi) : 0;
+      w.hi[b] = wt / (k0 + rlo);
+    }
+    return w;
+  }
   for (int b = 0; b < N; b++) {
     if (qs.count(b)) continue;
     double flo = 0, fhi = 0;  // the F term
-    if (o.rank_fusion) {
+    if (o.text_mode == AF_FUSE_TEXT_RANKS) {
       if (F[b] > tolF) {
         int rlo = 1, rhi = 1;
         for (int x = 0; x < N; x++)
@@ -343,7 +373,7 @@ AdaptiveWant adaptive_brute(const Data &D, const Brute &B, const af_fuse_options
       w.lo[b] = flo, w.hi[b] = fhi;
       continue;
     }
-    if (o.rank_fusion) {
+    if (o.text_mode == AF_FUSE_TEXT_RANKS) {
       int rlo = 1, rhi = 1;
       for (int x = 0; x < N; x++)
         if (in_pool[x]) rlo += c[x] > c[b] + tolC, rhi += c[x] > c[b] - tolC && x != b;
@@ -364,7 +394,7 @@ AdaptiveWant adaptive_brute(const Data &D, const Brute &B, const af_fuse_options
 }
 
 TEST(Fuse, AdaptiveScoresMatchBruteForce) {
-  for (int mode : {0, 1}) {
+  for (int mode : {AF_FUSE_TEXT_SCALED, AF_FUSE_TEXT_RANKS, AF_FUSE_TEXT_MERGE}) {
   Data D;
   random_data(D, 5, 60, 8, 45, 400);
   af_fuse_options o;
@@ -376,7 +406,7 @@ TEST(Fuse, AdaptiveScoresMatchBruteForce) {
   o.text_alpha = 0.7;
   o.text_beta = 3;
   o.rank_k = 4;
-  o.rank_fusion = mode;
+  o.text_mode = mode;
   Brute B = brute(D, o);
   af_fuse_input in = {D.N, D.d, D.emb.data(), &D.b, 0, nullptr};
   af_fuse_model *m = nullptr;
@@ -748,6 +778,36 @@ TEST(AssociateCli, WritesComplementsAndSubstitutes) {
   EXPECT_TRUE(milk_cereal);
   EXPECT_TRUE(milk_sub);
   EXPECT_TRUE(cold_milk);
+}
+
+TEST(AssociateCli, TextBackOffFlags) {
+  // --text-alpha turns the adaptive back-off on: the never-sold p5 ("corn
+  // flakes cereal family size", top text match of p2) enters p2's
+  // complements right after milk (rho 0.5: half of F_max > the borrowed
+  // F of anything else); bad values are errors naming the flag.
+  ToyFiles t("assoc-backoff");
+  std::string out = t.dir + "/assoc.csv", err;
+  ASSERT_EQ(aft::run(t.cmd("--embeddings " + q(t.emb) + " --text-alpha 0.5 --text-beta 4 --out " +
+                           q(out)),
+                     nullptr, &err),
+            0)
+      << err;
+  std::vector<std::string> p2;
+  for (auto &r : read_csv_simple(aft::read_file(out)))
+    if (r.size() == 9 && r[0] == "p2" && r[4] == "complement") p2.push_back(r[2]);
+  ASSERT_GE(p2.size(), 2u);
+  EXPECT_EQ(p2[0], "p0");
+  EXPECT_EQ(p2[1], "p5");
+  std::string out2 = t.dir + "/bad.csv";
+  EXPECT_NE(aft::run(t.cmd("--embeddings " + q(t.emb) + " --text-beta 0 --out " + q(out2)), nullptr,
+                     &err),
+            0);
+  EXPECT_NE(err.find("--text-beta"), std::string::npos) << err;
+  EXPECT_NE(aft::run(t.cmd("--embeddings " + q(t.emb) + " --text-alpha -1 --out " + q(out2)),
+                     nullptr, &err),
+            0);
+  EXPECT_NE(err.find("--text-alpha"), std::string::npos) << err;
+  EXPECT_FALSE(aft::file_exists(out2));
 }
 
 TEST(AssociateCli, ModelInMemory) {

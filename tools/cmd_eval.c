@@ -36,7 +36,7 @@ static const af_flag_spec FLAGS[] = {
     {"text-beta", "X", "fusion: lambda = alpha / (1 + count / X) (default 4)"},
     {"rank-k", "N", "fusion: reciprocal ranks 1 / (N + rank) (default 10)"},
     {"text-pool", "N", "fusion: text candidates ranked per query (default 100)"},
-    {"rank-fusion", NULL, "fusion: mix reciprocal ranks instead of scaling text to the largest F"},
+    {"text-mode", "M", "fusion back-off: scaled (default), ranks, or merge (docs/fusion.md)"},
     {"text-weight", "X", "fusion with --text-alpha 0: + X * text cosine to the query (default 0.05)"},
     {"cold-text-weight", "X", "fusion with --text-alpha 0: + X * (1 - history weight) * text cosine (default 0)"},
     {"validate", NULL, "evaluate on a split of the training baskets only (for tuning; never sees the test queries)"},
@@ -255,7 +255,17 @@ int af_cmd_eval(int argc, char **argv) {
   }
   so.seed = (uint64_t)seed;
   fo.rank_k = (int)rank_k;
-  fo.rank_fusion = af_arg_flag(&a, "rank-fusion");
+  {
+    const char *tm = af_arg_str(&a, "text-mode");
+    if (tm && strcmp(tm, "scaled") && strcmp(tm, "ranks") && strcmp(tm, "merge")) {
+      st = af_error_set(&err, AF_ERR_ARG, "--text-mode: expected scaled, ranks or merge, got '%s'",
+                        tm);
+      goto done;
+    }
+    fo.text_mode = !tm || !strcmp(tm, "scaled") ? AF_FUSE_TEXT_SCALED
+                   : !strcmp(tm, "ranks")       ? AF_FUSE_TEXT_RANKS
+                                                : AF_FUSE_TEXT_MERGE;
+  }
   fo.text_pool = (int)text_pool;
   fo.min_count = fmin;
   fo.text_k = (int)text_k;
