@@ -28,6 +28,7 @@ typedef struct {
   af_cooccur co;         /* built on first use, every pair (min count 1) */
   int have_co;
   char model_name[256];
+  const char *embed_model; /* the model embed uses: o->model or DIR/finetuned.h5 */
 } af_run_data;
 
 af_status af_run_data_load(af_run_data *d, af_error *err);
@@ -47,6 +48,10 @@ af_status af_stage_report(af_run_data *d, char *const *out, af_error *err);
 int af_run_have_fuse(void);
 af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err);
+/* Fine-tuning through engine/train.h (run_train.c); af_run_have_train() is 0
+ * while it is not in the build. */
+int af_run_have_train(void);
+af_status af_stage_finetune(af_run_data *d, char *const *out, af_error *err);
 
 /* Reads a whole JSON file (run.c). */
 af_status af_run_json_read(const char *path, int missing_ok, cJSON **out, af_error *err);
