@@ -19,6 +19,7 @@
 #include "groups.h"
 #include "recommend.h"
 #include "run.h"
+#include "run_stages.h"
 #include "test_util.h"
 
 namespace {
@@ -356,9 +357,38 @@ TEST_F(Run, BadInputIsAClearErrorAndLeavesNoOutput) {
             0);
   EXPECT_NE(err.find("bad.h5"), std::string::npos) << err;
   EXPECT_FALSE(aft::file_exists(dir + "/embeddings.h5"));
-  // fine-tuning is not wired yet: a clear error, not a silent skip
-  EXPECT_NE(aft::run(run_cmd(dir, "--fine-tune-steps 5"), nullptr, &err), 0);
+  // fine-tuning without baskets has nothing to learn from
+  EXPECT_NE(aft::run(q(aft::cli()) + " run --catalog " + q(g->products) + " --model " + q(g->model) +
+                         " --out " + q(dir) + " --fine-tune-steps 2",
+                     nullptr, &err),
+            0);
   EXPECT_NE(err.find("fine-tune"), std::string::npos) << err;
+}
+
+TEST_F(Run, FineTuneStepsTrainAndEmbedWithTheTunedModel) {
+  std::string dir = g->dir + "/finetune", err;
+  int rc = aft::run(run_cmd(dir, "--fine-tune-steps 3"), nullptr, &err);
+  if (!af_run_have_train()) {  // engine/train.h not in this build: a clear error, not a skip
+    EXPECT_NE(rc, 0);
+    EXPECT_NE(err.find("fine-tune"), std::string::npos) << err;
+    return;
+  }
+  ASSERT_EQ(rc, 0) << err;
+  EXPECT_NE(err.find("finetune  running"), std::string::npos) << err;
+  ASSERT_TRUE(aft::file_exists(dir + "/finetuned.h5"));
+  af_embeddings a, b;
+  af_error e;
+  ASSERT_EQ(af_embeddings_read((dir + "/embeddings.h5").c_str(), &a, &e), AF_OK) << e.msg;
+  ASSERT_EQ(af_embeddings_read((g->run + "/embeddings.h5").c_str(), &b, &e), AF_OK) << e.msg;
+  ASSERT_EQ(a.n * a.d, b.n * b.d);
+  double diff = 0;
+  for (int64_t i = 0; i < a.n * a.d; i++) diff = std::max(diff, (double)std::fabs(a.emb[i] - b.emb[i]));
+  EXPECT_GT(diff, 1e-4) << "3 AdamW steps at lr 2e-5 changed nothing";
+  af_embeddings_free(&a);
+  af_embeddings_free(&b);
+  // unchanged: the finetune stage is skipped too
+  ASSERT_EQ(aft::run(run_cmd(dir, "--fine-tune-steps 3"), nullptr, &err), 0) << err;
+  EXPECT_NE(err.find("finetune  skipped"), std::string::npos) << err;
 }
 
 TEST_F(Run, RecommendEvidenceMatchesBruteForce) {
