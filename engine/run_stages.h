@@ -11,6 +11,10 @@
 #include "cooccur.h"
 #include "run.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define AF_RUN_MAX_RULES 10000
 
 typedef struct {
@@ -56,4 +60,7 @@ af_status af_stage_finetune(af_run_data *d, char *const *out, af_error *err);
 /* Reads a whole JSON file (run.c). */
 af_status af_run_json_read(const char *path, int missing_ok, cJSON **out, af_error *err);
 
+#ifdef __cplusplus
+}
+#endif
 #endif
