@@ -327,8 +327,7 @@ static af_status write_run_json(run_ctx *c, int final, af_error *err) {
   cJSON_AddNumberToObject(p, "itemcf_min_count", (double)o->itemcf_min_count);
   cJSON_AddNumberToObject(p, "substitute_min_cosine", o->substitute_min_cosine);
   cJSON_AddNumberToObject(p, "assoc_k", o->assoc_k);
-  cJSON_AddStringToObject(p, "associations",
-                          af_run_have_fuse() ? "fusion (engine/fuse.h)" : "interim (run_assoc.c)");
+  cJSON_AddStringToObject(p, "associations", "fusion (engine/fuse.h)");
   cJSON_AddNumberToObject(p, "threads", o->threads);
 
   cJSON_AddItemToObject(j, "stages", cJSON_Duplicate(c->timings, 1));
@@ -395,10 +394,6 @@ static af_status pipeline(run_ctx *c, af_error *err) {
   AF_TRY(af_run_path(o->out_dir, "finetuned.h5", ft_path, err));
   d->embed_model = o->model;
   if (o->fine_tune_steps > 0) {
-    if (!af_run_have_train())
-      return af_error_set(err, AF_ERR_UNSUPPORTED,
-                          "--fine-tune-steps: fine-tuning inside `affinity run` needs "
-                          "engine/train.h, which is not in this build yet");
     if (!o->baskets)
       return af_error_set(err, AF_ERR_ARG,
                           "--fine-tune-steps: fine-tuning learns from co-purchases and needs "
@@ -468,17 +463,12 @@ static af_status pipeline(run_ctx *c, af_error *err) {
   /* associate */
   const char *in_assoc[4] = {prod_path, emb_path, nbr_path, co_path};
   const char *out_assoc[1] = {"associations.csv"};
-  PARAMS(params, "%s sub=%.17g k=%d cf_min=%lld", af_run_have_fuse() ? "fuse" : "interim",
-         o->substitute_min_cosine, o->assoc_k, (long long)o->itemcf_min_count);
-  int fuse = af_run_have_fuse();
-  if (!fuse)
-    logf_(o, "associate uses the interim fusion (engine/fuse.h is not in this build)");
+  PARAMS(params, "fuse sub=%.17g k=%d cf_min=%lld", o->substitute_min_cosine, o->assoc_k,
+         (long long)o->itemcf_min_count);
   AF_TRY(run_stage(c, "associate", params, in_assoc, o->baskets ? 4 : 3, out_assoc, 1,
-                   fuse ? af_stage_fuse : af_stage_associate, err));
+                   af_stage_fuse, err));
 
-  if (!fuse) {
-    stage_note(c, "eval", "engine/eval.h is not in this build");
-  } else if (!o->baskets) {
+  if (!o->baskets) {
     stage_note(c, "eval", "no baskets");
   } else {
     const char *in_eval[3] = {prod_path, o->baskets, emb_path};

@@ -44,17 +44,11 @@ af_status af_stage_score(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_rules(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_cooccur(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_itemcf(af_run_data *d, char *const *out, af_error *err);
-/* Interim fusion until engine/fuse.h lands (run_assoc.c). */
-af_status af_stage_associate(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_report(af_run_data *d, char *const *out, af_error *err);
-/* Fusion and evaluation through engine/fuse.h and engine/eval.h (run_fuse.c);
- * af_run_have_fuse() is 0 while those are not in the build. */
-int af_run_have_fuse(void);
+/* Fusion and evaluation through engine/fuse.h and engine/eval.h (run_fuse.c). */
 af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err);
-/* Fine-tuning through engine/train.h (run_train.c); af_run_have_train() is 0
- * while it is not in the build. */
-int af_run_have_train(void);
+/* Fine-tuning through engine/train.h (run_train.c). */
 af_status af_stage_finetune(af_run_data *d, char *const *out, af_error *err);
 
 /* Reads a whole JSON file (run.c). */

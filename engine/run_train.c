@@ -1,8 +1,7 @@
 /* The optional fine-tune stage of `affinity run` (--fine-tune-steps N):
  * contrastive fine-tuning of the encoder on co-purchase pairs through
  * engine/train.h and engine/pairs.h, saved as DIR/finetuned.h5, which the
- * embed stage then uses. Until those headers are in the build,
- * af_run_have_train() returns 0 and the run refuses the flag. */
+ * embed stage then uses. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <string.h>
@@ -11,24 +10,9 @@
 #include "atomic_file.h"
 #include "run_stages.h"
 
-#if defined(__has_include)
-#if __has_include("train.h") && __has_include("pairs.h")
-#define AF_RUN_TRAIN 1
-#endif
-#endif
-
-#ifndef AF_RUN_TRAIN
-int af_run_have_train(void) { return 0; }
-af_status af_stage_finetune(af_run_data *d, char *const *out, af_error *err) {
-  (void)d, (void)out;
-  return af_error_set(err, AF_ERR_UNSUPPORTED, "engine/train.h is not in this build");
-}
-#else
 #include "embed.h"
 #include "pairs.h"
 #include "train.h"
-
-int af_run_have_train(void) { return 1; }
 
 #define FINETUNE_MAX_LEN 32 /* tokens per title while training: product titles are short */
 #define FINETUNE_BATCH 32
@@ -90,4 +74,3 @@ af_status af_stage_finetune(af_run_data *d, char *const *out, af_error *err) {
   af_model_free(&m);
   return st;
 }
-#endif
