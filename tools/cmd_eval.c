@@ -25,7 +25,7 @@ static const af_flag_spec FLAGS[] = {
     {"text-embeddings", "NAME=E.h5", "another text model's embeddings (repeatable)"},
     {"text-model", "NAME=M.h5", "another text model checkpoint (repeatable)"},
     {"text-agg", "A", "text query: mean (default), max, or both"},
-    {"min-count", "N", "item-CF: ignore pairs seen in fewer baskets (default 1)"},
+    {"min-count", "N", "item-CF: ignore pairs seen in fewer baskets (default 2)"},
     {"rules-min-count", "N", "rules: itemset support in training baskets (default 3)"},
     {"rules-max-len", "N", "rules: longest itemset (default 3)"},
     {"fusion-min-count", "N", "fusion: co-purchase evidence threshold (default 2)"},
@@ -223,7 +223,7 @@ int af_cmd_eval(int argc, char **argv) {
                        &err)) != AF_OK ||
       (st = af_arg_f64(&a, "cold-fraction", so.cold_fraction, 0, 1 - 1e-9, &so.cold_fraction,
                        &err)) != AF_OK ||
-      (st = af_arg_i64(&a, "min-count", 1, 1, INT32_MAX, &min_count, &err)) != AF_OK ||
+      (st = af_arg_i64(&a, "min-count", 2, 1, INT32_MAX, &min_count, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "rules-min-count", 3, 1, INT32_MAX, &rmin, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "rules-max-len", 3, 2, 8, &rlen, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "fusion-min-count", fo.min_count, 1, INT32_MAX, &fmin, &err)) != AF_OK ||
@@ -265,6 +265,8 @@ int af_cmd_eval(int argc, char **argv) {
                       "--methods)");
     goto done;
   }
+  if (want_text && n_text == 0)
+    fprintf(stderr, "affinity eval: no --embeddings or --model: skipping text and fusion\n");
   /* data */
   if ((st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)
     goto done;
