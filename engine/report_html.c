@@ -225,16 +225,32 @@ static void heatmap_section(const af_report_data *d, FILE *f) {
   fputs("</div></div>\n", f);
 }
 
+/* The five best rows of a product and type, by score (ties: file order). */
 static void assoc_table(const af_report_data *d, FILE *f, int64_t prod, int substitute) {
-  int shown = 0;
-  for (int64_t i = 0; i < d->as.n && shown < 5; i++) {
+  int64_t best[5];
+  int n = 0;
+  for (int64_t i = 0; i < d->as.n; i++) {
     const af_assoc *a = &d->as.rows[i];
     if (a->a != prod || a->substitute != substitute)
       continue;
-    if (!shown)
-      fputs("<table><tr><th>product</th><th>score</th><th>together</th><th>lift</th>"
-            "<th>text cosine</th></tr>\n",
-            f);
+    int j = n < 5 ? n++ : 5;
+    while (j > 0 && d->as.rows[best[j - 1]].score < a->score) {
+      if (j < 5)
+        best[j] = best[j - 1];
+      j--;
+    }
+    if (j < 5)
+      best[j] = i;
+  }
+  if (!n) {
+    fputs("<p class=\"sub\">none</p>\n", f);
+    return;
+  }
+  fputs("<table><tr><th>product</th><th>score</th><th>together</th><th>lift</th>"
+        "<th>text cosine</th></tr>\n",
+        f);
+  for (int k = 0; k < n; k++) {
+    const af_assoc *a = &d->as.rows[best[k]];
     fputs("<tr><td>", f);
     esc(f, d->p.names[a->b]);
     fputs("</td>", f);
@@ -243,12 +259,8 @@ static void assoc_table(const af_report_data *d, FILE *f, int64_t prod, int subs
     num_cell(f, a->lift, "%.2f");
     num_cell(f, a->cosine, "%.3f");
     fputs("</tr>\n", f);
-    shown++;
   }
-  if (shown)
-    fputs("</table>\n", f);
-  else
-    fputs("<p class=\"sub\">none</p>\n", f);
+  fputs("</table>\n", f);
 }
 
 static void products_section(const af_report_data *d, FILE *f) {

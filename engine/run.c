@@ -312,6 +312,8 @@ static af_status write_run_json(run_ctx *c, int final, af_error *err) {
   if (d->model_name[0])
     cJSON_AddStringToObject(model, "name", d->model_name);
   cJSON_AddNumberToObject(model, "fine_tune_steps", o->fine_tune_steps);
+  if (d->embed_model && d->embed_model != o->model)
+    cJSON_AddStringToObject(model, "embedded_with", d->embed_model);
   cJSON_AddStringToObject(model, "device", o->dev && o->dev->backend == AF_BACKEND_CUDA ? "cuda" : "cpu");
 
   cJSON *p = cJSON_AddObjectToObject(j, "parameters");
@@ -325,8 +327,7 @@ static af_status write_run_json(run_ctx *c, int final, af_error *err) {
   cJSON_AddNumberToObject(p, "itemcf_min_count", (double)o->itemcf_min_count);
   cJSON_AddNumberToObject(p, "substitute_min_cosine", o->substitute_min_cosine);
   cJSON_AddNumberToObject(p, "assoc_k", o->assoc_k);
-  cJSON_AddStringToObject(p, "associations",
-                          af_run_have_fuse() ? "fusion (engine/fuse.h)" : "interim (run_assoc.c)");
+  cJSON_AddStringToObject(p, "associations", "fusion (engine/fuse.h)");
   cJSON_AddNumberToObject(p, "threads", o->threads);
 
   cJSON_AddItemToObject(j, "stages", cJSON_Duplicate(c->timings, 1));
@@ -388,8 +389,27 @@ static af_status pipeline(run_ctx *c, af_error *err) {
          d->category_column ? d->category_column : "", basket_params);
   AF_TRY(run_stage(c, "load", params, in_load, o->baskets ? 2 : 1, out_load, 1, af_stage_load, err));
 
+  /* fine-tune (optional): DIR/finetuned.h5 replaces the model for embed */
+  char ft_path[AF_PATH_MAX];
+  AF_TRY(af_run_path(o->out_dir, "finetuned.h5", ft_path, err));
+  d->embed_model = o->model;
+  if (o->fine_tune_steps > 0) {
+    if (!o->baskets)
+      return af_error_set(err, AF_ERR_ARG,
+                          "--fine-tune-steps: fine-tuning learns from co-purchases and needs "
+                          "--baskets");
+    char prod[AF_PATH_MAX];
+    AF_TRY(af_run_path(o->out_dir, "products.csv", prod, err));
+    const char *in_ft[3] = {prod, o->baskets, o->model};
+    const char *out_ft[1] = {"finetuned.h5"};
+    PARAMS(params, "%s steps=%d min=%lld", basket_params, o->fine_tune_steps,
+           (long long)o->itemcf_min_count);
+    AF_TRY(run_stage(c, "finetune", params, in_ft, 3, out_ft, 1, af_stage_finetune, err));
+    d->embed_model = ft_path;
+  }
+
   /* embed */
-  const char *in_embed[2] = {o->catalog, o->model};
+  const char *in_embed[2] = {o->catalog, d->embed_model};
   const char *out_embed[1] = {"embeddings.h5"};
   PARAMS(params, "id=%s text=%s max_len=%d", d->id_column, cols, o->max_len);
   AF_TRY(run_stage(c, "embed", params, in_embed, 2, out_embed, 1, af_stage_embed, err));
@@ -407,10 +427,6 @@ static af_status pipeline(run_ctx *c, af_error *err) {
       af_h5_close(f, ep, NULL);
   }
 
-  if (o->fine_tune_steps > 0)
-    return af_error_set(err, AF_ERR_UNSUPPORTED,
-                        "--fine-tune-steps: fine-tuning inside `affinity run` needs engine/train.h, "
-                        "which is not in this build yet (TODO af_stage_finetune)");
 
   char emb_path[AF_PATH_MAX], nbr_path[AF_PATH_MAX], prod_path[AF_PATH_MAX], co_path[AF_PATH_MAX];
   AF_TRY(af_run_path(o->out_dir, "embeddings.h5", emb_path, err));
@@ -447,17 +463,12 @@ static af_status pipeline(run_ctx *c, af_error *err) {
   /* associate */
   const char *in_assoc[4] = {prod_path, emb_path, nbr_path, co_path};
   const char *out_assoc[1] = {"associations.csv"};
-  PARAMS(params, "%s sub=%.17g k=%d cf_min=%lld", af_run_have_fuse() ? "fuse" : "interim",
-         o->substitute_min_cosine, o->assoc_k, (long long)o->itemcf_min_count);
-  int fuse = af_run_have_fuse();
-  if (!fuse)
-    logf_(o, "associate uses the interim fusion (engine/fuse.h is not in this build)");
+  PARAMS(params, "fuse sub=%.17g k=%d cf_min=%lld", o->substitute_min_cosine, o->assoc_k,
+         (long long)o->itemcf_min_count);
   AF_TRY(run_stage(c, "associate", params, in_assoc, o->baskets ? 4 : 3, out_assoc, 1,
-                   fuse ? af_stage_fuse : af_stage_associate, err));
+                   af_stage_fuse, err));
 
-  if (!fuse) {
-    stage_note(c, "eval", "engine/eval.h is not in this build");
-  } else if (!o->baskets) {
+  if (!o->baskets) {
     stage_note(c, "eval", "no baskets");
   } else {
     const char *in_eval[3] = {prod_path, o->baskets, emb_path};

@@ -8,8 +8,9 @@
  *   rules     rules.csv, rules.jsonl              (engine/rules.h)      baskets only
  *   cooccur   cooccur.csv                         (engine/cooccur.h)    baskets only
  *   itemcf    itemcf.csv                          (engine/itemcf.h)     baskets only
- *   associate associations.csv                    (interim fusion, see af_run_associate_interim)
- *   eval      eval.json                           (TODO: engine/eval.h, not merged yet)
+ *   finetune  finetuned.h5 (with fine_tune_steps)  (engine/train.h)      baskets only
+ *   associate associations.csv                    (engine/fuse.h)
+ *   eval      eval.json                           (engine/eval.h)       baskets only
  *   report    report.html, network.png, heatmap.png (engine/report.h)
  * and run.json (metadata, parameters, per-stage timings).
  *
@@ -61,7 +62,7 @@ typedef struct {
   int64_t cooccur_min_count; /* pairs kept in cooccur.csv */
   int itemcf_k;
   int64_t itemcf_min_count;
-  double substitute_min_cosine; /* interim fusion */
+  double substitute_min_cosine; /* fusion: substitutes need this title cosine */
   int assoc_k;                  /* complements and substitutes kept per product */
   int report_top;               /* products in the report's network */
   int force;                    /* rerun every stage */

@@ -1,7 +1,5 @@
 /* The associate and eval stages of `affinity run` through the fusion and
- * evaluation library (engine/fuse.h, engine/eval.h). Until those headers are
- * in the build, af_run_have_fuse()/af_run_have_eval() return 0 and the run
- * uses the interim fusion (run_assoc.c) and skips eval. */
+ * evaluation library (engine/fuse.h, engine/eval.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,27 +9,8 @@
 #include "embfile.h"
 #include "run_stages.h"
 
-#if defined(__has_include)
-#if __has_include("fuse.h") && __has_include("eval.h")
-#define AF_RUN_FUSE 1
-#endif
-#endif
-
-#ifndef AF_RUN_FUSE
-int af_run_have_fuse(void) { return 0; }
-af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err) {
-  (void)d, (void)out;
-  return af_error_set(err, AF_ERR_UNSUPPORTED, "engine/fuse.h is not in this build");
-}
-af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
-  (void)d, (void)out;
-  return af_error_set(err, AF_ERR_UNSUPPORTED, "engine/eval.h is not in this build");
-}
-#else
 #include "eval.h"
 #include "fuse.h"
-
-int af_run_have_fuse(void) { return 1; }
 
 /* The run's embeddings in catalog order, L2-normalised: *emb (N, d). */
 static af_status aligned_embeddings(af_run_data *d, float **emb, int *dim, af_error *err) {
@@ -179,4 +158,3 @@ af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
   free(emb);
   return st;
 }
-#endif

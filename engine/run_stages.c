@@ -80,7 +80,7 @@ af_status af_stage_load(af_run_data *d, char *const *out, af_error *err) {
 af_status af_stage_embed(af_run_data *d, char *const *out, af_error *err) {
   const af_run_options *o = d->o;
   af_model m;
-  AF_TRY(af_model_load(o->model, &m, err));
+  AF_TRY(af_model_load(d->embed_model ? d->embed_model : o->model, &m, err));
   snprintf(d->model_name, sizeof d->model_name, "%s", m.name ? m.name : "");
   af_catalog_source src = {o->catalog, d->id_column, d->text_columns, d->n_text_columns, ','};
   af_embed_options eo;

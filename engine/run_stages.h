@@ -11,6 +11,10 @@
 #include "cooccur.h"
 #include "run.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define AF_RUN_MAX_RULES 10000
 
 typedef struct {
@@ -28,6 +32,7 @@ typedef struct {
   af_cooccur co;         /* built on first use, every pair (min count 1) */
   int have_co;
   char model_name[256];
+  const char *embed_model; /* the model embed uses: o->model or DIR/finetuned.h5 */
 } af_run_data;
 
 af_status af_run_data_load(af_run_data *d, af_error *err);
@@ -39,16 +44,17 @@ af_status af_stage_score(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_rules(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_cooccur(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_itemcf(af_run_data *d, char *const *out, af_error *err);
-/* Interim fusion until engine/fuse.h lands (run_assoc.c). */
-af_status af_stage_associate(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_report(af_run_data *d, char *const *out, af_error *err);
-/* Fusion and evaluation through engine/fuse.h and engine/eval.h (run_fuse.c);
- * af_run_have_fuse() is 0 while those are not in the build. */
-int af_run_have_fuse(void);
+/* Fusion and evaluation through engine/fuse.h and engine/eval.h (run_fuse.c). */
 af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err);
+/* Fine-tuning through engine/train.h (run_train.c). */
+af_status af_stage_finetune(af_run_data *d, char *const *out, af_error *err);
 
 /* Reads a whole JSON file (run.c). */
 af_status af_run_json_read(const char *path, int missing_ok, cJSON **out, af_error *err);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

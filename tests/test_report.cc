@@ -96,6 +96,14 @@ TEST(Report, EscapesEveryTextAndLoadsNothingFromTheNetwork) {
   EXPECT_NE(html.find("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"), std::string::npos);
   EXPECT_NE(html.find("hand-made &lt;catalog&gt;.csv"), std::string::npos);
   EXPECT_NE(html.find(kChinese), std::string::npos);  // UTF-8 kept as is
+  // A product's complements are listed best first whatever the file order
+  // (the hand-made file lists product 103's as 0.260, 0.290, 0.380).
+  size_t h = html.find("<h3>Tom&#39;s");
+  ASSERT_NE(h, std::string::npos);
+  size_t s1 = html.find("<td class=\"n\">0.380</td>", h), s2 = html.find("<td class=\"n\">0.290</td>", h),
+         s3 = html.find("<td class=\"n\">0.260</td>", h);
+  EXPECT_LT(s1, s2);
+  EXPECT_LT(s2, s3);
   // Self-contained: no external scripts, styles, images or fonts.
   EXPECT_EQ(html.find(" src="), std::string::npos);
   EXPECT_EQ(html.find("<link"), std::string::npos);

@@ -148,11 +148,9 @@ TEST_F(Run, WritesEveryOutput) {
                         "network.png", "heatmap.png", "run.json", "manifest.json"})
     EXPECT_TRUE(aft::file_exists(g->run + "/" + f)) << f;
   std::string rj = aft::read_file(g->run + "/run.json");
-  if (rj.find("interim") == std::string::npos) {  // engine/eval.h is in the build
-    EXPECT_TRUE(aft::file_exists(g->run + "/eval.json"));
-    EXPECT_NE(aft::read_file(g->run + "/report.html").find("<td>fusion</td><td>warm</td>"),
-              std::string::npos);
-  }
+  EXPECT_TRUE(aft::file_exists(g->run + "/eval.json"));
+  EXPECT_NE(aft::read_file(g->run + "/report.html").find("<td>fusion</td><td>warm</td>"),
+            std::string::npos);
   EXPECT_NE(rj.find("\"complete\":\ttrue"), std::string::npos) << rj;
   EXPECT_NE(rj.find("\"n_baskets\":\t40"), std::string::npos) << rj;
   // products.csv: every product once with its basket count (brute force).
@@ -222,10 +220,8 @@ TEST_F(Run, AssociationsFollowTheirDefinitions) {
     }
     return s / std::sqrt(na * nb);
   };
-  // The interim fusion's complements are exactly the co-purchase pairs; the
-  // real fusion (engine/fuse.h, tested on its own) also backs off to text
-  // neighbours, so only the evidence columns are checked for it.
-  bool interim = aft::read_file(g->run + "/run.json").find("interim") != std::string::npos;
+  // The fusion's scores are tested on their own (test_fuse); here: every row's
+  // evidence columns against brute force, and the substitute rules.
   auto rows = csv_rows(g->run + "/associations.csv");
   int n_comp = 0, n_sub = 0;
   for (size_t r = 1; r < rows.size(); r++) {
@@ -239,18 +235,13 @@ TEST_F(Run, AssociationsFollowTheirDefinitions) {
     EXPECT_NEAR(cos, cosine(a, b), 1e-5);
     double lift = n_ab > 0 ? (double)n_ab * 40 / ((double)n_a * n_b) : NAN;
     if (n_ab > 0) {
-      // printed with %.6f (interim) or %g (fusion): relative error below 1e-5
+      // printed with %g: relative error below 1e-5
       ASSERT_FALSE(rows[r][7].empty());
       EXPECT_NEAR(std::stod(rows[r][7]), lift, 1e-5 * lift);
     }
     if (rows[r][4] == "complement") {
       n_comp++;
       EXPECT_GT(score, 0);
-      if (interim) {
-        EXPECT_GE(n_ab, 2);
-        EXPECT_GT(lift, 1.0);
-        EXPECT_NEAR(score, n_ab / std::sqrt((double)n_a * n_b), 1e-6);
-      }
     } else {
       ASSERT_EQ(rows[r][4], "substitute");
       n_sub++;
@@ -356,9 +347,32 @@ TEST_F(Run, BadInputIsAClearErrorAndLeavesNoOutput) {
             0);
   EXPECT_NE(err.find("bad.h5"), std::string::npos) << err;
   EXPECT_FALSE(aft::file_exists(dir + "/embeddings.h5"));
-  // fine-tuning is not wired yet: a clear error, not a silent skip
-  EXPECT_NE(aft::run(run_cmd(dir, "--fine-tune-steps 5"), nullptr, &err), 0);
+  // fine-tuning without baskets has nothing to learn from
+  EXPECT_NE(aft::run(q(aft::cli()) + " run --catalog " + q(g->products) + " --model " + q(g->model) +
+                         " --out " + q(dir) + " --fine-tune-steps 2",
+                     nullptr, &err),
+            0);
   EXPECT_NE(err.find("fine-tune"), std::string::npos) << err;
+}
+
+TEST_F(Run, FineTuneStepsTrainAndEmbedWithTheTunedModel) {
+  std::string dir = g->dir + "/finetune", err;
+  ASSERT_EQ(aft::run(run_cmd(dir, "--fine-tune-steps 3"), nullptr, &err), 0) << err;
+  EXPECT_NE(err.find("finetune  running"), std::string::npos) << err;
+  ASSERT_TRUE(aft::file_exists(dir + "/finetuned.h5"));
+  af_embeddings a, b;
+  af_error e;
+  ASSERT_EQ(af_embeddings_read((dir + "/embeddings.h5").c_str(), &a, &e), AF_OK) << e.msg;
+  ASSERT_EQ(af_embeddings_read((g->run + "/embeddings.h5").c_str(), &b, &e), AF_OK) << e.msg;
+  ASSERT_EQ(a.n * a.d, b.n * b.d);
+  double diff = 0;
+  for (int64_t i = 0; i < a.n * a.d; i++) diff = std::max(diff, (double)std::fabs(a.emb[i] - b.emb[i]));
+  EXPECT_GT(diff, 1e-4) << "3 AdamW steps at lr 2e-5 changed nothing";
+  af_embeddings_free(&a);
+  af_embeddings_free(&b);
+  // unchanged: the finetune stage is skipped too
+  ASSERT_EQ(aft::run(run_cmd(dir, "--fine-tune-steps 3"), nullptr, &err), 0) << err;
+  EXPECT_NE(err.find("finetune  skipped"), std::string::npos) << err;
 }
 
 TEST_F(Run, RecommendEvidenceMatchesBruteForce) {

@@ -71,15 +71,11 @@ static af_status run(const af_args *a, af_error *err) {
 }
 
 int af_cmd_groups(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail("groups", &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int rc = af_cli_start(&SPEC, argc, argv, &a);
+  if (rc >= 0)
+    return rc;
+  af_error err = {0};
   af_status st = a.n_positional ? af_error_set(&err, AF_ERR_ARG, "unexpected argument '%s'",
                                                a.positional[0])
                                 : run(&a, &err);

@@ -89,15 +89,11 @@ static af_status make_dir(const char *dir, af_error *err) {
 }
 
 int af_cmd_train(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail(SPEC.cmd, &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   int rc = 0;
   af_model m;
   int have_model = 0, have_input = 0;

@@ -56,7 +56,8 @@ def main():
             m = re.match(r"  (--\S+(?: \S+)?)\s{2,}(.*)", line)
             if m and m.group(1) != "--help":
                 meaning = m.group(2).replace("|", "\\|")
-                out.append(f"| `{m.group(1)}` | {meaning} |")
+                flag = m.group(1).replace("|", "\\|")
+                out.append(f"| `{flag}` | {meaning} |")
         out.append("")
     with open("docs/cli.md", "w", encoding="utf-8") as f:
         f.write("\n".join(out))
