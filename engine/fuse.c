@@ -29,6 +29,7 @@ void af_fuse_default_options(af_fuse_options *opt) {
   opt->rank_k = 10;
   opt->text_mode = AF_FUSE_TEXT_SCALED;
   opt->warm_text_weight = 0.05;
+  opt->query_history = 0;
   opt->text_pool = 100;
 }
 
@@ -392,6 +393,16 @@ double af_fuse_text_lambda(const af_fuse_model *m, int32_t b) {
   return m->opt.text_alpha / (1.0 + (double)m->co.item_count[b] / m->opt.text_beta);
 }
 
+/* query_history: mean over the query items of 1 / (1 + n_q / text_beta); else 1. */
+static double query_factor(const af_fuse_model *m, const int32_t *query, int n_query) {
+  if (!m->opt.query_history || n_query < 1)
+    return 1.0;
+  double s = 0;
+  for (int i = 0; i < n_query; i++)
+    s += 1.0 / (1.0 + (double)m->co.item_count[query[i]] / m->opt.text_beta);
+  return s / n_query;
+}
+
 static int fpair_cmp(const void *pa, const void *pb) {
   const struct fpair *a = pa, *b = pb;
   if (a->f != b->f)
@@ -470,7 +481,8 @@ static int64_t merge_scores(const af_fuse_model *m, const int32_t *query, int n_
   qsort(s->pairs, (size_t)nw, sizeof *s->pairs, fpair_cmp);
   qsort(s->pairs + nw, (size_t)nc, sizeof *s->pairs, fpair_cmp);
   rank_scores(s->pairs, nw, 1.0, m->opt.rank_k, out);
-  rank_scores(s->pairs + nw, nc, m->opt.text_alpha, m->opt.rank_k, out);
+  rank_scores(s->pairs + nw, nc, m->opt.text_alpha * query_factor(m, query, n_query),
+              m->opt.rank_k, out);
   for (int i = 0; i < n_query; i++)
     s->mark[query[i]] = 0;
   *touched = list;
@@ -530,6 +542,7 @@ int64_t af_fuse_adaptive_scores(const af_fuse_model *m, const int32_t *query, in
   if (m->has_evidence && m->opt.text_alpha > 0 && n_pool > 0) {
     const double c_first = POOL_C(0), c_last = POOL_C(n_pool - 1);
     const double fref = fmax > 0 ? fmax : 1.0;
+    const double qf = query_factor(m, query, n_query);
     float prev = 0;
     r = 0;
     for (int j = 0; j < n_pool; j++) {
@@ -540,7 +553,7 @@ int64_t af_fuse_adaptive_scores(const af_fuse_model *m, const int32_t *query, in
       prev = c;
       if (s->mark[b] == 2)
         continue;
-      double lam = af_fuse_text_lambda(m, b);
+      double lam = af_fuse_text_lambda(m, b) * qf;
       if (!(lam > 0))
         continue;
       if (!s->mark[b]) {

@@ -67,6 +67,8 @@ typedef struct {
   int text_pool;         /* text candidates ranked per query (default 100) */
   int text_mode;         /* AF_FUSE_TEXT_SCALED (default), _RANKS or _MERGE (below) */
   double warm_text_weight; /* AF_FUSE_TEXT_MERGE: + this x cosine in the warm list (default 0.05) */
+  int query_history;     /* 1: lambda also scaled by the query items' mean 1/(1 + n_q/text_beta),
+                            so text counts where the query's own history is thin (default 0) */
 } af_fuse_options;
 
 void af_fuse_default_options(af_fuse_options *opt);

@@ -311,6 +311,11 @@ AdaptiveWant adaptive_brute(const Data &D, const Brute &B, const af_fuse_options
   bool evidence = false;
   for (int x = 0; x < N; x++)
     for (int y = 0; y < N; y++) evidence |= x != y && B.pair[(size_t)x * N + y] >= o.min_count;
+  double qf = 1;  // query_history: mean of 1 / (1 + n_q / text_beta) over the query items
+  if (o.query_history) {
+    qf = 0;
+    for (int32_t a : q) qf += 1 / (1 + B.n[a] / o.text_beta) / q.size();
+  }
   // text pool: the text_pool best non-query products by cosine (ties: lower row)
   std::vector<std::pair<double, int>> byc;
   for (int b = 0; b < N; b++)
@@ -341,13 +346,13 @@ AdaptiveWant adaptive_brute(const Data &D, const Brute &B, const af_fuse_options
     for (int b = 0; b < N; b++) {
       if (list[b] < 0) {
         // a value within tol of 0 may come out positive in float32: rank it last or not at all
-        if (!qs.count(b) && std::abs(v[b]) <= tol) w.hi[b] = (B.n[b] == 0 ? o.text_alpha : 1.0) / (k0 + 1);
+        if (!qs.count(b) && std::abs(v[b]) <= tol) w.hi[b] = (B.n[b] == 0 ? o.text_alpha * qf : 1.0) / (k0 + 1);
         continue;
       }
       int rlo = 1, rhi = 1;
       for (int x = 0; x < N; x++)
         if (list[x] == list[b]) rlo += v[x] > v[b] + tol, rhi += v[x] > v[b] - tol && x != b;
-      double wt = list[b] ? o.text_alpha : 1.0;
+      double wt = list[b] ? o.text_alpha * qf : 1.0;
       w.lo[b] = v[b] > tol ? wt / (k0 + rhi) : 0;
       w.hi[b] = wt / (k0 + rlo);
     }
@@ -368,7 +373,7 @@ AdaptiveWant adaptive_brute(const Data &D, const Brute &B, const af_fuse_options
     } else {
       flo = std::max(0.0, F[b] - tolF), fhi = F[b] + tolF;
     }
-    double lam = evidence ? o.text_alpha / (1 + B.n[b] / o.text_beta) : 0;
+    double lam = evidence ? o.text_alpha / (1 + B.n[b] / o.text_beta) * qf : 0;
     if (!(lam > 0 && in_pool[b])) {
       w.lo[b] = flo, w.hi[b] = fhi;
       continue;
@@ -394,7 +399,8 @@ AdaptiveWant adaptive_brute(const Data &D, const Brute &B, const af_fuse_options
 }
 
 TEST(Fuse, AdaptiveScoresMatchBruteForce) {
-  for (int mode : {AF_FUSE_TEXT_SCALED, AF_FUSE_TEXT_RANKS, AF_FUSE_TEXT_MERGE}) {
+  for (int variant = 0; variant < 6; variant++) {
+  const int mode = variant % 3, qh = variant / 3;  // qh: query_history
   Data D;
   random_data(D, 5, 60, 8, 45, 400);
   af_fuse_options o;
@@ -407,6 +413,8 @@ TEST(Fuse, AdaptiveScoresMatchBruteForce) {
   o.text_beta = 3;
   o.rank_k = 4;
   o.text_mode = mode;
+  o.query_history = qh;
+  if (qh) o.text_alpha = 2.5;  // the query factor is below 1: rho still reaches its cap 1 sometimes
   Brute B = brute(D, o);
   af_fuse_input in = {D.N, D.d, D.emb.data(), &D.b, 0, nullptr};
   af_fuse_model *m = nullptr;
@@ -469,7 +477,7 @@ TEST(Fuse, AdaptiveScoresMatchBruteForce) {
   }
   EXPECT_GT(cold_text, 50);             // never-sold products are reached through the text term
   EXPECT_GT(exact, checked * 9 / 10);   // most bounds are tight: the check has teeth
-  printf("mode %d: %d of %d scores checked to 0.1%% of the row maximum\n", mode, exact, checked);
+  printf("mode %d query_history %d: %d of %d scores checked to 0.1%% of the row maximum\n", mode, qh, exact, checked);
   af_fuse_scratch_free(s);
   af_fuse_model_free(m);
   }

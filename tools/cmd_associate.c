@@ -20,6 +20,7 @@ static const af_flag_spec FLAGS[] = {
     {"text-beta", "X", "back-off weight alpha / (1 + count / X) for a candidate in count baskets (default 4)"},
     {"rank-k", "N", "reciprocal ranks 1 / (N + rank) (default 10)"},
     {"text-pool", "N", "text neighbours ranked for the back-off term (default 100)"},
+    {"query-history", NULL, "scale the back-off weight by the product's own thinness 1/(1 + n/text-beta) too"},
     {"sub-pool", "N", "text neighbours examined for substitutes (default 50)"},
     {"sub-min-cosine", "X", "minimum text cosine of a substitute (default 0.6)"},
     {"sub-max-lift", "X", "maximum co-purchase lift of a substitute (default 1)"},
@@ -83,6 +84,7 @@ int af_cmd_associate(int argc, char **argv) {
   opt.text_k = (int)text_k;
   opt.sub_pool = (int)sub_pool;
   opt.rank_k = (int)rank_k;
+  opt.query_history = af_arg_flag(&a, "query-history");
   opt.text_pool = (int)text_pool;
   opt.threads = (int)threads;
   if ((st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)

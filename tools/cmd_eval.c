@@ -36,6 +36,7 @@ static const af_flag_spec FLAGS[] = {
     {"text-beta", "X", "fusion: lambda = alpha / (1 + count / X) (default 4)"},
     {"rank-k", "N", "fusion: reciprocal ranks 1 / (N + rank) (default 10)"},
     {"text-pool", "N", "fusion: text candidates ranked per query (default 100)"},
+    {"query-history", NULL, "fusion back-off: scale lambda by the query items' thinness too"},
     {"text-mode", "M", "fusion back-off: scaled (default), ranks, or merge (docs/fusion.md)"},
     {"text-weight", "X", "fusion with --text-alpha 0: + X * text cosine to the query (default 0.05)"},
     {"cold-text-weight", "X", "fusion with --text-alpha 0: + X * (1 - history weight) * text cosine (default 0)"},
@@ -255,6 +256,7 @@ int af_cmd_eval(int argc, char **argv) {
   }
   so.seed = (uint64_t)seed;
   fo.rank_k = (int)rank_k;
+  fo.query_history = af_arg_flag(&a, "query-history");
   {
     const char *tm = af_arg_str(&a, "text-mode");
     if (tm && strcmp(tm, "scaled") && strcmp(tm, "ranks") && strcmp(tm, "merge")) {
