@@ -140,6 +140,7 @@ static void print_table(const row *rows, int n, FILE *f) {
 }
 
 static af_status write_json(const char *path, const af_args *a, const af_assoc_input *ai,
+                            const af_fuse_options *fo, double text_weight, double cold_text_weight,
                             const af_eval_split *sp, const af_eval_split_options *so,
                             const row *rows, int n, af_error *err) {
   char tmp[AF_PATH_MAX];
@@ -188,7 +189,16 @@ static af_status write_json(const char *path, const af_args *a, const af_assoc_i
     }
     fputc('}', f);
   }
-  fputs("\n  ]\n}\n", f);
+  static const char *mode[] = {"scaled", "ranks", "merge"};
+  fprintf(f,
+          "\n  ],\n  \"fusion\": {\"min_count\": %lld, \"text_k\": %d, \"history_prior\": %.17g, "
+          "\"text_min_cosine\": %.17g, \"text_alpha\": %.17g, \"text_beta\": %.17g, "
+          "\"text_mode\": \"%s\", \"text_pool\": %d, \"rank_k\": %d, \"query_history\": %s, "
+          "\"text_weight\": %.17g, \"cold_text_weight\": %.17g}\n}\n",
+          (long long)fo->min_count, fo->text_k, fo->history_prior, fo->text_min_cosine,
+          fo->text_alpha, fo->text_beta, mode[fo->text_mode], fo->text_pool, fo->rank_k,
+          fo->query_history ? "true" : "false", fo->text_alpha > 0 ? 0.0 : text_weight,
+          fo->text_alpha > 0 ? 0.0 : cold_text_weight);
   return af_atomic_fclose(f, tmp, path, err);
 }
 
@@ -391,7 +401,7 @@ int af_cmd_eval(int argc, char **argv) {
     n_rows++;
   }
   print_table(rows, n_rows, stdout);
-  if ((st = write_json(out, &a, &ai, &sp, &so, rows, n_rows, &err)) != AF_OK)
+  if ((st = write_json(out, &a, &ai, &fo, text_weight, cold_text_weight, &sp, &so, rows, n_rows, &err)) != AF_OK)
     goto done;
   fprintf(stderr, "affinity eval: wrote %s\n", out);
 done:
