@@ -115,7 +115,9 @@ typedef struct {
   af_fuse_options fuse;
   /* FUSION: + (text_weight + cold_text_weight * (1 - w_b)) * (mean-query text
    * cosine of b), w_b = n_b / (n_b + history_prior) the candidate's history
-   * weight (0 for a product never bought in training) */
+   * weight (0 for a product never bought in training). With fuse.text_alpha
+   * > 0 these two are unused: the scores are af_fuse_adaptive_scores with
+   * the query's fuse.text_pool best products by mean-query cosine as pool */
   double text_weight;
   double cold_text_weight;
   int popularity_ties; /* break equal scores by training popularity (default 1) */

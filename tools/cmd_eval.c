@@ -190,7 +190,13 @@ static af_status write_json(const char *path, const af_args *a, const af_assoc_i
     fputc('}', f);
   }
   static const char *mode[] = {"scaled", "ranks", "merge"};
-  fprintf(f,
+  int fused = 0; /* the fusion parameters, when a fusion row was evaluated */
+  for (int i = 0; i < n; i++)
+    fused |= strncmp(rows[i].name, "fusion-", 7) == 0;
+  if (!fused)
+    fputs("\n  ]\n}\n", f);
+  else
+    fprintf(f,
           "\n  ],\n  \"fusion\": {\"min_count\": %lld, \"text_k\": %d, \"history_prior\": %.17g, "
           "\"text_min_cosine\": %.17g, \"text_alpha\": %.17g, \"text_beta\": %.17g, "
           "\"text_mode\": \"%s\", \"text_pool\": %d, \"rank_k\": %d, \"query_history\": %s, "
