@@ -815,7 +815,24 @@ TEST(AssociateCli, TextBackOffFlags) {
                      nullptr, &err),
             0);
   EXPECT_NE(err.find("--text-alpha"), std::string::npos) << err;
+  EXPECT_NE(aft::run(t.cmd("--embeddings " + q(t.emb) + " --text-alpha 0.5 --text-mode best --out " +
+                           q(out2)),
+                     nullptr, &err),
+            0);
+  EXPECT_NE(err.find("--text-mode"), std::string::npos) << err;
   EXPECT_FALSE(aft::file_exists(out2));
+  // the other modes run; in merge mode the never-sold p5 is still listed for p2
+  for (const char *mode : {"ranks", "merge"}) {
+    ASSERT_EQ(aft::run(t.cmd("--embeddings " + q(t.emb) + " --text-alpha 0.5 --text-mode " + mode +
+                             " --out " + q(out)),
+                       nullptr, &err),
+              0)
+        << err;
+    bool p5 = false;
+    for (auto &r : read_csv_simple(aft::read_file(out)))
+      if (r.size() == 9 && r[0] == "p2" && r[2] == "p5" && r[4] == "complement") p5 = true;
+    EXPECT_TRUE(p5) << mode;
+  }
 }
 
 TEST(AssociateCli, ModelInMemory) {

@@ -1,6 +1,7 @@
 /* affinity associate: complements and substitutes of every product. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "assoc_input.h"
 #include "cli.h"
@@ -20,6 +21,7 @@ static const af_flag_spec FLAGS[] = {
     {"text-beta", "X", "back-off weight alpha / (1 + count / X) for a candidate in count baskets (default 4)"},
     {"rank-k", "N", "reciprocal ranks 1 / (N + rank) (default 10)"},
     {"text-pool", "N", "text neighbours ranked for the back-off term (default 100)"},
+    {"text-mode", "M", "back-off: scaled (default), ranks, or merge (docs/fusion.md)"},
     {"query-history", NULL, "scale the back-off weight by the product's own thinness 1/(1 + n/text-beta) too"},
     {"sub-pool", "N", "text neighbours examined for substitutes (default 50)"},
     {"sub-min-cosine", "X", "minimum text cosine of a substitute (default 0.6)"},
@@ -85,6 +87,17 @@ int af_cmd_associate(int argc, char **argv) {
   opt.sub_pool = (int)sub_pool;
   opt.rank_k = (int)rank_k;
   opt.query_history = af_arg_flag(&a, "query-history");
+  {
+    const char *tm = af_arg_str(&a, "text-mode");
+    if (tm && strcmp(tm, "scaled") && strcmp(tm, "ranks") && strcmp(tm, "merge")) {
+      st = af_error_set(&err, AF_ERR_ARG, "--text-mode: expected scaled, ranks or merge, got '%s'",
+                        tm);
+      goto fail;
+    }
+    opt.text_mode = !tm || !strcmp(tm, "scaled") ? AF_FUSE_TEXT_SCALED
+                    : !strcmp(tm, "ranks")       ? AF_FUSE_TEXT_RANKS
+                                                 : AF_FUSE_TEXT_MERGE;
+  }
   opt.text_pool = (int)text_pool;
   opt.threads = (int)threads;
   if ((st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)
