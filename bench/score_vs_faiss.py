@@ -43,7 +43,7 @@ def write_random(path, n, d, seed):
                         "normalized": np.int64(1), "dim": np.int64(d)})
 
 
-def peer_faiss(emb, k, threads, out):
+def peer_faiss(emb, k, threads, out, rows):
     import faiss
     import h5py
     from threadpoolctl import threadpool_limits
@@ -51,18 +51,18 @@ def peer_faiss(emb, k, threads, out):
     faiss.omp_set_num_threads(threads)
     with h5py.File(emb, "r") as f:
         x = f["embeddings"][:]
+    rows = len(x) if rows is None else rows
     t0 = time.perf_counter()
     with threadpool_limits(limits=threads):
         index = faiss.IndexFlatIP(x.shape[1])
         index.add(x)
-        D, I = index.search(x, k + 1)
+        D, I = index.search(x[:rows], k + 1)
     t_search = time.perf_counter() - t0
     # Drop the row itself; where it is absent keep the first k.
-    rows = np.arange(len(x))[:, None]
-    is_self = I == rows
+    is_self = I == np.arange(rows)[:, None]
     keep = ~is_self
     keep[~is_self.any(1), k] = False
-    I = I[keep].reshape(len(x), k)
+    I = I[keep].reshape(rows, k)
     np.save(out, I)
     print(f"faiss_search_s {t_search:.3f}")
 
@@ -89,11 +89,15 @@ def main():
     ap.add_argument("--emb", help="an existing embeddings file (else random unit vectors)")
     ap.add_argument("--workdir", default="/tmp/affinity-bench-score")
     ap.add_argument("--cli", default=os.path.join(ROOT, "build", "affinity"))
+    ap.add_argument("--shard-of", type=int, default=1,
+                    help="time only the first of this many row shards on both sides "
+                         "(all rows still searched against all rows' base)")
+    ap.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--peer", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.peer == "faiss":
-        return peer_faiss(a.emb, a.k, a.threads, a.out)
+        return peer_faiss(a.emb, a.k, a.threads, a.out, a.rows)
 
     os.makedirs(a.workdir, exist_ok=True)
     emb = a.emb
@@ -104,15 +108,20 @@ def main():
     ours_out = os.path.join(a.workdir, "ours.h5")
     faiss_out = os.path.join(a.workdir, "faiss.npy")
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    print(f"embeddings {emb}  k={a.k} threads={a.threads}  "
+    rows = a.n // a.shard_of  # = the rows of shard 0/shard_of (af_shard_rows)
+    if a.emb:
+        import h5py
+        with h5py.File(a.emb, "r") as f:
+            rows = f["embeddings"].shape[0] // a.shard_of
+    print(f"embeddings {emb}  k={a.k} threads={a.threads} query rows={rows} (shard 0/{a.shard_of})  "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     ours, theirs = [], []
     for rep in range(a.reps):
         t, m, _ = timed([a.cli, "score", "--embeddings", emb, "--k", str(a.k), "--threads",
-                         str(a.threads), "--out", ours_out], env)
+                         str(a.threads), "--shard", f"0/{a.shard_of}", "--out", ours_out], env)
         ours.append((t, m))
         t2, m2, out = timed([sys.executable, __file__, "--peer", "faiss", "--emb", emb, "--k",
-                             str(a.k), "--threads", str(a.threads), "--out", faiss_out], env)
+                             str(a.k), "--threads", str(a.threads), "--rows", str(rows), "--out", faiss_out], env)
         theirs.append((t2, m2, float(out.split()[-1])))
         print(f"run {rep}: affinity {t:.2f} s {m:.0f} MiB | faiss {t2:.2f} s "
               f"(search {theirs[-1][2]:.2f} s) {m2:.0f} MiB | ratio {t2 / t:.2f}x", flush=True)
