@@ -65,6 +65,7 @@ int main(int argc, char **argv) {
   af_train_default_config(&cfg);
   cfg.batch = B;
   cfg.dropout = dropout;
+  cfg.attn_dropout = dropout;
   cfg.total_steps = steps + warm;
   af_trainer *t;
   if (af_model_tokenizer(&m, 0, &tok, &err) != AF_OK ||

@@ -53,6 +53,7 @@ struct af_trainer {
 void af_train_default_config(af_train_config *c) {
   memset(c, 0, sizeof *c);
   c->dropout = 0.1f;
+  c->attn_dropout = 0.1f;
   c->scale = AF_MNR_DEFAULT_SCALE;
   c->symmetric = 0;
   c->seed = 42;
@@ -146,8 +147,10 @@ static af_status reserve(af_trainer *t, int T, int B, int64_t n_probs, af_error 
 }
 
 static af_status check_config(const af_train_config *c, af_error *err) {
-  if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
-    return af_error_set(err, AF_ERR_ARG, "dropout %g must be in [0, 1)", c->dropout);
+  if (!(c->dropout >= 0.0f && c->dropout < 1.0f) ||
+      !(c->attn_dropout >= 0.0f && c->attn_dropout < 1.0f))
+    return af_error_set(err, AF_ERR_ARG, "dropout %g and attention dropout %g must be in [0, 1)",
+                        c->dropout, c->attn_dropout);
   if (!(c->scale > 0.0f) || !isfinite(c->scale))
     return af_error_set(err, AF_ERR_ARG, "loss scale %g must be positive", c->scale);
   if (!(c->lr >= 0.0) || !isfinite(c->lr))
@@ -279,10 +282,13 @@ af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, f
     float *outp = t->xin + (size_t)(l + 1) * TC; // (T, C)
     af_op_linear_forward(d, qkv, inp, lp->qkv_w, lp->qkv_b, T, C, 3 * C);
     af_op_attention_forward(d, att, probs, qkv, t->cu, B, C, NH);
+    if (t->cfg.attn_dropout > 0)
+      af_train_attention_dropout_forward(att, probs, qkv, t->cu, B, C, NH, t->cfg.attn_dropout, seed,
+                                         stream_of(t, 1 + 3 * l));
     // h1 = dropout(att W_o^T + b_o) + inp;  x1 = LN1(h1)
     af_op_linear_forward(d, h1, att, lp->ao_w, lp->ao_b, T, C, C);
     if (p > 0)
-      af_op_dropout_forward(d, h1, h1, (int64_t)TC, p, seed, stream_of(t, 1 + 2 * l));
+      af_op_dropout_forward(d, h1, h1, (int64_t)TC, p, seed, stream_of(t, 2 + 3 * l));
     af_op_add_forward(d, h1, h1, inp, (int64_t)TC);
     af_op_layernorm_forward(d, x1, t->ln1_mean + (size_t)l * T, t->ln1_rstd + (size_t)l * T, h1,
                             lp->ln1_w, lp->ln1_b, T, C, c->layer_norm_eps);
@@ -292,7 +298,7 @@ af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, f
     // h2 = dropout(gelu W_p^T + b_p) + x1;  out = LN2(h2)
     af_op_linear_forward(d, h2, gl, lp->proj_w, lp->proj_b, T, F, C);
     if (p > 0)
-      af_op_dropout_forward(d, h2, h2, (int64_t)TC, p, seed, stream_of(t, 2 + 2 * l));
+      af_op_dropout_forward(d, h2, h2, (int64_t)TC, p, seed, stream_of(t, 3 + 3 * l));
     af_op_add_forward(d, h2, h2, x1, (int64_t)TC);
     af_op_layernorm_forward(d, outp, t->ln2_mean + (size_t)l * T, t->ln2_rstd + (size_t)l * T,
                             h2, lp->ln2_w, lp->ln2_b, T, C, c->layer_norm_eps);
@@ -352,7 +358,7 @@ af_status af_trainer_backward(af_trainer *t, const float *dout, af_error *err) {
     // h2 = dropout(proj) + x1: dx (= d x1) gets dh through the residual
     memcpy(t->dx, t->dh, sizeof(float) * TC);
     memset(t->dtmp, 0, sizeof(float) * TC);
-    af_op_dropout_backward(d, t->dtmp, t->dh, (int64_t)TC, p, seed, stream_of(t, 2 + 2 * l));
+    af_op_dropout_backward(d, t->dtmp, t->dh, (int64_t)TC, p, seed, stream_of(t, 3 + 3 * l));
     // proj = gelu W_p^T + b_p
     memset(t->dF1, 0, sizeof(float) * TF);
     af_op_linear_backward(d, t->dF1, G(t, lp->proj_w), G(t, lp->proj_b), t->dtmp, gl, lp->proj_w,
@@ -368,12 +374,16 @@ af_status af_trainer_backward(af_trainer *t, const float *dout, af_error *err) {
     // h1 = dropout(att W_o^T + b_o) + inp
     memcpy(t->dx, t->dh, sizeof(float) * TC);
     memset(t->dtmp, 0, sizeof(float) * TC);
-    af_op_dropout_backward(d, t->dtmp, t->dh, (int64_t)TC, p, seed, stream_of(t, 1 + 2 * l));
+    af_op_dropout_backward(d, t->dtmp, t->dh, (int64_t)TC, p, seed, stream_of(t, 2 + 3 * l));
     memset(t->datt, 0, sizeof(float) * TC);
     af_op_linear_backward(d, t->datt, G(t, lp->ao_w), G(t, lp->ao_b), t->dtmp, att, lp->ao_w, T, C,
                           C);
     memset(t->dqkv, 0, sizeof(float) * 3 * TC);
-    af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH);
+    if (t->cfg.attn_dropout > 0)
+      af_train_attention_dropout_backward(t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH,
+                                          t->cfg.attn_dropout, seed, stream_of(t, 1 + 3 * l));
+    else
+      af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH);
     af_op_linear_backward(d, t->dx, G(t, lp->qkv_w), G(t, lp->qkv_b), t->dqkv, inp, lp->qkv_w, T,
                           C, 3 * C);
   }

@@ -10,15 +10,15 @@
  * B positives of the same pairs (af_batch, cu_seqlens (2B + 1)). Its pooled,
  * normalised embeddings (2B, C) go through af_mnr_loss (in-batch negatives).
  *
- * Dropout follows Hugging Face's BertModel in train mode for the hidden
- * dropouts: after the embeddings' LayerNorm, after the attention output dense
- * and after the FFN output dense (before each residual add). Attention-
- * probability dropout is not applied (documented difference). Masks come from
- * Philox (engine/philox.h) with key = seed and
+ * Dropout follows Hugging Face's BertModel in train mode: hidden dropout
+ * after the embeddings' LayerNorm, after the attention output dense and after
+ * the FFN output dense (before each residual add), and attention-probability
+ * dropout on the softmax (engine/train_attention.c). Masks come from Philox
+ * (engine/philox.h) with key = seed and
  *   stream = micro * AF_TRAIN_DROPOUT_SITES(L) + site,
- * site 0 = embeddings, 1 + 2l = layer l attention output, 2 + 2l = layer l
- * FFN output, micro = step * grad_accum + index of the micro-batch in the
- * step. So a step's masks depend on (seed, step) only, which makes resumed
+ * site 0 = embeddings, 1 + 3l = layer l attention probabilities, 2 + 3l =
+ * layer l attention output, 3 + 3l = layer l FFN output, micro = step *
+ * grad_accum + index of the micro-batch in the step. So a step's masks depend on (seed, step) only, which makes resumed
  * runs bit-exact. With dropout 0 the training forward performs exactly the
  * inference forward's operations (af_encoder_forward), so the embeddings are
  * bitwise equal. */
@@ -38,10 +38,11 @@
 extern "C" {
 #endif
 
-#define AF_TRAIN_DROPOUT_SITES(L) (1 + 2 * (uint64_t)(L))
+#define AF_TRAIN_DROPOUT_SITES(L) (1 + 3 * (uint64_t)(L))
 
 typedef struct {
   float dropout;        /* hidden dropout probability, 0 <= p < 1 (BERT: 0.1) */
+  float attn_dropout;   /* attention-probability dropout, 0 <= p < 1 (BERT: 0.1) */
   float scale;          /* MNR scale (sentence-transformers: 20) */
   int symmetric;        /* symmetric MNR loss */
   uint64_t seed;        /* dropout masks, pair shuffling */
@@ -54,7 +55,7 @@ typedef struct {
   af_adamw_config adamw;
 } af_train_config;
 
-/* dropout 0.1, scale 20, plain loss, seed 42, lr 2e-5, warmup 0, total 1,
+/* dropout 0.1 (hidden and attention), scale 20, plain loss, seed 42, lr 2e-5, warmup 0, total 1,
  * max_grad_norm 1, grad_accum 1, batch 32, torch's AdamW defaults. */
 void af_train_default_config(af_train_config *cfg);
 
@@ -108,6 +109,16 @@ af_status af_trainer_accumulate(af_trainer *t, const af_batch *pairs, uint64_t m
  * mean gradient before clipping. */
 af_status af_trainer_step(af_trainer *t, int n_micro, double *lr, double *grad_norm,
                           af_error *err);
+
+/* ---- attention-probability dropout (engine/train_attention.c) ------------------
+ * probs: the undropped softmax saved by af_op_attention_forward (layout of
+ * ops.h). forward: out (T, C) = (m ⊙ P / (1 - p)) V. backward: dqkv (T, 3C) +=. */
+void af_train_attention_dropout_forward(float *out, const float *probs, const float *qkv,
+                                        const int32_t *cu_seqlens, int B, int C, int NH, float p,
+                                        uint64_t seed, uint64_t stream);
+void af_train_attention_dropout_backward(float *dqkv, const float *dout, const float *qkv,
+                                         const float *probs, const int32_t *cu_seqlens, int B,
+                                         int C, int NH, float p, uint64_t seed, uint64_t stream);
 
 /* ---- checkpoints (engine/train_checkpoint.c) -------------------------------- */
 

@@ -121,6 +121,7 @@ af_status af_train_checkpoint_save(const char *path, const af_trainer *tc,
               {"optim", "weight_decay", c->adamw.weight_decay},
               {"optim", "max_grad_norm", c->max_grad_norm},
               {"train", "dropout", c->dropout},
+              {"train", "attention_dropout", c->attn_dropout},
               {"train", "scale", c->scale}};
   for (size_t i = 0; i < sizeof dbls / sizeof dbls[0] && st == AF_OK; i++)
     st = af_h5_attr_set_f64(f, dbls[i].obj, dbls[i].key, dbls[i].v, err);
@@ -160,7 +161,7 @@ static af_status read_config(hid_t f, af_train_config *c, af_train_meta *meta, i
   af_train_default_config(c);
   memset(meta, 0, sizeof *meta);
   int64_t accum = 0, batch = 0, sym = 0;
-  double beta1, beta2, eps, wd, dropout, scale;
+  double beta1, beta2, eps, wd, dropout, attn_dropout, scale;
   AF_TRY(af_h5_attr_get_i64(f, "optim", "step", step, err));
   AF_TRY(af_h5_attr_get_i64(f, "optim", "warmup", &c->warmup, err));
   AF_TRY(af_h5_attr_get_i64(f, "optim", "total_steps", &c->total_steps, err));
@@ -180,6 +181,7 @@ static af_status read_config(hid_t f, af_train_config *c, af_train_meta *meta, i
   AF_TRY(af_h5_attr_get_f64(f, "optim", "weight_decay", &wd, err));
   AF_TRY(af_h5_attr_get_f64(f, "optim", "max_grad_norm", &c->max_grad_norm, err));
   AF_TRY(af_h5_attr_get_f64(f, "train", "dropout", &dropout, err));
+  AF_TRY(af_h5_attr_get_f64(f, "train", "attention_dropout", &attn_dropout, err));
   AF_TRY(af_h5_attr_get_f64(f, "train", "scale", &scale, err));
   AF_TRY(get_u64_hex(f, "train", "seed", &c->seed, err));
   AF_TRY(get_u64_hex(f, "train", "data_fingerprint", &meta->data_fingerprint, err));
@@ -197,6 +199,7 @@ static af_status read_config(hid_t f, af_train_config *c, af_train_meta *meta, i
   c->adamw.eps = (float)eps;
   c->adamw.weight_decay = (float)wd;
   c->dropout = (float)dropout;
+  c->attn_dropout = (float)attn_dropout;
   c->scale = (float)scale;
   return AF_OK;
 }

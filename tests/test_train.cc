@@ -74,6 +74,7 @@ af_train_config base_config(float dropout) {
   af_train_config c;
   af_train_default_config(&c);
   c.dropout = dropout;
+  c.attn_dropout = dropout;
   return c;
 }
 
@@ -260,8 +261,8 @@ TEST(Train, DropoutMasksDependOnSeedAndMicroBatchOnly) {
   EXPECT_NE(0, std::memcmp(e0.data(), e3.data(), sizeof(float) * e0.size()));
 }
 
-// Finite differences of the loss with dropout on: the backward uses the same
-// masks as the forward. Central differences in float32 on a few weights;
+// Finite differences of the loss with dropout on (hidden and attention
+// probabilities): the backward uses the same masks as the forward. Central differences in float32 on a few weights;
 // tolerance 2e-2 relative (float32 loss differences at h = 1e-2 carry ~1e-4
 // absolute noise; a mask mismatch changes these gradients by O(1)).
 TEST(Train, DropoutBackwardMatchesFiniteDifferences) {
@@ -278,6 +279,8 @@ TEST(Train, DropoutBackwardMatchesFiniteDifferences) {
   std::vector<float> g(af_trainer_grad(t), af_trainer_grad(t) + M.m.n_floats);
   const char *names[] = {"encoder.layer.1.output.dense.weight",
                          "encoder.layer.0.attention.output.dense.bias",
+                         "encoder.layer.1.attention.self.query.weight",
+                         "encoder.layer.0.attention.self.value.weight",
                          "embeddings.LayerNorm.weight"};
   int tested = 0;
   for (const char *name : names) {
@@ -300,7 +303,7 @@ TEST(Train, DropoutBackwardMatchesFiniteDifferences) {
     EXPECT_NEAR(an, fd, 2e-2 * std::max(std::fabs(an), 1e-2)) << name;
     tested++;
   }
-  EXPECT_EQ(tested, 3);
+  EXPECT_EQ(tested, 5);
   af_trainer_free(t);
 }
 

@@ -36,6 +36,7 @@ static const af_flag_spec FLAGS[] = {
     {"weight-decay", "X", "AdamW decoupled weight decay (default 0.01)"},
     {"max-grad-norm", "X", "clip the global gradient norm (default 1; 0 = off)"},
     {"dropout", "P", "hidden dropout (default 0.1, as BERT)"},
+    {"attention-dropout", "P", "dropout on the attention probabilities (default 0.1, as BERT)"},
     {"scale", "X", "MNR loss scale = 1 / temperature (default 20)"},
     {"symmetric", NULL, "symmetric MNR loss (anchor->positive and positive->anchor)"},
     {"max-len", "N", "tokens per text incl. [CLS]/[SEP] (default: the model's max_seq_length)"},
@@ -109,7 +110,7 @@ int af_cmd_train(int argc, char **argv) {
   const char *pairs_csv = af_arg_str(&a, "pairs");
   int64_t steps, stop_after, batch, accum, warmup, max_len, seed, save_every, keep, eval_every;
   int64_t threads, min_count, max_pairs, max_val;
-  double epochs, lr, wd, max_norm, dropout, scale, min_lift, val_fraction;
+  double epochs, lr, wd, max_norm, dropout, attn_dropout, scale, min_lift, val_fraction;
   af_status st = af_arg_required(&a, "out", &out, &err);
   if (st == AF_OK && !model_path && !resume)
     st = af_error_set(&err, AF_ERR_ARG, "missing required flag --model (or --resume)");
@@ -155,6 +156,8 @@ int af_cmd_train(int argc, char **argv) {
     st = af_arg_f64(&a, "max-grad-norm", 1.0, 0, 1e9, &max_norm, &err);
   if (st == AF_OK)
     st = af_arg_f64(&a, "dropout", 0.1, 0, 0.99, &dropout, &err);
+  if (st == AF_OK)
+    st = af_arg_f64(&a, "attention-dropout", 0.1, 0, 0.99, &attn_dropout, &err);
   if (st == AF_OK)
     st = af_arg_f64(&a, "scale", 20.0, 1e-6, 1e6, &scale, &err);
   if (st == AF_OK)
@@ -237,6 +240,7 @@ int af_cmd_train(int argc, char **argv) {
     cfg.adamw.weight_decay = (float)wd;
     cfg.max_grad_norm = max_norm;
     cfg.dropout = (float)dropout;
+    cfg.attn_dropout = (float)attn_dropout;
     cfg.scale = (float)scale;
     cfg.symmetric = af_arg_flag(&a, "symmetric");
     cfg.seed = (uint64_t)seed;
@@ -263,10 +267,10 @@ int af_cmd_train(int argc, char **argv) {
     const af_train_config *c = af_trainer_config(t);
     fprintf(stderr,
             "affinity train: %s step %lld of %lld; batch %d x %d, lr %.2e, warm-up %lld, dropout "
-            "%.2f, max-len %lld, seed %llu\n",
+            "%.2f/%.2f, max-len %lld, seed %llu\n",
             resume ? "resuming at" : "starting at", (long long)af_trainer_steps_done(t),
             (long long)c->total_steps, c->batch, c->grad_accum, c->lr, (long long)c->warmup,
-            c->dropout, (long long)max_len, (unsigned long long)c->seed);
+            c->dropout, c->attn_dropout, (long long)max_len, (unsigned long long)c->seed);
     loop_ctx lc;
     af_progress_init(&lc.prog, "train", c->total_steps);
     lc.tty = lc.prog.enabled;
