@@ -48,6 +48,10 @@ af_status af_stage_finetune(af_run_data *d, char *const *out, af_error *err) {
   cfg.batch = FINETUNE_BATCH;
   cfg.total_steps = o->fine_tune_steps;
   cfg.warmup = o->fine_tune_steps / 10;
+  /* Scale 5, not sentence-transformers' 20: on co-purchase pairs, which MiniLM
+   * scores like random pairs, scale 20 first collapses every similarity
+   * (PyTorch does the same); docs/evaluation.md "Fine-tuning". */
+  cfg.scale = 5.0f;
   if (st == AF_OK)
     st = af_trainer_create(&m, &cpu, &cfg, &t, err);
   af_train_meta meta;
