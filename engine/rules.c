@@ -93,7 +93,7 @@ int af_rule_side(const af_itemsets *fi, const af_rule *r, int side, int32_t *dst
 typedef struct {
   double lift, conf;
   int64_t count;
-  uint64_t pre; /* first two antecedent items + 1 (0 = none): orders like the items */
+  uint64_t seq[2]; /* packed prefix of the rule's item sequence, see pack_seq */
   int64_t idx;
 } rule_key;
 
@@ -115,15 +115,24 @@ static int cmp_masked(const int32_t *x, uint32_t mx, const int32_t *y, uint32_t 
   return (mx != 0) - (my != 0);
 }
 
+static int key_less_tie(const sort_ctx *c, const rule_key *a, const rule_key *b);
+
 static inline int key_less(const sort_ctx *c, const rule_key *a, const rule_key *b) {
-  if (a->lift != b->lift)
+  if (__builtin_expect(a->lift != b->lift, 1))
     return a->lift > b->lift;
+  return key_less_tie(c, a, b);
+}
+
+/* key_less for equal lifts (rare: kept out of line). */
+static int key_less_tie(const sort_ctx *c, const rule_key *a, const rule_key *b) {
   if (a->conf != b->conf)
     return a->conf > b->conf;
   if (a->count != b->count)
     return a->count > b->count;
-  if (a->pre != b->pre)
-    return a->pre < b->pre;
+  if (a->seq[0] != b->seq[0])
+    return a->seq[0] < b->seq[0];
+  if (a->seq[1] != b->seq[1])
+    return a->seq[1] < b->seq[1];
   const af_rule *ra = &c->rules[a->idx], *rb = &c->rules[b->idx];
   const af_itemsets *fi = c->fi;
   const int32_t *xa = fi->items + fi->offsets[ra->itemset], *xb = fi->items + fi->offsets[rb->itemset];
@@ -135,13 +144,31 @@ static inline int key_less(const sort_ctx *c, const rule_key *a, const rule_key 
   return r < 0;
 }
 
-static uint64_t ante_prefix(const af_itemsets *fi, const af_rule *r) {
+/* The tie-break order (antecedent items, then consequent items) is the
+ * lexicographic order of the symbol sequence: antecedent items + 2, a
+ * separator 1, consequent items + 2, then 0s. Its first symbols are packed
+ * `bits` wide, first symbol highest, into two words, so that comparing the
+ * words compares those prefixes; equal words fall back to the items. */
+static void pack_seq(const af_itemsets *fi, const af_rule *r, int bits, uint64_t seq[2]) {
   const int32_t *x = fi->items + fi->offsets[r->itemset];
-  uint32_t m = r->ante_mask;
-  uint64_t a0 = (uint64_t)(uint32_t)x[__builtin_ctz(m)] + 1;
-  m &= m - 1;
-  uint64_t a1 = m ? (uint64_t)(uint32_t)x[__builtin_ctz(m)] + 1 : 0;
-  return a0 << 32 | a1;
+  int k = (int)(fi->offsets[r->itemset + 1] - fi->offsets[r->itemset]);
+  uint32_t full = (uint32_t)((1ull << k) - 1);
+  int per = 64 / bits, slots = 2 * per, n = 0;
+  uint64_t sym[64];
+  for (uint32_t m = r->ante_mask; m && n < slots; m &= m - 1)
+    sym[n++] = (uint64_t)(uint32_t)x[__builtin_ctz(m)] + 2;
+  if (n < slots)
+    sym[n++] = 1;
+  for (uint32_t m = full & ~r->ante_mask; m && n < slots; m &= m - 1)
+    sym[n++] = (uint64_t)(uint32_t)x[__builtin_ctz(m)] + 2;
+  while (n < slots)
+    sym[n++] = 0;
+  for (int w = 0; w < 2; w++) {
+    uint64_t v = 0;
+    for (int i = 0; i < per; i++)
+      v = v << bits | sym[w * per + i];
+    seq[w] = v;
+  }
 }
 
 /* Sorts k[0..n) by key_less; tmp has room for n keys. Insertion-sorted runs
@@ -165,8 +192,13 @@ static void sort_keys(const sort_ctx *c, rule_key *k, rule_key *tmp, int64_t n) 
     for (int64_t lo = 0; lo < n; lo += 2 * w) {
       int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
       int64_t i = lo, j = mid, o = lo;
-      while (i < mid && j < hi)
-        dst[o++] = key_less(c, &src[j], &src[i]) ? src[j++] : src[i++];
+      while (i < mid && j < hi) { /* branch-free select: the outcome is unpredictable */
+        int take_j = key_less(c, &src[j], &src[i]);
+        const rule_key *p = take_j ? &src[j] : &src[i];
+        dst[o++] = *p;
+        j += take_j;
+        i += 1 - take_j;
+      }
       while (i < mid)
         dst[o++] = src[i++];
       while (j < hi)
@@ -335,8 +367,17 @@ af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, 
     free(v);
     return AF_ERR_NOMEM;
   }
-  for (int64_t i = 0; i < nv; i++)
-    keys[i] = (rule_key){v[i].lift, v[i].confidence, v[i].count, ante_prefix(fi, &v[i]), i};
+  int32_t max_item = 0;
+  for (int64_t i = 0; i < fi->offsets[fi->n_itemsets]; i++)
+    if (fi->items[i] > max_item)
+      max_item = fi->items[i];
+  int bits = 1;
+  while (bits < 32 && ((uint64_t)max_item + 2) >> bits)
+    bits++;
+  for (int64_t i = 0; i < nv; i++) {
+    keys[i] = (rule_key){v[i].lift, v[i].confidence, v[i].count, {0, 0}, i};
+    pack_seq(fi, &v[i], bits, keys[i].seq);
+  }
   sort_ctx sctx = {fi, v};
   sort_keys(&sctx, keys, tmp, nv);
   free(tmp);
