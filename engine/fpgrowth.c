@@ -14,14 +14,23 @@
 
 #include "rules.h"
 
+/* A node is split in two arrays by use: the upward walks and the child
+ * searches read `link` (16 bytes), the header walks read `cnt`. */
 typedef struct {
-  int32_t rank, parent, next, child, sibling;
-  int64_t count;
-} fp_node;
+  int32_t rank, parent, child, sibling;
+} fp_link;
 
 typedef struct {
-  fp_node *nodes; /* (n_nodes) node 0 is the root */
+  int64_t count;
+  int32_t next; /* next node of the same rank */
+  int32_t pad;
+} fp_cnt;
+
+typedef struct {
+  fp_link *link; /* (n_nodes) node 0 is the root */
+  fp_cnt *cnt;   /* (n_nodes) */
   int32_t n_nodes, cap_nodes;
+  int branched;  /* some node (root included) has two children: not a single path */
   int32_t *head;    /* (n_ranks) first node of each rank, -1 if none */
   int64_t *total;   /* (n_ranks) summed count of each rank */
   int32_t *active;  /* (n_active) ranks present, ascending */
@@ -103,15 +112,24 @@ static af_status emit(fp_ctx *c, int len, int64_t count) {
     o->items = it;
     o->cap_items = cap;
   }
-  memcpy(o->items + at, c->prefix, (size_t)len * sizeof *c->prefix);
-  qsort(o->items + at, (size_t)len, sizeof *o->items, cmp_i32);
+  int32_t *dst = o->items + at;
+  for (int i = 0; i < len; i++) { /* insertion sort: itemsets are short */
+    int32_t v = c->prefix[i];
+    int j = i;
+    while (j > 0 && dst[j - 1] > v) {
+      dst[j] = dst[j - 1];
+      j--;
+    }
+    dst[j] = v;
+  }
   o->counts[o->n_itemsets] = count;
   o->offsets[++o->n_itemsets] = at + len;
   return AF_OK;
 }
 
 static void tree_free(fp_tree *t) {
-  free(t->nodes);
+  free(t->link);
+  free(t->cnt);
   free(t->head);
   free(t->total);
   free(t->active);
@@ -126,8 +144,9 @@ static af_status tree_alloc(fp_tree *t, int32_t n_ranks, af_error *err) {
   t->active = af_malloc(n, sizeof *t->active, err);
   t->root_child = af_malloc(n, sizeof *t->root_child, err);
   t->cap_nodes = 1024;
-  t->nodes = af_malloc((size_t)t->cap_nodes, sizeof *t->nodes, err);
-  if (!t->head || !t->total || !t->active || !t->root_child || !t->nodes)
+  t->link = af_malloc((size_t)t->cap_nodes, sizeof *t->link, err);
+  t->cnt = af_malloc((size_t)t->cap_nodes, sizeof *t->cnt, err);
+  if (!t->head || !t->total || !t->active || !t->root_child || !t->link || !t->cnt)
     return AF_ERR_NOMEM;
   for (int32_t r = 0; r < n_ranks; r++) {
     t->head[r] = -1;
@@ -149,7 +168,9 @@ static void tree_reset(fp_tree *t, const int32_t *active, int32_t n_active) {
   memcpy(t->active, active, (size_t)n_active * sizeof *active);
   t->n_active = n_active;
   t->n_nodes = 1;
-  t->nodes[0] = (fp_node){-1, -1, -1, -1, -1, 0};
+  t->branched = 0;
+  t->link[0] = (fp_link){-1, -1, -1, -1};
+  t->cnt[0] = (fp_cnt){0, -1, 0};
 }
 
 /* Inserts a path of ranks (ascending) with a count. */
@@ -162,38 +183,42 @@ static af_status tree_insert(fp_tree *t, const int32_t *path, int32_t len, int64
     if (cur == 0) {
       ch = t->root_child[r];
     } else {
-      ch = t->nodes[cur].child;
-      while (ch >= 0 && t->nodes[ch].rank != r)
-        ch = t->nodes[ch].sibling;
+      ch = t->link[cur].child;
+      while (ch >= 0 && t->link[ch].rank != r)
+        ch = t->link[ch].sibling;
     }
     if (ch < 0) {
       if (t->n_nodes == t->cap_nodes) {
         if (t->cap_nodes > INT32_MAX / 2)
           return af_error_set(err, AF_ERR_UNSUPPORTED, "FP-tree larger than 2^31 nodes");
         int32_t cap = t->cap_nodes * 2;
-        fp_node *nn = af_realloc(t->nodes, (size_t)cap, sizeof *nn, err);
-        if (!nn)
+        fp_link *nl = af_realloc(t->link, (size_t)cap, sizeof *nl, err);
+        if (!nl)
           return AF_ERR_NOMEM;
-        t->nodes = nn;
+        t->link = nl;
+        fp_cnt *nc = af_realloc(t->cnt, (size_t)cap, sizeof *nc, err);
+        if (!nc)
+          return AF_ERR_NOMEM;
+        t->cnt = nc;
         t->cap_nodes = cap;
       }
       ch = t->n_nodes++;
-      fp_node *n = &t->nodes[ch];
+      fp_link *n = &t->link[ch];
       n->rank = r;
       n->parent = cur;
-      n->count = 0;
       n->child = -1;
-      n->next = t->head[r];
+      t->cnt[ch] = (fp_cnt){0, t->head[r], 0};
       t->head[r] = ch;
-      if (cur == 0) {
-        n->sibling = -1;
+      /* The root's children are found through root_child; link[0].child
+       * still records one of them so that a second one marks a branch. */
+      n->sibling = t->link[cur].child;
+      if (n->sibling >= 0)
+        t->branched = 1;
+      t->link[cur].child = ch;
+      if (cur == 0)
         t->root_child[r] = ch;
-      } else {
-        n->sibling = t->nodes[cur].child;
-        t->nodes[cur].child = ch;
-      }
     }
-    t->nodes[ch].count += count;
+    t->cnt[ch].count += count;
     t->total[r] += count;
     cur = ch;
   }
@@ -215,13 +240,13 @@ static af_status level_alloc(fp_level *L, int32_t n_ranks, af_error *err) {
 /* Builds the conditional tree of rank r of t into level[depth] and mines it. */
 static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
   fp_level *L = &c->level[depth];
-  if (!L->tree.nodes)
+  if (!L->tree.link)
     AF_TRY(level_alloc(L, c->n_ranks, c->err));
   int32_t n_touched = 0;
-  for (int32_t x = t->head[r]; x >= 0; x = t->nodes[x].next) {
-    int64_t cnt = t->nodes[x].count;
-    for (int32_t p = t->nodes[x].parent; p > 0; p = t->nodes[p].parent) {
-      int32_t q = t->nodes[p].rank;
+  for (int32_t x = t->head[r]; x >= 0; x = t->cnt[x].next) {
+    int64_t cnt = t->cnt[x].count;
+    for (int32_t p = t->link[x].parent; p > 0; p = t->link[p].parent) {
+      int32_t q = t->link[p].rank;
       if (L->cond_count[q] == 0)
         L->touched[n_touched++] = q;
       L->cond_count[q] += cnt;
@@ -240,10 +265,10 @@ static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
   qsort(L->touched, (size_t)n_active, sizeof *L->touched, cmp_i32);
   tree_reset(&L->tree, L->touched, n_active);
   /* cond_count[q] != 0 now marks the frequent ranks of this base. */
-  for (int32_t x = t->head[r]; x >= 0; x = t->nodes[x].next) {
+  for (int32_t x = t->head[r]; x >= 0; x = t->cnt[x].next) {
     int32_t len = 0;
-    for (int32_t p = t->nodes[x].parent; p > 0; p = t->nodes[p].parent) {
-      int32_t q = t->nodes[p].rank;
+    for (int32_t p = t->link[x].parent; p > 0; p = t->link[p].parent) {
+      int32_t q = t->link[p].rank;
       if (L->cond_count[q])
         L->path[len++] = q;
     }
@@ -254,14 +279,44 @@ static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
       L->path[i] = L->path[len - 1 - i];
       L->path[len - 1 - i] = tmp;
     }
-    AF_TRY(tree_insert(&L->tree, L->path, len, t->nodes[x].count, c->err));
+    AF_TRY(tree_insert(&L->tree, L->path, len, t->cnt[x].count, c->err));
   }
   for (int32_t i = 0; i < n_active; i++)
     L->cond_count[L->touched[i]] = 0;
   return mine(c, &L->tree, depth);
 }
 
+/* A single-path tree: ranks chain[0..m) from the root down. Every subset
+ * of the chain whose deepest node is j has count `cap` = that node's count
+ * (counts fall along a path); enumerated in the order mine() would. */
+static af_status mine_chain(fp_ctx *c, const int32_t *chain, const int64_t *counts, int32_t m,
+                            int depth, int64_t cap) {
+  for (int32_t j = m - 1; j >= 0; j--) {
+    int64_t n = cap >= 0 ? cap : counts[j];
+    if (n < c->min_count)
+      continue;
+    c->prefix[depth] = c->rank_item[chain[j]];
+    AF_TRY(emit(c, depth + 1, n));
+    if (c->max_len && depth + 1 >= c->max_len)
+      continue;
+    if (depth + 1 >= c->n_levels)
+      continue;
+    AF_TRY(mine_chain(c, chain, counts, j, depth + 1, n));
+  }
+  return AF_OK;
+}
+
 static af_status mine(fp_ctx *c, const fp_tree *t, int depth) {
+  if (!t->branched && t->n_nodes > 1 && t->n_nodes <= 64) {
+    int32_t chain[64];
+    int64_t counts[64];
+    int32_t m = 0;
+    for (int32_t x = t->link[0].child; x >= 0; x = t->link[x].child) {
+      chain[m] = t->link[x].rank;
+      counts[m++] = t->cnt[x].count;
+    }
+    return mine_chain(c, chain, counts, m, depth, -1);
+  }
   for (int32_t i = t->n_active - 1; i >= 0; i--) {
     int32_t r = t->active[i];
     if (t->total[r] < c->min_count)

@@ -81,10 +81,12 @@ int af_format_g10(char *dst, double x) {
   double a = fabs(x);
   if (a < 1e-300 || a > 1e300)
     return g10_slow(dst, x);
-  int e = (int)floor(log10(a));
+  int b2;
+  (void)frexp(a, &b2); /* a in [2^(b2-1), 2^b2): floor(log10 a) is e or e + 1 */
+  int e = (int)floor((b2 - 1) * 0.30102999566398120);
   uint64_t d = 0;
   int ok = 0;
-  for (int tries = 0; tries < 3; tries++) {
+  for (int tries = 0; tries < 4; tries++) {
     int k = 9 - e;
     double y;
     if (k >= 0 && k <= 22)
