@@ -10,9 +10,8 @@
  * slot keeps the itemset index and 32 bits of its hash, so probes compare
  * items only on a hash match. */
 typedef struct {
-  int64_t set;  /* itemset index or -1 */
+  int32_t set;  /* itemset index or -1 */
   uint32_t tag; /* high bits of the hash */
-  uint32_t len;
 } set_slot;
 
 typedef struct {
@@ -32,6 +31,8 @@ static inline uint64_t hash_items(const int32_t *it, int n) {
 
 static af_status index_build(set_index *ix, const af_itemsets *fi, af_error *err) {
   ix->fi = fi;
+  if (fi->n_itemsets >= INT32_MAX)
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "rules: more than 2^31 frequent itemsets");
   ix->cap = 64;
   while (ix->cap < (uint64_t)fi->n_itemsets * 2)
     ix->cap *= 2;
@@ -46,7 +47,7 @@ static af_status index_build(set_index *ix, const af_itemsets *fi, af_error *err
     uint64_t hv = hash_items(it, n), h = hv & (ix->cap - 1);
     while (ix->slot[h].set >= 0)
       h = (h + 1) & (ix->cap - 1);
-    ix->slot[h] = (set_slot){s, (uint32_t)(hv >> 32), (uint32_t)n};
+    ix->slot[h] = (set_slot){(int32_t)s, (uint32_t)(hv >> 32)};
   }
   return AF_OK;
 }
@@ -59,7 +60,7 @@ static inline int64_t index_find(const set_index *ix, const int32_t *it, int n) 
     const set_slot *sl = &ix->slot[h];
     if (sl->set < 0)
       return -1;
-    if (sl->tag != tag || sl->len != (uint32_t)n)
+    if (sl->tag != tag || fi->offsets[sl->set + 1] - fi->offsets[sl->set] != n)
       continue;
     const int32_t *x = fi->items + fi->offsets[sl->set];
     int i = 0;
@@ -210,6 +211,56 @@ static void sort_keys(const sort_ctx *c, rule_key *k, rule_key *tmp, int64_t n) 
   }
   if (src != k)
     memcpy(k, src, (size_t)n * sizeof *k);
+}
+
+/* The whole order: an LSD radix sort (11-bit digits) of the keys by lift
+ * descending (the IEEE bits of a positive double order like its value;
+ * complemented for descending), then each run of equal lifts by sort_keys. */
+static void sort_rules(const sort_ctx *c, rule_key *k, rule_key *tmp, int64_t n) {
+  enum { DIGIT = 11, PASSES = 6, BUCKETS = 1 << DIGIT };
+  uint32_t hist[PASSES][BUCKETS];
+  memset(hist, 0, sizeof hist);
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t b;
+    memcpy(&b, &k[i].lift, sizeof b);
+    b = ~b;
+    for (int p = 0; p < PASSES; p++)
+      hist[p][(b >> (p * DIGIT)) & (BUCKETS - 1)]++;
+  }
+  rule_key *src = k, *dst = tmp;
+  for (int p = 0; p < PASSES; p++) {
+    uint32_t *h = hist[p];
+    int single = 0;
+    for (int d = 0; d < BUCKETS; d++)
+      if (h[d] == (uint32_t)n)
+        single = 1;
+    if (single)
+      continue; /* every key has this digit */
+    uint32_t sum = 0;
+    for (int d = 0; d < BUCKETS; d++) {
+      uint32_t t = h[d];
+      h[d] = sum;
+      sum += t;
+    }
+    for (int64_t i = 0; i < n; i++) {
+      uint64_t b;
+      memcpy(&b, &src[i].lift, sizeof b);
+      dst[h[(~b >> (p * DIGIT)) & (BUCKETS - 1)]++] = src[i];
+    }
+    rule_key *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != k)
+    memcpy(k, src, (size_t)n * sizeof *k);
+  for (int64_t lo = 0; lo < n;) {
+    int64_t hi = lo + 1;
+    while (hi < n && k[hi].lift == k[lo].lift)
+      hi++;
+    if (hi - lo > 1)
+      sort_keys(c, k + lo, tmp, hi - lo);
+    lo = hi;
+  }
 }
 
 /* Support counts of the subsets of one itemset during rule generation:
@@ -379,7 +430,7 @@ af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, 
     pack_seq(fi, &v[i], bits, keys[i].seq);
   }
   sort_ctx sctx = {fi, v};
-  sort_keys(&sctx, keys, tmp, nv);
+  sort_rules(&sctx, keys, tmp, nv);
   free(tmp);
   int64_t keep = opt && opt->max_rules > 0 && opt->max_rules < nv ? opt->max_rules : nv;
   out->rules = af_malloc((size_t)(keep ? keep : 1), sizeof *out->rules, err);
