@@ -29,12 +29,16 @@ static inline uint64_t hash_items(const int32_t *it, int n) {
   return h * 0xc4ceb9fe1a85ec53ull;
 }
 
-static af_status index_build(set_index *ix, const af_itemsets *fi, af_error *err) {
+/* Indexes the itemsets of more than skip_le items. */
+static af_status index_build(set_index *ix, const af_itemsets *fi, int skip_le, af_error *err) {
   ix->fi = fi;
   if (fi->n_itemsets >= INT32_MAX)
     return af_error_set(err, AF_ERR_UNSUPPORTED, "rules: more than 2^31 frequent itemsets");
+  int64_t n_long = 0;
+  for (int64_t s = 0; s < fi->n_itemsets; s++)
+    n_long += fi->offsets[s + 1] - fi->offsets[s] > skip_le;
   ix->cap = 64;
-  while (ix->cap < (uint64_t)fi->n_itemsets * 2)
+  while (ix->cap < (uint64_t)n_long * 2)
     ix->cap *= 2;
   ix->slot = af_malloc(ix->cap, sizeof *ix->slot, err);
   if (!ix->slot)
@@ -44,6 +48,8 @@ static af_status index_build(set_index *ix, const af_itemsets *fi, af_error *err
   for (int64_t s = 0; s < fi->n_itemsets; s++) {
     const int32_t *it = fi->items + fi->offsets[s];
     int n = (int)(fi->offsets[s + 1] - fi->offsets[s]);
+    if (n <= skip_le)
+      continue;
     uint64_t hv = hash_items(it, n), h = hv & (ix->cap - 1);
     while (ix->slot[h].set >= 0)
       h = (h + 1) & (ix->cap - 1);
@@ -263,14 +269,46 @@ static void sort_rules(const sort_ctx *c, rule_key *k, rule_key *tmp, int64_t n)
   }
 }
 
+/* Itemsets whose items fit `bits` wide into 64 bits have an exact key: the
+ * items + 1 packed, first item highest (a leading non-zero symbol keeps
+ * lengths apart). Their counts sit in an open-addressing table keyed by it, so
+ * a lookup costs one probe sequence and no item comparison. */
+typedef struct {
+  uint64_t key; /* 0 = empty */
+  int64_t count;
+} pk_slot;
+
+typedef struct {
+  pk_slot *slot; /* (cap) */
+  uint64_t cap;
+  int bits, max_n; /* item width; longest packable itemset */
+} packed_index;
+
+static inline uint64_t pk_hash(uint64_t key) {
+  key ^= key >> 31;
+  key *= 0x9e3779b97f4a7c15ull;
+  return key ^ (key >> 29);
+}
+
+static inline int64_t pk_find(const packed_index *px, uint64_t key) {
+  for (uint64_t h = pk_hash(key) & (px->cap - 1);; h = (h + 1) & (px->cap - 1)) {
+    if (px->slot[h].key == key)
+      return px->slot[h].count;
+    if (px->slot[h].key == 0)
+      return -1;
+  }
+}
+
 /* Support counts of the subsets of one itemset during rule generation:
- * single items from a direct table, larger subsets from the hash index,
+ * single items from a direct table, packable subsets from the packed index,
+ * longer ones from the hash index over the items,
  * memoised by mask for itemsets of up to MEMO_BITS items (a subset is needed
  * both as an antecedent and as a consequent). */
 enum { MEMO_BITS = 12 };
 
 typedef struct {
-  set_index ix;
+  packed_index px;
+  set_index ix;     /* over the itemsets too long to pack */
   int64_t *single;  /* (n_single) count of each single item, -1 if not frequent */
   int32_t n_single;
   int64_t *memo;    /* (1 << MEMO_BITS) */
@@ -285,12 +323,20 @@ static inline int64_t subset_count(subset_counts *sc, int64_t s, const int32_t *
   }
   if (k <= MEMO_BITS && sc->stamp[mask] == s + 1)
     return sc->memo[mask];
-  int32_t a[32];
-  int na = 0;
-  for (uint32_t m = mask; m; m &= m - 1)
-    a[na++] = it[__builtin_ctz(m)];
-  int64_t i = index_find(&sc->ix, a, na);
-  int64_t c = i < 0 ? -1 : sc->ix.fi->counts[i];
+  int64_t c;
+  if (__builtin_popcount(mask) <= sc->px.max_n) {
+    uint64_t key = 0;
+    for (uint32_t m = mask; m; m &= m - 1)
+      key = key << sc->px.bits | (uint64_t)(uint32_t)(it[__builtin_ctz(m)] + 1);
+    c = pk_find(&sc->px, key);
+  } else {
+    int32_t a[32];
+    int na = 0;
+    for (uint32_t m = mask; m; m &= m - 1)
+      a[na++] = it[__builtin_ctz(m)];
+    int64_t i = index_find(&sc->ix, a, na);
+    c = i < 0 ? -1 : sc->ix.fi->counts[i];
+  }
   if (k <= MEMO_BITS) {
     sc->stamp[mask] = s + 1;
     sc->memo[mask] = c;
@@ -299,6 +345,7 @@ static inline int64_t subset_count(subset_counts *sc, int64_t s, const int32_t *
 }
 
 static void subset_counts_free(subset_counts *sc) {
+  free(sc->px.slot);
   free(sc->ix.slot);
   free(sc->single);
   free(sc->memo);
@@ -307,7 +354,37 @@ static void subset_counts_free(subset_counts *sc) {
 
 static af_status subset_counts_init(subset_counts *sc, const af_itemsets *fi, af_error *err) {
   memset(sc, 0, sizeof *sc);
-  AF_TRY(index_build(&sc->ix, fi, err));
+  int32_t max_item = 0;
+  for (int64_t i = 0; i < fi->offsets[fi->n_itemsets]; i++)
+    if (fi->items[i] > max_item)
+      max_item = fi->items[i];
+  packed_index *px = &sc->px;
+  px->bits = 1;
+  while (((uint64_t)max_item + 1) >> px->bits)
+    px->bits++;
+  px->max_n = 64 / px->bits;
+  int64_t n_packed = 0;
+  for (int64_t s = 0; s < fi->n_itemsets; s++)
+    n_packed += fi->offsets[s + 1] - fi->offsets[s] <= px->max_n;
+  px->cap = 64;
+  while (px->cap < (uint64_t)n_packed * 2)
+    px->cap *= 2;
+  px->slot = af_calloc(px->cap, sizeof *px->slot, err);
+  if (!px->slot)
+    return AF_ERR_NOMEM;
+  for (int64_t s = 0; s < fi->n_itemsets; s++) {
+    int n = (int)(fi->offsets[s + 1] - fi->offsets[s]);
+    if (n > px->max_n)
+      continue;
+    uint64_t key = 0;
+    for (int i = 0; i < n; i++)
+      key = key << px->bits | (uint64_t)(uint32_t)(fi->items[fi->offsets[s] + i] + 1);
+    uint64_t h = pk_hash(key) & (px->cap - 1);
+    while (px->slot[h].key != 0 && px->slot[h].key != key)
+      h = (h + 1) & (px->cap - 1);
+    px->slot[h] = (pk_slot){key, fi->counts[s]};
+  }
+  AF_TRY(index_build(&sc->ix, fi, px->max_n, err));
   int32_t n_single = 0;
   for (int64_t s = 0; s < fi->n_itemsets; s++)
     if (fi->offsets[s + 1] - fi->offsets[s] == 1 && fi->items[fi->offsets[s]] >= n_single)
