@@ -40,10 +40,20 @@ typedef struct {
 } fp_tree;
 
 typedef struct {
+  int64_t count;
+  int64_t start;
+  int32_t len;
+} fp_path;
+
+typedef struct {
   fp_tree tree;
   int64_t *cond_count; /* (n_ranks) per-rank count in a conditional base */
   int32_t *touched;    /* (n_ranks) ranks with a non-zero cond_count */
   int32_t *path;       /* (n_ranks) one path, ranks ascending */
+  int32_t *pbuf;       /* (cap_pbuf) the paths above one rank's nodes, as walked upward */
+  int64_t cap_pbuf;
+  fp_path *rec;        /* (cap_rec) one per node: count, start and length in pbuf */
+  int64_t cap_rec;
 } fp_level;
 
 typedef struct {
@@ -242,15 +252,37 @@ static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
   fp_level *L = &c->level[depth];
   if (!L->tree.link)
     AF_TRY(level_alloc(L, c->n_ranks, c->err));
+  /* One upward walk per node: count the ranks above r and keep the paths. */
   int32_t n_touched = 0;
+  int64_t n_rec = 0, used = 0;
   for (int32_t x = t->head[r]; x >= 0; x = t->cnt[x].next) {
     int64_t cnt = t->cnt[x].count;
+    if (n_rec == L->cap_rec) {
+      int64_t cap = L->cap_rec ? L->cap_rec * 2 : 256;
+      fp_path *nr = af_realloc(L->rec, (size_t)cap, sizeof *nr, c->err);
+      if (!nr)
+        return AF_ERR_NOMEM;
+      L->rec = nr;
+      L->cap_rec = cap;
+    }
+    int64_t start = used;
     for (int32_t p = t->link[x].parent; p > 0; p = t->link[p].parent) {
       int32_t q = t->link[p].rank;
+      if (used == L->cap_pbuf) {
+        int64_t cap = L->cap_pbuf ? L->cap_pbuf * 2 : 4096;
+        int32_t *nb = af_realloc(L->pbuf, (size_t)cap, sizeof *nb, c->err);
+        if (!nb)
+          return AF_ERR_NOMEM;
+        L->pbuf = nb;
+        L->cap_pbuf = cap;
+      }
+      L->pbuf[used++] = q;
       if (L->cond_count[q] == 0)
         L->touched[n_touched++] = q;
       L->cond_count[q] += cnt;
     }
+    if (used > start)
+      L->rec[n_rec++] = (fp_path){cnt, start, (int32_t)(used - start)};
   }
   int32_t n_active = 0;
   for (int32_t i = 0; i < n_touched; i++) {
@@ -265,21 +297,14 @@ static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
   qsort(L->touched, (size_t)n_active, sizeof *L->touched, cmp_i32);
   tree_reset(&L->tree, L->touched, n_active);
   /* cond_count[q] != 0 now marks the frequent ranks of this base. */
-  for (int32_t x = t->head[r]; x >= 0; x = t->cnt[x].next) {
+  for (int64_t i = 0; i < n_rec; i++) {
+    const int32_t *up = L->pbuf + L->rec[i].start;
     int32_t len = 0;
-    for (int32_t p = t->link[x].parent; p > 0; p = t->link[p].parent) {
-      int32_t q = t->link[p].rank;
-      if (L->cond_count[q])
-        L->path[len++] = q;
-    }
-    if (!len)
-      continue;
-    for (int32_t i = 0; i < len / 2; i++) { /* walked upward: reverse to ascending */
-      int32_t tmp = L->path[i];
-      L->path[i] = L->path[len - 1 - i];
-      L->path[len - 1 - i] = tmp;
-    }
-    AF_TRY(tree_insert(&L->tree, L->path, len, t->cnt[x].count, c->err));
+    for (int32_t j = L->rec[i].len - 1; j >= 0; j--) /* read backward: ranks ascending */
+      if (L->cond_count[up[j]])
+        L->path[len++] = up[j];
+    if (len)
+      AF_TRY(tree_insert(&L->tree, L->path, len, L->rec[i].count, c->err));
   }
   for (int32_t i = 0; i < n_active; i++)
     L->cond_count[L->touched[i]] = 0;
@@ -419,6 +444,8 @@ done:
       free(c.level[d].cond_count);
       free(c.level[d].touched);
       free(c.level[d].path);
+      free(c.level[d].pbuf);
+      free(c.level[d].rec);
     }
   free(c.level);
   free(c.prefix);
