@@ -97,6 +97,23 @@ static int cmp_i32(const void *x, const void *y) {
   return (a > b) - (a < b);
 }
 
+/* Ascending sort of short arrays (paths, conditional rank lists): insertion
+ * sort below 32 elements, qsort above. */
+static void sort_i32(int32_t *v, int32_t n) {
+  if (n > 32) {
+    qsort(v, (size_t)n, sizeof *v, cmp_i32);
+    return;
+  }
+  for (int32_t i = 1; i < n; i++) {
+    int32_t x = v[i], j = i;
+    while (j > 0 && v[j - 1] > x) {
+      v[j] = v[j - 1];
+      j--;
+    }
+    v[j] = x;
+  }
+}
+
 static af_status emit(fp_ctx *c, int len, int64_t count) {
   af_itemsets *o = c->out;
   if (o->n_itemsets + 1 >= o->cap_sets) {
@@ -294,7 +311,7 @@ static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
   }
   if (n_active == 0)
     return AF_OK;
-  qsort(L->touched, (size_t)n_active, sizeof *L->touched, cmp_i32);
+  sort_i32(L->touched, n_active);
   tree_reset(&L->tree, L->touched, n_active);
   /* cond_count[q] != 0 now marks the frequent ranks of this base. */
   for (int64_t i = 0; i < n_rec; i++) {
@@ -432,7 +449,7 @@ af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_i
         path[len++] = item_rank[b->items[k]];
     if (!len)
       continue;
-    qsort(path, (size_t)len, sizeof *path, cmp_i32);
+    sort_i32(path, len);
     if ((st = tree_insert(&c.level[0].tree, path, len, 1, err)) != AF_OK)
       goto done;
   }
