@@ -211,8 +211,16 @@ static af_status tree_insert(fp_tree *t, const int32_t *path, int32_t len, int64
       ch = t->root_child[r];
     } else {
       ch = t->link[cur].child;
-      while (ch >= 0 && t->link[ch].rank != r)
+      int32_t prev = -1;
+      while (ch >= 0 && t->link[ch].rank != r) {
+        prev = ch;
         ch = t->link[ch].sibling;
+      }
+      if (ch >= 0 && prev >= 0) { /* move to front: busy children are found sooner */
+        t->link[prev].sibling = t->link[ch].sibling;
+        t->link[ch].sibling = t->link[cur].child;
+        t->link[cur].child = ch;
+      }
     }
     if (ch < 0) {
       if (t->n_nodes == t->cap_nodes) {
