@@ -45,11 +45,17 @@ typedef struct {
   int32_t len;
 } fp_path;
 
+/* Conditional bases with at most ZETA_MAX frequent ranks are mined without a
+ * tree (mine_small). */
+enum { ZETA_MAX = 10 };
+
 typedef struct {
   fp_tree tree;
   int64_t *cond_count; /* (n_ranks) per-rank count in a conditional base */
   int32_t *touched;    /* (n_ranks) ranks with a non-zero cond_count */
   int32_t *path;       /* (n_ranks) one path, ranks ascending */
+  int32_t *bitpos;     /* (n_ranks) bit of each active rank in a small base, see mine_small */
+  int64_t *zeta;       /* (1 << ZETA_MAX) subset counts of a small base */
   int32_t *pbuf;       /* (cap_pbuf) the paths above one rank's nodes, as walked upward */
   int64_t cap_pbuf;
   fp_path *rec;        /* (cap_rec) one per node: count, start and length in pbuf */
@@ -267,8 +273,49 @@ static af_status level_alloc(fp_level *L, int32_t n_ranks, af_error *err) {
   L->cond_count = af_calloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->cond_count, err);
   L->touched = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->touched, err);
   L->path = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->path, err);
-  if (!L->cond_count || !L->touched || !L->path)
+  L->bitpos = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *L->bitpos, err);
+  L->zeta = af_malloc((size_t)1 << ZETA_MAX, sizeof *L->zeta, err);
+  if (!L->cond_count || !L->touched || !L->path || !L->bitpos || !L->zeta)
     return AF_ERR_NOMEM;
+  return AF_OK;
+}
+
+/* A conditional base with m <= ZETA_MAX frequent ranks (L->touched[0..m),
+ * ascending, marked in cond_count): each path becomes a bit mask over them,
+ * zeta[mask] sums the counts of the paths holding exactly mask, and a
+ * superset-sum transform turns that into the count of every subset. Every
+ * non-empty subset T with count >= min_count is a frequent itemset
+ * prefix + T: the same itemsets and counts as the recursive tree mining. */
+static af_status mine_small(fp_ctx *c, fp_level *L, int64_t n_rec, int32_t m, int depth) {
+  const uint32_t size = 1u << m;
+  for (int32_t i = 0; i < m; i++)
+    L->bitpos[L->touched[i]] = i;
+  memset(L->zeta, 0, size * sizeof *L->zeta);
+  for (int64_t i = 0; i < n_rec; i++) {
+    const int32_t *up = L->pbuf + L->rec[i].start;
+    uint32_t mask = 0;
+    for (int32_t j = 0; j < L->rec[i].len; j++)
+      if (L->cond_count[up[j]])
+        mask |= 1u << L->bitpos[up[j]];
+    L->zeta[mask] += L->rec[i].count;
+  }
+  for (int32_t b = 0; b < m; b++)
+    for (uint32_t x = 0; x < size; x++)
+      if (!(x & (1u << b)))
+        L->zeta[x] += L->zeta[x | (1u << b)];
+  for (int32_t i = 0; i < m; i++)
+    L->cond_count[L->touched[i]] = 0;
+  const int max_items = c->n_levels; /* itemsets hold at most n_levels items */
+  for (uint32_t x = 1; x < size; x++) {
+    if (L->zeta[x] < c->min_count)
+      continue;
+    int len = depth;
+    if (len + __builtin_popcount(x) > max_items)
+      continue;
+    for (uint32_t y = x; y; y &= y - 1)
+      c->prefix[len++] = c->rank_item[L->touched[__builtin_ctz(y)]];
+    AF_TRY(emit(c, len, L->zeta[x]));
+  }
   return AF_OK;
 }
 
@@ -320,6 +367,8 @@ static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
   if (n_active == 0)
     return AF_OK;
   sort_i32(L->touched, n_active);
+  if (n_active <= ZETA_MAX)
+    return mine_small(c, L, n_rec, n_active, depth);
   tree_reset(&L->tree, L->touched, n_active);
   /* cond_count[q] != 0 now marks the frequent ranks of this base. */
   for (int64_t i = 0; i < n_rec; i++) {
@@ -470,6 +519,8 @@ done:
       free(c.level[d].touched);
       free(c.level[d].path);
       free(c.level[d].pbuf);
+      free(c.level[d].bitpos);
+      free(c.level[d].zeta);
       free(c.level[d].rec);
     }
   free(c.level);
