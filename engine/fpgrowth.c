@@ -319,43 +319,35 @@ static af_status mine_small(fp_ctx *c, fp_level *L, int64_t n_rec, int32_t m, in
   return AF_OK;
 }
 
-/* Builds the conditional tree of rank r of t into level[depth] and mines it. */
-static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
-  fp_level *L = &c->level[depth];
-  if (!L->tree.link)
-    AF_TRY(level_alloc(L, c->n_ranks, c->err));
-  /* One upward walk per node: count the ranks above r and keep the paths. */
-  int32_t n_touched = 0;
-  int64_t n_rec = 0, used = 0;
-  for (int32_t x = t->head[r]; x >= 0; x = t->cnt[x].next) {
-    int64_t cnt = t->cnt[x].count;
-    if (n_rec == L->cap_rec) {
-      int64_t cap = L->cap_rec ? L->cap_rec * 2 : 256;
-      fp_path *nr = af_realloc(L->rec, (size_t)cap, sizeof *nr, c->err);
-      if (!nr)
-        return AF_ERR_NOMEM;
-      L->rec = nr;
-      L->cap_rec = cap;
-    }
-    int64_t start = used;
-    for (int32_t p = t->link[x].parent; p > 0; p = t->link[p].parent) {
-      int32_t q = t->link[p].rank;
-      if (used == L->cap_pbuf) {
-        int64_t cap = L->cap_pbuf ? L->cap_pbuf * 2 : 4096;
-        int32_t *nb = af_realloc(L->pbuf, (size_t)cap, sizeof *nb, c->err);
-        if (!nb)
-          return AF_ERR_NOMEM;
-        L->pbuf = nb;
-        L->cap_pbuf = cap;
-      }
-      L->pbuf[used++] = q;
-      if (L->cond_count[q] == 0)
-        L->touched[n_touched++] = q;
-      L->cond_count[q] += cnt;
-    }
-    if (used > start)
-      L->rec[n_rec++] = (fp_path){cnt, start, (int32_t)(used - start)};
+/* Room for one more path record and `more` ranks in L's path buffers. */
+static af_status base_reserve(fp_level *L, int64_t n_rec, int64_t used, int64_t more,
+                              af_error *err) {
+  if (n_rec == L->cap_rec) {
+    int64_t cap = L->cap_rec ? L->cap_rec * 2 : 256;
+    fp_path *nr = af_realloc(L->rec, (size_t)cap, sizeof *nr, err);
+    if (!nr)
+      return AF_ERR_NOMEM;
+    L->rec = nr;
+    L->cap_rec = cap;
   }
+  if (used + more > L->cap_pbuf) {
+    int64_t cap = L->cap_pbuf ? L->cap_pbuf * 2 : 4096;
+    while (cap < used + more)
+      cap *= 2;
+    int32_t *nb = af_realloc(L->pbuf, (size_t)cap, sizeof *nb, err);
+    if (!nb)
+      return AF_ERR_NOMEM;
+    L->pbuf = nb;
+    L->cap_pbuf = cap;
+  }
+  return AF_OK;
+}
+
+/* Mines a gathered conditional base: L->rec[0..n_rec) paths in L->pbuf
+ * (ranks descending), L->cond_count the per-rank counts of the n_touched
+ * ranks in L->touched. Keeps the frequent ranks, then mines small bases
+ * directly and larger ones through their conditional tree. */
+static af_status mine_base(fp_ctx *c, fp_level *L, int32_t n_touched, int64_t n_rec, int depth) {
   int32_t n_active = 0;
   for (int32_t i = 0; i < n_touched; i++) {
     int32_t q = L->touched[i];
@@ -383,6 +375,72 @@ static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
   for (int32_t i = 0; i < n_active; i++)
     L->cond_count[L->touched[i]] = 0;
   return mine(c, &L->tree, depth);
+}
+
+static fp_level *level_get(fp_ctx *c, int depth) {
+  fp_level *L = &c->level[depth];
+  if (!L->tree.link && level_alloc(L, c->n_ranks, c->err) != AF_OK)
+    return NULL;
+  return L;
+}
+
+/* Builds the conditional base of rank r of tree t into level[depth] and mines it. */
+static af_status mine_rank(fp_ctx *c, const fp_tree *t, int32_t r, int depth) {
+  fp_level *L = level_get(c, depth);
+  if (!L)
+    return AF_ERR_NOMEM;
+  /* One upward walk per node: count the ranks above r and keep the paths. */
+  int32_t n_touched = 0;
+  int64_t n_rec = 0, used = 0;
+  for (int32_t x = t->head[r]; x >= 0; x = t->cnt[x].next) {
+    int64_t cnt = t->cnt[x].count;
+    AF_TRY(base_reserve(L, n_rec, used, r, c->err)); /* a path above r holds < r ranks */
+    int64_t start = used;
+    for (int32_t p = t->link[x].parent; p > 0; p = t->link[p].parent) {
+      int32_t q = t->link[p].rank;
+      L->pbuf[used++] = q;
+      if (L->cond_count[q] == 0)
+        L->touched[n_touched++] = q;
+      L->cond_count[q] += cnt;
+    }
+    if (used > start)
+      L->rec[n_rec++] = (fp_path){cnt, start, (int32_t)(used - start)};
+  }
+  return mine_base(c, L, n_touched, n_rec, depth);
+}
+
+/* The transactions as ascending rank lists, and where each rank occurs. The
+ * top level is mined from these instead of an FP-tree: the base of rank r is
+ * the ranks before r in every transaction holding r, read sequentially. */
+typedef struct {
+  const int64_t *tx_off; /* (n_tx + 1) */
+  const int32_t *tx;     /* (tx_off[n_tx]) ranks, ascending within a transaction */
+  const int64_t *occ_off; /* (n_ranks + 1) */
+  const int64_t *occ;     /* (occ_off[n_ranks]) pairs: transaction start, position of the rank */
+} fp_top;
+
+static af_status mine_rank_top(fp_ctx *c, const fp_top *tp, int32_t r) {
+  fp_level *L = level_get(c, 1);
+  if (!L)
+    return AF_ERR_NOMEM;
+  int32_t n_touched = 0;
+  int64_t n_rec = 0, used = 0;
+  for (int64_t o = tp->occ_off[r]; o < tp->occ_off[r + 1]; o++) {
+    int64_t s0 = tp->occ[2 * o], k = tp->occ[2 * o + 1];
+    if (k == s0)
+      continue;
+    AF_TRY(base_reserve(L, n_rec, used, k - s0, c->err));
+    int64_t start = used;
+    for (int64_t j = k - 1; j >= s0; j--) { /* descending, as an upward tree walk */
+      int32_t q = tp->tx[j];
+      L->pbuf[used++] = q;
+      if (L->cond_count[q] == 0)
+        L->touched[n_touched++] = q;
+      L->cond_count[q] += 1;
+    }
+    L->rec[n_rec++] = (fp_path){1, start, (int32_t)(used - start)};
+  }
+  return mine_base(c, L, n_touched, n_rec, 1);
 }
 
 /* A single-path tree: ranks chain[0..m) from the root down. Every subset
@@ -480,8 +538,11 @@ af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_i
   c.level = af_calloc((size_t)n_levels, sizeof *c.level, err);
   c.prefix = af_malloc((size_t)n_levels, sizeof *c.prefix, err);
   int32_t *path = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *path, err);
+  int64_t *path64 = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *path64, err);
+  int64_t *tx_off = NULL, *occ_off = NULL, *occ = NULL;
+  int32_t *tx = NULL;
   af_status st = AF_OK;
-  if (!rank_item || !c.level || !c.prefix || !path) {
+  if (!rank_item || !c.level || !c.prefix || !path || !path64) {
     st = AF_ERR_NOMEM;
     goto done;
   }
@@ -491,26 +552,58 @@ af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_i
     rank_item[r] = ic[r].item;
     item_rank[ic[r].item] = r;
   }
-  /* Level 0 holds the full tree; level d >= 1 the conditional trees at depth d,
-   * allocated when the recursion first gets that deep (n_levels can be
-   * n_ranks, and each level is O(n_ranks)). */
-  if ((st = level_alloc(&c.level[0], n_ranks, err)) != AF_OK)
+  /* Level d >= 1 holds the conditional bases and trees at depth d, allocated
+   * when the recursion first gets that deep (n_levels can be n_ranks, and
+   * each level is O(n_ranks)). The top level is mined from the transactions
+   * (fp_top), so no full FP-tree is built. */
+  int64_t n_occ = 0;
+  for (int64_t k = 0; k < b->offsets[b->n_baskets]; k++)
+    n_occ += item_rank[b->items[k]] >= 0;
+  tx_off = af_malloc((size_t)b->n_baskets + 1, sizeof *tx_off, err);
+  tx = af_malloc((size_t)(n_occ ? n_occ : 1), sizeof *tx, err);
+  occ_off = af_calloc((size_t)n_ranks + 1, sizeof *occ_off, err);
+  occ = af_malloc((size_t)(n_occ ? 2 * n_occ : 1), sizeof *occ, err);
+  if (!tx_off || !tx || !occ_off || !occ) {
+    st = AF_ERR_NOMEM;
     goto done;
-  for (int32_t r = 0; r < n_ranks; r++)
-    path[r] = r;
-  tree_reset(&c.level[0].tree, path, n_ranks);
+  }
+  int64_t at = 0;
+  tx_off[0] = 0;
   for (int64_t bk = 0; bk < b->n_baskets; bk++) {
     int32_t len = 0;
     for (int64_t k = b->offsets[bk]; k < b->offsets[bk + 1]; k++)
       if (item_rank[b->items[k]] >= 0)
         path[len++] = item_rank[b->items[k]];
-    if (!len)
-      continue;
     sort_i32(path, len);
-    if ((st = tree_insert(&c.level[0].tree, path, len, 1, err)) != AF_OK)
-      goto done;
+    for (int32_t i = 0; i < len; i++) {
+      tx[at + i] = path[i];
+      occ_off[path[i] + 1]++;
+    }
+    at += len;
+    tx_off[bk + 1] = at;
   }
-  st = mine(&c, &c.level[0].tree, 0);
+  for (int32_t r = 0; r < n_ranks; r++)
+    occ_off[r + 1] += occ_off[r];
+  {
+    int64_t *fill = path64;
+    for (int32_t r = 0; r < n_ranks; r++)
+      fill[r] = occ_off[r];
+    for (int64_t bk = 0; bk < b->n_baskets; bk++)
+      for (int64_t k = tx_off[bk]; k < tx_off[bk + 1]; k++) {
+        int64_t o = fill[tx[k]]++;
+        occ[2 * o] = tx_off[bk];
+        occ[2 * o + 1] = k;
+      }
+  }
+  fp_top top = {tx_off, tx, occ_off, occ};
+  for (int32_t r = n_ranks - 1; r >= 0 && st == AF_OK; r--) {
+    c.prefix[0] = rank_item[r];
+    if ((st = emit(&c, 1, occ_off[r + 1] - occ_off[r])) != AF_OK)
+      break;
+    if ((max_len && max_len <= 1) || n_levels <= 1)
+      continue;
+    st = mine_rank_top(&c, &top, r);
+  }
 done:
   if (c.level)
     for (int d = 0; d < n_levels; d++) {
@@ -526,6 +619,11 @@ done:
   free(c.level);
   free(c.prefix);
   free(path);
+  free(path64);
+  free(tx_off);
+  free(tx);
+  free(occ_off);
+  free(occ);
   free(ic);
   free(item_rank);
   free(rank_item);
