@@ -47,7 +47,7 @@ typedef struct {
 
 /* Conditional bases with at most ZETA_MAX frequent ranks are mined without a
  * tree (mine_small). */
-enum { ZETA_MAX = 10 };
+enum { ZETA_MAX = 8 };
 
 typedef struct {
   fp_tree tree;
