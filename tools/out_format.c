@@ -81,9 +81,13 @@ int af_format_g10(char *dst, double x) {
   double a = fabs(x);
   if (a < 1e-300 || a > 1e300)
     return g10_slow(dst, x);
-  int b2;
-  (void)frexp(a, &b2); /* a in [2^(b2-1), 2^b2): floor(log10 a) is e or e + 1 */
-  int e = (int)floor((b2 - 1) * 0.30102999566398120);
+  uint64_t bits;
+  memcpy(&bits, &a, sizeof bits);
+  /* a in [2^e2, 2^(e2+1)); floor(e2 * log10(2)) by a fixed-point product
+   * (78913 / 2^18 ~ log10 2, exact floor for |e2| < 1000 with an arithmetic
+   * shift); floor(log10 a) is e or e + 1, corrected below. */
+  int e2 = (int)((bits >> 52) & 0x7ff) - 1023;
+  int e = (e2 * 78913) >> 18;
   uint64_t d = 0;
   int ok = 0;
   for (int tries = 0; tries < 4; tries++) {
@@ -95,10 +99,11 @@ int af_format_g10(char *dst, double x) {
       y = a / POW10[-k];
     else
       return g10_slow(dst, x);
-    double fl = floor(y), frac = y - fl;
+    uint64_t fl = (uint64_t)y; /* y < 2^63: truncation is floor */
+    double frac = y - (double)fl;
     if (fabs(frac - 0.5) < 4e-6)
       return g10_slow(dst, x);
-    d = (uint64_t)fl + (frac > 0.5);
+    d = fl + (frac > 0.5);
     if (d >= 10000000000ull) {
       e++;
       continue;
