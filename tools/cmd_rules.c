@@ -63,18 +63,20 @@ typedef struct {
   uint32_t *len;     /* (n_items) strlen of each, bit 31 set when it holds , " CR LF */
 } name_table;
 
-static void side_csv(line_buf *b, const name_table *nt, const int32_t *it, int n) {
+/* Writes the items of `it` selected by `mask` (one side of a rule). */
+static void side_csv(line_buf *b, const name_table *nt, const int32_t *it, uint32_t mask) {
   size_t start = b->len;
   int special = 0;
-  for (int i = 0; i < n; i++) {
-    uint32_t l = nt->len[it[i]];
+  for (uint32_t m = mask; m; m &= m - 1) {
+    int32_t x = it[__builtin_ctz(m)];
+    uint32_t l = nt->len[x];
     special |= (int)(l >> 31);
     l &= 0x7fffffffu;
-    if (i) {
+    if (m != mask) {
       memcpy(b->buf + b->len, " | ", 3);
       b->len += 3;
     }
-    memcpy(b->buf + b->len, nt->name[it[i]], l);
+    memcpy(b->buf + b->len, nt->name[x], l);
     b->len += l;
   }
   size_t n_ch = b->len - start;
@@ -101,10 +103,10 @@ static void side_csv(line_buf *b, const name_table *nt, const int32_t *it, int n
   b->len = start + new_len;
 }
 
-static size_t side_bytes(const name_table *nt, const int32_t *it, int n) {
+static size_t side_bytes(const name_table *nt, const int32_t *it, uint32_t mask) {
   size_t s = 0;
-  for (int i = 0; i < n; i++)
-    s += (nt->len[it[i]] & 0x7fffffffu) + 3;
+  for (uint32_t m = mask; m; m &= m - 1)
+    s += (nt->len[it[__builtin_ctz(m)]] & 0x7fffffffu) + 3;
   return 2 * s + 2;
 }
 
@@ -135,15 +137,16 @@ static af_status write_rules_csv(FILE *f, const char *out, const af_basket_input
     goto done; /* ferror is reported by af_atomic_fclose */
   for (int64_t i = 0; i < rs->n_rules; i++) {
     const af_rule *r = &rs->rules[i];
-    int32_t a[32], c[32];
-    int na = af_rule_side(fi, r, 0, a), nc = af_rule_side(fi, r, 1, c);
-    if (!lb_reserve(&b, side_bytes(&nt, a, na) + side_bytes(&nt, c, nc) + 8 * AF_G10_MAX)) {
+    const int32_t *it = fi->items + fi->offsets[r->itemset];
+    int k = (int)(fi->offsets[r->itemset + 1] - fi->offsets[r->itemset]);
+    uint32_t ante = r->ante_mask, cons = (uint32_t)((1ull << k) - 1) & ~ante;
+    if (!lb_reserve(&b, side_bytes(&nt, it, ante) + side_bytes(&nt, it, cons) + 8 * AF_G10_MAX)) {
       st = af_error_set(err, AF_ERR_NOMEM, "out of memory writing %s", out);
       goto done;
     }
-    side_csv(&b, &nt, a, na);
+    side_csv(&b, &nt, it, ante);
     b.buf[b.len++] = ',';
-    side_csv(&b, &nt, c, nc);
+    side_csv(&b, &nt, it, cons);
     const double v[4] = {r->support, r->confidence, r->lift, r->leverage};
     for (int k = 0; k < 4; k++) {
       b.buf[b.len++] = ',';
