@@ -441,6 +441,17 @@ af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, 
     const double s_ab = (double)fi->counts[s] / n;
     const uint32_t full = (1u << k) - 1;
     int max_nc = max_cons && max_cons < k - 1 ? max_cons : k - 1;
+    if (k - 1 <= sc.px.max_n && k - 1 >= 2) {
+      /* Prefetch the k antecedents of the one-item consequents: their
+       * probes are cache misses, overlapped this way. */
+      for (int j = 0; j < k; j++) {
+        uint64_t key = 0;
+        for (int i = 0; i < k; i++)
+          if (i != j)
+            key = key << sc.px.bits | (uint64_t)(uint32_t)(it[i] + 1);
+        __builtin_prefetch(&sc.px.slot[pk_hash(key) & (sc.px.cap - 1)]);
+      }
+    }
     /* Consequents by size 1..max_nc, each size in increasing mask order. */
     for (int nc = 1; nc <= max_nc && st == AF_OK; nc++) {
       for (uint32_t cons = (1u << nc) - 1; cons; cons = next_same_popcount(cons, k)) {
@@ -516,8 +527,11 @@ af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, 
     free(v);
     return AF_ERR_NOMEM;
   }
-  for (int64_t i = 0; i < keep; i++)
+  for (int64_t i = 0; i < keep; i++) {
+    if (i + 8 < keep)
+      __builtin_prefetch(&v[keys[i + 8].idx]);
     out->rules[i] = v[keys[i].idx];
+  }
   out->n_rules = keep;
   free(keys);
   free(v);
