@@ -1,12 +1,17 @@
-/* FP-growth (Han, Pei and Yin 2000): frequent itemsets from an FP-tree and
- * recursive conditional trees. See rules.h for the support threshold.
+/* FP-growth (Han, Pei and Yin 2000): frequent itemsets from recursive
+ * conditional pattern bases. See rules.h for the support threshold and
+ * docs/rules.md for the measurements behind each choice.
  *
  * Items are renamed to ranks by descending count (ties: lower item index), so
- * every tree path runs from frequent to rare. A tree is an array of nodes;
- * each rank has a header list of its nodes and a total count. Mining rank r of
- * a tree emits prefix + {r}, then builds the conditional tree of r from the
- * paths above r's nodes (keeping only ranks frequent within them) and
- * recurses. Scratch for depth d is kept in `level[d]` and reused, so the
+ * every path runs from frequent to rare. The top level works on the baskets
+ * themselves (fp_top: each basket's ranks ascending, and where each rank
+ * occurs): the base of rank r is the prefix before r of every basket holding
+ * r. Deeper, a tree is an array of nodes; each rank has a header list of its
+ * nodes and a total count, and the base of r is the paths above r's nodes.
+ * A base keeps only the ranks frequent within it; with at most ZETA_MAX of
+ * them its itemsets come from a subset-sum transform (mine_small), otherwise
+ * from its conditional tree, recursively (a single-path tree is enumerated
+ * directly). Scratch for depth d is kept in `level[d]` and reused, so the
  * recursion allocates only while its buffers grow. */
 #include <math.h>
 #include <stdlib.h>
