@@ -44,14 +44,17 @@ static void free_chunk(chunk_buffers *b) {
   memset(b, 0, sizeof *b);
 }
 
-static af_status alloc_chunk(chunk_buffers *b, int max_len, int batch_tokens, int C, af_error *err) {
+/* Buffers for chunks of at most `rows` rows (<= CHUNK_ROWS): a small call
+ * (a 32-text batch) must not allocate, and page-fault, a 10 MB chunk. */
+static af_status alloc_chunk(chunk_buffers *b, int rows, int max_len, int batch_tokens, int C,
+                             af_error *err) {
   memset(b, 0, sizeof *b);
   b->max_len = max_len;
-  b->ids = af_malloc((size_t)CHUNK_ROWS * max_len, sizeof(int32_t), err);
-  b->lens = b->ids ? af_malloc(CHUNK_ROWS, sizeof(int32_t), err) : NULL;
+  b->ids = af_malloc((size_t)rows * max_len, sizeof(int32_t), err);
+  b->lens = b->ids ? af_malloc((size_t)rows, sizeof(int32_t), err) : NULL;
   b->packed = b->lens ? af_malloc((size_t)batch_tokens + max_len, sizeof(int32_t), err) : NULL;
-  b->cu = b->packed ? af_malloc(CHUNK_ROWS + 1, sizeof(int32_t), err) : NULL;
-  b->out = b->cu ? af_malloc((size_t)CHUNK_ROWS * C, sizeof(float), err) : NULL;
+  b->cu = b->packed ? af_malloc((size_t)rows + 1, sizeof(int32_t), err) : NULL;
+  b->out = b->cu ? af_malloc((size_t)rows * C, sizeof(float), err) : NULL;
   if (!b->out) {
     free_chunk(b);
     return AF_ERR_NOMEM;
@@ -115,7 +118,11 @@ af_status af_embed_texts(af_encoder *enc, const af_tokenizer *tok, const char *c
     batch_tokens = max_len;
   const int C = af_encoder_hidden_size(enc);
   chunk_buffers b;
-  AF_TRY(alloc_chunk(&b, max_len, batch_tokens, C, err));
+  const int rows = n < CHUNK_ROWS ? (int)(n > 0 ? n : 1) : CHUNK_ROWS;
+  /* a packed batch never holds more tokens than the rows can have */
+  if ((int64_t)batch_tokens > (int64_t)rows * max_len)
+    batch_tokens = rows * max_len;
+  AF_TRY(alloc_chunk(&b, rows, max_len, batch_tokens, C, err));
   af_status st = AF_OK;
   for (int64_t r0 = 0; r0 < n && st == AF_OK; r0 += CHUNK_ROWS) {
     int cn = (int)(n - r0 < CHUNK_ROWS ? n - r0 : CHUNK_ROWS);
@@ -280,7 +287,7 @@ af_status af_embed_catalog(const af_model *m, const af_device *dev, const af_cat
   const int max_len = st == AF_OK ? af_tokenizer_options_of(tok)->max_len : 0;
   int batch_tokens = opt.batch_tokens > max_len ? opt.batch_tokens : max_len;
   if (st == AF_OK) st = af_encoder_create(m, dev, &enc, err);
-  if (st == AF_OK) st = alloc_chunk(&b, max_len, batch_tokens, C, err);
+  if (st == AF_OK) st = alloc_chunk(&b, CHUNK_ROWS, max_len, batch_tokens, C, err);
   if (st == AF_OK) st = af_strmap_create((size_t)N, &seen, err);
   if (st == AF_OK)
     st = af_emb_writer_open(out_path, N, C, m->name ? m->name : "", pooling_name(m),
