@@ -256,7 +256,7 @@ done:
   return st;
 }
 
-static void csv_field(FILE *f, const char *s) { af_run_csv_field(f, s); }
+static void csv_field(FILE *f, const char *s) { af_write_csv_field(f, s); }
 
 af_status af_groups_write_csv(const char *path, const af_run_products *p, const af_groups *g,
                               af_error *err) {

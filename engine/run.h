@@ -87,9 +87,8 @@ uint64_t af_run_hash_bytes(uint64_t h, const void *data, size_t n);
 /* Joins dir and name into out (AF_PATH_MAX bytes). */
 af_status af_run_path(const char *dir, const char *name, char *out, af_error *err);
 
-/* Writes s as one CSV field (quoted when needed) and as a JSON string. */
-void af_run_csv_field(FILE *f, const char *s);
-void af_run_json_string(FILE *f, const char *s);
+/* CSV fields and JSON strings are written with engine/out_format.h. */
+#include "out_format.h"
 
 /* The cleaned catalog of a run folder (products.csv). */
 typedef struct {

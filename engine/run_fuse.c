@@ -87,9 +87,9 @@ static af_status write_eval(const char *path, const af_run_data *d, const af_eva
   if (!f)
     return err ? err->code : AF_ERR_IO;
   fputs("{\n  \"catalog\": ", f);
-  af_run_json_string(f, d->o->catalog);
+  af_write_json_string(f, d->o->catalog);
   fputs(",\n  \"baskets\": ", f);
-  af_run_json_string(f, d->o->baskets);
+  af_write_json_string(f, d->o->baskets);
   fprintf(f,
           ",\n  \"test_baskets\": null,\n  \"products\": %lld,\n  \"protocol\": {\"split\": "
           "\"random\", \"seed\": %llu, \"test_fraction\": %.17g, \"cold_fraction\": %.17g, "
@@ -103,7 +103,7 @@ static af_status write_eval(const char *path, const af_run_data *d, const af_eva
   static const char *const GROUPS[2] = {"warm", "cold"};
   for (int i = 0; i < n; i++) {
     fputs(i ? ",\n    {\"name\": " : "\n    {\"name\": ", f);
-    af_run_json_string(f, ms[i].name);
+    af_write_json_string(f, ms[i].name);
     fputs(", \"seconds\": ", f);
     json_num(f, rs[i].seconds);
     for (int g = 0; g < AF_EVAL_N_GROUPS; g++) {

@@ -42,42 +42,6 @@ af_status af_run_path(const char *dir, const char *name, char *out, af_error *er
   return AF_OK;
 }
 
-void af_run_csv_field(FILE *f, const char *s) {
-  size_t n = strlen(s);
-  int quote = n && (s[0] == ' ' || s[n - 1] == ' ');
-  if (!quote && strpbrk(s, ",\"\r\n"))
-    quote = 1;
-  if (!quote) {
-    fputs(s, f);
-    return;
-  }
-  fputc('"', f);
-  for (const char *p = s; *p; p++) {
-    if (*p == '"')
-      fputc('"', f);
-    fputc(*p, f);
-  }
-  fputc('"', f);
-}
-
-void af_run_json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    switch (*p) {
-    case '"': fputs("\\\"", f); break;
-    case '\\': fputs("\\\\", f); break;
-    case '\n': fputs("\\n", f); break;
-    case '\r': fputs("\\r", f); break;
-    case '\t': fputs("\\t", f); break;
-    default:
-      if (*p < 0x20)
-        fprintf(f, "\\u%04x", *p);
-      else
-        fputc(*p, f);
-    }
-  }
-  fputc('"', f);
-}
 
 /* ---- products.csv ------------------------------------------------------------ */
 

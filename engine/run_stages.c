@@ -65,11 +65,11 @@ af_status af_stage_load(af_run_data *d, char *const *out, af_error *err) {
   fputs("product_id,product,category,baskets\n", f);
   const af_catalog *c = &d->catalog;
   for (int64_t i = 0; i < c->n; i++) {
-    af_run_csv_field(f, c->ids[i]);
+    af_write_csv_field(f, c->ids[i]);
     fputc(',', f);
-    af_run_csv_field(f, c->names[i]);
+    af_write_csv_field(f, c->names[i]);
     fputc(',', f);
-    af_run_csv_field(f, c->categories ? c->categories[i] : "");
+    af_write_csv_field(f, c->categories ? c->categories[i] : "");
     fprintf(f, ",%lld\n", (long long)d->item_baskets[i]);
   }
   return af_atomic_fclose(f, tmp, out[0], err);
@@ -124,7 +124,7 @@ static void side_csv(FILE *f, const af_catalog *c, const int32_t *it, int n) {
     }
     w += (size_t)k;
   }
-  af_run_csv_field(f, buf);
+  af_write_csv_field(f, buf);
 }
 
 static void side_json(FILE *f, const af_catalog *c, const int32_t *it, int n, int ids) {
@@ -132,7 +132,7 @@ static void side_json(FILE *f, const af_catalog *c, const int32_t *it, int n, in
   for (int i = 0; i < n; i++) {
     if (i)
       fputs(", ", f);
-    af_run_json_string(f, ids ? c->ids[it[i]] : c->names[it[i]]);
+    af_write_json_string(f, ids ? c->ids[it[i]] : c->names[it[i]]);
   }
   fputc(']', f);
 }
@@ -204,7 +204,7 @@ af_status af_stage_rules(af_run_data *d, char *const *out, af_error *err) {
             int m = snprintf(ids + w, sizeof ids - w, "%s%s", k ? " " : "", c->ids[it[k]]);
             w = m < 0 ? w : (size_t)m + w >= sizeof ids ? sizeof ids - 1 : w + (size_t)m;
           }
-          af_run_csv_field(f, ids);
+          af_write_csv_field(f, ids);
           fputc(side ? '\n' : ',', f);
         }
       }
@@ -236,9 +236,9 @@ af_status af_stage_cooccur(af_run_data *d, char *const *out, af_error *err) {
       continue;
     af_pair_stats s;
     af_pair_stats_compute(co->n_baskets, co->item_count[a], co->item_count[b], cnt, &s);
-    af_run_csv_field(f, c->ids[a]);
+    af_write_csv_field(f, c->ids[a]);
     fputc(',', f);
-    af_run_csv_field(f, c->ids[b]);
+    af_write_csv_field(f, c->ids[b]);
     fprintf(f, ",%lld,%.10g,%.10g,%.10g,%.10g,%.10g,", (long long)cnt, s.support, s.confidence_ab,
             s.confidence_ba, s.lift, s.leverage);
     if (isfinite(s.conviction))
@@ -246,9 +246,9 @@ af_status af_stage_cooccur(af_run_data *d, char *const *out, af_error *err) {
     else
       fputs("inf", f);
     fprintf(f, ",%.10g,%.10g,", s.jaccard, s.cosine);
-    af_run_csv_field(f, c->names[a]);
+    af_write_csv_field(f, c->names[a]);
     fputc(',', f);
-    af_run_csv_field(f, c->names[b]);
+    af_write_csv_field(f, c->names[b]);
     fputc('\n', f);
   }
   return af_atomic_fclose(f, tmp, out[0], err);
@@ -278,13 +278,13 @@ af_status af_stage_itemcf(af_run_data *d, char *const *out, af_error *err) {
         int32_t b = nbr[(int64_t)a * k + r];
         if (b < 0)
           break;
-        af_run_csv_field(f, c->ids[a]);
+        af_write_csv_field(f, c->ids[a]);
         fprintf(f, ",%d,", r + 1);
-        af_run_csv_field(f, c->ids[b]);
+        af_write_csv_field(f, c->ids[b]);
         fprintf(f, ",%.10g,%lld,", score[(int64_t)a * k + r], (long long)af_cooccur_count(co, a, b));
-        af_run_csv_field(f, c->names[a]);
+        af_write_csv_field(f, c->names[a]);
         fputc(',', f);
-        af_run_csv_field(f, c->names[b]);
+        af_write_csv_field(f, c->names[b]);
         fputc('\n', f);
       }
     st = af_atomic_fclose(f, tmp, out[0], err);
