@@ -790,3 +790,16 @@ af_status af_fuse_align_embeddings(const char *source, const char *const *emb_id
   af_strmap_free(map);
   return st;
 }
+
+af_status af_fuse_text_mode_parse(const char *name, int *mode, af_error *err) {
+  if (!name || strcmp(name, "scaled") == 0)
+    *mode = AF_FUSE_TEXT_SCALED;
+  else if (strcmp(name, "ranks") == 0)
+    *mode = AF_FUSE_TEXT_RANKS;
+  else if (strcmp(name, "merge") == 0)
+    *mode = AF_FUSE_TEXT_MERGE;
+  else
+    return af_error_set(err, AF_ERR_ARG, "--text-mode: expected scaled, ranks or merge, got '%s'",
+                        name);
+  return AF_OK;
+}

@@ -85,6 +85,9 @@ typedef struct {
 } af_fuse_input;
 
 enum { AF_FUSE_TEXT_SCALED = 0, AF_FUSE_TEXT_RANKS = 1, AF_FUSE_TEXT_MERGE = 2 };
+/* The mode named "scaled", "ranks" or "merge" (NULL: scaled); an unknown
+ * name is AF_ERR_ARG naming the flag --text-mode. */
+af_status af_fuse_text_mode_parse(const char *name, int *mode, af_error *err);
 
 /* ---- the scoring model (eval uses it directly) ---------------------------- */
 typedef struct af_fuse_model af_fuse_model;

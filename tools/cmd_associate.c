@@ -87,17 +87,9 @@ int af_cmd_associate(int argc, char **argv) {
   opt.sub_pool = (int)sub_pool;
   opt.rank_k = (int)rank_k;
   opt.query_history = af_arg_flag(&a, "query-history");
-  {
-    const char *tm = af_arg_str(&a, "text-mode");
-    if (tm && strcmp(tm, "scaled") && strcmp(tm, "ranks") && strcmp(tm, "merge")) {
-      st = af_error_set(&err, AF_ERR_ARG, "--text-mode: expected scaled, ranks or merge, got '%s'",
-                        tm);
-      goto fail;
-    }
-    opt.text_mode = !tm || !strcmp(tm, "scaled") ? AF_FUSE_TEXT_SCALED
-                    : !strcmp(tm, "ranks")       ? AF_FUSE_TEXT_RANKS
-                                                 : AF_FUSE_TEXT_MERGE;
-  }
+  st = af_fuse_text_mode_parse(af_arg_str(&a, "text-mode"), &opt.text_mode, &err);
+  if (st != AF_OK)
+    goto fail;
   opt.text_pool = (int)text_pool;
   opt.threads = (int)threads;
   if ((st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)

@@ -273,17 +273,9 @@ int af_cmd_eval(int argc, char **argv) {
   so.seed = (uint64_t)seed;
   fo.rank_k = (int)rank_k;
   fo.query_history = af_arg_flag(&a, "query-history");
-  {
-    const char *tm = af_arg_str(&a, "text-mode");
-    if (tm && strcmp(tm, "scaled") && strcmp(tm, "ranks") && strcmp(tm, "merge")) {
-      st = af_error_set(&err, AF_ERR_ARG, "--text-mode: expected scaled, ranks or merge, got '%s'",
-                        tm);
-      goto done;
-    }
-    fo.text_mode = !tm || !strcmp(tm, "scaled") ? AF_FUSE_TEXT_SCALED
-                   : !strcmp(tm, "ranks")       ? AF_FUSE_TEXT_RANKS
-                                                : AF_FUSE_TEXT_MERGE;
-  }
+  st = af_fuse_text_mode_parse(af_arg_str(&a, "text-mode"), &fo.text_mode, &err);
+  if (st != AF_OK)
+    goto done;
   fo.text_pool = (int)text_pool;
   fo.min_count = fmin;
   fo.text_k = (int)text_k;
