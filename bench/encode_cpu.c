@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "catalog.h"
-#include "embed.h"
+#include "io/catalog.h"
+#include "nn/embed.h"
 
 static double clock_s(clockid_t id) {
   struct timespec ts;
@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
   af_model m;
   af_catalog cat;
   const char *text_cols[1] = {argv[4]};
-  af_catalog_options copt = {argv[3], text_cols, 1, NULL, ','};
+  af_catalog_options copt = {.id_column = argv[3], .text_columns = text_cols, .n_text_columns = 1};
   if (af_model_load(argv[1], &m, &err) != AF_OK || af_catalog_load(argv[2], &copt, &cat, &err) != AF_OK) {
     fprintf(stderr, "error: %s\n", err.msg);
     return 1;

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "baskets.h"
-#include "rules.h"
+#include "io/baskets.h"
+#include "assoc/rules.h"
 
 static double clock_s(clockid_t id) {
   struct timespec ts;

@@ -10,7 +10,7 @@
 #include <math.h>
 #include <time.h>
 
-#include "score.h"
+#include "search/score.h"
 
 static double now(void) {
   struct timespec ts;

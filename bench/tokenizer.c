@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tokenizer.h"
+#include "nn/tokenizer.h"
 
 static double now_s(void) {
   struct timespec t;

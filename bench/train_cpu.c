@@ -12,10 +12,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "embed.h"
-#include "model.h"
-#include "tokenizer.h"
-#include "train.h"
+#include "nn/embed.h"
+#include "nn/model.h"
+#include "nn/tokenizer.h"
+#include "train/train.h"
 
 static double now(void) {
   struct timespec ts;

@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "adamw.h"
-#include "loss.h"
+#include "train/adamw.h"
+#include "train/loss.h"
 #include "ops.h"
 #include "ops_backward.h"
 #include "test_util.h"

@@ -29,7 +29,7 @@
 
 #include "ops.h"
 #include "ops_backward.h"
-#include "philox.h"
+#include "base/philox.h"
 
 namespace {
 

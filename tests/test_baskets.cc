@@ -13,8 +13,8 @@
 #include "test_util.h"
 
 extern "C" {
-#include "baskets.h"
-#include "catalog.h"
+#include "io/baskets.h"
+#include "io/catalog.h"
 }
 
 namespace {
@@ -91,7 +91,7 @@ TEST(Baskets, LinesFormat) {
 af_catalog load_products() {
   af_catalog c{};
   const char *text[] = {"product_name"};
-  af_catalog_options o{"product_id", text, 1, "department_id", ','};
+  af_catalog_options o{"product_id", text, 1, "department_id", ',', nullptr};
   af_error err{};
   std::string p = aft::shared_dir() + "/instacart/products.csv";
   EXPECT_EQ(af_catalog_load(p.c_str(), &o, &c, &err), AF_OK) << err.msg;
@@ -115,7 +115,7 @@ TEST(Catalog, TextColumnsJoinedAndErrors) {
   std::string p = dir + "/c.csv";
   aft::write_file(p, "sku,title,brand\nA1, Oat  milk ,Oatly\nB2,Rye bread,\n");
   const char *text[] = {"title", "brand"};
-  af_catalog_options o{"sku", text, 2, nullptr, 0};
+  af_catalog_options o{"sku", text, 2, nullptr, 0, nullptr};
   af_catalog c{};
   af_error err{};
   ASSERT_EQ(af_catalog_load(p.c_str(), &o, &c, &err), AF_OK) << err.msg;
@@ -125,12 +125,12 @@ TEST(Catalog, TextColumnsJoinedAndErrors) {
   EXPECT_EQ(c.categories, nullptr);
   af_catalog_free(&c);
   const char *bad_text[] = {"name"};
-  af_catalog_options bad{"sku", bad_text, 1, nullptr, 0};
+  af_catalog_options bad{"sku", bad_text, 1, nullptr, 0, nullptr};
   EXPECT_EQ(af_catalog_load(p.c_str(), &bad, &c, &err), AF_ERR_FORMAT);
   EXPECT_NE(std::string(err.msg).find("no column 'name' (columns: sku, title, brand)"), std::string::npos) << err.msg;
   aft::write_file(p, "sku,title\nA1,x\n,y\n");
   const char *t1[] = {"title"};
-  af_catalog_options o1{"sku", t1, 1, nullptr, 0};
+  af_catalog_options o1{"sku", t1, 1, nullptr, 0, nullptr};
   EXPECT_EQ(af_catalog_load(p.c_str(), &o1, &c, &err), AF_ERR_FORMAT);
   EXPECT_NE(std::string(err.msg).find(":3: empty id"), std::string::npos) << err.msg;
 }

@@ -10,8 +10,8 @@
 #include "test_util.h"
 
 extern "C" {
-#include "csv.h"
-#include "strmap.h"
+#include "io/csv.h"
+#include "base/strmap.h"
 }
 
 namespace {

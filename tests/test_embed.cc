@@ -14,9 +14,9 @@
 #include "test_util.h"
 
 extern "C" {
-#include "embed.h"
-#include "embfile.h"
-#include "h5util.h"
+#include "nn/embed.h"
+#include "io/embfile.h"
+#include "io/h5util.h"
 }
 
 namespace {

@@ -12,8 +12,8 @@
 #include "test_util.h"
 
 extern "C" {
-#include "embfile.h"
-#include "h5util.h"
+#include "io/embfile.h"
+#include "io/h5util.h"
 }
 
 namespace {

@@ -15,8 +15,8 @@
 #include "test_util.h"
 
 extern "C" {
-#include "h5util.h"
-#include "model.h"
+#include "io/h5util.h"
+#include "nn/model.h"
 }
 
 namespace {

@@ -16,11 +16,11 @@
 #include "test_util.h"
 
 extern "C" {
-#include "baskets.h"
-#include "embfile.h"
-#include "eval.h"
-#include "fuse.h"
-#include "model.h"
+#include "io/baskets.h"
+#include "io/embfile.h"
+#include "eval/eval.h"
+#include "assoc/fuse.h"
+#include "nn/model.h"
 }
 
 namespace {

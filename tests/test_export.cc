@@ -12,8 +12,8 @@
 #include "test_util.h"
 
 extern "C" {
-#include "export_hf.h"
-#include "model.h"
+#include "nn/export_hf.h"
+#include "nn/model.h"
 }
 
 namespace {

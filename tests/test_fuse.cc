@@ -18,10 +18,10 @@
 #include "test_util.h"
 
 extern "C" {
-#include "baskets.h"
-#include "embfile.h"
-#include "fuse.h"
-#include "model.h"
+#include "io/baskets.h"
+#include "io/embfile.h"
+#include "assoc/fuse.h"
+#include "nn/model.h"
 }
 
 namespace {

@@ -14,9 +14,9 @@
 #include "test_util.h"
 
 extern "C" {
-#include "baskets.h"
-#include "cooccur.h"
-#include "itemcf.h"
+#include "io/baskets.h"
+#include "assoc/cooccur.h"
+#include "assoc/itemcf.h"
 }
 
 namespace {

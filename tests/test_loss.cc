@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "loss.h"
+#include "train/loss.h"
 #include "test_util.h"
 
 namespace {

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "philox.h"
+#include "base/philox.h"
 
 TEST(Philox, Random123KnownAnswers) {
   struct Kat {

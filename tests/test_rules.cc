@@ -22,8 +22,8 @@
 extern "C" {
 #include <cjson/cJSON.h>
 
-#include "baskets.h"
-#include "rules.h"
+#include "io/baskets.h"
+#include "assoc/rules.h"
 }
 
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 
 extern "C" {
-#include "out_format.h"
+#include "base/out_format.h"
 }
 
 namespace {

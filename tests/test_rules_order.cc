@@ -14,8 +14,8 @@
 #include "test_util.h"
 
 extern "C" {
-#include "baskets.h"
-#include "rules.h"
+#include "io/baskets.h"
+#include "assoc/rules.h"
 }
 
 namespace {

@@ -13,8 +13,8 @@
 #include <vector>
 
 extern "C" {
-#include "baskets.h"
-#include "rules.h"
+#include "io/baskets.h"
+#include "assoc/rules.h"
 }
 
 namespace {

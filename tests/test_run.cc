@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "embfile.h"
-#include "groups.h"
-#include "recommend.h"
-#include "run.h"
+#include "io/embfile.h"
+#include "assoc/groups.h"
+#include "report/recommend.h"
+#include "pipeline/run.h"
 #include "test_util.h"
 
 namespace {
@@ -465,7 +465,7 @@ double modularity(const std::map<std::pair<int, int>, double> &w, const std::map
 // Runs af_groups_compute on an edge list over n products; returns product -> group.
 std::map<int, int> groups_of(int n, const std::vector<std::pair<std::pair<int, int>, double>> &edges,
                              af_groups_method method, double *q) {
-  af_run_products p = {};
+  af_catalog p = {};
   p.n = n;
   std::vector<af_assoc> rows;
   for (auto &e : edges) rows.push_back(af_assoc{e.first.first, e.first.second, 0, e.second, 2.0, 0.5, 3});

@@ -24,9 +24,9 @@
 #include "test_util.h"
 
 extern "C" {
-#include "embfile.h"
-#include "nbrfile.h"
-#include "score.h"
+#include "io/embfile.h"
+#include "search/nbrfile.h"
+#include "search/score.h"
 }
 
 namespace {

@@ -19,8 +19,8 @@
 #include <vector>
 
 extern "C" {
-#include "tokenizer.h"
-#include "unicode_bert.h"
+#include "nn/tokenizer.h"
+#include "nn/unicode_bert.h"
 }
 #include "test_util.h"
 

@@ -33,11 +33,11 @@
 #include "test_util.h"
 
 extern "C" {
-#include "baskets.h"
-#include "h5util.h"
-#include "model.h"
-#include "pairs.h"
-#include "train.h"
+#include "io/baskets.h"
+#include "io/h5util.h"
+#include "nn/model.h"
+#include "train/pairs.h"
+#include "train/train.h"
 }
 
 namespace {

@@ -11,7 +11,7 @@
 #include <stdexcept>
 
 extern "C" {
-#include "h5util.h"
+#include "io/h5util.h"
 }
 
 namespace {

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "h5util.h"
+#include "io/h5util.h"
 
 typedef struct {
   const char *name;

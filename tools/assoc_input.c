@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "embed.h"
-#include "embfile.h"
-#include "fuse.h"
+#include "nn/embed.h"
+#include "io/embfile.h"
+#include "assoc/fuse.h"
 
 af_status af_assoc_input_load(const af_args *a, af_assoc_input *ai, af_error *err) {
   memset(ai, 0, sizeof *ai);
@@ -25,8 +25,10 @@ af_status af_assoc_input_load(const af_args *a, af_assoc_input *ai, af_error *er
     st = af_error_set(err, AF_ERR_ARG, "at most %d --category-column flags", AF_ASSOC_MAX_LEVELS);
     goto done;
   }
-  af_catalog_options co = {id_col ? id_col : "product_id", n_text ? text_cols : def_text,
-                           n_text ? n_text : 1, n_cat ? cat_cols[0] : NULL, ','};
+  af_catalog_options co = {.id_column = id_col ? id_col : "product_id",
+                           .text_columns = n_text ? text_cols : def_text,
+                           .n_text_columns = n_text ? n_text : 1,
+                           .category_column = n_cat ? cat_cols[0] : NULL};
   if ((st = af_catalog_load(cat, &co, &ai->in.catalog, err)) != AF_OK)
     goto done;
   ai->in.has_catalog = 1;

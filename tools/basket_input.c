@@ -12,7 +12,8 @@ af_status af_basket_input_load(const af_args *a, af_basket_input *in, af_error *
     const char *id_col = af_arg_str(a, "id-column");
     const char *text_col = af_arg_str(a, "text-column");
     const char *text_cols[1] = {text_col ? text_col : "product_name"};
-    af_catalog_options co = {id_col ? id_col : "product_id", text_cols, 1, NULL, ','};
+    af_catalog_options co = {
+        .id_column = id_col ? id_col : "product_id", .text_columns = text_cols, .n_text_columns = 1};
     AF_TRY(af_catalog_load(cat, &co, &in->catalog, err));
     in->has_catalog = 1;
   }

@@ -6,8 +6,8 @@
 
 #include <stdio.h>
 
-#include "baskets.h"
-#include "catalog.h"
+#include "io/baskets.h"
+#include "io/catalog.h"
 #include "cli.h"
 
 #define AF_BASKET_INPUT_FLAGS                                                                   \

@@ -2,12 +2,12 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "basket_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "cooccur.h"
-#include "out_format.h"
+#include "assoc/cooccur.h"
+#include "base/out_format.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_BASKET_INPUT_FLAGS,

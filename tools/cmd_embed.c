@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "embed.h"
+#include "nn/embed.h"
 
 static const af_flag_spec FLAGS[] = {
     {"model", "M.h5", "encoder checkpoint (required)"},

@@ -5,11 +5,11 @@
 #include <string.h>
 
 #include "assoc_input.h"
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "cli.h"
 #include "commands.h"
-#include "eval.h"
-#include "out_format.h"
+#include "eval/eval.h"
+#include "base/out_format.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_ASSOC_INPUT_FLAGS,

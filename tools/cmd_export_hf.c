@@ -2,8 +2,8 @@
 #include <stdio.h>
 
 #include "cli.h"
-#include "export_hf.h"
-#include "model.h"
+#include "nn/export_hf.h"
+#include "nn/model.h"
 
 static const af_flag_spec FLAGS[] = {
     {"model", "CKPT.h5", "checkpoint (imported, trained or a training checkpoint) (required)"},

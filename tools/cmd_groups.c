@@ -5,7 +5,7 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "groups.h"
+#include "assoc/groups.h"
 
 static const af_flag_spec FLAGS[] = {
     {"run", "DIR", "run folder written by affinity run (required)"},
@@ -41,7 +41,7 @@ static af_status run(const af_args *a, af_error *err) {
     o.method = AF_GROUPS_LPA;
   else if (method && strcmp(method, "louvain") != 0)
     return af_error_set(err, AF_ERR_ARG, "--method: '%s' is not louvain or lpa", method);
-  af_run_products p;
+  af_catalog p;
   af_assoc_list as = {0};
   af_groups g = {0};
   AF_TRY(af_run_products_read(dir, &p, err));
@@ -66,7 +66,7 @@ static af_status run(const af_args *a, af_error *err) {
   }
   af_groups_free(&g);
   af_assoc_free(&as);
-  af_run_products_free(&p);
+  af_catalog_free(&p);
   return st;
 }
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "model.h"
+#include "nn/model.h"
 
 static const af_flag_spec FLAGS[] = {
     {"out", "FILE.h5", "checkpoint to write (required)"},

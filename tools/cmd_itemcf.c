@@ -2,13 +2,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "basket_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "cooccur.h"
-#include "itemcf.h"
-#include "out_format.h"
+#include "assoc/cooccur.h"
+#include "assoc/itemcf.h"
+#include "base/out_format.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_BASKET_INPUT_FLAGS,

@@ -6,8 +6,8 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "csv.h"
-#include "recommend.h"
+#include "io/csv.h"
+#include "report/recommend.h"
 
 static const af_flag_spec FLAGS[] = {
     {"run", "DIR", "run folder written by affinity run (required)"},
@@ -68,7 +68,7 @@ static af_status run(const af_args *a, af_error *err) {
   if (st == AF_OK)
     st = af_recommend(dir, ids, n, &o, &r, err);
   if (st == AF_OK) {
-    const af_run_products *p = &r.products;
+    const af_catalog *p = &r.products;
     if (r.n == 0)
       printf("no recommendations: nothing in the run links these products to others\n");
     for (int i = 0; i < r.n; i++) {

@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomic_file.h"
+#include "base/atomic_file.h"
 #include "basket_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "out_format.h"
-#include "rules.h"
+#include "base/out_format.h"
+#include "assoc/rules.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_BASKET_INPUT_FLAGS,

@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "ops.h"
-#include "run.h"
+#include "pipeline/run.h"
 
 static const af_flag_spec FLAGS[] = {
     {"out", "DIR", "run folder to write (required)"},

@@ -7,7 +7,7 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "nbrfile.h"
+#include "search/nbrfile.h"
 
 static const af_flag_spec FLAGS[] = {
     {"embeddings", "FILE", "embeddings file (HDF5, from affinity embed)"},

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "embed.h"
+#include "nn/embed.h"
 
 static const af_flag_spec FLAGS[] = {
     {"model", "M.h5", "checkpoint whose vocabulary and options to use (required)"},

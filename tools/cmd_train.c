@@ -11,10 +11,10 @@
 
 #include "basket_input.h"
 #include "cli.h"
-#include "embed.h"
-#include "pairs.h"
-#include "tokenizer.h"
-#include "train.h"
+#include "nn/embed.h"
+#include "train/pairs.h"
+#include "nn/tokenizer.h"
+#include "train/train.h"
 
 static const af_flag_spec FLAGS[] = {
     {"model", "M.h5", "encoder checkpoint to start from (required unless --resume)"},

@@ -2,7 +2,7 @@
  * function of (seed, stream, i) alone (see ops_backward.h), so backward draws
  * it again instead of storing it, and a GPU kernel draws the very same mask. */
 #include "ops_backward.h"
-#include "philox.h"
+#include "base/philox.h"
 
 void af_cpu_dropout_forward(float *out, const float *inp, int64_t n, float p_drop, uint64_t seed,
                             uint64_t stream) {

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "cuda_ops.h"
-#include "error.h"
+#include "base/error.h"
 
 struct af_cuda_context {
   int device;               // CUDA ordinal

@@ -1,0 +1,37 @@
+/* Item-based collaborative filtering on co-occurrence counts.
+ *
+ * For every item a, the top-k neighbours b != a with count(a, b) >= min_count,
+ * scored by
+ *   cosine: count(a, b) / sqrt(count(a) count(b))
+ *   lift:   count(a, b) n / (count(a) count(b))
+ * highest first; equal scores are broken by the lower item index. Rows with
+ * fewer than k neighbours are padded with index -1 and score 0. */
+#ifndef AF_ITEMCF_H
+#define AF_ITEMCF_H
+
+#include <stdint.h>
+
+#include "assoc/cooccur.h"
+#include "base/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { AF_ITEMCF_COSINE = 0, AF_ITEMCF_LIFT = 1 } af_itemcf_measure;
+
+/* Parses "cosine" / "lift". */
+af_status af_itemcf_measure_parse(const char *s, af_itemcf_measure *m, af_error *err);
+
+/* nbr: (n_items, k) neighbour indices; score: (n_items, k) scores. Uses the
+ * pairs stored in co (built with co->min_count <= min_count). */
+af_status af_itemcf_topk(const af_cooccur *co, af_itemcf_measure measure, int k, int64_t min_count,
+                         int32_t *nbr, double *score, af_error *err);
+
+/* Score of the pair under measure, from counts (n = baskets). */
+double af_itemcf_score(af_itemcf_measure measure, int64_t n, int64_t n_a, int64_t n_b, int64_t n_ab);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

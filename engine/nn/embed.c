@@ -1,0 +1,362 @@
+/* Text to embeddings (see embed.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "nn/embed.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/csv.h"
+#include "io/embfile.h"
+#include "base/strmap.h"
+
+#define CHUNK_ROWS 4096 /* rows tokenized together (in parallel) before encoding */
+
+af_status af_model_tokenizer(const af_model *m, int max_len, af_tokenizer **out, af_error *err) {
+  af_tokenizer_options o;
+  af_tokenizer_default_options(&o);
+  o.lowercase = m->cfg.lowercase;
+  o.strip_accents = m->cfg.strip_accents;
+  o.tokenize_chinese_chars = m->cfg.tokenize_chinese_chars;
+  o.max_len = (max_len > 0 && max_len < m->cfg.max_seq_len) ? max_len : m->cfg.max_seq_len;
+  return af_tokenizer_create((const char *const *)m->vocab, m->n_vocab, &o, out, err);
+}
+
+void af_embed_default_options(af_embed_options *opt) {
+  memset(opt, 0, sizeof *opt);
+  opt->batch_tokens = 8192;
+}
+
+/* Tokenized rows of one chunk: ids (n, max_len) with lengths. */
+typedef struct {
+  int max_len;
+  int32_t *ids;  /* (CHUNK_ROWS, max_len) */
+  int32_t *lens; /* (CHUNK_ROWS) */
+  int32_t *packed, *cu; /* (batch_tokens + max_len), (CHUNK_ROWS + 1) */
+  float *out;    /* (CHUNK_ROWS, C) */
+} chunk_buffers;
+
+static void free_chunk(chunk_buffers *b) {
+  free(b->ids);
+  free(b->lens);
+  free(b->packed);
+  free(b->cu);
+  free(b->out);
+  memset(b, 0, sizeof *b);
+}
+
+/* Buffers for chunks of at most `rows` rows (<= CHUNK_ROWS): a small call
+ * (a 32-text batch) must not allocate, and page-fault, a 10 MB chunk. */
+static af_status alloc_chunk(chunk_buffers *b, int rows, int max_len, int batch_tokens, int C,
+                             af_error *err) {
+  memset(b, 0, sizeof *b);
+  b->max_len = max_len;
+  b->ids = af_malloc((size_t)rows * max_len, sizeof(int32_t), err);
+  b->lens = b->ids ? af_malloc((size_t)rows, sizeof(int32_t), err) : NULL;
+  b->packed = b->lens ? af_malloc((size_t)batch_tokens + max_len, sizeof(int32_t), err) : NULL;
+  b->cu = b->packed ? af_malloc((size_t)rows + 1, sizeof(int32_t), err) : NULL;
+  b->out = b->cu ? af_malloc((size_t)rows * C, sizeof(float), err) : NULL;
+  if (!b->out) {
+    free_chunk(b);
+    return AF_ERR_NOMEM;
+  }
+  return AF_OK;
+}
+
+/* Tokenizes texts[0..n) in parallel into b. */
+static af_status tokenize_chunk(const af_tokenizer *tok, const char *const *texts, int n,
+                                chunk_buffers *b, af_error *err) {
+  af_status st = AF_OK;
+  int bad = -1;
+  af_error first = {0};
+#pragma omp parallel for schedule(dynamic, 64)
+  for (int i = 0; i < n; i++) {
+    af_error e = {0};
+    int len = 0;
+    if (af_tokenizer_encode(tok, texts[i], strlen(texts[i]), b->ids + (size_t)i * b->max_len,
+                            b->max_len, &len, &e) != AF_OK) {
+#pragma omp critical(af_embed_err)
+      if (bad < 0 || i < bad) {
+        bad = i;
+        first = e;
+      }
+    }
+    b->lens[i] = len;
+  }
+  if (bad >= 0) {
+    if (err)
+      *err = first;
+    st = first.code ? first.code : AF_ERR_FORMAT;
+  }
+  return st;
+}
+
+/* Encodes the n tokenized rows of b in packed batches of at most batch_tokens. */
+static af_status encode_chunk(af_encoder *enc, chunk_buffers *b, int n, int C, int batch_tokens,
+                              af_error *err) {
+  int i = 0;
+  while (i < n) {
+    int B = 0, T = 0;
+    b->cu[0] = 0;
+    while (i + B < n && (B == 0 || T + b->lens[i + B] <= batch_tokens)) {
+      memcpy(b->packed + T, b->ids + (size_t)(i + B) * b->max_len,
+             sizeof(int32_t) * (size_t)b->lens[i + B]);
+      T += b->lens[i + B];
+      b->cu[++B] = T;
+    }
+    af_batch batch = {B, T, b->packed, b->cu};
+    AF_TRY(af_encoder_forward(enc, &batch, b->out + (size_t)i * C, NULL, err));
+    i += B;
+  }
+  return AF_OK;
+}
+
+af_status af_embed_texts(af_encoder *enc, const af_tokenizer *tok, const char *const *texts,
+                         int64_t n, const af_embed_options *opt, float *out, af_error *err) {
+  const int max_len = af_tokenizer_options_of(tok)->max_len;
+  int batch_tokens = opt && opt->batch_tokens > 0 ? opt->batch_tokens : 8192;
+  if (batch_tokens < max_len)
+    batch_tokens = max_len;
+  const int C = af_encoder_hidden_size(enc);
+  chunk_buffers b;
+  const int rows = n < CHUNK_ROWS ? (int)(n > 0 ? n : 1) : CHUNK_ROWS;
+  /* a packed batch never holds more tokens than the rows can have */
+  if ((int64_t)batch_tokens > (int64_t)rows * max_len)
+    batch_tokens = rows * max_len;
+  AF_TRY(alloc_chunk(&b, rows, max_len, batch_tokens, C, err));
+  af_status st = AF_OK;
+  for (int64_t r0 = 0; r0 < n && st == AF_OK; r0 += CHUNK_ROWS) {
+    int cn = (int)(n - r0 < CHUNK_ROWS ? n - r0 : CHUNK_ROWS);
+    st = tokenize_chunk(tok, texts + r0, cn, &b, err);
+    if (st == AF_OK)
+      st = encode_chunk(enc, &b, cn, C, batch_tokens, err);
+    if (st == AF_OK)
+      memcpy(out + (size_t)r0 * C, b.out, sizeof(float) * (size_t)cn * C);
+    if (st == AF_OK && opt && opt->progress)
+      opt->progress(opt->progress_ctx, r0 + cn, n);
+  }
+  free_chunk(&b);
+  return st;
+}
+
+/* ---- catalog streaming ----------------------------------------------------------- */
+
+typedef struct {
+  af_csv *csv;
+  int n_header;
+  int id_col;
+  int text_cols[16];
+  int n_text;
+} catalog_reader;
+
+static af_status open_catalog(const af_catalog_source *src, catalog_reader *r, af_error *err) {
+  memset(r, 0, sizeof *r);
+  if (src->n_text_columns < 1 || src->n_text_columns > 16)
+    return af_error_set(err, AF_ERR_ARG, "between 1 and 16 text columns are supported");
+  AF_TRY(af_csv_open(src->path, src->delimiter ? src->delimiter : ',', &r->csv, err));
+  char **f;
+  int n, eof;
+  af_status st = af_csv_next(r->csv, &f, &n, &eof, err);
+  if (st == AF_OK && eof)
+    st = af_error_set(err, AF_ERR_FORMAT, "%s: empty file (no header)", src->path);
+  if (st == AF_OK)
+    st = af_csv_column(f, n, src->id_column, src->path, &r->id_col, err);
+  for (int i = 0; i < src->n_text_columns && st == AF_OK; i++)
+    st = af_csv_column(f, n, src->text_columns[i], src->path, &r->text_cols[i], err);
+  r->n_header = n;
+  r->n_text = src->n_text_columns;
+  if (st != AF_OK) {
+    af_csv_close(r->csv);
+    r->csv = NULL;
+  }
+  return st;
+}
+
+/* Next data row (blank lines skipped); *eof at the end. */
+static af_status next_row(catalog_reader *r, char ***fields, int *eof, af_error *err) {
+  for (;;) {
+    int n;
+    AF_TRY(af_csv_next(r->csv, fields, &n, eof, err));
+    if (*eof)
+      return AF_OK;
+    if (n == 1 && (*fields)[0][0] == '\0')
+      continue;
+    if (n != r->n_header)
+      return af_error_set(err, AF_ERR_FORMAT, "%s:%lld: expected %d fields, found %d",
+                          af_csv_path(r->csv), (long long)af_csv_record_line(r->csv), r->n_header,
+                          n);
+    return AF_OK;
+  }
+}
+
+/* Joins the text columns of a row into buf (grown as needed). */
+static af_status join_text(const catalog_reader *r, char **fields, char **buf, size_t *cap,
+                           af_error *err) {
+  size_t need = 1;
+  for (int i = 0; i < r->n_text; i++)
+    need += strlen(fields[r->text_cols[i]]) + 1;
+  if (need > *cap) {
+    char *nb = af_realloc(*buf, need, 1, err);
+    if (!nb)
+      return AF_ERR_NOMEM;
+    *buf = nb;
+    *cap = need;
+  }
+  size_t o = 0;
+  for (int i = 0; i < r->n_text; i++) {
+    const char *s = fields[r->text_cols[i]];
+    size_t l = strlen(s);
+    if (o && l)
+      (*buf)[o++] = ' ';
+    memcpy(*buf + o, s, l);
+    o += l;
+  }
+  (*buf)[o] = '\0';
+  return AF_OK;
+}
+
+typedef struct {
+  char *arena; /* texts and ids of the chunk, back to back */
+  size_t used, cap;
+  size_t text_off[CHUNK_ROWS], id_off[CHUNK_ROWS];
+  const char *texts[CHUNK_ROWS], *ids[CHUNK_ROWS];
+} chunk_rows;
+
+static af_status arena_push(chunk_rows *c, const char *s, size_t *off, af_error *err) {
+  size_t l = strlen(s) + 1;
+  if (c->used + l > c->cap) {
+    size_t cap = (c->cap + l) * 2;
+    char *na = af_realloc(c->arena, cap, 1, err);
+    if (!na)
+      return AF_ERR_NOMEM;
+    c->arena = na;
+    c->cap = cap;
+  }
+  memcpy(c->arena + c->used, s, l);
+  *off = c->used;
+  c->used += l;
+  return AF_OK;
+}
+
+static af_status count_rows(const af_catalog_source *src, int64_t *n, af_error *err) {
+  catalog_reader r;
+  AF_TRY(open_catalog(src, &r, err));
+  af_status st = AF_OK;
+  int64_t count = 0;
+  for (;;) {
+    char **f;
+    int eof;
+    st = next_row(&r, &f, &eof, err);
+    if (st != AF_OK || eof)
+      break;
+    count++;
+  }
+  af_csv_close(r.csv);
+  *n = count;
+  return st;
+}
+
+static const char *pooling_name(const af_model *m) {
+  return m->cfg.pooling == AF_POOL_CLS ? "cls" : "mean";
+}
+
+af_status af_embed_catalog(const af_model *m, const af_device *dev, const af_catalog_source *src,
+                           const af_embed_options *opt_in, const char *out_path, int64_t *n_rows,
+                           af_error *err) {
+  af_embed_options opt;
+  if (opt_in)
+    opt = *opt_in;
+  else
+    af_embed_default_options(&opt);
+  int64_t N = 0;
+  AF_TRY(count_rows(src, &N, err));
+  if (N == 0)
+    return af_error_set(err, AF_ERR_FORMAT, "%s: header only, no rows", src->path);
+
+  const int C = m->cfg.hidden_size;
+  af_tokenizer *tok = NULL;
+  af_encoder *enc = NULL;
+  af_emb_writer *w = NULL;
+  af_strmap *seen = NULL;
+  catalog_reader r = {0};
+  chunk_rows *rows = af_calloc(1, sizeof *rows, err);
+  chunk_buffers b = {0};
+  char *text = NULL;
+  size_t text_cap = 0;
+  af_status st = rows ? AF_OK : AF_ERR_NOMEM;
+  if (st == AF_OK) st = af_model_tokenizer(m, opt.max_len, &tok, err);
+  const int max_len = st == AF_OK ? af_tokenizer_options_of(tok)->max_len : 0;
+  int batch_tokens = opt.batch_tokens > max_len ? opt.batch_tokens : max_len;
+  if (st == AF_OK) st = af_encoder_create(m, dev, &enc, err);
+  if (st == AF_OK) st = alloc_chunk(&b, CHUNK_ROWS, max_len, batch_tokens, C, err);
+  if (st == AF_OK) st = af_strmap_create((size_t)N, &seen, err);
+  if (st == AF_OK)
+    st = af_emb_writer_open(out_path, N, C, m->name ? m->name : "", pooling_name(m),
+                            m->cfg.normalize, &w, err);
+  if (st == AF_OK) st = open_catalog(src, &r, err);
+
+  int64_t done = 0;
+  while (st == AF_OK && done < N) {
+    /* read a chunk of rows */
+    rows->used = 0;
+    int cn = 0;
+    while (st == AF_OK && cn < CHUNK_ROWS && done + cn < N) {
+      char **f;
+      int eof;
+      st = next_row(&r, &f, &eof, err);
+      if (st != AF_OK)
+        break;
+      if (eof) {
+        st = af_error_set(err, AF_ERR_IO, "%s: changed while being read", src->path);
+        break;
+      }
+      const char *id = f[r.id_col];
+      int64_t line = af_csv_record_line(r.csv);
+      if (id[0] == '\0') {
+        st = af_error_set(err, AF_ERR_FORMAT, "%s:%lld: empty id in column '%s'", src->path,
+                          (long long)line, src->id_column);
+        break;
+      }
+      int64_t prev;
+      st = af_strmap_put(seen, id, strlen(id), line, &prev, NULL, err);
+      if (st == AF_OK && prev >= 0)
+        st = af_error_set(err, AF_ERR_FORMAT, "%s:%lld: duplicate id '%s' (first on line %lld)",
+                          src->path, (long long)line, id, (long long)prev);
+      if (st == AF_OK) st = join_text(&r, f, &text, &text_cap, err);
+      if (st == AF_OK) st = arena_push(rows, text, &rows->text_off[cn], err);
+      if (st == AF_OK) st = arena_push(rows, id, &rows->id_off[cn], err);
+      cn++;
+    }
+    if (st != AF_OK)
+      break;
+    for (int i = 0; i < cn; i++) {
+      rows->texts[i] = rows->arena + rows->text_off[i];
+      rows->ids[i] = rows->arena + rows->id_off[i];
+    }
+    st = tokenize_chunk(tok, rows->texts, cn, &b, err);
+    if (st == AF_OK) st = encode_chunk(enc, &b, cn, C, batch_tokens, err);
+    if (st == AF_OK) st = af_emb_writer_rows(w, done, cn, b.out, err);
+    if (st == AF_OK) st = af_emb_writer_id_rows(w, done, cn, rows->ids, err);
+    done += cn;
+    if (st == AF_OK && opt.progress)
+      opt.progress(opt.progress_ctx, done, N);
+  }
+  if (r.csv)
+    af_csv_close(r.csv);
+  if (w) {
+    if (st == AF_OK)
+      st = af_emb_writer_commit(w, err);
+    else
+      af_emb_writer_abort(w);
+  }
+  if (st == AF_OK && n_rows)
+    *n_rows = N;
+  free(text);
+  if (rows)
+    free(rows->arena);
+  free(rows);
+  free_chunk(&b);
+  af_strmap_free(seen);
+  af_encoder_free(enc);
+  af_tokenizer_free(tok);
+  return st;
+}

@@ -1,0 +1,245 @@
+/* All-pairs top-k by inner product (see score.h and docs/scoring.md).
+ *
+ * Work split: OpenMP threads take blocks of block_rows query rows. Within a
+ * block, for each slab of block_cols base columns (kept in L2), each group of
+ * MR = 8 query rows (kept in L1) is multiplied with every 32-column panel of
+ * the slab in registers; the 8 x 32 tile of scores is then compared against
+ * the 8 rows' top-k thresholds and only the few candidates that pass touch
+ * the heaps. Scores never leave the tile buffer. */
+#include "search/score.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/topk.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#define MR 8  /* query rows per register tile */
+#define NR 32 /* base columns per panel (two 16-float vectors) */
+
+struct af_score_index {
+  int64_t n;
+  int d;
+  int64_t n_panels;
+  float *panels; // (n_panels, d, NR): panels[p][k][c] = base[p*NR + c][k], 0 past N
+};
+
+af_status af_score_index_build(const float *base, int64_t N, int d, af_score_index **out,
+                               af_error *err) {
+  *out = NULL;
+  if (N < 0 || d < 1)
+    return af_error_set(err, AF_ERR_ARG, "score index: invalid shape [%lld, %d]", (long long)N, d);
+  af_score_index *ix = af_calloc(1, sizeof *ix, err);
+  if (!ix)
+    return AF_ERR_NOMEM;
+  ix->n = N;
+  ix->d = d;
+  ix->n_panels = (N + NR - 1) / NR;
+  size_t floats = (size_t)ix->n_panels * (size_t)d * NR;
+  ix->panels = floats ? aligned_alloc(64, floats * sizeof(float)) : NULL;
+  if (floats && !ix->panels) {
+    free(ix);
+    return af_error_set(err, AF_ERR_NOMEM, "score index: out of memory for %lld x %d floats",
+                        (long long)N, d);
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < ix->n_panels; p++) {
+    float *dst = ix->panels + (size_t)p * (size_t)d * NR; // (d, NR)
+    for (int c = 0; c < NR; c++) {
+      int64_t row = p * NR + c;
+      const float *src = row < N ? base + (size_t)row * (size_t)d : NULL; // (d)
+      for (int k = 0; k < d; k++)
+        dst[(size_t)k * NR + c] = src ? src[k] : 0.0f;
+    }
+  }
+  *out = ix;
+  return AF_OK;
+}
+
+void af_score_index_free(af_score_index *ix) {
+  if (!ix)
+    return;
+  free(ix->panels);
+  free(ix);
+}
+
+int64_t af_score_index_rows(const af_score_index *ix) { return ix->n; }
+int af_score_index_dim(const af_score_index *ix) { return ix->d; }
+
+/* tile (MR, NR) = a[0..MR) (each (d)) . panel (d, NR), each score the fma chain
+ * acc = fma(a[r][k], panel[k][c], acc) for k = 0..d-1 from acc = 0. */
+static void tile_scores(const float *const a[MR], const float *panel, int d,
+                        float tile[MR][NR]) {
+#if defined(__AVX512F__)
+  __m512 acc[MR][2];
+  for (int r = 0; r < MR; r++)
+    acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int k = 0; k < d; k++) {
+    __m512 b0 = _mm512_load_ps(panel + (size_t)k * NR);
+    __m512 b1 = _mm512_load_ps(panel + (size_t)k * NR + 16);
+    for (int r = 0; r < MR; r++) {
+      __m512 av = _mm512_set1_ps(a[r][k]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MR; r++) {
+    _mm512_storeu_ps(tile[r], acc[r][0]);
+    _mm512_storeu_ps(tile[r] + 16, acc[r][1]);
+  }
+#else
+  for (int r = 0; r < MR; r++)
+    for (int c = 0; c < NR; c++)
+      tile[r][c] = 0.0f;
+  for (int k = 0; k < d; k++)
+    for (int r = 0; r < MR; r++) {
+      float av = a[r][k];
+      const float *b = panel + (size_t)k * NR;
+      for (int c = 0; c < NR; c++)
+        tile[r][c] = fmaf(av, b[c], tile[r][c]);
+    }
+#endif
+}
+
+/* Offers the NR scores of one tile row to a row's top-k. */
+static inline void select_row(af_topk *t, const float *row, int64_t col0, int64_t n_base,
+                              int64_t exclude, const unsigned char *skip) {
+#if defined(__AVX512F__)
+  __m512 thr = _mm512_set1_ps(af_topk_threshold(t));
+  uint32_t mask = (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(row), thr, _CMP_GE_OQ) |
+                  ((uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(row + 16), thr, _CMP_GE_OQ) << 16);
+  while (mask) {
+    int c = __builtin_ctz(mask);
+    mask &= mask - 1;
+#else
+  for (int c = 0; c < NR; c++) {
+    if (!(row[c] >= af_topk_threshold(t)))
+      continue;
+#endif
+    int64_t j = col0 + c;
+    if (j >= n_base || j == exclude || (skip && skip[j]))
+      continue;
+    af_topk_push(t, row[c], j);
+  }
+}
+
+typedef struct {
+  const af_score_index *ix;
+  const float *queries; // (M, d)
+  int64_t M;
+  const int64_t *exclude;
+  const unsigned char *skip;
+  int k;
+  float min_score;
+  int64_t *nbr; // (M, k)
+  float *scr;   // (M, k)
+  int64_t block_rows, block_cols;
+} search_job;
+
+/* Queries [q0, q0 + nq) with heap storage hs (nq, k), hi (nq, k), heaps (nq). */
+static void search_block(const search_job *job, int64_t q0, int64_t nq, float *hs, int64_t *hi,
+                         af_topk *heaps) {
+  const af_score_index *ix = job->ix;
+  const int d = ix->d, k = job->k;
+  for (int64_t i = 0; i < nq; i++)
+    af_topk_init(&heaps[i], hs + i * k, hi + i * k, k, job->min_score);
+  float tile[MR][NR] __attribute__((aligned(64)));
+  const int64_t panels_per_slab = job->block_cols / NR;
+  for (int64_t p0 = 0; p0 < ix->n_panels; p0 += panels_per_slab) {
+    int64_t p1 = p0 + panels_per_slab < ix->n_panels ? p0 + panels_per_slab : ix->n_panels;
+    for (int64_t r0 = 0; r0 < nq; r0 += MR) {
+      int mr = nq - r0 < MR ? (int)(nq - r0) : MR;
+      /* Missing rows of a partial group repeat the last row; their scores are ignored. */
+      const float *a[MR];
+      for (int r = 0; r < MR; r++)
+        a[r] = job->queries + (size_t)(q0 + r0 + (r < mr ? r : mr - 1)) * (size_t)d;
+      for (int64_t p = p0; p < p1; p++) {
+        tile_scores(a, ix->panels + (size_t)p * (size_t)d * NR, d, tile);
+        for (int r = 0; r < mr; r++) {
+          int64_t q = q0 + r0 + r;
+          select_row(&heaps[r0 + r], tile[r], p * NR, ix->n,
+                     job->exclude ? job->exclude[q] : -1, job->skip);
+        }
+      }
+    }
+  }
+  for (int64_t i = 0; i < nq; i++)
+    af_topk_extract(&heaps[i], job->nbr + (size_t)(q0 + i) * k, job->scr + (size_t)(q0 + i) * k,
+                    k);
+}
+
+af_status af_score_index_search(const af_score_index *ix, const float *queries, int64_t M,
+                                const int64_t *exclude, const unsigned char *base_skip, int k,
+                                float min_score, int64_t *nbr, float *scr,
+                                const af_score_options *opt, af_error *err) {
+  if (k < 0 || k > AF_SCORE_MAX_K)
+    return af_error_set(err, AF_ERR_ARG, "k = %d is outside [0, %d]", k, AF_SCORE_MAX_K);
+  if (M < 0)
+    return af_error_set(err, AF_ERR_ARG, "negative query count %lld", (long long)M);
+  if (isnan(min_score))
+    return af_error_set(err, AF_ERR_ARG, "min_score is NaN");
+  if (M == 0 || k == 0)
+    return AF_OK;
+  search_job job = {ix, queries, M, exclude, base_skip, k, min_score, nbr, scr, 256, 512};
+  if (opt && opt->block_rows > 0)
+    job.block_rows = opt->block_rows;
+  if (opt && opt->block_cols > 0)
+    job.block_cols = opt->block_cols;
+  /* Slabs are whole panels. */
+  job.block_cols = (job.block_cols + NR - 1) / NR * NR;
+  int threads = opt && opt->threads > 0 ? opt->threads : omp_get_max_threads();
+  int64_t n_blocks = (M + job.block_rows - 1) / job.block_rows;
+  if (threads > n_blocks)
+    threads = (int)n_blocks;
+  int64_t br = job.block_rows;
+  int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+  {
+    float *hs = malloc((size_t)br * (size_t)k * sizeof *hs);       // (block_rows, k)
+    int64_t *hi = malloc((size_t)br * (size_t)k * sizeof *hi);     // (block_rows, k)
+    af_topk *heaps = malloc((size_t)br * sizeof *heaps);           // (block_rows)
+    if (!hs || !hi || !heaps)
+      failed = 1;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_blocks; b++) {
+      if (failed)
+        continue;
+      int64_t q0 = b * br;
+      search_block(&job, q0, M - q0 < br ? M - q0 : br, hs, hi, heaps);
+    }
+    free(hs);
+    free(hi);
+    free(heaps);
+  }
+  if (failed)
+    return af_error_set(err, AF_ERR_NOMEM, "out of memory for top-k heaps (%lld rows x k = %d)",
+                        (long long)br, k);
+  return AF_OK;
+}
+
+af_status af_topk_all_pairs(const float *emb, int64_t N, int d, int k, float min_score,
+                            int64_t row0, int64_t row1, int64_t *nbr, float *scr,
+                            const af_score_options *opt, af_error *err) {
+  if (row0 < 0 || row1 < row0 || row1 > N)
+    return af_error_set(err, AF_ERR_ARG, "rows [%lld, %lld) outside [0, %lld)", (long long)row0,
+                        (long long)row1, (long long)N);
+  int64_t M = row1 - row0;
+  int64_t *exclude = af_malloc(M ? (size_t)M : 1, sizeof *exclude, err); // (M)
+  if (!exclude)
+    return AF_ERR_NOMEM;
+  for (int64_t i = 0; i < M; i++)
+    exclude[i] = row0 + i;
+  af_score_index *ix = NULL;
+  af_status st = af_score_index_build(emb, N, d, &ix, err);
+  if (st == AF_OK)
+    st = af_score_index_search(ix, emb + (size_t)row0 * (size_t)d, M, exclude, NULL, k, min_score,
+                               nbr, scr, opt, err);
+  af_score_index_free(ix);
+  free(exclude);
+  return st;
+}
