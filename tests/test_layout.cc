@@ -28,13 +28,15 @@ const std::map<std::string, std::set<std::string>> kLayers = {
     {"base", {}},
     {"kernels", {"base"}},
     {"io", {"base"}},
-    {"search", {"base", "io"}},
+    {"comm", {"base", "kernels"}},
+    {"search", {"base", "io", "comm"}},
     {"nn", {"base", "io", "kernels"}},
-    {"assoc", {"base", "io", "search"}},
-    {"train", {"base", "io", "kernels", "nn", "assoc", "search"}},
-    {"eval", {"base", "io", "kernels", "nn", "assoc", "search"}},
-    {"report", {"base", "io", "kernels", "nn", "assoc", "search", "eval"}},
-    {"pipeline", {"base", "io", "kernels", "nn", "assoc", "search", "train", "eval", "report"}},
+    {"assoc", {"base", "io", "comm", "search"}},
+    {"train", {"base", "io", "comm", "kernels", "nn", "assoc", "search"}},
+    {"eval", {"base", "io", "comm", "kernels", "nn", "assoc", "search"}},
+    {"report", {"base", "io", "comm", "kernels", "nn", "assoc", "search", "eval"}},
+    {"pipeline",
+     {"base", "io", "comm", "kernels", "nn", "assoc", "search", "train", "eval", "report"}},
 };
 
 struct Include {

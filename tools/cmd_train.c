@@ -11,6 +11,7 @@
 
 #include "basket_input.h"
 #include "cli.h"
+#include "comm/comm.h"
 #include "nn/embed.h"
 #include "train/pairs.h"
 #include "nn/tokenizer.h"
@@ -45,7 +46,9 @@ static const af_flag_spec FLAGS[] = {
     {"keep", "N", "keep the newest N step checkpoints (default 3; 0 = all)"},
     {"eval-every", "N", "validation Recall@10 every N steps (default: start and end)"},
     {"resume", "CKPT.h5", "continue a run from its checkpoint (same data flags)"},
-    {"threads", "N", "CPU threads (default: all cores)"},
+    {"threads", "N", "CPU threads (default: all cores; per rank under mpirun)"},
+    {"comm-timeout", "S", "under mpirun/srun: seconds a rank waits for the others before it "
+                          "gives up with an error (default 600)"},
 };
 static const af_cmd_spec SPEC = {
     "train",
@@ -56,7 +59,10 @@ static const af_cmd_spec SPEC = {
     "on a CSV of anchor,positive texts. Logs loss, learning rate, gradient norm, tokens/s and\n"
     "validation Recall@10 to stderr and DIR/log.jsonl; writes DIR/step-XXXXXXX.h5 checkpoints\n"
     "(model + AdamW state + data cursor) and DIR/final.h5. --resume continues bit-exactly\n"
-    "(same thread count).",
+    "(same thread count). Under `mpirun -np R` (or srun) the R processes train one model\n"
+    "data-parallel: --batch is the global batch, split over the ranks, with in-batch\n"
+    "negatives over all of it; rank 0 writes the checkpoints and the log; any rank count\n"
+    "can resume them (docs/distributed.md).",
     FLAGS, sizeof FLAGS / sizeof FLAGS[0]};
 
 typedef struct {
@@ -79,6 +85,8 @@ static void on_event(void *vctx, const af_train_event *ev) {
   if (!ev->is_eval)
     af_progress_update(&c->prog, ev->step);
 }
+
+static int c_batch_of(const af_trainer *t) { return af_trainer_config(t)->batch; }
 
 static af_status make_dir(const char *dir, af_error *err) {
   if (mkdir(dir, 0755) != 0 && errno != EEXIST)
@@ -111,6 +119,7 @@ int af_cmd_train(int argc, char **argv) {
   int64_t steps, stop_after, batch, accum, warmup, max_len, seed, save_every, keep, eval_every;
   int64_t threads, min_count, max_pairs, max_val;
   double epochs, lr, wd, max_norm, dropout, attn_dropout, scale, min_lift, val_fraction;
+  double comm_timeout;
   af_status st = af_arg_required(&a, "out", &out, &err);
   if (st == AF_OK && !model_path && !resume)
     st = af_error_set(&err, AF_ERR_ARG, "missing required flag --model (or --resume)");
@@ -164,6 +173,16 @@ int af_cmd_train(int argc, char **argv) {
     st = af_arg_f64(&a, "min-lift", 1.0, 0, 1e12, &min_lift, &err);
   if (st == AF_OK)
     st = af_arg_f64(&a, "val-fraction", 0.05, 0, 0.9, &val_fraction, &err);
+  if (st == AF_OK)
+    st = af_arg_f64(&a, "comm-timeout", 600, 1, 1e7, &comm_timeout, &err);
+  af_comm *comm = NULL;
+  if (st == AF_OK) { /* data parallel when launched by mpirun/srun with several tasks */
+    af_comm_options co = af_comm_default_options();
+    co.backend = af_comm_launched_parallel() ? AF_COMM_MPI : AF_COMM_SINGLE;
+    co.timeout_s = comm_timeout;
+    st = af_comm_create(&co, &comm, &err);
+  }
+  const int rank = af_comm_rank(comm), ranks = af_comm_size(comm);
   if (st != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
     af_args_free(&a);
@@ -204,13 +223,14 @@ int af_cmd_train(int argc, char **argv) {
       st = af_basket_input_load(&a, &in, &err);
       have_input = st == AF_OK;
       if (st == AF_OK) {
-        af_basket_input_print_report(SPEC.cmd, &in, stderr);
+        if (rank == 0)
+          af_basket_input_print_report(SPEC.cmd, &in, stderr);
         st = af_pairs_from_baskets(&in.baskets, in.has_catalog ? &in.catalog : NULL, &po, &tr,
                                    &va, &err);
       }
     }
   }
-  if (st == AF_OK)
+  if (st == AF_OK && rank == 0)
     fprintf(stderr, "affinity train: %lld training pairs, %lld validation pairs\n",
             (long long)tr.n, (long long)va.n);
   if (st == AF_OK && resume &&
@@ -254,7 +274,8 @@ int af_cmd_train(int argc, char **argv) {
     /* resume with a longer schedule */
     int64_t was = af_trainer_config(t)->total_steps;
     if (was != steps) {
-      fprintf(stderr, "affinity train: schedule changed from %lld to %lld steps\n",
+      if (rank == 0)
+        fprintf(stderr, "affinity train: schedule changed from %lld to %lld steps\n",
               (long long)was, (long long)steps);
       st = af_trainer_set_total_steps(t, steps, &err);
     }
@@ -263,9 +284,17 @@ int af_cmd_train(int argc, char **argv) {
     st = make_dir(out, &err);
 
   /* 4. the loop */
+  if (st == AF_OK && ranks > c_batch_of(t))
+    st = af_error_set(&err, AF_ERR_ARG, "%d ranks for a global batch of %d pairs: use --batch >= "
+                      "the rank count", ranks, c_batch_of(t));
+  if (st == AF_OK && rank == 0 && ranks > 1)
+    fprintf(stderr, "affinity train: data parallel over %d ranks (%s); global batch %d, about %d "
+            "pairs per rank\n", ranks, af_comm_backend_name(af_comm_backend_of(comm)),
+            c_batch_of(t), c_batch_of(t) / ranks);
   if (st == AF_OK) {
     const af_train_config *c = af_trainer_config(t);
-    fprintf(stderr,
+    if (rank == 0)
+      fprintf(stderr,
             "affinity train: %s step %lld of %lld; batch %d x %d, lr %.2e, warm-up %lld, dropout "
             "%.2f/%.2f, max-len %lld, seed %llu\n",
             resume ? "resuming at" : "starting at", (long long)af_trainer_steps_done(t),
@@ -273,6 +302,8 @@ int af_cmd_train(int argc, char **argv) {
             c->dropout, c->attn_dropout, (long long)max_len, (unsigned long long)c->seed);
     loop_ctx lc;
     af_progress_init(&lc.prog, "train", c->total_steps);
+    if (rank != 0)
+      lc.prog.enabled = 0;
     lc.tty = lc.prog.enabled;
     af_train_loop_options lo;
     memset(&lo, 0, sizeof lo);
@@ -286,16 +317,26 @@ int af_cmd_train(int argc, char **argv) {
     lo.out_dir = out;
     lo.on_event = on_event;
     lo.ctx = &lc;
+    lo.comm = comm;
     st = af_train_run(t, tok, &lo, &meta, &err);
-    if (st == AF_OK) {
+    if (st == AF_OK && rank == 0) {
       af_progress_done(&lc.prog);
       fprintf(stderr, "affinity train: %lld steps done; %s/%s\n",
               (long long)af_trainer_steps_done(t), out,
               af_trainer_steps_done(t) == c->total_steps ? "final.h5" : "step-*.h5");
     }
   }
-  if (st != AF_OK)
+  if (st != AF_OK) {
+    if (ranks > 1) {
+      if (strncmp(err.msg, "rank ", 5) != 0)
+        af_error_prefix(&err, "rank %d of %d: ", rank, ranks);
+      rc = af_cli_fail(SPEC.cmd, &err);
+      fflush(stderr);
+      af_comm_abort(comm, rc); /* ends every rank now: none is left waiting */
+    }
     rc = af_cli_fail(SPEC.cmd, &err);
+  }
+  af_comm_free(comm);
   af_trainer_free(t);
   af_tokenizer_free(tok);
   af_pair_set_free(&tr);

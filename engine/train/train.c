@@ -48,6 +48,11 @@ struct af_trainer {
   float *dpooled;               /* (B, C) */
   float *dloss;                 /* (B, C) d loss / d out */
   float *lossout;               /* (B, C) pooled output for the loss */
+  /* data parallel (af_trainer_set_layout): where this rank's sequences sit in
+   * the global batch, for the dropout masks; NULL when the batch is whole */
+  int32_t *gtok;  /* (B) global token index of each sequence's first token */
+  int64_t *gprob; /* (B) global index of each sequence's first attention probability */
+  int layout_cap;
 };
 
 void af_train_default_config(af_train_config *c) {
@@ -195,6 +200,8 @@ void af_trainer_free(af_trainer *t) {
   if (!t)
     return;
   free_acts(t);
+  free(t->gtok);
+  free(t->gprob);
   free(t->grad);
   free(t->m1);
   free(t->m2);
@@ -242,6 +249,55 @@ static uint64_t stream_of(const af_trainer *t, int site) {
   return t->micro * AF_TRAIN_DROPOUT_SITES(t->m->cfg.num_layers) + (uint64_t)site;
 }
 
+af_status af_trainer_set_layout(af_trainer *t, const int32_t *gtok, const int64_t *gprob, int B,
+                                af_error *err) {
+  if (!gtok) {
+    free(t->gtok);
+    free(t->gprob);
+    t->gtok = NULL;
+    t->gprob = NULL;
+    t->layout_cap = 0;
+    return AF_OK;
+  }
+  if (B > t->layout_cap) {
+    int32_t *a = af_realloc(t->gtok, (size_t)B, sizeof *a, err);
+    if (!a)
+      return AF_ERR_NOMEM;
+    t->gtok = a;
+    int64_t *b = af_realloc(t->gprob, (size_t)B, sizeof *b, err);
+    if (!b)
+      return AF_ERR_NOMEM;
+    t->gprob = b;
+    t->layout_cap = B;
+  }
+  memcpy(t->gtok, gtok, sizeof *gtok * (size_t)B);
+  memcpy(t->gprob, gprob, sizeof *gprob * (size_t)B);
+  return AF_OK;
+}
+
+/* Hidden dropout of x (T, C) in place at a site: the op over the whole batch,
+ * or, for a rank's share of a global batch, the masks of the global positions. */
+static void drop_fwd(const af_trainer *t, float *x, int site) {
+  const int C = t->m->cfg.hidden_size;
+  if (!t->gtok)
+    af_op_dropout_forward(&t->dev, x, x, (int64_t)t->T * C, t->cfg.dropout, t->cfg.seed,
+                          stream_of(t, site));
+  else
+    af_train_dropout_at(x, NULL, t->cu, t->B, C, t->gtok, t->cfg.dropout, t->cfg.seed,
+                        stream_of(t, site));
+}
+
+/* dinp (T, C) += mask ⊙ dout / (1 - p), the backward of drop_fwd. */
+static void drop_bwd(const af_trainer *t, float *dinp, const float *dout, int site) {
+  const int C = t->m->cfg.hidden_size;
+  if (!t->gtok)
+    af_op_dropout_backward(&t->dev, dinp, dout, (int64_t)t->T * C, t->cfg.dropout, t->cfg.seed,
+                           stream_of(t, site));
+  else
+    af_train_dropout_at(dinp, dout, t->cu, t->B, C, t->gtok, t->cfg.dropout, t->cfg.seed,
+                        stream_of(t, site));
+}
+
 af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, float *out,
                              af_error *err) {
   const af_model_config *c = &t->m->cfg;
@@ -269,7 +325,7 @@ af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, f
   af_op_layernorm_forward(d, t->xin, t->emb_mean, t->emb_rstd, t->emb, w->ln_w, w->ln_b, T, C,
                           c->layer_norm_eps);
   if (p > 0)
-    af_op_dropout_forward(d, t->xin, t->xin, (int64_t)TC, p, seed, stream_of(t, 0));
+    drop_fwd(t, t->xin, 0);
 
   for (int l = 0; l < c->num_layers; l++) {
     const af_layer_params *lp = &w->layers[l];
@@ -284,11 +340,11 @@ af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, f
     af_op_attention_forward(d, att, probs, qkv, t->cu, B, C, NH);
     if (t->cfg.attn_dropout > 0)
       af_train_attention_dropout_forward(att, probs, qkv, t->cu, B, C, NH, t->cfg.attn_dropout, seed,
-                                         stream_of(t, 1 + 3 * l));
+                                         stream_of(t, 1 + 3 * l), t->gprob);
     // h1 = dropout(att W_o^T + b_o) + inp;  x1 = LN1(h1)
     af_op_linear_forward(d, h1, att, lp->ao_w, lp->ao_b, T, C, C);
     if (p > 0)
-      af_op_dropout_forward(d, h1, h1, (int64_t)TC, p, seed, stream_of(t, 2 + 3 * l));
+      drop_fwd(t, h1, 2 + 3 * l);
     af_op_add_forward(d, h1, h1, inp, (int64_t)TC);
     af_op_layernorm_forward(d, x1, t->ln1_mean + (size_t)l * T, t->ln1_rstd + (size_t)l * T, h1,
                             lp->ln1_w, lp->ln1_b, T, C, c->layer_norm_eps);
@@ -298,7 +354,7 @@ af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, f
     // h2 = dropout(gelu W_p^T + b_p) + x1;  out = LN2(h2)
     af_op_linear_forward(d, h2, gl, lp->proj_w, lp->proj_b, T, F, C);
     if (p > 0)
-      af_op_dropout_forward(d, h2, h2, (int64_t)TC, p, seed, stream_of(t, 3 + 3 * l));
+      drop_fwd(t, h2, 3 + 3 * l);
     af_op_add_forward(d, h2, h2, x1, (int64_t)TC);
     af_op_layernorm_forward(d, outp, t->ln2_mean + (size_t)l * T, t->ln2_rstd + (size_t)l * T,
                             h2, lp->ln2_w, lp->ln2_b, T, C, c->layer_norm_eps);
@@ -326,7 +382,6 @@ af_status af_trainer_backward(af_trainer *t, const float *dout, af_error *err) {
   const af_device *d = &t->dev;
   const int T = t->T, B = t->B, C = c->hidden_size, F = c->intermediate_size, NH = c->num_heads;
   const size_t TC = (size_t)T * C, TF = (size_t)T * F, BC = (size_t)B * C;
-  const float p = t->cfg.dropout;
   const uint64_t seed = t->cfg.seed;
 
   // dpooled (B, C)
@@ -358,7 +413,7 @@ af_status af_trainer_backward(af_trainer *t, const float *dout, af_error *err) {
     // h2 = dropout(proj) + x1: dx (= d x1) gets dh through the residual
     memcpy(t->dx, t->dh, sizeof(float) * TC);
     memset(t->dtmp, 0, sizeof(float) * TC);
-    af_op_dropout_backward(d, t->dtmp, t->dh, (int64_t)TC, p, seed, stream_of(t, 3 + 3 * l));
+    drop_bwd(t, t->dtmp, t->dh, 3 + 3 * l);
     // proj = gelu W_p^T + b_p
     memset(t->dF1, 0, sizeof(float) * TF);
     af_op_linear_backward(d, t->dF1, G(t, lp->proj_w), G(t, lp->proj_b), t->dtmp, gl, lp->proj_w,
@@ -374,14 +429,15 @@ af_status af_trainer_backward(af_trainer *t, const float *dout, af_error *err) {
     // h1 = dropout(att W_o^T + b_o) + inp
     memcpy(t->dx, t->dh, sizeof(float) * TC);
     memset(t->dtmp, 0, sizeof(float) * TC);
-    af_op_dropout_backward(d, t->dtmp, t->dh, (int64_t)TC, p, seed, stream_of(t, 2 + 3 * l));
+    drop_bwd(t, t->dtmp, t->dh, 2 + 3 * l);
     memset(t->datt, 0, sizeof(float) * TC);
     af_op_linear_backward(d, t->datt, G(t, lp->ao_w), G(t, lp->ao_b), t->dtmp, att, lp->ao_w, T, C,
                           C);
     memset(t->dqkv, 0, sizeof(float) * 3 * TC);
     if (t->cfg.attn_dropout > 0)
       af_train_attention_dropout_backward(t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH,
-                                          t->cfg.attn_dropout, seed, stream_of(t, 1 + 3 * l));
+                                          t->cfg.attn_dropout, seed, stream_of(t, 1 + 3 * l),
+                                          t->gprob);
     else
       af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH);
     af_op_linear_backward(d, t->dx, G(t, lp->qkv_w), G(t, lp->qkv_b), t->dqkv, inp, lp->qkv_w, T,
@@ -389,7 +445,7 @@ af_status af_trainer_backward(af_trainer *t, const float *dout, af_error *err) {
   }
   // xin[0] = dropout(LN(emb))
   memset(t->dtmp, 0, sizeof(float) * TC);
-  af_op_dropout_backward(d, t->dtmp, t->dx, (int64_t)TC, p, seed, stream_of(t, 0));
+  drop_bwd(t, t->dtmp, t->dx, 0);
   memset(t->dh, 0, sizeof(float) * TC);
   af_op_layernorm_backward(d, t->dh, G(t, w->ln_w), G(t, w->ln_b), t->dtmp, t->emb, w->ln_w,
                            t->emb_mean, t->emb_rstd, T, C);

@@ -29,6 +29,7 @@
 
 #include "train/adamw.h"
 #include "base/error.h"
+#include "comm/comm.h"
 #include "nn/model.h"
 #include "ops.h"
 #include "train/pairs.h"
@@ -113,12 +114,50 @@ af_status af_trainer_step(af_trainer *t, int n_micro, double *lr, double *grad_n
 /* ---- attention-probability dropout (engine/train_attention.c) ------------------
  * probs: the undropped softmax saved by af_op_attention_forward (layout of
  * ops.h). forward: out (T, C) = (m ⊙ P / (1 - p)) V. backward: dqkv (T, 3C) +=. */
+/* mask_base (B) or NULL: mask index of each sequence's first probability
+ * (NULL: the batch's own layout; a data-parallel rank passes the global batch's). */
 void af_train_attention_dropout_forward(float *out, const float *probs, const float *qkv,
                                         const int32_t *cu_seqlens, int B, int C, int NH, float p,
-                                        uint64_t seed, uint64_t stream);
+                                        uint64_t seed, uint64_t stream, const int64_t *mask_base);
 void af_train_attention_dropout_backward(float *dqkv, const float *dout, const float *qkv,
                                          const float *probs, const int32_t *cu_seqlens, int B,
-                                         int C, int NH, float p, uint64_t seed, uint64_t stream);
+                                         int C, int NH, float p, uint64_t seed, uint64_t stream,
+                                         const int64_t *mask_base);
+
+/* ---- data parallel (engine/train/train_dp.c; docs/distributed.md) -------------
+ * Every rank holds the whole model and the same global micro-batch of B pairs
+ * (2B sequences); rank r embeds pairs [r B / R, (r + 1) B / R) (its anchors and
+ * their positives), the embeddings of all ranks are all-gathered so that the
+ * MNR loss and its in-batch negatives span the whole global batch (every rank
+ * computes the same loss), each rank backpropagates the loss gradient of its
+ * own rows, and af_trainer_allreduce_grad sums the gradients over ranks before
+ * af_trainer_step. Dropout masks are drawn at each element's position in the
+ * global batch, so R ranks compute the gradient one process computes for the
+ * same B, up to the order of floating-point sums. */
+
+/* Where the sequences of the next forward/backward sit in a larger batch:
+ * gtok (B) the global token index of each sequence's first token, gprob (B)
+ * the global index (ops.h layout) of its first attention probability; NULL:
+ * the batch is whole. Copied; stays until changed. */
+af_status af_trainer_set_layout(af_trainer *t, const int32_t *gtok, const int64_t *gprob, int B,
+                                af_error *err);
+
+/* Hidden dropout at global positions: for sequence i of x (cu (B + 1), C per
+ * token) element c of its token k is global element (gtok[i] + k) C + c of
+ * af_op_dropout_forward's mask. dout NULL: x = mask ⊙ x / (1 - p) in place;
+ * else x += mask ⊙ dout / (1 - p) (the backward; p = 0 adds dout). */
+void af_train_dropout_at(float *x, const float *dout, const int32_t *cu, int B, int C,
+                         const int32_t *gtok, float p, uint64_t seed, uint64_t stream);
+
+/* The data-parallel af_trainer_accumulate: pairs is the whole global
+ * micro-batch (the same on every rank); this rank computes its share and
+ * *loss is the global batch's mean loss. With one rank it is
+ * af_trainer_accumulate. Needs B >= ranks. */
+af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_batch *pairs,
+                                       uint64_t micro, float *loss, af_error *err);
+
+/* Sums the gradient buffer over the ranks (rank order, af_comm.h). */
+af_status af_trainer_allreduce_grad(af_trainer *t, af_comm *comm, af_error *err);
 
 /* ---- checkpoints (engine/train_checkpoint.c) -------------------------------- */
 
@@ -175,6 +214,9 @@ typedef struct {
   const char *out_dir;  /* existing folder: step-XXXXXXX.h5, final.h5, log.jsonl */
   af_train_event_fn on_event;
   void *ctx;
+  af_comm *comm;        /* data parallel over its ranks (NULL: one process); rank 0
+                           alone writes checkpoints and log.jsonl, evaluates and
+                           calls on_event */
 } af_train_loop_options;
 
 /* Runs optimizer steps until total_steps (or stop_after in this call).

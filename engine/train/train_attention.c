@@ -9,6 +9,9 @@
  * The mask of probability element k (its index in the saved-probabilities
  * layout of ops.h) is Philox word k % 4 of block k / 4 of (seed, stream),
  * kept iff uniform < 1 - p: the convention of af_op_dropout_forward.
+ * mask_base (B) or NULL: the mask index of each sequence's first probability
+ * when the batch is one rank's share of a larger one (data parallel: the
+ * global batch's layout, so every rank count draws the same masks).
  * Work items are (sequence, head) pairs that own disjoint slices of out and
  * dqkv, so results do not depend on the thread count. */
 #include <math.h>
@@ -34,7 +37,8 @@ static inline int kept(uint64_t seed, uint64_t stream, int64_t k, float keep) {
 
 void af_train_attention_dropout_forward(float *out, const float *probs, const float *qkv,
                                         const int32_t *cu, int B, int C, int NH, float p,
-                                        uint64_t seed, uint64_t stream) {
+                                        uint64_t seed, uint64_t stream,
+                                        const int64_t *mask_base) {
   const int HS = C / NH;
   const int64_t row = 3 * (int64_t)C;
   const float keep = 1.0f - p, inv_keep = 1.0f / keep;
@@ -43,13 +47,14 @@ void af_train_attention_dropout_forward(float *out, const float *probs, const fl
     int b = (int)(item / NH), h = (int)(item % NH);
     int t0 = cu[b], L = cu[b + 1] - t0;
     const int64_t base = probs_offset(cu, b, NH) + (int64_t)h * L * L;
+    const int64_t mbase = (mask_base ? mask_base[b] : probs_offset(cu, b, NH)) + (int64_t)h * L * L;
     for (int i = 0; i < L; i++) {
       float *o = out + (int64_t)(t0 + i) * C + h * HS; // (HS)
       for (int d = 0; d < HS; d++)
         o[d] = 0.f;
       for (int j = 0; j < L; j++) {
         int64_t k = base + (int64_t)i * L + j;
-        if (!kept(seed, stream, k, keep))
+        if (!kept(seed, stream, mbase + (int64_t)i * L + j, keep))
           continue;
         float pk = probs[k] * inv_keep;
         const float *v = qkv + (int64_t)(t0 + j) * row + 2 * C + h * HS; // (HS)
@@ -62,7 +67,8 @@ void af_train_attention_dropout_forward(float *out, const float *probs, const fl
 
 void af_train_attention_dropout_backward(float *dqkv, const float *dout, const float *qkv,
                                          const float *probs, const int32_t *cu, int B, int C,
-                                         int NH, float p, uint64_t seed, uint64_t stream) {
+                                         int NH, float p, uint64_t seed, uint64_t stream,
+                                         const int64_t *mask_base) {
   const int HS = C / NH;
   const float scale = 1.0f / sqrtf((float)HS);
   const int64_t row = 3 * (int64_t)C;
@@ -72,6 +78,7 @@ void af_train_attention_dropout_backward(float *dqkv, const float *dout, const f
     int b = (int)(item / NH), h = (int)(item % NH);
     int t0 = cu[b], L = cu[b + 1] - t0;
     const int64_t base = probs_offset(cu, b, NH) + (int64_t)h * L * L;
+    const int64_t mbase = (mask_base ? mask_base[b] : probs_offset(cu, b, NH)) + (int64_t)h * L * L;
     float dp[1024]; // (L) one row of dP (L <= max positions <= 1024)
     for (int i = 0; i < L; i++) {
       const float *dO = dout + (int64_t)(t0 + i) * C + h * HS;     // (HS)
@@ -81,7 +88,7 @@ void af_train_attention_dropout_backward(float *dqkv, const float *dout, const f
       float rs = 0.f;
       for (int j = 0; j < L; j++) {
         dp[j] = 0.f;
-        if (!kept(seed, stream, base + (int64_t)i * L + j, keep))
+        if (!kept(seed, stream, mbase + (int64_t)i * L + j, keep))
           continue;
         const float *v = qkv + (int64_t)(t0 + j) * row + 2 * C + h * HS; // (HS)
         float *dv = dqkv + (int64_t)(t0 + j) * row + 2 * C + h * HS;     // (HS)

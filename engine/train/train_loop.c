@@ -100,6 +100,8 @@ static af_status append_log(const char *dir, const char *line, af_error *err) {
 }
 
 static af_status emit(const af_train_loop_options *o, af_train_event *ev, af_error *err) {
+  if (af_comm_rank(o->comm) != 0)
+    return AF_OK;
   char line[1024];
   if (ev->is_eval)
     snprintf(line, sizeof line,
@@ -163,6 +165,8 @@ static void prune(const char *dir, int64_t keep) {
 
 static af_status save(af_trainer *t, const af_train_loop_options *o, const af_train_meta *meta,
                       int final, af_error *err) {
+  if (af_comm_rank(o->comm) != 0)
+    return AF_OK;
   char path[4096];
   if (final)
     snprintf(path, sizeof path, "%s/final.h5", o->out_dir);
@@ -175,9 +179,29 @@ static af_status save(af_trainer *t, const af_train_loop_options *o, const af_tr
   return AF_OK;
 }
 
+/* Rank 0's work (evaluation, log, checkpoints) ends with every rank learning
+ * whether it succeeded everywhere: one failure stops all ranks with an error. */
+static af_status agree(af_comm *c, af_status st, af_error *err) {
+  if (af_comm_size(c) == 1)
+    return st;
+  int all = 0;
+  af_error e2 = {0};
+  af_status cs = af_comm_all_ok(c, st == AF_OK, &all, &e2);
+  if (st != AF_OK)
+    return st;
+  if (cs != AF_OK) {
+    if (err)
+      *err = e2;
+    return cs;
+  }
+  return all ? AF_OK
+             : af_error_set(err, AF_ERR_IO, "rank %d of %d: stopping because another rank failed "
+                            "(rank 0's message names the cause)", af_comm_rank(c), af_comm_size(c));
+}
+
 static af_status evaluate(af_trainer *t, const af_tokenizer *tok, const af_train_loop_options *o,
                           double t0, af_error *err) {
-  if (!o->val || o->val->n < 1)
+  if (!o->val || o->val->n < 1 || af_comm_rank(o->comm) != 0)
     return AF_OK;
   af_train_event ev;
   memset(&ev, 0, sizeof ev);
@@ -216,7 +240,7 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
   af_status st = AF_OK;
   const int64_t start = af_trainer_steps_done(t);
   if (start == 0)
-    st = evaluate(t, tok, o, t0, err); /* the starting point of the curve */
+    st = agree(o->comm, evaluate(t, tok, o, t0, err), err); /* the starting point of the curve */
   int64_t done_here = 0;
   while (st == AF_OK && af_trainer_steps_done(t) < c->total_steps &&
          (o->stop_after <= 0 || done_here < o->stop_after)) {
@@ -248,8 +272,8 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
       meta->position += B;
       af_batch batch = {2 * B, T, ids, cu};
       float loss = 0;
-      st = af_trainer_accumulate(t, &batch, (uint64_t)step * (uint64_t)accum + (uint64_t)mb, &loss,
-                                 err);
+      st = af_trainer_accumulate_shared(t, o->comm, &batch,
+                                        (uint64_t)step * (uint64_t)accum + (uint64_t)mb, &loss, err);
       loss_sum += loss;
       tokens += T;
     }
@@ -257,7 +281,10 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
       break;
     af_train_event ev;
     memset(&ev, 0, sizeof ev);
-    st = af_trainer_step(t, accum, &ev.lr, &ev.grad_norm, err);
+    if (af_comm_size(o->comm) > 1)
+      st = af_trainer_allreduce_grad(t, o->comm, err);
+    if (st == AF_OK)
+      st = af_trainer_step(t, accum, &ev.lr, &ev.grad_norm, err);
     if (st != AF_OK)
       break;
     done_here++;
@@ -277,6 +304,7 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
       st = evaluate(t, tok, o, t0, err);
     if (st == AF_OK && o->save_every > 0 && s % o->save_every == 0)
       st = save(t, o, meta, 0, err);
+    st = agree(o->comm, st, err);
   }
   if (st == AF_OK && af_trainer_steps_done(t) > start) {
     const int64_t s = af_trainer_steps_done(t);
@@ -287,6 +315,7 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
     } else if (o->save_every <= 0 || s % o->save_every != 0) {
       st = save(t, o, meta, 0, err); /* stopped early: leave a checkpoint to resume from */
     }
+    st = agree(o->comm, st, err);
   }
   free(perm);
   free(ids);
