@@ -50,7 +50,9 @@
 
 extern "C" {
 #include "comm/comm.h"
+#include "io/embfile.h"
 #include "nn/model.h"
+#include "search/nbrfile.h"
 #include "train/train.h"
 }
 
@@ -474,4 +476,56 @@ TEST(DataParallel, StuckRankTimesOutWithAClearError) {
   EXPECT_NE(rc, 0) << err;
   EXPECT_NE(err.find("rank 0 of 2"), std::string::npos) << err;
   EXPECT_NE(err.find("a rank has died or hangs"), std::string::npos) << err;
+}
+
+// ---- sharded scoring -------------------------------------------------------------
+
+TEST(DataParallel, ScoringOverRanksEqualsOneProcess) {
+  SKIP_WITHOUT_MPI();
+  std::string dir = aft::temp_dir("dist-score");
+  const int N = 301, d = 16;
+  std::vector<float> x((size_t)N * d);
+  for (int i = 0; i < N; i++) {  // unit rows, a few duplicates (ties)
+    double n2 = 0;
+    for (int t = 0; t < d; t++) {
+      x[(size_t)i * d + t] = (float)std::sin(0.7 * (i % 97) + 1.3 * t + 0.01 * (i / 97));
+      n2 += (double)x[(size_t)i * d + t] * x[(size_t)i * d + t];
+    }
+    for (int t = 0; t < d; t++) x[(size_t)i * d + t] = (float)(x[(size_t)i * d + t] / std::sqrt(n2));
+  }
+  std::vector<std::string> ids;
+  std::vector<char *> p;
+  for (int i = 0; i < N; i++) ids.push_back("item-" + std::to_string(i));
+  for (auto &s : ids) p.push_back(const_cast<char *>(s.c_str()));
+  af_embeddings e = {N, d, p.data(), x.data(), const_cast<char *>("test-model"),
+                     const_cast<char *>("mean"), 1};
+  af_error err{};
+  const std::string emb = dir + "/emb.h5";
+  ASSERT_EQ(af_embeddings_write(emb.c_str(), &e, &err), AF_OK) << err.msg;
+  const std::string args = " score --embeddings " + emb + " --k 7 --threads 1 --out ";
+  std::string serr;
+  ASSERT_EQ(aft::run(aft::cli() + args + dir + "/one.h5", nullptr, &serr), 0) << serr;
+  af_neighbors one{};
+  ASSERT_EQ(af_neighbors_read((dir + "/one.h5").c_str(), &one, &err), AF_OK) << err.msg;
+  for (int np : {2, 3}) {
+    SCOPED_TRACE(std::to_string(np) + " ranks");
+    const std::string out = dir + "/r" + std::to_string(np) + ".h5";
+    ASSERT_EQ(aft::run(mpi_cmd(np) + aft::cli() + args + out, nullptr, &serr), 0) << serr;
+    af_neighbors m{};
+    ASSERT_EQ(af_neighbors_read(out.c_str(), &m, &err), AF_OK) << err.msg;
+    ASSERT_EQ(m.row_count, one.row_count);
+    ASSERT_EQ(m.k, one.k);
+    EXPECT_EQ(m.row0, 0);
+    EXPECT_EQ(m.shard_n, 1);
+    EXPECT_EQ(m.n_total, one.n_total);
+    EXPECT_STREQ(m.model, one.model);
+    const size_t n = (size_t)m.row_count * m.k;
+    EXPECT_EQ(std::memcmp(m.nbr, one.nbr, n * sizeof(int64_t)), 0);
+    EXPECT_EQ(std::memcmp(m.scr, one.scr, n * sizeof(float)), 0);
+    for (int i = 0; i < N; i++) EXPECT_STREQ(m.ids[i], one.ids[i]);
+    af_neighbors_free(&m);
+    for (auto &f : aft::list_dir(dir))
+      EXPECT_EQ(f.find(".rank"), std::string::npos) << "shard left behind: " << f;
+  }
+  af_neighbors_free(&one);
 }

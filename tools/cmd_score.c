@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "comm/comm.h"
 #include "commands.h"
 #include "search/nbrfile.h"
 
@@ -19,6 +20,8 @@ static const af_flag_spec FLAGS[] = {
     {"block-cols", "C", "catalog columns per cache slab (default 512)"},
     {"threads", "T", "threads (default: OpenMP default, i.e. all cores)"},
     {"merge", NULL, "merge the shard files given as arguments into --out"},
+    {"comm-timeout", "S", "under mpirun/srun: seconds a rank waits for the others in a "
+                          "collective (default 600)"},
 };
 
 static const af_cmd_spec SPEC = {
@@ -27,7 +30,9 @@ static const af_cmd_spec SPEC = {
     "For every row of the embeddings file, the K other rows with the highest inner\n"
     "product (cosine similarity when the embeddings are L2-normalized), best first,\n"
     "ties to the lower row. Output: /ids, /neighbors [R, K] (row indices), /scores.\n"
-    "The result does not depend on --threads, --block-rows, --block-cols or sharding.",
+    "The result does not depend on --threads, --block-rows, --block-cols or sharding.\n"
+    "Under `mpirun -np R` each rank scores 1/R of the rows and rank 0 merges them into\n"
+    "--out (a folder the ranks share), the same file one process writes.",
     FLAGS,
     sizeof FLAGS / sizeof FLAGS[0],
 };
@@ -49,10 +54,12 @@ static af_status parse_shard(const char *s, int *i, int *n, af_error *err) {
   return AF_OK;
 }
 
-static af_status run(const af_args *a, af_error *err) {
+static af_status run(const af_args *a, af_comm *comm, af_error *err) {
   const char *out = NULL;
   AF_TRY(af_arg_required(a, "out", &out, err));
   if (af_arg_flag(a, "merge")) {
+    if (af_comm_size(comm) > 1)
+      return af_error_set(err, AF_ERR_ARG, "--merge runs in one process, not under mpirun");
     if (a->n_positional < 1)
       return af_error_set(err, AF_ERR_ARG, "--merge needs the shard files as arguments");
     return af_neighbors_merge(a->positional, a->n_positional, out, err);
@@ -77,9 +84,11 @@ static af_status run(const af_args *a, af_error *err) {
   o.score.block_cols = cols;
   af_progress p;
   af_progress_init(&p, "score", 0);
+  if (af_comm_rank(comm) != 0)
+    p.enabled = 0;
   o.progress = on_progress;
   o.progress_ctx = &p;
-  af_status st = af_score_file(emb, out, &o, err);
+  af_status st = af_score_file_ranks(comm, emb, out, &o, err);
   af_progress_done(&p);
   return st;
 }
@@ -94,7 +103,24 @@ int af_cmd_score(int argc, char **argv) {
     af_args_free(&a);
     return 0;
   }
-  af_status st = run(&a, &err);
+  double timeout = 600;
+  af_comm *comm = NULL;
+  af_status st = af_arg_f64(&a, "comm-timeout", 600, 1, 1e7, &timeout, &err);
+  if (st == AF_OK) { /* one shard per rank when launched by mpirun/srun */
+    af_comm_options co = af_comm_default_options();
+    co.backend = af_comm_launched_parallel() ? AF_COMM_MPI : AF_COMM_SINGLE;
+    co.timeout_s = timeout;
+    st = af_comm_create(&co, &comm, &err);
+  }
+  if (st == AF_OK)
+    st = run(&a, comm, &err);
   af_args_free(&a);
-  return st == AF_OK ? 0 : af_cli_fail("score", &err);
+  int rc = 0;
+  if (st != AF_OK) {
+    if (af_comm_size(comm) > 1 && strncmp(err.msg, "rank ", 5) != 0)
+      af_error_prefix(&err, "rank %d of %d: ", af_comm_rank(comm), af_comm_size(comm));
+    rc = af_cli_fail("score", &err);
+  }
+  af_comm_free(comm);
+  return rc;
 }

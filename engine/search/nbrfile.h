@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "comm/comm.h"
 #include "search/score.h"
 
 #ifdef __cplusplus
@@ -69,6 +70,14 @@ af_status af_score_file(const char *emb_path, const char *out_path,
  * the unsharded run's. Inputs may come in any order. */
 af_status af_neighbors_merge(const char *const *inputs, int n_inputs, const char *out_path,
                              af_error *err);
+
+/* af_score_file over the ranks of comm (mpirun -np R affinity score): rank r
+ * scores shard r of R into <out_path>.rank<r>-of-<R>.h5, every rank waits for
+ * the slowest, rank 0 merges the shards into out_path (equal to the
+ * single-process file) and every rank removes its shard. The output folder
+ * must be one the ranks share. opt->shard_n must be 1. One rank: af_score_file. */
+af_status af_score_file_ranks(af_comm *comm, const char *emb_path, const char *out_path,
+                              const af_score_file_options *opt, af_error *err);
 
 #ifdef __cplusplus
 }
