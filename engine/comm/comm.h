@@ -46,8 +46,9 @@ typedef struct {
 af_comm_options af_comm_default_options(void);
 
 /* 1 when this process was started by mpirun/mpiexec or srun with more than one
- * task (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE or SLURM_NTASKS > 1 in the
- * environment), else 0. */
+ * task (OMPI_COMM_WORLD_SIZE, PMI_SIZE or SLURM_STEP_NUM_TASKS > 1 in the
+ * environment; not SLURM_NTASKS, which a batch script's own commands see
+ * too), else 0. */
 int af_comm_launched_parallel(void);
 
 /* Creates the communicator. Backends not compiled in: AF_ERR_UNSUPPORTED. MPI

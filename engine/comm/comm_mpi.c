@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <mpi.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,8 +35,11 @@ static af_status mpi_fail(const af_comm *c, int rc, const char *op, af_error *er
                       msg);
 }
 
-/* Polls req until it completes or timeout_s passes (sleeping 20 us .. 1 ms
- * between polls, so waiting ranks leave the cores to working ones). */
+/* Polls req until it completes or timeout_s passes. MPI moves a large
+ * message a fragment per MPI_Test, so the first 50 ms poll back to back
+ * (yielding the core between polls); after that a wait is a wait for another
+ * rank's work, and polls sleep 20 us .. 200 us so waiting ranks leave the
+ * cores to working ones. */
 static af_status wait_req(const af_comm *c, MPI_Request *req, const char *op, int64_t bytes,
                           double timeout_s, af_error *err) {
   const double t0 = now_s();
@@ -52,9 +56,13 @@ static af_status wait_req(const af_comm *c, MPI_Request *req, const char *op, in
                           "rank %d of %d: %s of %lld bytes waited %.0f s for the other ranks: a "
                           "rank has died or hangs (communication timeout; see --comm-timeout)",
                           c->rank, c->size, op, (long long)bytes, timeout_s);
+    if (now_s() - t0 < 0.05) {
+      sched_yield();
+      continue;
+    }
     struct timespec nap = {0, nap_ns};
     nanosleep(&nap, NULL);
-    nap_ns = nap_ns < 1000000 ? nap_ns * 2 : 1000000;
+    nap_ns = nap_ns < 200000 ? nap_ns * 2 : 200000;
   }
 }
 
