@@ -13,8 +13,9 @@
  *  - Results do not depend on the thread count or schedule: every reduction
  *    has one fixed order (no atomics), so gradients are bitwise reproducible
  *    for a given BLAS.
- *  - CPU only for now: af_backward_supported(dev) says whether dev runs them.
- *    The af_op_* entry points do nothing on a device that does not.
+ *  - CPU, and CUDA in builds with AF_HAVE_CUDA (kernels/cuda/<op>_backward.cu;
+ *    compiled, not yet run on a GPU): af_backward_supported(dev) says whether
+ *    dev runs them. The af_op_* entry points do nothing on a device that does not.
  *
  * The math of each op is written out in docs/training.md. */
 #ifndef AF_OPS_BACKWARD_H

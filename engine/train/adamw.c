@@ -12,18 +12,26 @@ af_adamw_config af_adamw_defaults(void) {
   return c;
 }
 
+af_adamw_scalars af_adamw_step_scalars(const af_adamw_config *cfg, double lr, int64_t step) {
+  const double b1 = cfg->beta1, b2 = cfg->beta2;
+  af_adamw_scalars s = {
+      .keep_decay = (float)(1.0 - lr * cfg->weight_decay),
+      .w1 = (float)(1.0 - b1), // lerp weight of m toward g
+      .w2 = (float)(1.0 - b2), // weight of g^2 in v
+      .fb2 = (float)b2,
+      .step_size = (float)(lr / (1.0 - pow(b1, (double)step))),
+      .bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)step)),
+      .eps = cfg->eps,
+  };
+  return s;
+}
+
 void af_adamw_update(float *param, const float *grad, float *m, float *v, int64_t n, double lr,
                      const af_adamw_config *cfg, int decay, int64_t step, float grad_scale) {
-  const double b1 = cfg->beta1, b2 = cfg->beta2;
-  const float keep = decay ? (float)(1.0 - lr * cfg->weight_decay) : 1.0f;
-  const float w1 = (float)(1.0 - b1);      // lerp weight of m toward g
-  const float w2 = (float)(1.0 - b2);      // weight of g^2 in v
-  const float fb2 = (float)b2;
-  const double bc1 = 1.0 - pow(b1, (double)step);
-  const double bc2 = 1.0 - pow(b2, (double)step);
-  const float step_size = (float)(lr / bc1);
-  const float bc2_sqrt = (float)sqrt(bc2);
-  const float eps = cfg->eps;
+  const af_adamw_scalars s = af_adamw_step_scalars(cfg, lr, step);
+  const float keep = decay ? s.keep_decay : 1.0f;
+  const float w1 = s.w1, w2 = s.w2, fb2 = s.fb2, step_size = s.step_size;
+  const float bc2_sqrt = s.bc2_sqrt, eps = s.eps;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) {
     float g = grad[i] * grad_scale;

@@ -39,6 +39,18 @@ af_adamw_config af_adamw_defaults(void);
 void af_adamw_update(float *param, const float *grad, float *m, float *v, int64_t n, double lr,
                      const af_adamw_config *cfg, int decay, int64_t step, float grad_scale);
 
+/* The float scalars of one AdamW step (computed in double, then rounded, as
+ * af_adamw_update uses them; a device kernel given these does the same
+ * per-element float operations and gets the same bits). */
+typedef struct af_adamw_scalars {
+  float keep_decay; /* 1 - lr * weight_decay (decaying tensors; others keep 1) */
+  float w1, w2, fb2; /* 1 - beta1, 1 - beta2, beta2 */
+  float step_size;  /* lr / (1 - beta1^step) */
+  float bc2_sqrt;   /* sqrt(1 - beta2^step) */
+  float eps;
+} af_adamw_scalars;
+af_adamw_scalars af_adamw_step_scalars(const af_adamw_config *cfg, double lr, int64_t step);
+
 /* 1 if the parameter of this Hugging Face name takes weight decay: 0 for
  * biases (".bias" at the end) and LayerNorm tensors ("LayerNorm" anywhere). */
 int af_param_decays(const char *hf_name);

@@ -1,0 +1,95 @@
+/* CUDA implementations of the training ops of ops_backward.h
+ * (kernels/cuda/<op>_backward.cu) and the fused AdamW (kernels/cuda/adamw.cu).
+ * Device pointers, queued on the context's stream, errors recorded in the
+ * context as for the forward ops (cuda_check.h). Every op accumulates (+=)
+ * like its CPU twin, and none uses float atomics: each output element is
+ * written by one thread with its sum in one fixed order, so a run gives the
+ * same bits every time. Scratch memory comes from the stream-ordered
+ * allocator (cudaMallocAsync). */
+#ifndef AF_CUDA_OPS_BACKWARD_H
+#define AF_CUDA_OPS_BACKWARD_H
+
+#include <stdint.h>
+
+#include "cuda_ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bit-equal to af_cpu_dropout_forward/backward (same Philox words; the
+ * backward's multiply-add is two rounded operations, as the C build). */
+void af_cuda_dropout_forward(af_cuda_context *ctx, float *out, const float *inp, int64_t n,
+                             float p_drop, uint64_t seed, uint64_t stream);
+void af_cuda_dropout_backward(af_cuda_context *ctx, float *dinp, const float *dout, int64_t n,
+                              float p_drop, uint64_t seed, uint64_t stream);
+/* Token bucketing: the ids (and positions, types) are copied to the host,
+ * sorted stably into buckets, and one thread per (bucket, column) adds its
+ * tokens in token order: the CPU twin's order, so the sums are bit-equal. */
+void af_cuda_embedding_backward(af_cuda_context *ctx, float *dwte, float *dwpe, float *dwtt,
+                                const float *dout, const int32_t *ids, const int32_t *pos,
+                                const int32_t *type_ids, int T, int C);
+/* dinp one warp per row; dw, db in two stages (per 64-row chunk partial sums,
+ * then the chunks in order per column). */
+void af_cuda_layernorm_backward(af_cuda_context *ctx, float *dinp, float *dw, float *db,
+                                const float *dout, const float *inp, const float *w,
+                                const float *mean, const float *rstd, int N, int C);
+/* Two cublasSgemm with beta = 1 (fp32, no TF32) and a two-stage bias column sum. */
+void af_cuda_linear_backward(af_cuda_context *ctx, float *dinp, float *dw, float *dbias,
+                             const float *dout, const float *inp, const float *w, int N, int IC,
+                             int OC);
+void af_cuda_gelu_backward(af_cuda_context *ctx, float *dinp, const float *dout,
+                           const float *inp, int64_t n);
+void af_cuda_add_backward(af_cuda_context *ctx, float *da, float *db, const float *dout,
+                          int64_t n);
+/* One block per (sequence, head), from the saved probabilities; any length. */
+void af_cuda_attention_backward(af_cuda_context *ctx, float *dqkv, const float *dout,
+                                const float *qkv, const float *probs, const int32_t *cu_seqlens,
+                                int B, int C, int NH);
+void af_cuda_mean_pool_backward(af_cuda_context *ctx, float *dinp, const float *dout,
+                                const int32_t *cu_seqlens, int B, int C);
+void af_cuda_cls_pool_backward(af_cuda_context *ctx, float *dinp, const float *dout,
+                               const int32_t *cu_seqlens, int B, int C);
+void af_cuda_l2norm_backward(af_cuda_context *ctx, float *dinp, const float *dout,
+                             const float *out, const float *norms, int N, int C);
+
+/* ---- fused AdamW (kernels/cuda/adamw.cu) ----------------------------------- */
+
+/* One trained tensor of the parameter buffer. */
+typedef struct {
+  int64_t offset, numel;
+  int decay; /* takes weight decay (af_param_decays) */
+} af_cuda_adamw_tensor;
+
+/* The scalars of one AdamW step, computed on the host exactly as
+ * af_adamw_update computes them (in double, then rounded to float). */
+typedef struct {
+  float keep_decay;  /* 1 - lr * weight_decay, for decaying tensors */
+  float w1, w2, fb2; /* 1 - beta1, 1 - beta2, beta2 */
+  float step_size;   /* lr / (1 - beta1^step) */
+  float bc2_sqrt;    /* sqrt(1 - beta2^step) */
+  float eps;
+  float grad_scale;  /* accumulation mean x clipping factor */
+} af_cuda_adamw_scalars;
+
+/* One AdamW step over the tensors of the table (host memory, n_tensors) in
+ * the contiguous fp32 buffers param, grad, m, v (device), one launch. Each
+ * element follows af_adamw_update's float operations one by one with
+ * explicitly rounded intrinsics (no contraction), so fp32 results equal the
+ * CPU's bit for bit. work_bf16 (device, same layout as param, may be NULL):
+ * also writes the updated parameter rounded to bf16 (nearest even), the
+ * working copy for mixed precision. */
+void af_cuda_adamw_step(af_cuda_context *ctx, float *param, const float *grad, float *m, float *v,
+                        uint16_t *work_bf16, const af_cuda_adamw_tensor *table, int n_tensors,
+                        const af_cuda_adamw_scalars *s);
+
+/* Sum of squares of grad (n, device) in double, in af_grad_sumsq's order
+ * (chunks of 4096 summed sequentially, the chunk sums in chunk order): equal
+ * to the CPU's bit for bit. Synchronises the stream; *out on the host. */
+af_status af_cuda_grad_sumsq(af_cuda_context *ctx, const float *grad, int64_t n, double *out,
+                             af_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
