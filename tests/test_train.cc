@@ -214,7 +214,7 @@ TEST(Train, AdamWStepsMatchPyTorch) {
       if (g < kNoise) {
         n_noise++;
         noise_worst = std::max(noise_worst, d);
-        EXPECT_LE(d, 3 * kAdamStepBound)  // 3 steps << p->name << "[" << k << "]";
+        EXPECT_LE(d, 3 * kAdamStepBound) << p->name << "[" << k << "]";  // 3 steps
       } else {
         n_checked++;
         pworst = std::max(pworst, d);
