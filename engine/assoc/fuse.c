@@ -733,9 +733,8 @@ static void csv_field(FILE *f, const char *s) {
 af_status af_fuse_write_csv(const char *path, const char *const *ids, const char *const *names,
                             const af_fuse_result *r, af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(path, tmp, &f, err));
   fputs("product_id,product,related_id,related,type,score,count,lift,cosine\n", f);
   for (int64_t i = 0; i < r->n; i++) {
     const af_association *a = &r->rows[i];

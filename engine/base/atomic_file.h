@@ -23,8 +23,12 @@ af_status af_commit_file(const char *tmp, const char *final_path, af_error *err)
 /* Removes tmp, ignoring errors (for cleanup paths). */
 void af_discard_file(const char *tmp);
 
-/* Convenience for stdio writers: opens the temporary file for final_path. */
-FILE *af_atomic_fopen(const char *final_path, char *tmp, af_error *err);
+/* For stdio writers: opens the temporary file for final_path into *out
+ * (tmp receives its path, AF_PATH_MAX bytes). */
+af_status af_atomic_open(const char *final_path, char *tmp, FILE **out, af_error *err);
+
+/* Gives up a file from af_atomic_open: closes it and removes tmp. */
+void af_atomic_abort(FILE *f, const char *tmp);
 
 /* Closes f (checking for write errors) and commits tmp to final_path.
  * On any failure the temporary file is removed. */

@@ -72,10 +72,11 @@ static af_status json_write(const char *path, const cJSON *j, af_error *err) {
   if (!text)
     return af_error_set(err, AF_ERR_NOMEM, "%s: cannot format JSON", path);
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f) {
+  FILE *f = NULL;
+  af_status ost = af_atomic_open(path, tmp, &f, err);
+  if (ost != AF_OK) {
     free(text);
-    return err ? err->code : AF_ERR_IO;
+    return ost;
   }
   fputs(text, f);
   fputc('\n', f);
