@@ -33,11 +33,9 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/baskets.h"
+#include "affinity.h"
 #include "io/h5util.h"
 #include "nn/model.h"
-#include "train/pairs.h"
-#include "train/train.h"
 }
 
 namespace {

@@ -5,8 +5,7 @@
 #include "basket_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "assoc/assoc_files.h"
-#include "assoc/cooccur.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_BASKET_INPUT_FLAGS,

@@ -5,11 +5,9 @@
 #include <string.h>
 
 #include "assoc_input.h"
-#include "base/atomic_file.h"
+#include "affinity.h"
 #include "cli.h"
 #include "commands.h"
-#include "eval/eval.h"
-#include "base/out_format.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_ASSOC_INPUT_FLAGS,

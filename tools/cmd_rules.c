@@ -8,8 +8,7 @@
 #include "basket_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "base/out_format.h"
-#include "assoc/assoc_files.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_BASKET_INPUT_FLAGS,

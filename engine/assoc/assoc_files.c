@@ -2,15 +2,13 @@
  * large output (millions of rules on Instacart): each rule becomes one line in
  * a growing buffer written with one fwrite per MiB, and each item's label
  * length (and whether it forces CSV quoting) is looked up once. */
-#include "assoc/assoc_files.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "base/out_format.h"
 
 typedef struct {
   char *buf;

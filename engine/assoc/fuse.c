@@ -1,6 +1,6 @@
 /* Complements and substitutes from co-purchases and text (see fuse.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "assoc/fuse.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <omp.h>
@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "assoc/cooccur.h"
-#include "search/score.h"
 #include "base/strmap.h"
 #include "base/topk.h"
 

@@ -1,14 +1,12 @@
 /* Product groups from the complement graph: the graph, label propagation,
  * grouping and groups.csv (see groups.h; Louvain in groups_louvain.c). */
-#include "assoc/groups.h"
+#include "affinity.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
 #include "assoc/groups_internal.h"
-#include "base/out_format.h"
 
 void af_groups_default_options(af_groups_options *o) {
   o->method = AF_GROUPS_LOUVAIN;

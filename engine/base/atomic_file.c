@@ -1,6 +1,6 @@
 /* Whole-or-nothing output files (see atomic_file.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "base/atomic_file.h"
+#include "affinity.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
 
 #define AF_ST_MAX_HEADER (100u * 1024u * 1024u) /* the format's own limit */
 

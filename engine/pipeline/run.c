@@ -1,7 +1,7 @@
 /* The pipeline driver (see run.h): stage keys, the manifest, run.json, and
  * the stages that call the library. */
 #define _POSIX_C_SOURCE 200809L
-#include "pipeline/run.h"
+#include "affinity.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -12,17 +12,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "base/atomic_file.h"
-#include "io/catalog.h"
-#include "assoc/cooccur.h"
 #include "io/csv.h"
-#include "nn/embed.h"
 #include "io/h5util.h"
-#include "assoc/itemcf.h"
 #include "nn/model.h"
-#include "search/nbrfile.h"
-#include "report/report.h"
-#include "assoc/rules.h"
+#include "io/run_files.h"
 #include "pipeline/run_stages.h"
 
 void af_run_default_options(af_run_options *o) {

@@ -5,12 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "io/embfile.h"
+#include "affinity.h"
 #include "pipeline/run_stages.h"
 
-#include "eval/eval.h"
-#include "assoc/fuse.h"
 
 /* The run's embeddings in catalog order, L2-normalised: *emb (N, d). */
 static af_status aligned_embeddings(af_run_data *d, float **emb, int *dim, af_error *err) {

@@ -6,14 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "nn/embed.h"
-#include "assoc/assoc_files.h"
-#include "assoc/itemcf.h"
+#include "affinity.h"
 #include "nn/model.h"
-#include "search/nbrfile.h"
-#include "report/report.h"
-#include "assoc/rules.h"
 #include "pipeline/run_stages.h"
 
 af_status af_run_data_load(af_run_data *d, af_error *err) {

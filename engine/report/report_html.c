@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
 #include "report/report_internal.h"
 
 static const char CSS[] =
