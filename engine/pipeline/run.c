@@ -367,7 +367,7 @@ static af_status pipeline(run_ctx *c, af_error *err) {
     char *name = NULL;
     hid_t f = H5I_INVALID_HID;
     if (af_run_path(o->out_dir, "embeddings.h5", ep, NULL) == AF_OK &&
-        (f = af_h5_open(ep, 0, NULL)) != H5I_INVALID_HID &&
+        af_h5_open(ep, 0, &f, NULL) == AF_OK &&
         af_h5_attr_get_str(f, ".", "model", &name, NULL) == AF_OK)
       snprintf(d->model_name, sizeof d->model_name, "%s", name);
     free(name);

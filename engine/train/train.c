@@ -137,9 +137,9 @@ static af_status reserve(af_trainer *t, int T, int B, int64_t n_probs, af_error 
   ALLOC(t->dloss, BB * C, sizeof(float));
   ALLOC(t->lossout, BB * C, sizeof(float));
 #undef ALLOC
-  if (!ok) {
+  if (!ok) { /* af_calloc failed and said so in err */
     free_acts(t);
-    return err ? err->code : AF_ERR_NOMEM;
+    return AF_ERR_NOMEM;
   }
   t->cap_T = nT;
   t->cap_B = nB;
