@@ -31,15 +31,11 @@ static af_item_labels labels_of(const af_basket_input *in) {
 }
 
 int af_cmd_cooccur(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail("cooccur", &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   af_basket_input in = {0};
   af_cooccur co = {0};
   const char *out;

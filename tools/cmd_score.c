@@ -85,15 +85,11 @@ static af_status run(const af_args *a, af_error *err) {
 }
 
 int af_cmd_score(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail("score", &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   af_status st = run(&a, &err);
   af_args_free(&a);
   return st == AF_OK ? 0 : af_cli_fail("score", &err);
