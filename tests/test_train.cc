@@ -1,4 +1,4 @@
-// The training loop (engine/train.h, engine/pairs.h, affinity train):
+// The training loop (include/affinity.h, include/affinity.h, affinity train):
 //  - every parameter's gradient of one batch against PyTorch autograd
 //    (tests/data/train/grads.h5, tools/reference/make_train_fixtures.py);
 //  - 3 AdamW steps with accumulation, warm-up and clipping against torch

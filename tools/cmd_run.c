@@ -1,4 +1,4 @@
-/* affinity run: the whole pipeline into a run folder (engine/run.h). */
+/* affinity run: the whole pipeline into a run folder (include/affinity.h). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* affinity score: all-pairs top-k neighbours of an embeddings file, or the
- * merge of shard outputs. Thin over engine/nbrfile.h. */
+ * merge of shard outputs. Thin over include/affinity.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

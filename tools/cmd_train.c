@@ -1,5 +1,5 @@
 /* affinity train: contrastive fine-tuning of the encoder on co-purchase pairs
- * (or a CSV of pairs) on the CPU; thin over engine/train.h and engine/pairs.h. */
+ * (or a CSV of pairs) on the CPU; thin over include/affinity.h and include/affinity.h. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>

@@ -275,7 +275,7 @@ static af_status write_run_json(run_ctx *c, int final, af_error *err) {
   cJSON_AddNumberToObject(p, "itemcf_min_count", (double)o->itemcf_min_count);
   cJSON_AddNumberToObject(p, "substitute_min_cosine", o->substitute_min_cosine);
   cJSON_AddNumberToObject(p, "assoc_k", o->assoc_k);
-  cJSON_AddStringToObject(p, "associations", "fusion (engine/fuse.h)");
+  cJSON_AddStringToObject(p, "associations", "fusion (include/affinity.h)");
   cJSON_AddNumberToObject(p, "threads", o->threads);
 
   cJSON_AddItemToObject(j, "stages", cJSON_Duplicate(c->timings, 1));

@@ -1,5 +1,5 @@
 /* The training forward/backward of the encoder and the optimizer step
- * (engine/train.h; math in docs/training.md). CPU only: the backward ops run
+ * (include/affinity.h; math in docs/training.md). CPU only: the backward ops run
  * on the CPU backend (kernels/ops_backward.h). */
 #include "affinity.h"
 #include "nn/model.h"
