@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "comm/comm.h"
+#include "affinity.h"
 
 #ifdef AF_HAVE_MPI
 #include <mpi.h>

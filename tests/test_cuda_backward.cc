@@ -27,10 +27,9 @@
 #include <vector>
 
 extern "C" {
+#include "affinity.h"
 #include "ops.h"
 #include "ops_backward.h"
-#include "comm/comm.h"
-#include "train/adamw.h"
 #ifdef AF_HAVE_CUDA
 #include "cuda/cuda_ops_backward.h"
 #endif

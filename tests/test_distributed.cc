@@ -49,11 +49,9 @@
 #include "test_util.h"
 
 extern "C" {
+#include "affinity.h"
 #include "comm/comm.h"
-#include "io/embfile.h"
 #include "nn/model.h"
-#include "search/nbrfile.h"
-#include "train/train.h"
 }
 
 extern char **environ;

@@ -1,14 +1,13 @@
 /* affinity score: all-pairs top-k neighbours of an embeddings file, or the
- * merge of shard outputs. Thin over engine/nbrfile.h. */
+ * merge of shard outputs. Thin over include/affinity.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-#include "comm/comm.h"
 #include "commands.h"
-#include "search/nbrfile.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"embeddings", "FILE", "embeddings file (HDF5, from affinity embed)"},
@@ -94,15 +93,11 @@ static af_status run(const af_args *a, af_comm *comm, af_error *err) {
 }
 
 int af_cmd_score(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail("score", &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   double timeout = 600;
   af_comm *comm = NULL;
   af_status st = af_arg_f64(&a, "comm-timeout", 600, 1, 1e7, &timeout, &err);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "search/nbrfile.h"
+#include "affinity.h"
 
 /* Every rank learns whether st is AF_OK everywhere; a rank that failed keeps
  * its own message. */

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "affinity.h"
 #include "base/philox.h"
+#include "comm/comm.h"
+#include "nn/model.h"
 #include "train/loss.h"
-#include "train/train.h"
 
 void af_train_dropout_at(float *x, const float *dout, const int32_t *cu, int B, int C,
                          const int32_t *gtok, float p, uint64_t seed, uint64_t stream) {
