@@ -5,7 +5,8 @@
 //    the rank-order float sum computed locally and is the same bits on every
 //    rank; all-gather with unequal shares; broadcast; all_ok;
 //  - training: 2 ranks x global batch 8 == 1 process x batch 8 (dropout 0.1
-//    included: masks are drawn at global positions);
+//    included: masks are drawn at global positions); 3 ranks (uneven shares)
+//    with gradient accumulation and the symmetric loss likewise;
 //  - a 2-rank checkpoint resumes on 1 rank and on 2 ranks;
 //  - a rank killed (SIGKILL) or stopped (SIGSTOP) mid-run ends the job with an
 //    error instead of a hang;
@@ -345,6 +346,25 @@ TEST(DataParallel, TwoRanksEqualOneProcess) {
             0) << err;
   State h = load_state(r.dir + "/half/final.h5");
   EXPECT_GT(max_abs_diff(a.params, h.params), 100 * 1e-5);
+}
+
+// Uneven shares (8 pairs over 3 ranks: 2, 3, 3), gradient accumulation and
+// the symmetric loss take the same path to the same model.
+TEST(DataParallel, ThreeRanksUnevenSharesWithAccumulationEqualOneProcess) {
+  SKIP_WITHOUT_MPI();
+  DpRun r;
+  std::string err;
+  const std::string flags = "--model " + r.model + " --steps 3 --grad-accum 2 --symmetric";
+  ASSERT_EQ(aft::run(r.one("one", flags), nullptr, &err), 0) << err;
+  ASSERT_EQ(aft::run(r.ranks(3, "three", flags), nullptr, &err), 0) << err;
+  EXPECT_NE(err.find("data parallel over 3 ranks"), std::string::npos) << err;
+  State a = load_state(r.dir + "/one/final.h5"), b = load_state(r.dir + "/three/final.h5");
+  ASSERT_EQ(b.step, 3);
+  const double d = max_abs_diff(a.params, b.params, &a.key_bias);
+  std::printf("3 ranks (accumulation 2, symmetric) vs 1 process: max |param diff| = %.3g\n", d);
+  EXPECT_LE(d, 1e-5);
+  EXPECT_EQ(losses(aft::read_file(r.dir + "/one/log.jsonl")),
+            losses(aft::read_file(r.dir + "/three/log.jsonl")));
 }
 
 TEST(DataParallel, TwoRankCheckpointResumesOnOneAndTwoRanks) {
