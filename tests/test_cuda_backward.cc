@@ -20,6 +20,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -276,6 +277,22 @@ TEST_F(CudaBackward, GradSumOfSquaresIsBitEqual) {
 #endif
 
 #ifdef AF_HAVE_NCCL
+// Without a GPU (or without libnccl) the nccl backend refuses with a clear
+// error and no crash; libnccl is opened at run time, not linked.
+TEST(CudaBackwardNoGpu, NcclBackendRefusesClearly) {
+  if (af_cuda_available()) GTEST_SKIP() << "a GPU is present (NcclOneRankSmoke runs instead)";
+  af_comm *c = nullptr;
+  af_error err{};
+  af_comm_options o = af_comm_default_options();
+  o.backend = AF_COMM_NCCL;
+  af_status st = af_comm_create(&o, &c, &err);
+  EXPECT_NE(st, AF_OK);
+  EXPECT_TRUE(st == AF_ERR_CUDA || st == AF_ERR_UNSUPPORTED) << af_status_name(st);
+  EXPECT_EQ(c, nullptr);
+  std::printf("nccl backend without a GPU: %s\n", err.msg);
+  EXPECT_GT(std::strlen(err.msg), 10u);
+}
+
 TEST_F(CudaBackward, NcclOneRankSmoke) {
   af_comm *c = nullptr;
   af_comm_options o = af_comm_default_options();

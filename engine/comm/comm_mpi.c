@@ -89,7 +89,8 @@ static af_status mpi_allreduce(af_comm *c, float *buf, int64_t n, af_error *err)
     s->scratch = p;
     s->scratch_n = mine * R;
   }
-  int *sc = af_malloc((size_t)R * 4, sizeof(int), err); /* send counts, displs, recv counts, displs */
+  /* send counts, send displacements, receive counts, receive displacements */
+  int *sc = af_malloc((size_t)R * 4, sizeof(int), err);
   if (!sc)
     return AF_ERR_NOMEM;
   int *sd = sc + R, *rc_ = sc + 2 * R, *rd = sc + 3 * R;

@@ -10,12 +10,19 @@
  * rank j (grouped ncclSend/ncclRecv), rank j adds the R copies in rank order
  * (kernels/cuda/comm_reduce.cu) and broadcasts its sum. Host buffers are
  * staged through one device buffer. Every wait polls the stream against the
- * timeout and aborts the NCCL communicator when it passes. */
+ * timeout and aborts the NCCL communicator when it passes.
+ *
+ * libnccl is not linked: it is opened with dlopen when the backend is created
+ * ($AF_NCCL_LIBRARY, else libnccl.so.2 on the loader's path), so binaries
+ * built with NCCL headers run, and their other backends work, on machines
+ * without it (libnccl.so.2 is 218 MB: linking it would also put it in every
+ * packed binary's dependencies). Built with AF_HAVE_NCCL (nccl.h found). */
 #define _POSIX_C_SOURCE 200809L
 #include "comm/comm.h"
 
 #ifdef AF_HAVE_NCCL
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <nccl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +32,27 @@
 
 #include "cuda/comm_reduce.h"
 
+/* The NCCL entry points used here, resolved from the opened library. */
 typedef struct {
+  void *lib;
+  const char *(*GetErrorString)(ncclResult_t);
+  ncclResult_t (*CommGetAsyncError)(ncclComm_t, ncclResult_t *);
+  ncclResult_t (*CommAbort)(ncclComm_t);
+  ncclResult_t (*CommDestroy)(ncclComm_t);
+  ncclResult_t (*CommInitRank)(ncclComm_t *, int, ncclUniqueId, int);
+  ncclResult_t (*GetUniqueId)(ncclUniqueId *);
+  ncclResult_t (*GroupStart)(void);
+  ncclResult_t (*GroupEnd)(void);
+  ncclResult_t (*Send)(const void *, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t);
+  ncclResult_t (*Recv)(void *, size_t, ncclDataType_t, int, ncclComm_t, cudaStream_t);
+  ncclResult_t (*Broadcast)(const void *, void *, size_t, ncclDataType_t, int, ncclComm_t,
+                            cudaStream_t);
+  ncclResult_t (*AllReduce)(const void *, void *, size_t, ncclDataType_t, ncclRedOp_t,
+                            ncclComm_t, cudaStream_t);
+} nccl_api;
+
+typedef struct {
+  nccl_api api;
   ncclComm_t nccl;
   cudaStream_t stream;
   int device;
@@ -42,12 +69,14 @@ static double now_s(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+#define API (((nccl_state *)c->impl)->api) /* in functions with a communicator c */
+
 #define NCCL_TRY(c, call)                                                                    \
   do {                                                                                       \
     ncclResult_t r_ = (call);                                                                \
     if (r_ != ncclSuccess)                                                                   \
       return af_error_set(err, AF_ERR_IO, "rank %d of %d: %s failed at %s:%d: %s", (c)->rank, \
-                          (c)->size, #call, __FILE__, __LINE__, ncclGetErrorString(r_));     \
+                          (c)->size, #call, __FILE__, __LINE__, API.GetErrorString(r_)); \
   } while (0)
 
 #define CUDA_TRY(c, call)                                                                    \
@@ -70,10 +99,10 @@ static af_status wait_stream(af_comm *c, const char *op, double timeout_s, af_er
     if (q != cudaErrorNotReady)
       CUDA_TRY(c, q);
     ncclResult_t async = ncclSuccess;
-    NCCL_TRY(c, ncclCommGetAsyncError(s->nccl, &async));
+    NCCL_TRY(c, API.CommGetAsyncError(s->nccl, &async));
     NCCL_TRY(c, async);
     if (now_s() - t0 > timeout_s) {
-      ncclCommAbort(s->nccl);
+      API.CommAbort(s->nccl);
       s->nccl = NULL;
       return af_error_set(err, AF_ERR_IO,
                           "rank %d of %d: NCCL %s waited %.0f s for the other ranks: a rank has "
@@ -106,27 +135,27 @@ static af_status nccl_allreduce_device(af_comm *c, float *buf, int64_t n, af_err
   size_t have = s->sums_n * sizeof(float);
   AF_TRY(reserve(c, (void **)&s->sums, &have, (size_t)(mine * R + 1) * sizeof(float), err));
   s->sums_n = have / sizeof(float);
-  NCCL_TRY(c, ncclGroupStart());
+  NCCL_TRY(c, API.GroupStart());
   for (int j = 0; j < R; j++) {
     int64_t jl, jh;
     af_comm_chunk(n, R, j, &jl, &jh);
-    NCCL_TRY(c, ncclSend(buf + jl, (size_t)(jh - jl), ncclFloat, j, s->nccl, s->stream));
-    NCCL_TRY(c, ncclRecv(s->sums + (size_t)j * mine, (size_t)mine, ncclFloat, j, s->nccl,
+    NCCL_TRY(c, API.Send(buf + jl, (size_t)(jh - jl), ncclFloat, j, s->nccl, s->stream));
+    NCCL_TRY(c, API.Recv(s->sums + (size_t)j * mine, (size_t)mine, ncclFloat, j, s->nccl,
                          s->stream));
   }
-  NCCL_TRY(c, ncclGroupEnd());
+  NCCL_TRY(c, API.GroupEnd());
   int e = af_cuda_sum_ranks(buf + lo, s->sums, R, mine, mine, s->stream);
   if (e != 0)
     return af_error_set(err, AF_ERR_CUDA, "rank %d: rank-ordered sum launch failed: %s", me,
                         cudaGetErrorString((cudaError_t)e));
-  NCCL_TRY(c, ncclGroupStart());
+  NCCL_TRY(c, API.GroupStart());
   for (int j = 0; j < R; j++) {
     int64_t jl, jh;
     af_comm_chunk(n, R, j, &jl, &jh);
-    NCCL_TRY(c, ncclBroadcast(buf + jl, buf + jl, (size_t)(jh - jl), ncclFloat, j, s->nccl,
+    NCCL_TRY(c, API.Broadcast(buf + jl, buf + jl, (size_t)(jh - jl), ncclFloat, j, s->nccl,
                               s->stream));
   }
-  NCCL_TRY(c, ncclGroupEnd());
+  NCCL_TRY(c, API.GroupEnd());
   return wait_stream(c, "all-reduce", c->timeout_s, err);
 }
 
@@ -153,13 +182,14 @@ static af_status nccl_allgatherv(af_comm *c, const void *send, void *recv, const
   char *d = s->stage;
   CUDA_TRY(c, cudaMemcpyAsync(d + off, send, (size_t)counts[c->rank], cudaMemcpyHostToDevice,
                               s->stream));
-  NCCL_TRY(c, ncclGroupStart());
+  NCCL_TRY(c, API.GroupStart());
   size_t at = 0;
   for (int j = 0; j < c->size; j++) {
-    NCCL_TRY(c, ncclBroadcast(d + at, d + at, (size_t)counts[j], ncclChar, j, s->nccl, s->stream));
+    NCCL_TRY(c,
+             API.Broadcast(d + at, d + at, (size_t)counts[j], ncclChar, j, s->nccl, s->stream));
     at += (size_t)counts[j];
   }
-  NCCL_TRY(c, ncclGroupEnd());
+  NCCL_TRY(c, API.GroupEnd());
   CUDA_TRY(c, cudaMemcpyAsync(recv, d, total, cudaMemcpyDeviceToHost, s->stream));
   return wait_stream(c, "all-gather", c->timeout_s, err);
 }
@@ -169,7 +199,8 @@ static af_status nccl_bcast(af_comm *c, void *buf, int64_t bytes, int root, af_e
   AF_TRY(reserve(c, &s->stage, &s->stage_bytes, (size_t)bytes + 1, err));
   if (c->rank == root)
     CUDA_TRY(c, cudaMemcpyAsync(s->stage, buf, (size_t)bytes, cudaMemcpyHostToDevice, s->stream));
-  NCCL_TRY(c, ncclBroadcast(s->stage, s->stage, (size_t)bytes, ncclChar, root, s->nccl, s->stream));
+  NCCL_TRY(c, API.Broadcast(s->stage, s->stage, (size_t)bytes, ncclChar, root, s->nccl,
+                            s->stream));
   CUDA_TRY(c, cudaMemcpyAsync(buf, s->stage, (size_t)bytes, cudaMemcpyDeviceToHost, s->stream));
   return wait_stream(c, "broadcast", c->timeout_s, err);
 }
@@ -177,14 +208,14 @@ static af_status nccl_bcast(af_comm *c, void *buf, int64_t bytes, int root, af_e
 static af_status nccl_barrier(af_comm *c, double timeout_s, af_error *err) {
   nccl_state *s = c->impl;
   AF_TRY(reserve(c, &s->stage, &s->stage_bytes, sizeof(float), err));
-  NCCL_TRY(c, ncclAllReduce(s->stage, s->stage, 1, ncclFloat, ncclSum, s->nccl, s->stream));
+  NCCL_TRY(c, API.AllReduce(s->stage, s->stage, 1, ncclFloat, ncclSum, s->nccl, s->stream));
   return wait_stream(c, "barrier", timeout_s, err);
 }
 
 static void nccl_abort(af_comm *c, int code) {
   nccl_state *s = c->impl;
   if (s && s->nccl) {
-    ncclCommAbort(s->nccl);
+    API.CommAbort(s->nccl);
     s->nccl = NULL;
   }
   if (s && s->boot)
@@ -197,7 +228,7 @@ static void nccl_destroy(af_comm *c) {
   if (!s)
     return;
   if (s->nccl)
-    ncclCommDestroy(s->nccl);
+    API.CommDestroy(s->nccl);
   if (s->stage)
     cudaFree(s->stage);
   if (s->sums)
@@ -205,6 +236,8 @@ static void nccl_destroy(af_comm *c) {
   if (s->stream)
     cudaStreamDestroy(s->stream);
   af_comm_free(s->boot);
+  if (s->api.lib)
+    dlclose(s->api.lib);
   free(s);
   c->impl = NULL;
 }
@@ -212,6 +245,39 @@ static void nccl_destroy(af_comm *c) {
 static const af_comm_ops kNcclOps = {nccl_allreduce, nccl_allreduce_device, nccl_allgatherv,
                                      nccl_bcast,     nccl_barrier,          nccl_abort,
                                      nccl_destroy};
+
+/* Opens libnccl and resolves the entry points into s->api. */
+static af_status load_api(af_comm *c, nccl_state *s, af_error *err) {
+  const char *path = getenv("AF_NCCL_LIBRARY");
+  s->api.lib = dlopen(path && *path ? path : "libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (!s->api.lib)
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "the nccl backend cannot open %s: %s (install NCCL, or set "
+                        "AF_NCCL_LIBRARY to the path of libnccl.so.2)",
+                        path && *path ? path : "libnccl.so.2", dlerror());
+  struct {
+    const char *name;
+    void **slot;
+  } syms[] = {
+      {"ncclGetErrorString", (void **)&s->api.GetErrorString},
+      {"ncclCommGetAsyncError", (void **)&s->api.CommGetAsyncError},
+      {"ncclCommAbort", (void **)&s->api.CommAbort},
+      {"ncclCommDestroy", (void **)&s->api.CommDestroy},
+      {"ncclCommInitRank", (void **)&s->api.CommInitRank},
+      {"ncclGetUniqueId", (void **)&s->api.GetUniqueId},
+      {"ncclGroupStart", (void **)&s->api.GroupStart},
+      {"ncclGroupEnd", (void **)&s->api.GroupEnd},
+      {"ncclSend", (void **)&s->api.Send},
+      {"ncclRecv", (void **)&s->api.Recv},
+      {"ncclBroadcast", (void **)&s->api.Broadcast},
+      {"ncclAllReduce", (void **)&s->api.AllReduce},
+  };
+  for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++)
+    if (!(*syms[i].slot = dlsym(s->api.lib, syms[i].name)))
+      return af_error_set(err, AF_ERR_UNSUPPORTED, "rank %d: libnccl has no %s (NCCL >= 2.7 "
+                          "needed)", c->rank, syms[i].name);
+  return AF_OK;
+}
 
 static int env_int(const char *name, int fallback) {
   const char *v = getenv(name);
@@ -230,7 +296,7 @@ static af_status id_by_file(af_comm *c, const char *dir, ncclUniqueId *id, af_er
            getenv("SLURM_JOB_ID") ? getenv("SLURM_JOB_ID") : "0",
            getenv("SLURM_STEP_ID") ? getenv("SLURM_STEP_ID") : "0");
   if (c->rank == 0) {
-    NCCL_TRY(c, ncclGetUniqueId(id));
+    NCCL_TRY(c, API.GetUniqueId(id));
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     int bad = !f || fwrite(id, sizeof *id, 1, f) != 1;
@@ -257,6 +323,7 @@ static af_status id_by_file(af_comm *c, const char *dir, ncclUniqueId *id, af_er
 
 static af_status nccl_setup(af_comm *c, nccl_state *s, const af_comm_options *opt,
                             af_error *err) {
+  AF_TRY(load_api(c, s, err));
   ncclUniqueId id;
   memset(&id, 0, sizeof id);
   /* srun with --nccl-id-dir: the file; otherwise an MPI launch: MPI. */
@@ -274,7 +341,7 @@ static af_status nccl_setup(af_comm *c, nccl_state *s, const af_comm_options *op
     c->size = af_comm_size(s->boot);
     c->local_rank = af_comm_local_rank(s->boot);
     if (c->rank == 0)
-      NCCL_TRY(c, ncclGetUniqueId(&id));
+      NCCL_TRY(c, API.GetUniqueId(&id));
     AF_TRY(af_comm_bcast(s->boot, &id, sizeof id, 0, err));
   } else if (getenv("SLURM_PROCID")) {
     c->rank = env_int("SLURM_PROCID", 0);
@@ -283,9 +350,9 @@ static af_status nccl_setup(af_comm *c, nccl_state *s, const af_comm_options *op
     if (c->size > 1)
       AF_TRY(id_by_file(c, opt->nccl_id_dir, &id, err));
     else
-      NCCL_TRY(c, ncclGetUniqueId(&id));
+      NCCL_TRY(c, API.GetUniqueId(&id));
   } else {
-    NCCL_TRY(c, ncclGetUniqueId(&id)); /* one rank */
+    NCCL_TRY(c, API.GetUniqueId(&id)); /* one rank */
   }
   int n_dev = 0;
   CUDA_TRY(c, cudaGetDeviceCount(&n_dev));
@@ -294,7 +361,7 @@ static af_status nccl_setup(af_comm *c, nccl_state *s, const af_comm_options *op
   s->device = c->local_rank % n_dev;
   CUDA_TRY(c, cudaSetDevice(s->device));
   CUDA_TRY(c, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
-  NCCL_TRY(c, ncclCommInitRank(&s->nccl, c->size, id, c->rank));
+  NCCL_TRY(c, API.CommInitRank(&s->nccl, c->size, id, c->rank));
   return AF_OK;
 }
 

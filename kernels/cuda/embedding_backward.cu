@@ -51,7 +51,8 @@ static void bucket_add(af_cuda_context *ctx, float *dtable, const float *dout, c
     }
     maxk = hidx[t] > maxk ? hidx[t] : maxk;
   }
-  int32_t *count = af_cuda_has_pending(ctx) ? NULL : (int32_t *)calloc((size_t)maxk + 2, sizeof(int32_t));
+  int32_t *count =
+      af_cuda_has_pending(ctx) ? NULL : (int32_t *)calloc((size_t)maxk + 2, sizeof(int32_t));
   if (!count) {
     if (!af_cuda_has_pending(ctx))
       af_cuda_record(ctx, AF_ERR_NOMEM, "embedding backward: out of host memory");
