@@ -150,6 +150,7 @@ run_test() { # $1 = binary, then its arguments
   if [ "$rc" = 0 ]; then state=PASS; elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then state=TIMEOUT; else state="FAIL($rc)"; fi
   # On a GPU machine only CudaDevice.RefusedClearlyWithoutGpu may skip.
   if [ "$name" = test_cuda_ops ] && [ "$nskip" -gt 1 ]; then state="$state/GPU-SKIPPED"; fi
+  if [ "$name" = test_cuda_backward ] && [ "$nskip" -gt 1 ]; then state="$state/GPU-SKIPPED"; fi
   record "$name" "$state" $((SECONDS - s)) "${summary:-no summary}; failed $nfail, skipped $nskip"
   if [ "$state" != PASS ]; then
     echo "---- $name: $state (first failures; full log $LOG/$name.log)"
@@ -161,6 +162,10 @@ if [ "$unpacked" = 1 ]; then
     run_test "$X/bin/test_cuda_ops"
   else
     record test_cuda_ops FAIL 0 "not packed"
+  fi
+  # the backward kernels, the fused AdamW and a one-rank NCCL smoke test
+  if [ -x "$X/bin/test_cuda_backward" ]; then
+    run_test "$X/bin/test_cuda_backward"
   fi
   # The other suites need ../shared/datasets, which does not travel: the GPU
   # machine runs the GPU tests and the encoder tests that use carried fixtures.
