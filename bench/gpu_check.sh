@@ -129,6 +129,13 @@ for b in "$X"/bin/*; do
 done
 export AF_CLI="$W/affinity"
 
+# NCCL is opened at run time (engine/comm/comm_nccl.c): PyTorch's wheel brings one.
+if [ -z "${AF_NCCL_LIBRARY:-}" ]; then
+  AF_NCCL_LIBRARY=$(timeout 30 python3 -c "import glob, os, nvidia.nccl as n; print((glob.glob(os.path.join(list(n.__path__)[0], 'lib', 'libnccl.so*')) or [''])[0])" 2>/dev/null || true)
+  [ -n "$AF_NCCL_LIBRARY" ] && export AF_NCCL_LIBRARY
+fi
+record "libnccl" INFO 0 "${AF_NCCL_LIBRARY:-libnccl.so.2 from the loader path}"
+
 # ---- 3. test binaries -------------------------------------------------------
 run_test() { # $1 = binary, then its arguments
   local b=$1 name rc s budget summary state

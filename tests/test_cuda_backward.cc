@@ -298,7 +298,10 @@ TEST_F(CudaBackward, NcclOneRankSmoke) {
   af_comm_options o = af_comm_default_options();
   o.backend = AF_COMM_NCCL;
   o.timeout_s = 60;
-  ASSERT_EQ(af_comm_create(&o, &c, &err), AF_OK) << err.msg;
+  af_status st = af_comm_create(&o, &c, &err);
+  if (st == AF_ERR_UNSUPPORTED)  // libnccl.so.2 is not on this machine (or AF_NCCL_LIBRARY)
+    GTEST_SKIP() << err.msg;
+  ASSERT_EQ(st, AF_OK) << err.msg;
   EXPECT_EQ(af_comm_size(c), 1);
   auto x = randu(g, 100003);
   auto h = x;
