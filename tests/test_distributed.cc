@@ -9,7 +9,7 @@
 //    with gradient accumulation and the symmetric loss likewise;
 //  - a 2-rank checkpoint resumes on 1 rank and on 2 ranks;
 //  - a rank killed (SIGKILL) or stopped (SIGSTOP) mid-run ends the job with an
-//    error instead of a hang;
+//    error instead of a hang; a failure of rank 0 alone stops every rank;
 //  - `mpirun -np 2 affinity score` writes the single-process file exactly.
 //
 // Tolerances:
@@ -481,6 +481,22 @@ TEST(DataParallel, KilledRankEndsTheJobWithAnError) {
   EXPECT_NE(rc, 0) << err;
   // mpirun's report names the dead rank
   EXPECT_NE(err.find("rank 1"), std::string::npos) << err;
+}
+
+// Rank 0 alone writes the log: when that fails, every rank stops with an
+// error at the step's agreement instead of training on or waiting.
+TEST(DataParallel, RankZeroFailureStopsEveryRank) {
+  SKIP_WITHOUT_MPI();
+  DpRun r;
+  ASSERT_EQ(aft::run("mkdir -p " + r.dir + "/bad/log.jsonl"), 0);  // a folder: append fails
+  std::string err;
+  int rc = aft::run("timeout 60 " + r.ranks(2, "bad", "--model " + r.model + " --steps 3"),
+                    nullptr, &err);
+  EXPECT_NE(rc, 0) << err;
+  EXPECT_NE(rc, 124) << "hung:\n" << err;
+  EXPECT_NE(err.find("rank 0 of 2: " + r.dir + "/bad/log.jsonl: cannot open"), std::string::npos)
+      << err;
+  EXPECT_FALSE(aft::file_exists(r.dir + "/bad/final.h5"));
 }
 
 TEST(DataParallel, StuckRankTimesOutWithAClearError) {
