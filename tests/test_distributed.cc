@@ -68,9 +68,11 @@ std::string self_path() {
 std::string mpirun() { return AF_MPIEXEC_PATH; }
 
 // mpirun as root on a 2-core machine: --allow-run-as-root, --oversubscribe;
-// one OpenMP thread per rank.
+// one OpenMP thread per rank; shared-memory copies without CMA (containers
+// often forbid the ptrace it needs).
 std::string mpi_cmd(int np) {
-  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " +
+  return "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 "
+         "OMPI_MCA_btl_vader_single_copy_mechanism=none " +
          mpirun() + " --allow-run-as-root --oversubscribe -np " + std::to_string(np) + " ";
 }
 
