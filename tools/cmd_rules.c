@@ -33,12 +33,6 @@ static const af_cmd_spec SPEC = {
     sizeof FLAGS / sizeof FLAGS[0],
 };
 
-/* The item labels: ids, and names when a catalog was given. */
-static af_item_labels labels_of(const af_basket_input *in) {
-  return (af_item_labels){.ids = (const char *const *)in->baskets.item_ids,
-                          .names = in->has_catalog ? (const char *const *)in->catalog.names : NULL};
-}
-
 int af_cmd_rules(int argc, char **argv) {
   af_args a;
   int started = af_cli_start(&SPEC, argc, argv, &a);
@@ -88,7 +82,7 @@ int af_cmd_rules(int argc, char **argv) {
   if ((st = af_rules_generate(&fi, &ro, &rs, &err)) != AF_OK)
     goto fail;
   double t3 = af_now_seconds();
-  af_item_labels lab = labels_of(&in);
+  af_item_labels lab = af_basket_input_labels(&in);
   if ((st = af_rules_write(out, jsonl, &fi, &rs, &lab, &err)) != AF_OK)
     goto fail;
   fprintf(stderr,

@@ -93,7 +93,7 @@ static af_status run(const af_args *a, af_comm *comm, af_error *err) {
 }
 
 int af_cmd_score(int argc, char **argv) {
-  af_args a;
+  af_args a; /* not af_cli_main: --merge takes the shard files as arguments */
   int started = af_cli_start(&SPEC, argc, argv, &a);
   if (started >= 0)
     return started;
@@ -114,7 +114,7 @@ int af_cmd_score(int argc, char **argv) {
   if (st != AF_OK) {
     if (af_comm_size(comm) > 1 && strncmp(err.msg, "rank ", 5) != 0)
       af_error_prefix(&err, "rank %d of %d: ", af_comm_rank(comm), af_comm_size(comm));
-    rc = af_cli_fail("score", &err);
+    rc = af_cli_fail(SPEC.cmd, &err);
   }
   af_comm_free(comm);
   return rc;
