@@ -437,6 +437,11 @@ af_status af_comm_barrier(af_comm *c, double timeout_s, af_error *err);
 /* *all = 1 on every rank when ok is 1 on every rank, else 0: how ranks agree
  * that a step (a file write, a shard) succeeded everywhere. */
 af_status af_comm_all_ok(af_comm *c, int ok, int *all, af_error *err);
+/* Every rank learns whether st is AF_OK on every rank. If not, every rank
+ * returns the error of the lowest failing rank, its message prefixed with
+ * "rank F of R: " (so whichever rank reports first names the cause); with all
+ * ranks OK, AF_OK. One rank: st. */
+af_status af_comm_agree(af_comm *c, af_status st, af_error *err);
 /* Ends every rank of the job with exit status code (MPI_Abort); for single, exit(code). */
 void af_comm_abort(af_comm *c, int code);
 

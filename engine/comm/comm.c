@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "comm/comm.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,59 @@ af_status af_comm_all_ok(af_comm *c, int ok, int *all, af_error *err) {
   AF_TRY(af_comm_allreduce_sum_f32(c, &v, 1, err));
   *all = v == 0.0f;
   return AF_OK;
+}
+
+/* The message of the first failing rank, as every rank carries it. */
+typedef struct {
+  int32_t code;
+  char msg[AF_ERROR_MSG_MAX];
+} wire_error;
+
+af_status af_comm_agree(af_comm *c, af_status st, af_error *err) {
+  if (!c || trivial(c) || c->size == 1)
+    return st;
+  int32_t *failed = af_calloc((size_t)c->size, sizeof(int32_t), NULL); /* (R) 1 = failed */
+  if (!failed)
+    return st != AF_OK ? st : af_error_set(err, AF_ERR_NOMEM, "agreement: out of memory");
+  int64_t *counts = af_calloc((size_t)c->size, sizeof(int64_t), NULL);
+  af_status cs = counts ? AF_OK : AF_ERR_NOMEM;
+  for (int r = 0; r < c->size && counts; r++)
+    counts[r] = sizeof(int32_t);
+  int32_t mine = st != AF_OK;
+  af_error e2 = {0};
+  if (cs == AF_OK)
+    cs = af_comm_allgatherv(c, &mine, failed, counts, &e2);
+  int first = -1;
+  for (int r = 0; r < c->size && cs == AF_OK && first < 0; r++)
+    if (failed[r])
+      first = r;
+  free(failed);
+  free(counts);
+  if (cs != AF_OK) { /* the agreement itself failed: report that (or our own error) */
+    if (st == AF_OK && err)
+      *err = e2;
+    return st != AF_OK ? st : cs;
+  }
+  if (first < 0)
+    return AF_OK;
+  wire_error w;
+  memset(&w, 0, sizeof w);
+  if (c->rank == first) {
+    w.code = (int32_t)st;
+    snprintf(w.msg, sizeof w.msg, "%s", err ? err->msg : af_status_name(st));
+  }
+  cs = af_comm_bcast(c, &w, sizeof w, first, &e2);
+  if (cs != AF_OK) {
+    if (st == AF_OK && err)
+      *err = e2;
+    return st != AF_OK ? st : cs;
+  }
+  if (c->rank == first && strncmp(w.msg, "rank ", 5) == 0)
+    return st; /* our own message, already naming the rank */
+  af_status code = w.code != AF_OK ? (af_status)w.code : AF_ERR_IO;
+  if (strncmp(w.msg, "rank ", 5) == 0)
+    return af_error_set(err, code, "%s", w.msg);
+  return af_error_set(err, code, "rank %d of %d: %s", first, c->size, w.msg);
 }
 
 void af_comm_abort(af_comm *c, int code) {

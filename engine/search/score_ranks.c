@@ -9,24 +9,6 @@
 
 #include "affinity.h"
 
-/* Every rank learns whether st is AF_OK everywhere; a rank that failed keeps
- * its own message. */
-static af_status agree(af_comm *c, af_status st, const char *what, af_error *err) {
-  int all = 0;
-  af_error e2 = {0};
-  af_status cs = af_comm_all_ok(c, st == AF_OK, &all, &e2);
-  if (st != AF_OK)
-    return st;
-  if (cs != AF_OK) {
-    if (err)
-      *err = e2;
-    return cs;
-  }
-  return all ? AF_OK
-             : af_error_set(err, AF_ERR_IO, "rank %d of %d: %s failed on another rank (its "
-                            "message names the cause)", af_comm_rank(c), af_comm_size(c), what);
-}
-
 /* Rank 0: merges <out>.rank<j>-of-<R>.h5, j < R, into out. */
 static af_status merge_shards(const char *out_path, int R, af_error *err) {
   const size_t len = 4200;
@@ -64,12 +46,12 @@ af_status af_score_file_ranks(af_comm *comm, const char *emb_path, const char *o
   af_status bs = af_comm_barrier(comm, 1e9, st == AF_OK ? err : NULL);
   if (st == AF_OK)
     st = bs;
-  st = agree(comm, st, "scoring a shard", err);
+  st = af_comm_agree(comm, st, err);
   af_status ms = AF_OK;
   if (st == AF_OK && r == 0)
     ms = merge_shards(out_path, R, err);
   if (st == AF_OK)
-    st = agree(comm, ms, "merging the shards", err);
+    st = af_comm_agree(comm, ms, err);
   unlink(shard); /* success or not: no shard is left behind */
   return st;
 }

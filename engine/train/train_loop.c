@@ -177,26 +177,6 @@ static af_status save(af_trainer *t, const af_train_loop_options *o, const af_tr
   return AF_OK;
 }
 
-/* Rank 0's work (evaluation, log, checkpoints) ends with every rank learning
- * whether it succeeded everywhere: one failure stops all ranks with an error. */
-static af_status agree(af_comm *c, af_status st, af_error *err) {
-  if (af_comm_size(c) == 1)
-    return st;
-  int all = 0;
-  af_error e2 = {0};
-  af_status cs = af_comm_all_ok(c, st == AF_OK, &all, &e2);
-  if (st != AF_OK)
-    return st;
-  if (cs != AF_OK) {
-    if (err)
-      *err = e2;
-    return cs;
-  }
-  return all ? AF_OK
-             : af_error_set(err, AF_ERR_IO, "rank %d of %d: stopping because another rank failed "
-                            "(rank 0's message names the cause)", af_comm_rank(c), af_comm_size(c));
-}
-
 static af_status evaluate(af_trainer *t, const af_tokenizer *tok, const af_train_loop_options *o,
                           double t0, af_error *err) {
   if (!o->val || o->val->n < 1 || af_comm_rank(o->comm) != 0)
@@ -237,8 +217,10 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
   const double t0 = now_s();
   af_status st = AF_OK;
   const int64_t start = af_trainer_steps_done(t);
+  /* The starting point of the curve. Rank 0's work (evaluation, log,
+   * checkpoints) ends with every rank learning whether it succeeded. */
   if (start == 0)
-    st = agree(o->comm, evaluate(t, tok, o, t0, err), err); /* the starting point of the curve */
+    st = af_comm_agree(o->comm, evaluate(t, tok, o, t0, err), err);
   int64_t done_here = 0;
   while (st == AF_OK && af_trainer_steps_done(t) < c->total_steps &&
          (o->stop_after <= 0 || done_here < o->stop_after)) {
@@ -302,7 +284,7 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
       st = evaluate(t, tok, o, t0, err);
     if (st == AF_OK && o->save_every > 0 && s % o->save_every == 0)
       st = save(t, o, meta, 0, err);
-    st = agree(o->comm, st, err);
+    st = af_comm_agree(o->comm, st, err);
   }
   if (st == AF_OK && af_trainer_steps_done(t) > start) {
     const int64_t s = af_trainer_steps_done(t);
@@ -313,7 +295,7 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
     } else if (o->save_every <= 0 || s % o->save_every != 0) {
       st = save(t, o, meta, 0, err); /* stopped early: leave a checkpoint to resume from */
     }
-    st = agree(o->comm, st, err);
+    st = af_comm_agree(o->comm, st, err);
   }
   free(perm);
   free(ids);
