@@ -177,6 +177,12 @@ TEST(CommWorker, Collectives) {
   EXPECT_EQ(all, 1);
   ASSERT_EQ(af_comm_all_ok(c, me != 1, &all, &err), AF_OK);
   EXPECT_EQ(all, 0) << "one rank's failure must reach every rank";
+  // agreement: ranks 1 and 2 fail; every rank gets rank 1's code and message
+  af_error e{};
+  af_status own = me >= 1 && me <= 2 ? af_error_set(&e, AF_ERR_FORMAT, "boom %d", me) : AF_OK;
+  EXPECT_EQ(af_comm_agree(c, own, &e), AF_ERR_FORMAT);
+  EXPECT_STREQ(e.msg, ("rank 1 of " + std::to_string(R) + ": boom 1").c_str());
+  EXPECT_EQ(af_comm_agree(c, AF_OK, &e), AF_OK);
   EXPECT_EQ(af_comm_barrier(c, 0, &err), AF_OK) << err.msg;
   af_comm_free(c);
 }
