@@ -1,9 +1,16 @@
 /* The op interface: one function per op, explicit shapes, a device handle.
  *
- * Every op exists as a CPU implementation (kernels/cpu/<op>.c, af_cpu_*) and,
- * where written, a CUDA one (kernels/cuda/<op>.cu, af_cuda_*). The af_op_*
- * entry points in kernels/ops.c dispatch on dev->backend; pointers are host
+ * Every backend fills a table of its ops (kernels/ops_table.h: the CPU's in
+ * kernels/cpu/backend.c, CUDA's in kernels/cuda/backend.cu). The af_op_*
+ * entry points in kernels/ops.c call through dev->ops; pointers are host
  * memory for AF_BACKEND_CPU and device memory for AF_BACKEND_CUDA.
+ *
+ * Errors: every op returns af_status and takes af_error *err last (NULL: no
+ * message). An op the device's backend does not implement returns
+ * AF_ERR_UNSUPPORTED naming the op and the backend, without touching memory.
+ * Argument and launch errors are returned by the op that met them; a fault
+ * inside a running GPU kernel surfaces at the next af_dev_sync /
+ * af_dev_download of that device (CUDA reports those only then).
  *
  * Dimension names used in every shape comment:
  *   T  tokens in a packed batch (sum of the sequence lengths, no padding)
@@ -25,10 +32,19 @@ extern "C" {
 
 typedef enum { AF_BACKEND_CPU = 0, AF_BACKEND_CUDA = 1 } af_backend;
 
+/* Limits every backend shares (the one place they are written down). */
+/* Longest sequence of the attention ops: the CPU kernels keep one (L) row of
+ * scores on the stack; BERT-family position tables are 512. Model loading
+ * refuses max_position_embeddings above it. */
+#define AF_ATTN_MAX_LEN 1024
+
+typedef struct af_backend_ops af_backend_ops; /* kernels/ops_table.h */
+
 typedef struct af_device {
   af_backend backend;
-  int n_threads;     /* CPU threads for our kernels (0 = OpenMP default) */
-  void *cuda;        /* af_cuda_context* when backend == AF_BACKEND_CUDA */
+  int n_threads;             /* CPU threads for our kernels (0 = OpenMP default) */
+  void *ctx;                 /* the backend's context: af_cuda_context* for CUDA, NULL on the CPU */
+  const af_backend_ops *ops; /* the backend's op table */
 } af_device;
 
 /* A CPU device with n_threads threads (0: all cores). */
@@ -55,25 +71,27 @@ af_status af_dev_sync(const af_device *dev, af_error *err);
 
 /* out[t] = wte[ids[t]] + wpe[pos[t]] + wtt[type_ids[t]] (type_ids NULL: type 0).
  * out (T, C); ids, pos (T); wte (V, C); wpe (P, C); wtt (TT, C). */
-void af_op_embedding_forward(const af_device *dev, float *out, const int32_t *ids,
-                             const int32_t *pos, const int32_t *type_ids, const float *wte,
-                             const float *wpe, const float *wtt, int T, int C);
+af_status af_op_embedding_forward(const af_device *dev, float *out, const int32_t *ids,
+                                  const int32_t *pos, const int32_t *type_ids, const float *wte,
+                                  const float *wpe, const float *wtt, int T, int C, af_error *err);
 
 /* LayerNorm over the last dim. out, inp (N, C); w, b (C); mean, rstd (N) may be
  * NULL (they are saved for the backward pass when given). */
-void af_op_layernorm_forward(const af_device *dev, float *out, float *mean, float *rstd,
-                             const float *inp, const float *w, const float *b, int N, int C,
-                             float eps);
+af_status af_op_layernorm_forward(const af_device *dev, float *out, float *mean, float *rstd,
+                                  const float *inp, const float *w, const float *b, int N, int C,
+                                  float eps, af_error *err);
 
 /* out (N, OC) = inp (N, IC) @ w^T (w: OC, IC) + bias (OC, may be NULL). */
-void af_op_linear_forward(const af_device *dev, float *out, const float *inp, const float *w,
-                          const float *bias, int N, int IC, int OC);
+af_status af_op_linear_forward(const af_device *dev, float *out, const float *inp, const float *w,
+                               const float *bias, int N, int IC, int OC, af_error *err);
 
 /* Exact (erf) GELU, elementwise over n values. out may equal inp. */
-void af_op_gelu_forward(const af_device *dev, float *out, const float *inp, int64_t n);
+af_status af_op_gelu_forward(const af_device *dev, float *out, const float *inp, int64_t n,
+                             af_error *err);
 
 /* out = a + b elementwise over n values (out may alias a or b). */
-void af_op_add_forward(const af_device *dev, float *out, const float *a, const float *b, int64_t n);
+af_status af_op_add_forward(const af_device *dev, float *out, const float *a, const float *b,
+                            int64_t n, af_error *err);
 
 /* Multi-head self-attention over packed variable-length sequences.
  * qkv (T, 3C): per token [q(C) | k(C) | v(C)], each split into NH heads of HS.
@@ -82,21 +100,21 @@ void af_op_add_forward(const af_device *dev, float *out, const float *a, const f
  *   sequence b and head h as an (L_b, L_b) block at offset
  *   NH * sum_{b'<b} L_b'^2 + h * L_b^2 (af_attention_probs_size gives the total).
  * Attention is within each sequence only; no padding anywhere. */
-void af_op_attention_forward(const af_device *dev, float *out, float *probs, const float *qkv,
-                             const int32_t *cu_seqlens, int B, int C, int NH);
+af_status af_op_attention_forward(const af_device *dev, float *out, float *probs, const float *qkv,
+                                  const int32_t *cu_seqlens, int B, int C, int NH, af_error *err);
 int64_t af_attention_probs_size(const int32_t *cu_seqlens_host, int B, int NH);
 
 /* Pooling of each sequence. out (B, C); inp (T, C). mean: average over the
  * sequence's tokens; cls: its first token. */
-void af_op_mean_pool_forward(const af_device *dev, float *out, const float *inp,
-                             const int32_t *cu_seqlens, int B, int C);
-void af_op_cls_pool_forward(const af_device *dev, float *out, const float *inp,
-                            const int32_t *cu_seqlens, int B, int C);
+af_status af_op_mean_pool_forward(const af_device *dev, float *out, const float *inp,
+                                  const int32_t *cu_seqlens, int B, int C, af_error *err);
+af_status af_op_cls_pool_forward(const af_device *dev, float *out, const float *inp,
+                                 const int32_t *cu_seqlens, int B, int C, af_error *err);
 
 /* Row-wise L2 normalisation: out[i] = inp[i] / max(||inp[i]||, 1e-12) (as
  * torch.nn.functional.normalize). out, inp (N, C); norms (N) may be NULL. */
-void af_op_l2norm_forward(const af_device *dev, float *out, float *norms, const float *inp, int N,
-                          int C);
+af_status af_op_l2norm_forward(const af_device *dev, float *out, float *norms, const float *inp,
+                               int N, int C, af_error *err);
 
 /* ---- CPU implementations (kernels/cpu) -------------------------------------- */
 void af_cpu_embedding_forward(float *out, const int32_t *ids, const int32_t *pos,
@@ -108,8 +126,8 @@ void af_cpu_linear_forward(float *out, const float *inp, const float *w, const f
                            int IC, int OC);
 void af_cpu_gelu_forward(float *out, const float *inp, int64_t n);
 void af_cpu_add_forward(float *out, const float *a, const float *b, int64_t n);
-void af_cpu_attention_forward(float *out, float *probs, const float *qkv,
-                              const int32_t *cu_seqlens, int B, int C, int NH);
+void af_cpu_attention_forward(float *out, float *probs, const float *qkv, const int32_t *cu_seqlens,
+                              int B, int C, int NH);
 void af_cpu_mean_pool_forward(float *out, const float *inp, const int32_t *cu_seqlens, int B,
                               int C);
 void af_cpu_cls_pool_forward(float *out, const float *inp, const int32_t *cu_seqlens, int B, int C);

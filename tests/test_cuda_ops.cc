@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "ops.h"
+#include "ops_backward.h"
 
 namespace {
 
@@ -149,8 +150,9 @@ TEST_F(CudaOps, Embedding) {
     af_cpu_embedding_forward(ref.data(), ids.data(), pos.data(), c.types ? tt.data() : nullptr,
                              wte.data(), wpe.data(), wtt.data(), c.T, c.C);
     float *out = poisoned(ref.size());
-    af_op_embedding_forward(&dev, out, up(ids), up(pos), c.types ? up(tt) : nullptr, up(wte),
-                            up(wpe), up(wtt), c.T, c.C);
+    EXPECT_EQ(af_op_embedding_forward(&dev, out, up(ids), up(pos), c.types ? up(tt) : nullptr,
+                                      up(wte), up(wpe), up(wtt), c.T, c.C, nullptr),
+              AF_OK);
     EXPECT_CLOSE(down(out, ref.size()), ref, "embedding");
   }
 }
@@ -168,7 +170,9 @@ TEST_F(CudaOps, LayerNorm) {
                              c.C, 1e-12f);
     float *out = poisoned(x.size());
     float *m = c.save ? poisoned(c.N) : nullptr, *r = c.save ? poisoned(c.N) : nullptr;
-    af_op_layernorm_forward(&dev, out, m, r, up(x), up(w), up(b), c.N, c.C, 1e-12f);
+    EXPECT_EQ(
+        af_op_layernorm_forward(&dev, out, m, r, up(x), up(w), up(b), c.N, c.C, 1e-12f, nullptr),
+        AF_OK);
     EXPECT_CLOSE(down(out, x.size()), ref, "layernorm out");
     if (c.save) {
       EXPECT_CLOSE(down(m, c.N), rm, "layernorm mean");
@@ -190,7 +194,9 @@ TEST_F(CudaOps, Linear) {
     af_cpu_linear_forward(ref.data(), x.data(), w.data(), c.bias ? b.data() : nullptr, c.N, c.IC,
                           c.OC);
     float *out = poisoned(ref.size());
-    af_op_linear_forward(&dev, out, up(x), up(w), c.bias ? up(b) : nullptr, c.N, c.IC, c.OC);
+    EXPECT_EQ(af_op_linear_forward(&dev, out, up(x), up(w), c.bias ? up(b) : nullptr, c.N, c.IC,
+                                   c.OC, nullptr),
+              AF_OK);
     EXPECT_CLOSE(down(out, ref.size()), ref, "linear");
   }
 }
@@ -202,11 +208,11 @@ TEST_F(CudaOps, Gelu) {
     std::vector<float> ref(n + 1);
     af_cpu_gelu_forward(ref.data(), x.data(), n + 1);
     float *out = poisoned(n + 1);
-    af_op_gelu_forward(&dev, out, up(x), n + 1);
+    EXPECT_EQ(af_op_gelu_forward(&dev, out, up(x), n + 1, nullptr), AF_OK);
     EXPECT_CLOSE(down(out, n + 1), ref, "gelu");
     // In place, starting one float in: the misaligned (scalar) path.
     float *io = up(x);
-    af_op_gelu_forward(&dev, io + 1, io + 1, n);
+    EXPECT_EQ(af_op_gelu_forward(&dev, io + 1, io + 1, n, nullptr), AF_OK);
     auto got = down(io, n + 1);
     EXPECT_EQ(got[0], x[0]) << "gelu wrote before its start";
     std::vector<float> tail_got(got.begin() + 1, got.end()), tail_ref(ref.begin() + 1, ref.end());
@@ -222,9 +228,10 @@ TEST_F(CudaOps, Add) {
     af_cpu_add_forward(ref.data(), a.data(), b.data(), n);
     float *out = poisoned(n);
     float *da = up(a), *db = up(b);
-    af_op_add_forward(&dev, out, da, db, n);
+    EXPECT_EQ(af_op_add_forward(&dev, out, da, db, n, nullptr), AF_OK);
     EXPECT_CLOSE(down(out, n), ref, "add");
-    af_op_add_forward(&dev, da, da, db, n);  // out aliases a (the residual update)
+    EXPECT_EQ(af_op_add_forward(&dev, da, da, db, n, nullptr),
+              AF_OK); // out aliases a (the residual update)
     EXPECT_CLOSE(down(da, n), ref, "add in place");
   }
 }
@@ -242,7 +249,7 @@ class CudaAttention : public CudaOps {
     af_cpu_attention_forward(ref.data(), rp.data(), qkv.data(), cu.data(), B, C, NH);
     float *out = poisoned(ref.size());
     float *probs = with_probs ? poisoned(np) : nullptr;
-    af_op_attention_forward(&dev, out, probs, up(qkv), up(cu), B, C, NH);
+    EXPECT_EQ(af_op_attention_forward(&dev, out, probs, up(qkv), up(cu), B, C, NH, nullptr), AF_OK);
     EXPECT_CLOSE(down(out, ref.size()), ref, "attention out");
     if (with_probs) EXPECT_CLOSE(down(probs, np), rp, "attention probs");
   }
@@ -268,24 +275,34 @@ TEST_F(CudaAttention, OddHeadSize) { run_case({1, 2, 130, 7, 33}, 39, 3); }     
 TEST_F(CudaAttention, HeadSize64) { run_case({1, 129, 64, 200}, 128, 2); }        // BERT-base heads
 TEST_F(CudaAttention, HeadSize128) { run_case({3, 40, 33, 1}, 256, 2); }
 
-TEST_F(CudaAttention, TooLargeHeadIsReportedAtSync) {
+TEST_F(CudaAttention, TooLargeHeadIsReportedByTheOp) {
   std::vector<int> lens = {4};
   auto cu = cu_from_lengths(lens);
   const int C = 512, NH = 2;  // HS = 256
   auto qkv = randu(g, (size_t)4 * 3 * C);
   float *out = poisoned(4 * C);
-  af_op_attention_forward(&dev, out, nullptr, up(qkv), up(cu), 1, C, NH);
   af_error e{};
-  EXPECT_EQ(af_dev_sync(&dev, &e), AF_ERR_UNSUPPORTED);
+  EXPECT_EQ(af_op_attention_forward(&dev, out, nullptr, up(qkv), up(cu), 1, C, NH, &e),
+            AF_ERR_UNSUPPORTED);
   EXPECT_NE(std::string(e.msg).find("head size 256"), std::string::npos) << e.msg;
-  // Reported once, then the context works again.
+  // Reported once (by the op), then the context works again.
   EXPECT_EQ(af_dev_sync(&dev, &e), AF_OK) << e.msg;
   auto x = randu(g, 10), y = randu(g, 10);
   std::vector<float> ref(10);
   af_cpu_add_forward(ref.data(), x.data(), y.data(), 10);
   float *o = poisoned(10);
-  af_op_add_forward(&dev, o, up(x), up(y), 10);
+  EXPECT_EQ(af_op_add_forward(&dev, o, up(x), up(y), 10, &e), AF_OK) << e.msg;
   EXPECT_CLOSE(down(o, 10), ref, "add after a reported error");
+}
+
+// The CUDA backend has no training ops yet: they are refused by name, not skipped.
+TEST_F(CudaOps, MissingBackwardOpIsAnError) {
+  float *dx = poisoned(10);
+  af_error e{};
+  EXPECT_EQ(af_op_gelu_backward(&dev, dx, dx, dx, 10, &e), AF_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(e.msg).find("gelu_backward"), std::string::npos) << e.msg;
+  EXPECT_NE(std::string(e.msg).find("cuda"), std::string::npos) << e.msg;
+  EXPECT_EQ(af_backward_supported(&dev), 0);
 }
 
 TEST_F(CudaOps, Pooling) {
@@ -305,8 +322,8 @@ TEST_F(CudaOps, Pooling) {
       float *om = poisoned(rm.size()), *oc = poisoned(rc.size());
       float *dx = up(x);
       int32_t *dcu = up(cu);
-      af_op_mean_pool_forward(&dev, om, dx, dcu, B, C);
-      af_op_cls_pool_forward(&dev, oc, dx, dcu, B, C);
+      EXPECT_EQ(af_op_mean_pool_forward(&dev, om, dx, dcu, B, C, nullptr), AF_OK);
+      EXPECT_EQ(af_op_cls_pool_forward(&dev, oc, dx, dcu, B, C, nullptr), AF_OK);
       EXPECT_CLOSE(down(om, rm.size()), rm, "mean pool");
       EXPECT_CLOSE(down(oc, rc.size()), rc, "cls pool");
     }
@@ -321,7 +338,7 @@ TEST_F(CudaOps, MeanPoolEmptySequenceGivesZero) {
   std::vector<float> ref(3 * C);
   af_cpu_mean_pool_forward(ref.data(), x.data(), cu.data(), 3, C);
   float *o = poisoned(ref.size());
-  af_op_mean_pool_forward(&dev, o, up(x), up(cu), 3, C);
+  EXPECT_EQ(af_op_mean_pool_forward(&dev, o, up(x), up(cu), 3, C, nullptr), AF_OK);
   auto got = down(o, ref.size());
   EXPECT_CLOSE(got, ref, "mean pool with an empty sequence");
   for (int c = 0; c < C; c++) EXPECT_EQ(got[C + c], 0.f);
@@ -337,7 +354,7 @@ TEST_F(CudaOps, L2Norm) {
     af_cpu_l2norm_forward(ref.data(), rn.data(), x.data(), c.N, c.C);
     float *out = poisoned(x.size());
     float *nrm = c.norms ? poisoned(c.N) : nullptr;
-    af_op_l2norm_forward(&dev, out, nrm, up(x), c.N, c.C);
+    EXPECT_EQ(af_op_l2norm_forward(&dev, out, nrm, up(x), c.N, c.C, nullptr), AF_OK);
     EXPECT_CLOSE(down(out, x.size()), ref, "l2norm out");
     if (c.norms) EXPECT_CLOSE(down(nrm, c.N), rn, "l2norm norms");
   }

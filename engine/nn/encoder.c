@@ -139,43 +139,43 @@ af_status af_encoder_forward(af_encoder *e, const af_batch *b, float *out, float
   AF_TRY(af_dev_upload(d, e->cu, b->cu_seqlens, sizeof(int32_t) * (B + 1), err));
 
   // x (T, C) = LayerNorm(wte[ids] + wpe[pos] + wtt[0])
-  af_op_embedding_forward(d, e->h, e->ids, e->pos, NULL, P(e, w->wte), P(e, w->wpe), P(e, w->wtt),
-                          T, C);
-  af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, w->ln_w), P(e, w->ln_b), T, C,
-                          c->layer_norm_eps);
+  AF_TRY(af_op_embedding_forward(d, e->h, e->ids, e->pos, NULL, P(e, w->wte), P(e, w->wpe),
+                                 P(e, w->wtt), T, C, err));
+  AF_TRY(af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, w->ln_w), P(e, w->ln_b), T, C,
+                                 c->layer_norm_eps, err));
   if (hidden)
     AF_TRY(af_dev_download(d, hidden, e->x, sizeof(float) * TC, err));
 
   for (int l = 0; l < c->num_layers; l++) {
     const af_layer_params *p = &w->layers[l];
     // qkv (T, 3C) = x W_qkv^T + b_qkv
-    af_op_linear_forward(d, e->qkv, e->x, P(e, p->qkv_w), P(e, p->qkv_b), T, C, 3 * C);
+    AF_TRY(af_op_linear_forward(d, e->qkv, e->x, P(e, p->qkv_w), P(e, p->qkv_b), T, C, 3 * C, err));
     // att (T, C): softmax(q k^T / sqrt(HS)) v within each sequence
-    af_op_attention_forward(d, e->att, NULL, e->qkv, e->cu, B, C, NH);
+    AF_TRY(af_op_attention_forward(d, e->att, NULL, e->qkv, e->cu, B, C, NH, err));
     // h (T, C) = LN1(att W_o^T + b_o + x)
-    af_op_linear_forward(d, e->h, e->att, P(e, p->ao_w), P(e, p->ao_b), T, C, C);
-    af_op_add_forward(d, e->h, e->h, e->x, (int64_t)TC);
-    af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, p->ln1_w), P(e, p->ln1_b), T, C,
-                            c->layer_norm_eps);
+    AF_TRY(af_op_linear_forward(d, e->h, e->att, P(e, p->ao_w), P(e, p->ao_b), T, C, C, err));
+    AF_TRY(af_op_add_forward(d, e->h, e->h, e->x, (int64_t)TC, err));
+    AF_TRY(af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, p->ln1_w), P(e, p->ln1_b), T, C,
+                                   c->layer_norm_eps, err));
     // ffn (T, F) = gelu(x W_fc^T + b_fc)
-    af_op_linear_forward(d, e->ffn, e->x, P(e, p->fc_w), P(e, p->fc_b), T, C, F);
-    af_op_gelu_forward(d, e->ffn, e->ffn, (int64_t)T * F);
+    AF_TRY(af_op_linear_forward(d, e->ffn, e->x, P(e, p->fc_w), P(e, p->fc_b), T, C, F, err));
+    AF_TRY(af_op_gelu_forward(d, e->ffn, e->ffn, (int64_t)T * F, err));
     // x (T, C) = LN2(ffn W_proj^T + b_proj + x)
-    af_op_linear_forward(d, e->h, e->ffn, P(e, p->proj_w), P(e, p->proj_b), T, F, C);
-    af_op_add_forward(d, e->h, e->h, e->x, (int64_t)TC);
-    af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, p->ln2_w), P(e, p->ln2_b), T, C,
-                            c->layer_norm_eps);
+    AF_TRY(af_op_linear_forward(d, e->h, e->ffn, P(e, p->proj_w), P(e, p->proj_b), T, F, C, err));
+    AF_TRY(af_op_add_forward(d, e->h, e->h, e->x, (int64_t)TC, err));
+    AF_TRY(af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, p->ln2_w), P(e, p->ln2_b), T, C,
+                                   c->layer_norm_eps, err));
     if (hidden)
       AF_TRY(af_dev_download(d, hidden + (size_t)(l + 1) * TC, e->x, sizeof(float) * TC, err));
   }
 
   // pooled (B, C)
   if (c->pooling == AF_POOL_CLS)
-    af_op_cls_pool_forward(d, e->pooled, e->x, e->cu, B, C);
+    AF_TRY(af_op_cls_pool_forward(d, e->pooled, e->x, e->cu, B, C, err));
   else
-    af_op_mean_pool_forward(d, e->pooled, e->x, e->cu, B, C);
+    AF_TRY(af_op_mean_pool_forward(d, e->pooled, e->x, e->cu, B, C, err));
   if (c->normalize)
-    af_op_l2norm_forward(d, e->pooled, NULL, e->pooled, B, C);
+    AF_TRY(af_op_l2norm_forward(d, e->pooled, NULL, e->pooled, B, C, err));
   AF_TRY(af_dev_download(d, out, e->pooled, sizeof(float) * (size_t)B * C, err));
   return af_dev_sync(d, err);
 }

@@ -13,7 +13,7 @@
  * Dropout follows Hugging Face's BertModel in train mode: hidden dropout
  * after the embeddings' LayerNorm, after the attention output dense and after
  * the FFN output dense (before each residual add), and attention-probability
- * dropout on the softmax (engine/train_attention.c). Masks come from Philox
+ * dropout on the softmax (af_op_attention_dropout_forward, kernels/ops_backward.h). Masks come from Philox
  * (engine/philox.h) with key = seed and
  *   stream = micro * AF_TRAIN_DROPOUT_SITES(L) + site,
  * site 0 = embeddings, 1 + 3l = layer l attention probabilities, 2 + 3l =
@@ -109,16 +109,6 @@ af_status af_trainer_accumulate(af_trainer *t, const af_batch *pairs, uint64_t m
  * mean gradient before clipping. */
 af_status af_trainer_step(af_trainer *t, int n_micro, double *lr, double *grad_norm,
                           af_error *err);
-
-/* ---- attention-probability dropout (engine/train_attention.c) ------------------
- * probs: the undropped softmax saved by af_op_attention_forward (layout of
- * ops.h). forward: out (T, C) = (m ⊙ P / (1 - p)) V. backward: dqkv (T, 3C) +=. */
-void af_train_attention_dropout_forward(float *out, const float *probs, const float *qkv,
-                                        const int32_t *cu_seqlens, int B, int C, int NH, float p,
-                                        uint64_t seed, uint64_t stream);
-void af_train_attention_dropout_backward(float *dqkv, const float *dout, const float *qkv,
-                                         const float *probs, const int32_t *cu_seqlens, int B,
-                                         int C, int NH, float p, uint64_t seed, uint64_t stream);
 
 /* ---- checkpoints (engine/train_checkpoint.c) -------------------------------- */
 

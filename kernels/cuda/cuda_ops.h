@@ -1,5 +1,6 @@
 /* CUDA implementations of the ops in ops.h (kernels/cuda/<op>.cu), plus the
- * CUDA context behind af_device.cuda. Plain C declarations: included from C
+ * CUDA context behind af_device.ctx. The backend table
+ * (backend.cu) wraps these void ops into af_status entries. Plain C declarations: included from C
  * (kernels/ops.c) and from CUDA sources. All pointers are device memory;
  * every op is queued on the context's stream. Errors of a launch are checked
  * with af_cuda_check_launch / reported by af_dev_sync. */
@@ -26,6 +27,11 @@ void af_cuda_free(af_cuda_context *ctx, void *ptr);
 af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void *src, size_t bytes,
                          int to_device, af_error *err);
 af_status af_cuda_sync(af_cuda_context *ctx, af_error *err);
+/* Makes ctx's GPU the calling thread's current device (every table entry
+ * calls it first). */
+af_status af_cuda_enter(af_cuda_context *ctx, af_error *err);
+/* Returns, and clears, the first error a void af_cuda_* op recorded. */
+af_status af_cuda_take_pending(af_cuda_context *ctx, af_error *err);
 
 void af_cuda_embedding_forward(af_cuda_context *ctx, float *out, const int32_t *ids,
                                const int32_t *pos, const int32_t *type_ids, const float *wte,

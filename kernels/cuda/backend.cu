@@ -1,0 +1,116 @@
+/* The CUDA backend's op table (ops_table.h). Each entry makes the context's
+ * GPU current (af_cuda_enter), queues the op on the context's stream, and
+ * returns the error the op recorded (an argument it cannot handle, a failed
+ * launch or cuBLAS call) at once; a fault inside a running kernel surfaces at
+ * the next sync or download. The training ops are NULL until CUDA kernels
+ * for them exist: af_op_* then reports "op ... is not implemented by the cuda
+ * backend". */
+#include "cuda_ops.h"
+#include "ops_table.h"
+
+#define CTX(v) ((af_cuda_context *)(v))
+
+/* Runs `call` (a void af_cuda_* op) on the context's device; returns its error. */
+#define RUN(v, err, call)                                                                          \
+  do {                                                                                             \
+    AF_TRY(af_cuda_enter(CTX(v), (err)));                                                          \
+    call;                                                                                          \
+    return af_cuda_take_pending(CTX(v), (err));                                                    \
+  } while (0)
+
+/* ---- memory ------------------------------------------------------------------ */
+
+static void *cu_malloc(void *v, size_t bytes, af_error *err) {
+  if (af_cuda_enter(CTX(v), err) != AF_OK)
+    return NULL;
+  return af_cuda_malloc(CTX(v), bytes, err);
+}
+
+static void cu_free(void *v, void *ptr) {
+  // A failure of cudaFree is recorded in the context (reported at the next sync).
+  if (af_cuda_enter(CTX(v), NULL) == AF_OK)
+    af_cuda_free(CTX(v), ptr);
+}
+
+static af_status cu_memcpy(void *v, void *dst, const void *src, size_t bytes, int to_device,
+                           af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_memcpy(CTX(v), dst, src, bytes, to_device, err);
+}
+
+static af_status cu_sync(void *v, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_sync(CTX(v), err);
+}
+
+/* ---- forward ------------------------------------------------------------------ */
+
+static af_status cu_embedding_forward(void *v, float *out, const int32_t *ids, const int32_t *pos,
+                                      const int32_t *type_ids, const float *wte, const float *wpe,
+                                      const float *wtt, int T, int C, af_error *err) {
+  RUN(v, err, af_cuda_embedding_forward(CTX(v), out, ids, pos, type_ids, wte, wpe, wtt, T, C));
+}
+
+static af_status cu_layernorm_forward(void *v, float *out, float *mean, float *rstd,
+                                      const float *inp, const float *w, const float *b, int N,
+                                      int C, float eps, af_error *err) {
+  RUN(v, err, af_cuda_layernorm_forward(CTX(v), out, mean, rstd, inp, w, b, N, C, eps));
+}
+
+static af_status cu_linear_forward(void *v, float *out, const float *inp, const float *w,
+                                   const float *bias, int N, int IC, int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_forward(CTX(v), out, inp, w, bias, N, IC, OC));
+}
+
+static af_status cu_gelu_forward(void *v, float *out, const float *inp, int64_t n,
+                                 af_error *err) {
+  RUN(v, err, af_cuda_gelu_forward(CTX(v), out, inp, n));
+}
+
+static af_status cu_add_forward(void *v, float *out, const float *a, const float *b, int64_t n,
+                                af_error *err) {
+  RUN(v, err, af_cuda_add_forward(CTX(v), out, a, b, n));
+}
+
+static af_status cu_attention_forward(void *v, float *out, float *probs, const float *qkv,
+                                      const int32_t *cu, int B, int C, int NH, af_error *err) {
+  RUN(v, err, af_cuda_attention_forward(CTX(v), out, probs, qkv, cu, B, C, NH));
+}
+
+static af_status cu_mean_pool_forward(void *v, float *out, const float *inp, const int32_t *cu,
+                                      int B, int C, af_error *err) {
+  RUN(v, err, af_cuda_mean_pool_forward(CTX(v), out, inp, cu, B, C));
+}
+
+static af_status cu_cls_pool_forward(void *v, float *out, const float *inp, const int32_t *cu,
+                                     int B, int C, af_error *err) {
+  RUN(v, err, af_cuda_cls_pool_forward(CTX(v), out, inp, cu, B, C));
+}
+
+static af_status cu_l2norm_forward(void *v, float *out, float *norms, const float *inp, int N,
+                                   int C, af_error *err) {
+  RUN(v, err, af_cuda_l2norm_forward(CTX(v), out, norms, inp, N, C));
+}
+
+/* The table, filled member by member (C++17 has no designated initialisers);
+ * the training ops stay NULL: not implemented on CUDA yet. */
+static af_backend_ops cuda_table(void) {
+  af_backend_ops t = {};
+  t.name = "cuda";
+  t.malloc = cu_malloc;
+  t.free = cu_free;
+  t.memcpy = cu_memcpy;
+  t.sync = cu_sync;
+  t.embedding_forward = cu_embedding_forward;
+  t.layernorm_forward = cu_layernorm_forward;
+  t.linear_forward = cu_linear_forward;
+  t.gelu_forward = cu_gelu_forward;
+  t.add_forward = cu_add_forward;
+  t.attention_forward = cu_attention_forward;
+  t.mean_pool_forward = cu_mean_pool_forward;
+  t.cls_pool_forward = cu_cls_pool_forward;
+  t.l2norm_forward = cu_l2norm_forward;
+  return t;
+}
+
+extern "C" const af_backend_ops af_cuda_backend_ops = cuda_table();
