@@ -80,6 +80,35 @@ af_status af_op_l2norm_forward(const af_device *dev, float *out, float *norms, c
   return AF_OP_CALL(dev, l2norm_forward, err, out, norms, inp, N, C);
 }
 
+/* ---- bf16 inference ops --------------------------------------------------------- */
+
+af_status af_op_cast_bf16(const af_device *dev, uint16_t *out, const float *inp, int64_t n,
+                          af_error *err) {
+  return AF_OP_CALL(dev, cast_bf16, err, out, inp, n);
+}
+
+af_status af_op_linear_bf16_forward(const af_device *dev, float *out, const uint16_t *inp,
+                                    const uint16_t *w, const float *bias, int N, int IC, int OC,
+                                    af_error *err) {
+  return AF_OP_CALL(dev, linear_bf16_forward, err, out, inp, w, bias, N, IC, OC);
+}
+
+af_status af_op_bias_gelu_bf16_forward(const af_device *dev, uint16_t *out, const float *inp,
+                                       const float *bias, int N, int C, af_error *err) {
+  return AF_OP_CALL(dev, bias_gelu_bf16_forward, err, out, inp, bias, N, C);
+}
+
+af_status af_op_add_layernorm_forward(const af_device *dev, float *out, uint16_t *out_bf16,
+                                      const float *a, const float *b, const float *w,
+                                      const float *beta, int N, int C, float eps, af_error *err) {
+  return AF_OP_CALL(dev, add_layernorm_forward, err, out, out_bf16, a, b, w, beta, N, C, eps);
+}
+
+af_status af_op_mean_pool_l2norm_forward(const af_device *dev, float *out, const float *inp,
+                                         const int32_t *cu_seqlens, int B, int C, af_error *err) {
+  return AF_OP_CALL(dev, mean_pool_l2norm_forward, err, out, inp, cu_seqlens, B, C);
+}
+
 /* ---- device memory ----------------------------------------------------------- */
 
 void *af_dev_malloc(const af_device *dev, size_t bytes, af_error *err) {

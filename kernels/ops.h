@@ -116,6 +116,46 @@ af_status af_op_cls_pool_forward(const af_device *dev, float *out, const float *
 af_status af_op_l2norm_forward(const af_device *dev, float *out, float *norms, const float *inp,
                                int N, int C, af_error *err);
 
+/* ---- bf16 inference ops -------------------------------------------------------
+ * bf16 tensors are uint16_t arrays: the upper 16 bits of an fp32, rounded to
+ * nearest even (af_bf16_from_f32; CUDA's __float2bfloat16_rn). The bf16 path
+ * keeps the residual stream, LayerNorm statistics, softmax and every
+ * accumulation in fp32; only GEMM inputs (weights and activations) are bf16.
+ * The CPU backend runs them as an exact emulation (bf16 inputs widened to fp32,
+ * whose products of two bf16 are exact, fp32 sums): the reference of the GPU. */
+
+/* Round to nearest even; NaN stays a (quiet) NaN of the same sign; values at or
+ * above the midpoint between the largest bf16 and 2^128 become infinity. */
+uint16_t af_bf16_from_f32(float x);
+float af_f32_from_bf16(uint16_t h);
+
+/* out (n) = bf16(inp (n)). */
+af_status af_op_cast_bf16(const af_device *dev, uint16_t *out, const float *inp, int64_t n,
+                          af_error *err);
+
+/* out (N, OC) fp32 = inp (N, IC) bf16 @ w^T (w: OC, IC bf16) + bias (OC fp32, may
+ * be NULL); products and sums in fp32 (tensor cores on CUDA, cuBLASLt with the
+ * bias in its epilogue). */
+af_status af_op_linear_bf16_forward(const af_device *dev, float *out, const uint16_t *inp,
+                                    const uint16_t *w, const float *bias, int N, int IC, int OC,
+                                    af_error *err);
+
+/* out (N, C) bf16 = bf16(gelu(inp (N, C) + bias (C))), exact (erf) GELU in fp32. */
+af_status af_op_bias_gelu_bf16_forward(const af_device *dev, uint16_t *out, const float *inp,
+                                       const float *bias, int N, int C, af_error *err);
+
+/* out (N, C) = LayerNorm(a + b) with fp32 statistics (two passes, as
+ * af_op_layernorm_forward); b may be NULL (plain LayerNorm). out_bf16 (N, C):
+ * bf16(out), or NULL. out may alias a or b. w, beta (C). */
+af_status af_op_add_layernorm_forward(const af_device *dev, float *out, uint16_t *out_bf16,
+                                      const float *a, const float *b, const float *w,
+                                      const float *beta, int N, int C, float eps, af_error *err);
+
+/* out (B, C) = l2normalize(mean over each sequence of inp (T, C)): the mean
+ * pool and the L2 norm in one pass (an empty sequence gives a zero row). */
+af_status af_op_mean_pool_l2norm_forward(const af_device *dev, float *out, const float *inp,
+                                         const int32_t *cu_seqlens, int B, int C, af_error *err);
+
 /* ---- CPU implementations (kernels/cpu) -------------------------------------- */
 void af_cpu_embedding_forward(float *out, const int32_t *ids, const int32_t *pos,
                               const int32_t *type_ids, const float *wte, const float *wpe,
@@ -132,6 +172,11 @@ void af_cpu_mean_pool_forward(float *out, const float *inp, const int32_t *cu_se
                               int C);
 void af_cpu_cls_pool_forward(float *out, const float *inp, const int32_t *cu_seqlens, int B, int C);
 void af_cpu_l2norm_forward(float *out, float *norms, const float *inp, int N, int C);
+void af_cpu_cast_bf16(uint16_t *out, const float *inp, int64_t n);
+void af_cpu_bias_gelu_bf16_forward(uint16_t *out, const float *inp, const float *bias, int N,
+                                   int C);
+void af_cpu_add_layernorm_forward(float *out, uint16_t *out_bf16, const float *a, const float *b,
+                                  const float *w, const float *beta, int N, int C, float eps);
 
 #ifdef __cplusplus
 }

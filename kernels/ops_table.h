@@ -56,6 +56,18 @@ struct af_backend_ops {
   af_status (*l2norm_forward)(void *ctx, float *out, float *norms, const float *inp, int N, int C,
                               af_error *err);
 
+  /* ---- bf16 inference (ops.h) ---- */
+  af_status (*cast_bf16)(void *ctx, uint16_t *out, const float *inp, int64_t n, af_error *err);
+  af_status (*linear_bf16_forward)(void *ctx, float *out, const uint16_t *inp, const uint16_t *w,
+                                   const float *bias, int N, int IC, int OC, af_error *err);
+  af_status (*bias_gelu_bf16_forward)(void *ctx, uint16_t *out, const float *inp,
+                                      const float *bias, int N, int C, af_error *err);
+  af_status (*add_layernorm_forward)(void *ctx, float *out, uint16_t *out_bf16, const float *a,
+                                     const float *b, const float *w, const float *beta, int N,
+                                     int C, float eps, af_error *err);
+  af_status (*mean_pool_l2norm_forward)(void *ctx, float *out, const float *inp,
+                                        const int32_t *cu_seqlens, int B, int C, af_error *err);
+
   /* ---- training (ops_backward.h) ---- */
   af_status (*dropout_forward)(void *ctx, float *out, const float *inp, int64_t n, float p_drop,
                                uint64_t seed, uint64_t stream, af_error *err);

@@ -360,4 +360,136 @@ TEST_F(CudaOps, L2Norm) {
   }
 }
 
+
+// ---- bf16 ops against their CPU twins (kernels/cpu/bf16.c) --------------------
+// bf16 outputs: within 1 bf16 ulp of the CPU's, and at most 0.1% of elements
+// differ at all. Why: both round to nearest even, but the fp32 value being
+// rounded may differ by an fp32 ulp (erff, sum order), which flips a bf16
+// rounding only when it sits within 2^-16 relative of a midpoint.
+// fp32 outputs: the 1e-5 relative bound of this file, except linear_bf16:
+// 1e-4, because tensor cores accumulate the (exact) bf16 products in fp32
+// with their own internal ordering and rounding (not IEEE step by step);
+// still 10x below what one bf16 rounding of an input would cost (~4e-3).
+void expect_bf16_close(const std::vector<uint16_t> &got, const std::vector<uint16_t> &ref,
+                       const char *what) {
+  ASSERT_EQ(got.size(), ref.size());
+  size_t diff = 0, far = 0;
+  for (size_t i = 0; i < got.size(); i++) {
+    if (got[i] == ref[i]) continue;
+    diff++;
+    int d = (int)(got[i] & 0x7fff) - (int)(ref[i] & 0x7fff);
+    if ((got[i] & 0x8000) != (ref[i] & 0x8000) || d > 1 || d < -1) far++;
+  }
+  EXPECT_EQ(far, 0u) << what << ": elements more than 1 bf16 ulp apart";
+  EXPECT_LE(diff, got.size() / 1000 + 1) << what << ": " << diff << " elements differ";
+}
+
+class CudaBf16 : public CudaOps {
+ protected:
+  uint16_t *poisoned16(size_t n) { return up(std::vector<uint16_t>(n, 0x7fc1)); }  // NaN
+  std::vector<uint16_t> get16(const uint16_t *d, size_t n) {
+    std::vector<uint16_t> h(n);
+    EXPECT_EQ(af_dev_sync(&dev, &err), AF_OK) << err.msg;
+    EXPECT_EQ(af_dev_download(&dev, h.data(), d, n * sizeof(uint16_t), &err), AF_OK) << err.msg;
+    return h;
+  }
+  std::vector<uint16_t> rand16(size_t n) {
+    auto f = randu(g, n);
+    std::vector<uint16_t> h(n);
+    af_cpu_cast_bf16(h.data(), f.data(), (int64_t)n);
+    return h;
+  }
+};
+
+TEST_F(CudaBf16, CastIsExact) {
+  for (size_t n : {1u, 7u, 100003u}) {
+    auto x = randu(g, n, -100.f, 100.f);
+    x[0] = 1.0f + 1.0f / 256;  // a tie
+    std::vector<uint16_t> ref(n);
+    af_cpu_cast_bf16(ref.data(), x.data(), (int64_t)n);
+    uint16_t *o = poisoned16(n);
+    EXPECT_EQ(af_op_cast_bf16(&dev, o, up(x), (int64_t)n, &err), AF_OK) << err.msg;
+    EXPECT_EQ(get16(o, n), ref) << "n=" << n;
+  }
+}
+
+TEST_F(CudaBf16, LinearBf16MatchesTheCpuEmulation) {
+  struct Case { int N, IC, OC; bool bias; };
+  for (Case c : {Case{1, 384, 1152, true}, Case{7, 37, 5, false}, Case{300, 384, 1536, true},
+                 Case{8000, 1536, 384, true}}) {
+    SCOPED_TRACE("N=" + std::to_string(c.N) + " IC=" + std::to_string(c.IC));
+    auto x = rand16((size_t)c.N * c.IC), w = rand16((size_t)c.OC * c.IC);
+    auto b = randu(g, c.OC);
+    std::vector<float> ref((size_t)c.N * c.OC);
+    af_device cpu = af_device_cpu(0);
+    ASSERT_EQ(af_op_linear_bf16_forward(&cpu, ref.data(), x.data(), w.data(),
+                                        c.bias ? b.data() : nullptr, c.N, c.IC, c.OC, &err),
+              AF_OK);
+    float *out = poisoned(ref.size());
+    EXPECT_EQ(af_op_linear_bf16_forward(&dev, out, up(x), up(w), c.bias ? up(b) : nullptr, c.N,
+                                        c.IC, c.OC, &err),
+              AF_OK)
+        << err.msg;
+    auto got = down(out, ref.size());
+    size_t bad;
+    double e = rel_err(got, ref, &bad);
+    EXPECT_EQ(bad, 0u);
+    EXPECT_LE(e, 1e-4);
+  }
+}
+
+TEST_F(CudaBf16, BiasGeluCast) {
+  for (auto [N, C] : {std::pair{1, 1536}, std::pair{300, 37}, std::pair{8000, 1536}}) {
+    auto x = randu(g, (size_t)N * C, -4.f, 4.f), b = randu(g, C);
+    std::vector<uint16_t> ref((size_t)N * C);
+    af_cpu_bias_gelu_bf16_forward(ref.data(), x.data(), b.data(), N, C);
+    uint16_t *o = poisoned16(ref.size());
+    EXPECT_EQ(af_op_bias_gelu_bf16_forward(&dev, o, up(x), up(b), N, C, &err), AF_OK) << err.msg;
+    expect_bf16_close(get16(o, ref.size()), ref, "bias_gelu_bf16");
+  }
+}
+
+TEST_F(CudaBf16, AddLayerNormInPlaceAndPlain) {
+  for (auto [N, C] : {std::pair{1, 384}, std::pair{300, 37}, std::pair{8000, 384}}) {
+    auto a = randu(g, (size_t)N * C, 2.f, 6.f), r = randu(g, (size_t)N * C);
+    auto w = randu(g, C), beta = randu(g, C);
+    for (bool residual : {true, false}) {
+      SCOPED_TRACE("N=" + std::to_string(N) + (residual ? " a+b" : " a"));
+      std::vector<float> ref((size_t)N * C);
+      std::vector<uint16_t> refb(ref.size());
+      af_cpu_add_layernorm_forward(ref.data(), refb.data(), a.data(), residual ? r.data() : nullptr,
+                                   w.data(), beta.data(), N, C, 1e-12f);
+      float *dr = up(r);  // out aliases b, as in the encoder
+      uint16_t *ob = poisoned16(ref.size());
+      float *out = residual ? dr : poisoned(ref.size());
+      EXPECT_EQ(af_op_add_layernorm_forward(&dev, out, ob, up(a), residual ? dr : nullptr, up(w),
+                                            up(beta), N, C, 1e-12f, &err),
+                AF_OK)
+          << err.msg;
+      EXPECT_CLOSE(down(out, ref.size()), ref, "add_layernorm out");
+      expect_bf16_close(get16(ob, ref.size()), refb, "add_layernorm bf16 copy");
+    }
+  }
+}
+
+TEST_F(CudaBf16, MeanPoolL2NormWithAnEmptySequence) {
+  std::uniform_int_distribution<int> ul(1, 40);
+  std::vector<int> lens(300);
+  for (auto &l : lens) l = ul(g);
+  lens[7] = 0;
+  lens[299] = 0;  // empty last sequence
+  auto cu = cu_from_lengths(lens);
+  for (int C : {384, 37, 1000}) {
+    auto x = randu(g, (size_t)cu.back() * C);
+    std::vector<float> ref((size_t)300 * C);
+    af_device cpu = af_device_cpu(0);
+    ASSERT_EQ(af_op_mean_pool_l2norm_forward(&cpu, ref.data(), x.data(), cu.data(), 300, C, &err),
+              AF_OK);
+    float *o = poisoned(ref.size());
+    EXPECT_EQ(af_op_mean_pool_l2norm_forward(&dev, o, up(x), up(cu), 300, C, &err), AF_OK)
+        << err.msg;
+    EXPECT_CLOSE(down(o, ref.size()), ref, "mean_pool_l2norm C=" + std::to_string(C));
+  }
+}
+
 }  // namespace

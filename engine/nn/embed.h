@@ -25,6 +25,7 @@ typedef void (*af_progress_fn)(void *ctx, int64_t done, int64_t total);
 typedef struct {
   int max_len;        /* tokens per text incl. [CLS]/[SEP]; 0 = the model's */
   int batch_tokens;   /* token budget of one packed forward batch (default 8192) */
+  af_precision precision; /* encoder arithmetic (model.h); DEFAULT: bf16 on a GPU, fp32 on the CPU */
   af_progress_fn progress; /* may be NULL */
   void *progress_ctx;
 } af_embed_options;

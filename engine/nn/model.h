@@ -121,6 +121,21 @@ int af_encoder_hidden_size(const af_encoder *enc);
 /* Re-copies the host parameters to the device (after training changed them). */
 af_status af_encoder_sync_params(af_encoder *enc, af_error *err);
 
+/* Arithmetic of the forward pass. FP32: every op in fp32 (the parity mode,
+ * matching Hugging Face to 1e-4). BF16: the GEMMs take bf16 weights (a copy at
+ * the fp32 table's offsets) and bf16 activations with fp32 accumulation; the
+ * residual stream, LayerNorm, softmax, GELU and pooling stay fp32 (ops.h,
+ * "bf16 inference ops"). DEFAULT: BF16 on a GPU, FP32 on the CPU (where BF16
+ * is an exact but slow emulation, for tests). */
+typedef enum { AF_PRECISION_DEFAULT = 0, AF_PRECISION_FP32 = 1, AF_PRECISION_BF16 = 2 } af_precision;
+
+/* Parses "fp32" / "bf16" (field names the flag in the error). */
+af_status af_precision_parse(const char *s, const char *field, af_precision *out, af_error *err);
+/* FP32 or BF16: what DEFAULT means on dev. */
+af_precision af_precision_resolve(af_precision p, const af_device *dev);
+/* Switches the encoder's precision (BF16 makes and uploads the bf16 weights). */
+af_status af_encoder_set_precision(af_encoder *enc, af_precision p, af_error *err);
+
 /* out (B, C) host: pooled (and, if the model says so, L2-normalised)
  * embeddings. hidden (L + 1, T, C) host, may be NULL: the embedding output and
  * each layer's output (Hugging Face's output_hidden_states). Sequences must

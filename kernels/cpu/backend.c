@@ -129,6 +129,68 @@ static af_status cpu_l2norm_forward(void *ctx, float *out, float *norms, const f
   return AF_OK;
 }
 
+/* ---- bf16 inference (exact emulation of the GPU path) ------------------------ */
+
+static af_status cpu_cast_bf16(void *ctx, uint16_t *out, const float *inp, int64_t n,
+                               af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_cast_bf16(out, inp, n);
+  return AF_OK;
+}
+
+/* Widens both bf16 operands to fp32 (exact) and runs the fp32 kernel: every
+ * product of two bf16 is exact in fp32, so only the fp32 summation order
+ * differs from tensor cores. */
+static af_status cpu_linear_bf16_forward(void *ctx, float *out, const uint16_t *inp,
+                                         const uint16_t *w, const float *bias, int N, int IC,
+                                         int OC, af_error *err) {
+  (void)ctx;
+  float *x = af_malloc((size_t)N * IC, sizeof(float), err);  // (N, IC)
+  float *wf = x ? af_malloc((size_t)OC * IC, sizeof(float), err) : NULL; // (OC, IC)
+  if (!wf) {
+    free(x);
+    return AF_ERR_NOMEM;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < (int64_t)N * IC; i++)
+    x[i] = af_f32_from_bf16(inp[i]);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < (int64_t)OC * IC; i++)
+    wf[i] = af_f32_from_bf16(w[i]);
+  af_cpu_linear_forward(out, x, wf, bias, N, IC, OC);
+  free(x);
+  free(wf);
+  return AF_OK;
+}
+
+static af_status cpu_bias_gelu_bf16_forward(void *ctx, uint16_t *out, const float *inp,
+                                            const float *bias, int N, int C, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_bias_gelu_bf16_forward(out, inp, bias, N, C);
+  return AF_OK;
+}
+
+static af_status cpu_add_layernorm_forward(void *ctx, float *out, uint16_t *out_bf16,
+                                           const float *a, const float *b, const float *w,
+                                           const float *beta, int N, int C, float eps,
+                                           af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_add_layernorm_forward(out, out_bf16, a, b, w, beta, N, C, eps);
+  return AF_OK;
+}
+
+static af_status cpu_mean_pool_l2norm_forward(void *ctx, float *out, const float *inp,
+                                              const int32_t *cu, int B, int C, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_mean_pool_forward(out, inp, cu, B, C);
+  af_cpu_l2norm_forward(out, NULL, out, B, C);
+  return AF_OK;
+}
+
 /* ---- training ------------------------------------------------------------------ */
 
 static af_status cpu_dropout_forward(void *ctx, float *out, const float *inp, int64_t n, float p,
@@ -266,6 +328,11 @@ const af_backend_ops af_cpu_backend_ops = {
     .mean_pool_forward = cpu_mean_pool_forward,
     .cls_pool_forward = cpu_cls_pool_forward,
     .l2norm_forward = cpu_l2norm_forward,
+    .cast_bf16 = cpu_cast_bf16,
+    .linear_bf16_forward = cpu_linear_bf16_forward,
+    .bias_gelu_bf16_forward = cpu_bias_gelu_bf16_forward,
+    .add_layernorm_forward = cpu_add_layernorm_forward,
+    .mean_pool_l2norm_forward = cpu_mean_pool_l2norm_forward,
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
     .attention_dropout_forward = cpu_attention_dropout_forward,

@@ -92,6 +92,35 @@ static af_status cu_l2norm_forward(void *v, float *out, float *norms, const floa
   RUN(v, err, af_cuda_l2norm_forward(CTX(v), out, norms, inp, N, C));
 }
 
+/* ---- bf16 inference -------------------------------------------------------------- */
+
+static af_status cu_cast_bf16(void *v, uint16_t *out, const float *inp, int64_t n,
+                              af_error *err) {
+  RUN(v, err, af_cuda_cast_bf16(CTX(v), out, inp, n));
+}
+
+static af_status cu_linear_bf16_forward(void *v, float *out, const uint16_t *inp,
+                                        const uint16_t *w, const float *bias, int N, int IC,
+                                        int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_bf16_forward(CTX(v), out, inp, w, bias, N, IC, OC));
+}
+
+static af_status cu_bias_gelu_bf16_forward(void *v, uint16_t *out, const float *inp,
+                                           const float *bias, int N, int C, af_error *err) {
+  RUN(v, err, af_cuda_bias_gelu_bf16_forward(CTX(v), out, inp, bias, N, C));
+}
+
+static af_status cu_add_layernorm_forward(void *v, float *out, uint16_t *out_bf16, const float *a,
+                                          const float *b, const float *w, const float *beta,
+                                          int N, int C, float eps, af_error *err) {
+  RUN(v, err, af_cuda_add_layernorm_forward(CTX(v), out, out_bf16, a, b, w, beta, N, C, eps));
+}
+
+static af_status cu_mean_pool_l2norm_forward(void *v, float *out, const float *inp,
+                                             const int32_t *cu, int B, int C, af_error *err) {
+  RUN(v, err, af_cuda_mean_pool_l2norm_forward(CTX(v), out, inp, cu, B, C));
+}
+
 /* The table, filled member by member (C++17 has no designated initialisers);
  * the training ops stay NULL: not implemented on CUDA yet. */
 static af_backend_ops cuda_table(void) {
@@ -110,6 +139,11 @@ static af_backend_ops cuda_table(void) {
   t.mean_pool_forward = cu_mean_pool_forward;
   t.cls_pool_forward = cu_cls_pool_forward;
   t.l2norm_forward = cu_l2norm_forward;
+  t.cast_bf16 = cu_cast_bf16;
+  t.linear_bf16_forward = cu_linear_bf16_forward;
+  t.bias_gelu_bf16_forward = cu_bias_gelu_bf16_forward;
+  t.add_layernorm_forward = cu_add_layernorm_forward;
+  t.mean_pool_l2norm_forward = cu_mean_pool_l2norm_forward;
   return t;
 }
 

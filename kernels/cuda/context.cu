@@ -69,6 +69,8 @@ extern "C" af_status af_cuda_context_create(int ordinal, af_cuda_context **out, 
   } else if ((bs = cublasSetWorkspace(ctx->cublas, ctx->workspace, AF_CUBLAS_WORKSPACE_BYTES)) !=
              CUBLAS_STATUS_SUCCESS) {
     st = af_cublas_fail(err, bs, "cublasSetWorkspace", __FILE__, __LINE__);
+  } else if ((bs = cublasLtCreate(&ctx->cublaslt)) != CUBLAS_STATUS_SUCCESS) {
+    st = af_cublas_fail(err, bs, "cublasLtCreate", __FILE__, __LINE__);
   } else {
     ctx->workspace_bytes = AF_CUBLAS_WORKSPACE_BYTES;
   }
@@ -88,6 +90,8 @@ extern "C" void af_cuda_context_destroy(af_cuda_context *ctx) {
   (void)cudaSetDevice(ctx->device);
   if (ctx->stream)
     (void)cudaStreamSynchronize(ctx->stream);
+  if (ctx->cublaslt)
+    (void)cublasLtDestroy(ctx->cublaslt);
   if (ctx->cublas)
     (void)cublasDestroy(ctx->cublas);
   if (ctx->workspace)

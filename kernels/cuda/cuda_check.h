@@ -15,6 +15,7 @@
 #ifndef AF_CUDA_CHECK_H
 #define AF_CUDA_CHECK_H
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -29,6 +30,7 @@ struct af_cuda_context {
   int device;               // CUDA ordinal
   cudaStream_t stream;      // every op is queued here
   cublasHandle_t cublas;    // bound to `stream`
+  cublasLtHandle_t cublaslt; // bf16 GEMMs (linear_bf16.cu); stream given per call
   void *workspace;          // (workspace_bytes) cuBLAS workspace
   size_t workspace_bytes;
   int sm_count;             // multiprocessors (grid sizing)

@@ -53,6 +53,18 @@ void af_cuda_cls_pool_forward(af_cuda_context *ctx, float *out, const float *inp
 void af_cuda_l2norm_forward(af_cuda_context *ctx, float *out, float *norms, const float *inp,
                             int N, int C);
 
+/* bf16 inference (bf16.cu, linear_bf16.cu); bf16 tensors are uint16_t. */
+void af_cuda_cast_bf16(af_cuda_context *ctx, uint16_t *out, const float *inp, int64_t n);
+void af_cuda_linear_bf16_forward(af_cuda_context *ctx, float *out, const uint16_t *inp,
+                                 const uint16_t *w, const float *bias, int N, int IC, int OC);
+void af_cuda_bias_gelu_bf16_forward(af_cuda_context *ctx, uint16_t *out, const float *inp,
+                                    const float *bias, int N, int C);
+void af_cuda_add_layernorm_forward(af_cuda_context *ctx, float *out, uint16_t *out_bf16,
+                                   const float *a, const float *b, const float *w,
+                                   const float *beta, int N, int C, float eps);
+void af_cuda_mean_pool_l2norm_forward(af_cuda_context *ctx, float *out, const float *inp,
+                                      const int32_t *cu_seqlens, int B, int C);
+
 #ifdef __cplusplus
 }
 #endif
