@@ -104,6 +104,12 @@ af_status af_op_add_layernorm_forward(const af_device *dev, float *out, uint16_t
   return AF_OP_CALL(dev, add_layernorm_forward, err, out, out_bf16, a, b, w, beta, N, C, eps);
 }
 
+af_status af_op_attention_bf16_forward(const af_device *dev, uint16_t *out, float *scratch,
+                                       const float *qkv, const int32_t *cu_seqlens, int B, int T,
+                                       int C, int NH, af_error *err) {
+  return AF_OP_CALL(dev, attention_bf16_forward, err, out, scratch, qkv, cu_seqlens, B, T, C, NH);
+}
+
 af_status af_op_mean_pool_l2norm_forward(const af_device *dev, float *out, const float *inp,
                                          const int32_t *cu_seqlens, int B, int C, af_error *err) {
   return AF_OP_CALL(dev, mean_pool_l2norm_forward, err, out, inp, cu_seqlens, B, C);

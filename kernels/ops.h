@@ -151,6 +151,18 @@ af_status af_op_add_layernorm_forward(const af_device *dev, float *out, uint16_t
                                       const float *a, const float *b, const float *w,
                                       const float *beta, int N, int C, float eps, af_error *err);
 
+/* Attention of the bf16 path: out (T, C) bf16 = bf16(attention(qkv)) with Q, K,
+ * V and the probabilities rounded to bf16, fp32 scores, softmax and sums. On
+ * CUDA, head sizes 32 and 64 run the fused tensor-core kernel over the packed
+ * token axis (attention_mma.cu); others the fp32 kernel into scratch (T, C)
+ * and a cast. The CPU twin (attention_bf16.c) does the tensor-core kernel's
+ * arithmetic: bf16 Q (pre-scaled), K, V and probabilities, fp32 scores, max,
+ * sum and products, without the tiling. qkv (T, 3C) fp32; T = cu_seqlens[B] (given because
+ * the device cannot read cu_seqlens from the host side). */
+af_status af_op_attention_bf16_forward(const af_device *dev, uint16_t *out, float *scratch,
+                                       const float *qkv, const int32_t *cu_seqlens, int B, int T,
+                                       int C, int NH, af_error *err);
+
 /* out (B, C) = l2normalize(mean over each sequence of inp (T, C)): the mean
  * pool and the L2 norm in one pass (an empty sequence gives a zero row). */
 af_status af_op_mean_pool_l2norm_forward(const af_device *dev, float *out, const float *inp,
@@ -173,6 +185,8 @@ void af_cpu_mean_pool_forward(float *out, const float *inp, const int32_t *cu_se
 void af_cpu_cls_pool_forward(float *out, const float *inp, const int32_t *cu_seqlens, int B, int C);
 void af_cpu_l2norm_forward(float *out, float *norms, const float *inp, int N, int C);
 void af_cpu_cast_bf16(uint16_t *out, const float *inp, int64_t n);
+void af_cpu_attention_bf16_forward(uint16_t *out, const float *qkv, const int32_t *cu_seqlens,
+                                   int B, int C, int NH);
 void af_cpu_bias_gelu_bf16_forward(uint16_t *out, const float *inp, const float *bias, int N,
                                    int C);
 void af_cpu_add_layernorm_forward(float *out, uint16_t *out_bf16, const float *a, const float *b,

@@ -65,6 +65,9 @@ struct af_backend_ops {
   af_status (*add_layernorm_forward)(void *ctx, float *out, uint16_t *out_bf16, const float *a,
                                      const float *b, const float *w, const float *beta, int N,
                                      int C, float eps, af_error *err);
+  af_status (*attention_bf16_forward)(void *ctx, uint16_t *out, float *scratch, const float *qkv,
+                                      const int32_t *cu_seqlens, int B, int T, int C, int NH,
+                                      af_error *err);
   af_status (*mean_pool_l2norm_forward)(void *ctx, float *out, const float *inp,
                                         const int32_t *cu_seqlens, int B, int C, af_error *err);
 

@@ -492,4 +492,80 @@ TEST_F(CudaBf16, MeanPoolL2NormWithAnEmptySequence) {
   }
 }
 
+
+// The fused tensor-core attention (attention_mma.cu) against its CPU twin
+// (kernels/cpu/attention_bf16.c: the same bf16 roundings without the tiling).
+// Bound: relative L2 <= 1e-2 per case. Why: the GPU rounds each probability
+// relative to the running max, not the final one, and sums in another order,
+// so a bf16 rounding (2^-9 relative) can land differently; that averages to
+// ~1e-3 over a row. The HS = 13 case runs the fp32 fallback (no bf16 P), also
+// ~1e-3 from the twin. A wrong mask, fragment or sequence boundary gives O(1).
+TEST_F(CudaBf16, FusedAttentionPackedShortTitles) {
+  std::uniform_int_distribution<int> ul(3, 15);
+  std::vector<int> lens(700);
+  for (auto &l : lens) l = ul(g);
+  lens[0] = 1;
+  lens[10] = 0;   // an empty sequence inside a tile
+  lens[699] = 0;  // and at the end
+  for (int NH : {12, 6}) {  // HS = 32, 64
+    SCOPED_TRACE("NH=" + std::to_string(NH));
+    auto cu = cu_from_lengths(lens);
+    int B = (int)lens.size(), T = cu[B], C = 384;
+    auto qkv = randu(g, (size_t)T * 3 * C, -2.f, 2.f);
+    std::vector<float> scratch((size_t)T * C);
+    std::vector<uint16_t> ref((size_t)T * C);
+    af_device cpu = af_device_cpu(0);
+    ASSERT_EQ(af_op_attention_bf16_forward(&cpu, ref.data(), scratch.data(), qkv.data(), cu.data(),
+                                           B, T, C, NH, &err),
+              AF_OK);
+    uint16_t *o = poisoned16(ref.size());
+    EXPECT_EQ(af_op_attention_bf16_forward(&dev, o, poisoned(ref.size()), up(qkv), up(cu), B, T, C,
+                                           NH, &err),
+              AF_OK)
+        << err.msg;
+    auto got16 = get16(o, ref.size());
+    std::vector<float> got(ref.size()), reff(ref.size());
+    for (size_t i = 0; i < ref.size(); i++) {
+      got[i] = af_f32_from_bf16(got16[i]);
+      reff[i] = af_f32_from_bf16(ref[i]);
+    }
+    size_t bad;
+    double e = rel_err(got, reff, &bad);
+    EXPECT_EQ(bad, 0u);
+    EXPECT_LE(e, 1e-2);
+  }
+}
+
+TEST_F(CudaBf16, FusedAttentionLongAndOddShapes) {
+  struct Case { std::vector<int> lens; int C, NH; };
+  for (const Case &c : {Case{{512}, 384, 12}, Case{{512, 1, 200, 64, 65}, 256, 4},
+                        Case{{1}, 64, 2}, Case{{130, 7, 33}, 39, 3} /* HS 13: fallback */}) {
+    auto cu = cu_from_lengths(c.lens);
+    int B = (int)c.lens.size(), T = cu[B];
+    SCOPED_TRACE("T=" + std::to_string(T) + " HS=" + std::to_string(c.C / c.NH));
+    auto qkv = randu(g, (size_t)T * 3 * c.C, -2.f, 2.f);
+    std::vector<float> scratch((size_t)T * c.C);
+    std::vector<uint16_t> ref((size_t)T * c.C);
+    af_device cpu = af_device_cpu(0);
+    ASSERT_EQ(af_op_attention_bf16_forward(&cpu, ref.data(), scratch.data(), qkv.data(), cu.data(),
+                                           B, T, c.C, c.NH, &err),
+              AF_OK);
+    uint16_t *o = poisoned16(ref.size());
+    EXPECT_EQ(af_op_attention_bf16_forward(&dev, o, poisoned(ref.size()), up(qkv), up(cu), B, T,
+                                           c.C, c.NH, &err),
+              AF_OK)
+        << err.msg;
+    auto got16 = get16(o, ref.size());
+    std::vector<float> got(ref.size()), reff(ref.size());
+    for (size_t i = 0; i < ref.size(); i++) {
+      got[i] = af_f32_from_bf16(got16[i]);
+      reff[i] = af_f32_from_bf16(ref[i]);
+    }
+    size_t bad;
+    double e = rel_err(got, reff, &bad);
+    EXPECT_EQ(bad, 0u);
+    EXPECT_LE(e, 1e-2);
+  }
+}
+
 }  // namespace

@@ -247,9 +247,8 @@ static af_status layer_bf16(af_encoder *e, const af_layer_params *p, int T, int 
   // qkv (T, 3C) fp32 = xb W_qkv^T + b_qkv
   AF_TRY(af_op_linear_bf16_forward(d, e->qkv, e->xb, PB(e, p->qkv_w), P(e, p->qkv_b), T, C, 3 * C,
                                    err));
-  // att (T, C) fp32, then attb = bf16(att)
-  AF_TRY(af_op_attention_forward(d, e->att, NULL, e->qkv, e->cu, B, C, NH, err));
-  AF_TRY(af_op_cast_bf16(d, e->attb, e->att, (int64_t)T * C, err));
+  // attb (T, C) bf16: fused tensor-core attention (e->att is the fallback's scratch)
+  AF_TRY(af_op_attention_bf16_forward(d, e->attb, e->att, e->qkv, e->cu, B, T, C, NH, err));
   // x = LN1(attb W_o^T + b_o + x), xb = bf16(x)
   AF_TRY(af_op_linear_bf16_forward(d, e->h, e->attb, PB(e, p->ao_w), P(e, p->ao_b), T, C, C, err));
   AF_TRY(af_op_add_layernorm_forward(d, e->x, e->xb, e->h, e->x, P(e, p->ln1_w), P(e, p->ln1_b), T,

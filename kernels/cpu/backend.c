@@ -182,6 +182,21 @@ static af_status cpu_add_layernorm_forward(void *ctx, float *out, uint16_t *out_
   return AF_OK;
 }
 
+/* The tensor-core kernel's arithmetic (kernels/cpu/attention_bf16.c). */
+static af_status cpu_attention_bf16_forward(void *ctx, uint16_t *out, float *scratch,
+                                            const float *qkv, const int32_t *cu, int B, int T,
+                                            int C, int NH, af_error *err) {
+  (void)ctx;
+  (void)scratch;
+  (void)T;
+  AF_TRY(check_attention("attention_bf16_forward", cu, B, C, NH, err));
+  if (C / NH > 256)
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "attention_bf16_forward: head size %d above the CPU kernel's 256", C / NH);
+  af_cpu_attention_bf16_forward(out, qkv, cu, B, C, NH);
+  return AF_OK;
+}
+
 static af_status cpu_mean_pool_l2norm_forward(void *ctx, float *out, const float *inp,
                                               const int32_t *cu, int B, int C, af_error *err) {
   (void)ctx;
@@ -332,6 +347,7 @@ const af_backend_ops af_cpu_backend_ops = {
     .linear_bf16_forward = cpu_linear_bf16_forward,
     .bias_gelu_bf16_forward = cpu_bias_gelu_bf16_forward,
     .add_layernorm_forward = cpu_add_layernorm_forward,
+    .attention_bf16_forward = cpu_attention_bf16_forward,
     .mean_pool_l2norm_forward = cpu_mean_pool_l2norm_forward,
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,

@@ -116,6 +116,12 @@ static af_status cu_add_layernorm_forward(void *v, float *out, uint16_t *out_bf1
   RUN(v, err, af_cuda_add_layernorm_forward(CTX(v), out, out_bf16, a, b, w, beta, N, C, eps));
 }
 
+static af_status cu_attention_bf16_forward(void *v, uint16_t *out, float *scratch,
+                                           const float *qkv, const int32_t *cu, int B, int T,
+                                           int C, int NH, af_error *err) {
+  RUN(v, err, af_cuda_attention_bf16_forward(CTX(v), out, scratch, qkv, cu, B, T, C, NH));
+}
+
 static af_status cu_mean_pool_l2norm_forward(void *v, float *out, const float *inp,
                                              const int32_t *cu, int B, int C, af_error *err) {
   RUN(v, err, af_cuda_mean_pool_l2norm_forward(CTX(v), out, inp, cu, B, C));
@@ -143,6 +149,7 @@ static af_backend_ops cuda_table(void) {
   t.linear_bf16_forward = cu_linear_bf16_forward;
   t.bias_gelu_bf16_forward = cu_bias_gelu_bf16_forward;
   t.add_layernorm_forward = cu_add_layernorm_forward;
+  t.attention_bf16_forward = cu_attention_bf16_forward;
   t.mean_pool_l2norm_forward = cu_mean_pool_l2norm_forward;
   return t;
 }

@@ -62,6 +62,9 @@ void af_cuda_bias_gelu_bf16_forward(af_cuda_context *ctx, uint16_t *out, const f
 void af_cuda_add_layernorm_forward(af_cuda_context *ctx, float *out, uint16_t *out_bf16,
                                    const float *a, const float *b, const float *w,
                                    const float *beta, int N, int C, float eps);
+void af_cuda_attention_bf16_forward(af_cuda_context *ctx, uint16_t *out, float *scratch,
+                                    const float *qkv, const int32_t *cu_seqlens, int B, int T,
+                                    int C, int NH);
 void af_cuda_mean_pool_l2norm_forward(af_cuda_context *ctx, float *out, const float *inp,
                                       const int32_t *cu_seqlens, int B, int C);
 
