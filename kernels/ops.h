@@ -105,7 +105,8 @@ af_status af_op_attention_forward(const af_device *dev, float *out, float *probs
 int64_t af_attention_probs_size(const int32_t *cu_seqlens_host, int B, int NH);
 
 /* Pooling of each sequence. out (B, C); inp (T, C). mean: average over the
- * sequence's tokens; cls: its first token. */
+ * sequence's tokens; cls: its first token. An empty sequence gives a zero row
+ * (never a read past the end of inp). */
 af_status af_op_mean_pool_forward(const af_device *dev, float *out, const float *inp,
                                   const int32_t *cu_seqlens, int B, int C, af_error *err);
 af_status af_op_cls_pool_forward(const af_device *dev, float *out, const float *inp,

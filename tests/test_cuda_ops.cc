@@ -568,4 +568,32 @@ TEST_F(CudaBf16, FusedAttentionLongAndOddShapes) {
   }
 }
 
+
+TEST_F(CudaOps, ClsPoolOfAnEmptyLastSequenceIsZero) {
+  const int C = 37, T = 5;
+  std::vector<int32_t> cu = {0, 2, 5, 5};
+  auto x = randu(g, (size_t)T * C);
+  std::vector<float> padded = x;
+  padded.resize((size_t)(T + 1) * C, std::numeric_limits<float>::quiet_NaN());
+  float *o = poisoned(3 * C);
+  EXPECT_EQ(af_op_cls_pool_forward(&dev, o, up(padded), up(cu), 3, C, &err), AF_OK) << err.msg;
+  auto got = down(o, 3 * C);
+  for (int c = 0; c < C; c++) {
+    EXPECT_EQ(got[c], x[c]);
+    EXPECT_EQ(got[C + c], x[2 * C + c]);
+    EXPECT_EQ(got[2 * C + c], 0.f);
+  }
+}
+
+// The saved probabilities of many sequences (their offsets now come from one
+// prefix kernel, not a scan per block): checked element by element against
+// the CPU twin, at B = 3000.
+TEST_F(CudaAttention, ProbsOffsetsOfManySequences) {
+  std::uniform_int_distribution<int> ul(0, 12);
+  std::vector<int> lens(3000);
+  for (auto &l : lens) l = ul(g);
+  lens[0] = 3;
+  run_case(lens, 64, 2);
+}
+
 }  // namespace

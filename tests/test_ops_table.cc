@@ -179,4 +179,23 @@ TEST(OpsTable, AttentionDropoutChecksItsProbability) {
   for (float v : out) EXPECT_TRUE(std::isfinite(v));
 }
 
+
+// CLS pooling of an empty sequence (here the last one, whose "first token"
+// would be one past the end of inp) gives a zero row. The tensor sits in front
+// of NaNs, so a read past its end shows up as NaN in the output.
+TEST(OpsTable, ClsPoolOfAnEmptyLastSequenceReadsNothingPastTheEnd) {
+  af_device d = af_device_cpu(1);
+  const int C = 4, T = 3;
+  std::vector<int32_t> cu = {0, 3, 3};
+  std::vector<float> buf((size_t)(T + 1) * C, kPoison);  // T rows of data, then a NaN row
+  for (int i = 0; i < T * C; i++) buf[i] = 1.0f + (float)i;
+  std::vector<float> out(2 * C, kPoison);
+  af_error e{};
+  ASSERT_EQ(af_op_cls_pool_forward(&d, out.data(), buf.data(), cu.data(), 2, C, &e), AF_OK);
+  for (int c = 0; c < C; c++) {
+    EXPECT_EQ(out[c], buf[c]);
+    EXPECT_EQ(out[C + c], 0.0f) << "empty sequence, channel " << c;
+  }
+}
+
 }  // namespace

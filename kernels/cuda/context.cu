@@ -96,6 +96,8 @@ extern "C" void af_cuda_context_destroy(af_cuda_context *ctx) {
     (void)cublasDestroy(ctx->cublas);
   if (ctx->workspace)
     (void)cudaFree(ctx->workspace);
+  if (ctx->scratch)
+    (void)cudaFree(ctx->scratch);
   if (ctx->stream)
     (void)cudaStreamDestroy(ctx->stream);
   (void)cudaGetLastError();
@@ -153,6 +155,26 @@ extern "C" af_status af_cuda_sync(af_cuda_context *ctx, af_error *err) {
     return af_cuda_fail(err, e, "cudaStreamSynchronize (a queued kernel failed)", __FILE__,
                         __LINE__);
   return AF_OK;
+}
+
+void *af_cuda_scratch(af_cuda_context *ctx, size_t bytes) {
+  if (bytes <= ctx->scratch_bytes)
+    return ctx->scratch;
+  // cudaFree waits for the device, so no queued op still uses the old buffer.
+  if (ctx->scratch) {
+    AF_CUDA_RECORD(ctx, cudaFree(ctx->scratch));
+    ctx->scratch = NULL;
+    ctx->scratch_bytes = 0;
+  }
+  size_t n = bytes + bytes / 2;
+  cudaError_t e = cudaMalloc(&ctx->scratch, n);
+  if (e != cudaSuccess) {
+    ctx->scratch = NULL;
+    af_cuda_record_cuda(ctx, e, "cudaMalloc(op scratch)", __FILE__, __LINE__);
+    return NULL;
+  }
+  ctx->scratch_bytes = n;
+  return ctx->scratch;
 }
 
 /* Makes the context's GPU current on the calling thread: every entry point of
