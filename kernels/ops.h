@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 
+#include "base/bf16.h"
 #include "base/error.h"
 
 #ifdef __cplusplus
@@ -125,10 +126,7 @@ af_status af_op_l2norm_forward(const af_device *dev, float *out, float *norms, c
  * The CPU backend runs them as an exact emulation (bf16 inputs widened to fp32,
  * whose products of two bf16 are exact, fp32 sums): the reference of the GPU. */
 
-/* Round to nearest even; NaN stays a (quiet) NaN of the same sign; values at or
- * above the midpoint between the largest bf16 and 2^128 become infinity. */
-uint16_t af_bf16_from_f32(float x);
-float af_f32_from_bf16(uint16_t h);
+/* af_bf16_from_f32 / af_f32_from_bf16: engine/base/bf16.h. */
 
 /* out (n) = bf16(inp (n)). */
 af_status af_op_cast_bf16(const af_device *dev, uint16_t *out, const float *inp, int64_t n,

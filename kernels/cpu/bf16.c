@@ -1,26 +1,8 @@
-/* bf16 conversion and the bf16 inference ops (CPU): the exact emulation the
- * CUDA bf16 path is checked against (ops.h). */
+/* The bf16 inference ops (CPU): the exact emulation the CUDA bf16 path is
+ * checked against (ops.h); the conversion itself is engine/base/bf16.h. */
 #include <math.h>
-#include <string.h>
 
 #include "ops.h"
-
-uint16_t af_bf16_from_f32(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    return (uint16_t)((u >> 16) | 0x0040u); // NaN: keep the sign, force quiet
-  // Round to nearest, ties to even: add 0x7fff plus the lowest kept bit.
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (uint16_t)(u >> 16);
-}
-
-float af_f32_from_bf16(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float x;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
 
 void af_cpu_cast_bf16(uint16_t *out, const float *inp, int64_t n) {
 #pragma omp parallel for schedule(static)
