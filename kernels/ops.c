@@ -117,12 +117,16 @@ af_status af_op_mean_pool_l2norm_forward(const af_device *dev, float *out, const
 
 /* ---- device memory ----------------------------------------------------------- */
 
+af_status af_dev_alloc(const af_device *dev, size_t bytes, void **out, af_error *err) {
+  *out = NULL;
+  if (!dev->ops || !dev->ops->malloc)
+    return af_op_missing(dev->ops, "malloc", err);
+  return dev->ops->malloc(dev->ctx, bytes, out, err);
+}
+
 void *af_dev_malloc(const af_device *dev, size_t bytes, af_error *err) {
-  if (!dev->ops || !dev->ops->malloc) {
-    af_op_missing(dev->ops, "malloc", err);
-    return NULL;
-  }
-  return dev->ops->malloc(dev->ctx, bytes, err);
+  void *p = NULL;
+  return af_dev_alloc(dev, bytes, &p, err) == AF_OK ? p : NULL;
 }
 
 void af_dev_free(const af_device *dev, void *ptr) {

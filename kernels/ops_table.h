@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 #include "ops.h"
 
 #ifdef __cplusplus
@@ -28,7 +28,7 @@ struct af_backend_ops {
   const char *name; /* "cpu", "cuda": named in every error */
 
   /* ---- memory ---- */
-  void *(*malloc)(void *ctx, size_t bytes, af_error *err);
+  af_status (*malloc)(void *ctx, size_t bytes, void **out, af_error *err);
   void (*free)(void *ctx, void *ptr);
   /* to_device: 1 host->device, 0 device->host; synchronous for the caller. */
   af_status (*memcpy)(void *ctx, void *dst, const void *src, size_t bytes, int to_device,

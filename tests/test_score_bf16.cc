@@ -17,9 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "nn/embed.h"
+#include "affinity.h"
 #include "nn/model.h"
-#include "search/score.h"
 #include "search/score_bf16.h"
 #include "test_util.h"
 

@@ -7,7 +7,7 @@
 
 #include "base/bf16.h"
 #include "base/topk.h"
-#include "search/nbrfile.h"
+#include "affinity.h"
 
 size_t af_bf16_topk_plan_bytes(int64_t R, int64_t col_chunk, int64_t q_tile, int d, int kp) {
   const size_t per_vec = (size_t)d * 6; // bf16 + fp32 copy of one vector

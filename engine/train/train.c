@@ -1,9 +1,10 @@
 /* The training forward/backward of the encoder and the optimizer step
- * (engine/train.h; math in docs/training.md). Every op goes through the op
+ * (include/affinity.h; math in docs/training.md). Every op goes through the op
  * interface and its status is checked; the trainer keeps parameters, gradients
  * and activations in host memory, so it runs on the CPU backend only for now
  * (kernels/ops_backward.h). */
-#include "train/train.h"
+#include "affinity.h"
+#include "nn/model.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -138,9 +139,9 @@ static af_status reserve(af_trainer *t, int T, int B, int64_t n_probs, af_error 
   ALLOC(t->dloss, BB * C, sizeof(float));
   ALLOC(t->lossout, BB * C, sizeof(float));
 #undef ALLOC
-  if (!ok) {
+  if (!ok) { /* af_calloc failed and said so in err */
     free_acts(t);
-    return err ? err->code : AF_ERR_NOMEM;
+    return AF_ERR_NOMEM;
   }
   t->cap_T = nT;
   t->cap_B = nB;

@@ -10,9 +10,10 @@
 
 /* ---- memory ------------------------------------------------------------------ */
 
-static void *cpu_malloc(void *ctx, size_t bytes, af_error *err) {
+static af_status cpu_malloc(void *ctx, size_t bytes, void **out, af_error *err) {
   (void)ctx;
-  return af_malloc(bytes, 1, err);
+  *out = af_malloc(bytes, 1, err);
+  return *out ? AF_OK : AF_ERR_NOMEM;
 }
 
 static void cpu_free(void *ctx, void *ptr) {

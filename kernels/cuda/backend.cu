@@ -20,10 +20,10 @@
 
 /* ---- memory ------------------------------------------------------------------ */
 
-static void *cu_malloc(void *v, size_t bytes, af_error *err) {
-  if (af_cuda_enter(CTX(v), err) != AF_OK)
-    return NULL;
-  return af_cuda_malloc(CTX(v), bytes, err);
+static af_status cu_malloc(void *v, size_t bytes, void **out, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  *out = af_cuda_malloc(CTX(v), bytes, err);
+  return *out ? AF_OK : AF_ERR_CUDA; // af_cuda_malloc fails only when cudaMalloc does
 }
 
 static void cu_free(void *v, void *ptr) {
