@@ -174,6 +174,7 @@ if [ "$unpacked" = 1 ]; then
   fi
   # CPU-only suites that need no shared data: the op tables and the bf16
   # emulation the GPU kernels are compared with (quick sanity of the pack).
+  [ -x "$X/bin/test_cuda_score" ] && run_test "$X/bin/test_cuda_score"
   for t in test_ops_table test_bf16; do
     [ -x "$X/bin/$t" ] && run_test "$X/bin/$t"
   done

@@ -467,6 +467,12 @@ typedef struct {
   af_score_options score;
   af_score_progress_fn progress; /* may be NULL */
   void *progress_ctx;
+  /* NULL or a CPU device: the CPU scorer. A CUDA device: the GPU scorer (bf16
+   * candidates, fp32 rescore with the CPU's bits; docs/scoring.md), equal to
+   * the CPU's output on every certified row. */
+  const struct af_device *device;
+  int margin;              /* GPU: extra bf16 candidates per row (0: 16) */
+  int64_t *uncertified;    /* GPU, may be NULL: rows where a neighbour may be lost */
 } af_score_file_options;
 
 /* Scores every row of shard i of embeddings file emb_path against all rows

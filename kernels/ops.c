@@ -115,6 +115,22 @@ af_status af_op_mean_pool_l2norm_forward(const af_device *dev, float *out, const
   return AF_OP_CALL(dev, mean_pool_l2norm_forward, err, out, inp, cu_seqlens, B, C);
 }
 
+/* ---- all-pairs top-k ops ------------------------------------------------------ */
+
+af_status af_op_topk_merge_rows(const af_device *dev, float *ls, int64_t *li, int kp,
+                                const float *tile, int QT, int CC, int64_t col0, int64_t q0,
+                                af_error *err) {
+  if (kp < 1 || kp > AF_TOPK_OP_MAX_KP)
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "topk_merge_rows: k' = %d is not in 1..%d", kp,
+                        AF_TOPK_OP_MAX_KP);
+  return AF_OP_CALL(dev, topk_merge_rows, err, ls, li, kp, tile, QT, CC, col0, q0);
+}
+
+af_status af_op_rescore_fp32(const af_device *dev, float *out, const float *Q, const float *X,
+                             const int64_t *idx, int QT, int kp, int d, af_error *err) {
+  return AF_OP_CALL(dev, rescore_fp32, err, out, Q, X, idx, QT, kp, d);
+}
+
 /* ---- device memory ----------------------------------------------------------- */
 
 af_status af_dev_alloc(const af_device *dev, size_t bytes, void **out, af_error *err) {

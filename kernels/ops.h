@@ -149,7 +149,28 @@ af_status af_op_attention_bf16_forward(const af_device *dev, uint16_t *out, floa
 af_status af_op_mean_pool_l2norm_forward(const af_device *dev, float *out, const float *inp,
                                          const int32_t *cu_seqlens, int B, int C, af_error *err);
 
+/* ---- all-pairs top-k ops (the GPU scorer, engine/search/score_bf16.h) ---------- */
+#define AF_TOPK_OP_MAX_KP 4096 /* k' limit of the merge op (k 2048 + margin) */
+
+/* Merges a score tile into each row's running candidate list. ls, li (QT, kp):
+ * the list, best first (score desc, index asc), empty slots -inf / -1; tile
+ * (QT, CC) scores of columns col0 .. col0 + CC - 1; row r is query q0 + r and
+ * never takes itself. kp <= AF_TOPK_OP_MAX_KP. */
+af_status af_op_topk_merge_rows(const af_device *dev, float *ls, int64_t *li, int kp,
+                                const float *tile, int QT, int CC, int64_t col0, int64_t q0,
+                                af_error *err);
+
+/* out (QT, kp) = Q (QT, d) . X[idx] in fp32 with the CPU scorer's exact FMA
+ * chain (acc = fmaf(q[i], x[i], acc), i = 0..d-1): the CPU's bits. idx (QT, kp),
+ * -1 gives -inf. X (N, d). */
+af_status af_op_rescore_fp32(const af_device *dev, float *out, const float *Q, const float *X,
+                             const int64_t *idx, int QT, int kp, int d, af_error *err);
+
 /* ---- CPU implementations (kernels/cpu) -------------------------------------- */
+void af_cpu_topk_merge_rows(float *ls, int64_t *li, int kp, const float *tile, int QT, int CC,
+                            int64_t col0, int64_t q0);
+void af_cpu_rescore_fp32(float *out, const float *Q, const float *X, const int64_t *idx, int QT,
+                         int kp, int d);
 void af_cpu_embedding_forward(float *out, const int32_t *ids, const int32_t *pos,
                               const int32_t *type_ids, const float *wte, const float *wpe,
                               const float *wtt, int T, int C);

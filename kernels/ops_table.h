@@ -71,6 +71,12 @@ struct af_backend_ops {
   af_status (*mean_pool_l2norm_forward)(void *ctx, float *out, const float *inp,
                                         const int32_t *cu_seqlens, int B, int C, af_error *err);
 
+  /* ---- all-pairs top-k (ops.h) ---- */
+  af_status (*topk_merge_rows)(void *ctx, float *ls, int64_t *li, int kp, const float *tile,
+                               int QT, int CC, int64_t col0, int64_t q0, af_error *err);
+  af_status (*rescore_fp32)(void *ctx, float *out, const float *Q, const float *X,
+                            const int64_t *idx, int QT, int kp, int d, af_error *err);
+
   /* ---- training (ops_backward.h) ---- */
   af_status (*dropout_forward)(void *ctx, float *out, const float *inp, int64_t n, float p_drop,
                                uint64_t seed, uint64_t stream, af_error *err);

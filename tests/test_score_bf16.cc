@@ -19,6 +19,7 @@
 
 #include "affinity.h"
 #include "nn/model.h"
+#include "ops.h"
 #include "search/score_bf16.h"
 #include "test_util.h"
 
@@ -203,6 +204,64 @@ TEST(ScoreBf16, RecallOnInstacartEmbeddings) {
               "CPU scorer, %lld uncertified\n",
               (long long)N, d, recall, (long long)r.rows_differ, (long long)N,
               (long long)r.uncertified);
+}
+
+
+// The device driver (af_bf16_topk_device) through the op interface on the CPU
+// backend: the same contract as the emulation. N = 9,000 > 8,192 so the
+// column tiles of the GEMM and the merge are exercised.
+Compare compare_device(const af_device &dev, const std::vector<float> &x, int64_t N, int d, int k,
+                       int margin, float min_score, int64_t row0, int64_t row1) {
+  Compare r;
+  af_error err{};
+  const int64_t R = row1 - row0;
+  std::vector<int64_t> en((size_t)R * k), gn((size_t)R * k);
+  std::vector<float> es((size_t)R * k), gs((size_t)R * k);
+  EXPECT_EQ(af_topk_all_pairs(x.data(), N, d, k, min_score, row0, row1, en.data(), es.data(),
+                              nullptr, &err),
+            AF_OK)
+      << err.msg;
+  EXPECT_EQ(af_bf16_topk_device(&dev, x.data(), N, d, k, margin, min_score, row0, row1, gn.data(),
+                                gs.data(), &r.uncertified, &err),
+            AF_OK)
+      << err.msg;
+  for (int64_t q = 0; q < R; q++) {
+    bool same = true;
+    std::set<int64_t> truth;
+    for (int j = 0; j < k; j++) {
+      size_t o = (size_t)q * k + j;
+      same &= en[o] == gn[o] && std::memcmp(&es[o], &gs[o], 4) == 0;
+      if (en[o] >= 0) truth.insert(en[o]), r.wanted++;
+    }
+    for (int j = 0; j < k; j++)
+      r.hits += gn[(size_t)q * k + j] >= 0 && truth.count(gn[(size_t)q * k + j]);
+    r.rows_differ += !same;
+  }
+  r.certified_rows_equal = r.rows_differ <= r.uncertified;
+  return r;
+}
+
+TEST(ScoreBf16, DeviceDriverOnTheCpuBackend) {
+  af_device cpu = af_device_cpu(0);
+  auto x = random_unit(9000, 16, 4);
+  for (int i = 0; i < 10; i++)  // duplicates across column tiles
+    std::copy(x.begin() + i * 16, x.begin() + (i + 1) * 16, x.begin() + (8500 + i) * 16);
+  struct Case { int k, margin; float min_score; int64_t row0, row1; };
+  for (Case c : {Case{1, 4, -INFINITY, 0, 300}, Case{50, 16, -INFINITY, 8400, 9000},
+                 Case{10, 8, 0.8f, 0, 200}, Case{50, 0, -INFINITY, 0, 200}}) {
+    SCOPED_TRACE("k=" + std::to_string(c.k) + " margin=" + std::to_string(c.margin));
+    Compare r = compare_device(cpu, x, 9000, 16, c.k, c.margin, c.min_score, c.row0, c.row1);
+    EXPECT_TRUE(r.certified_rows_equal) << r.rows_differ << " differ, " << r.uncertified
+                                        << " uncertified";
+    std::printf("device(cpu) N=9000 d=16 k=%d margin=%d: %lld of %lld rows differ, %lld "
+                "uncertified, recall %.5f\n",
+                c.k, c.margin, (long long)r.rows_differ, (long long)(c.row1 - c.row0),
+                (long long)r.uncertified, (double)r.hits / r.wanted);
+  }
+  auto small = random_unit(20, 37, 2);  // N < k
+  Compare r = compare_device(cpu, small, 20, 37, 50, 16, -INFINITY, 0, 20);
+  EXPECT_EQ(r.rows_differ, 0);
+  EXPECT_EQ(r.uncertified, 0);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "base/bf16.h"
 #include "base/topk.h"
+#include "ops.h"
 #include "affinity.h"
 
 size_t af_bf16_topk_plan_bytes(int64_t R, int64_t col_chunk, int64_t q_tile, int d, int kp) {
@@ -156,4 +157,136 @@ af_status af_bf16_topk_emulate(const float *emb, int64_t N, int d, int k, int ma
   if (uncertified)
     *uncertified = bad;
   return AF_OK;
+}
+
+/* ---- on a device ------------------------------------------------------------ */
+
+typedef struct {
+  const af_device *dev;
+  int64_t N, QT, CC;
+  int d, k, kp;
+  float min_score;
+  double eps;
+  float *x;        /* (N, d) fp32 on the device */
+  uint16_t *xb;    /* (N, d) bf16 on the device */
+  float *tile;     /* (QT, CC) bf16 scores */
+  float *ls, *rs;  /* (QT, kp) candidate bf16 scores, fp32 rescores */
+  int64_t *li;     /* (QT, kp) candidate indices */
+  float *h_ls, *h_rs; /* host copies (QT, kp); h_ls is also the empty-list template */
+  int64_t *h_li;
+} dev_job;
+
+static void dev_job_free(dev_job *j) {
+  af_dev_free(j->dev, j->x);
+  af_dev_free(j->dev, j->xb);
+  af_dev_free(j->dev, j->tile);
+  af_dev_free(j->dev, j->ls);
+  af_dev_free(j->dev, j->rs);
+  af_dev_free(j->dev, j->li);
+  free(j->h_ls);
+  free(j->h_rs);
+  free(j->h_li);
+}
+
+static af_status dev_job_init(dev_job *j, const float *emb, af_error *err) {
+  const size_t Nd = (size_t)j->N * j->d, Qk = (size_t)j->QT * j->kp;
+  AF_TRY(af_dev_alloc(j->dev, Nd * sizeof(float), (void **)&j->x, err));
+  AF_TRY(af_dev_alloc(j->dev, Nd * sizeof(uint16_t), (void **)&j->xb, err));
+  AF_TRY(af_dev_alloc(j->dev, (size_t)j->QT * j->CC * sizeof(float), (void **)&j->tile, err));
+  AF_TRY(af_dev_alloc(j->dev, Qk * sizeof(float), (void **)&j->ls, err));
+  AF_TRY(af_dev_alloc(j->dev, Qk * sizeof(float), (void **)&j->rs, err));
+  AF_TRY(af_dev_alloc(j->dev, Qk * sizeof(int64_t), (void **)&j->li, err));
+  j->h_ls = af_malloc(Qk, sizeof(float), err);
+  j->h_rs = j->h_ls ? af_malloc(Qk, sizeof(float), err) : NULL;
+  j->h_li = j->h_rs ? af_malloc(Qk, sizeof(int64_t), err) : NULL;
+  uint16_t *hb = j->h_li ? af_malloc(Nd, sizeof(uint16_t), err) : NULL;
+  if (!hb)
+    return AF_ERR_NOMEM;
+  for (size_t i = 0; i < Nd; i++)
+    hb[i] = af_bf16_from_f32(emb[i]);
+  af_status st = af_dev_upload(j->dev, j->xb, hb, Nd * sizeof(uint16_t), err);
+  free(hb);
+  AF_TRY(st);
+  return af_dev_upload(j->dev, j->x, emb, Nd * sizeof(float), err);
+}
+
+/* Candidates of queries [q0, q0 + nq): empty lists, every column tile merged. */
+static af_status dev_candidates(dev_job *j, int64_t q0, int nq, af_error *err) {
+  const size_t Qk = (size_t)nq * j->kp;
+  for (size_t i = 0; i < Qk; i++) {
+    j->h_ls[i] = -INFINITY;
+    j->h_li[i] = -1;
+  }
+  AF_TRY(af_dev_upload(j->dev, j->ls, j->h_ls, Qk * sizeof(float), err));
+  AF_TRY(af_dev_upload(j->dev, j->li, j->h_li, Qk * sizeof(int64_t), err));
+  for (int64_t c0 = 0; c0 < j->N; c0 += j->CC) {
+    const int cc = (int)(j->N - c0 < j->CC ? j->N - c0 : j->CC);
+    // tile (nq, cc) = bf16 queries . bf16 columns^T, fp32 accumulation
+    AF_TRY(af_op_linear_bf16_forward(j->dev, j->tile, j->xb + (size_t)q0 * j->d,
+                                     j->xb + (size_t)c0 * j->d, NULL, nq, j->d, cc, err));
+    AF_TRY(af_op_topk_merge_rows(j->dev, j->ls, j->li, j->kp, j->tile, nq, cc, c0, q0, err));
+  }
+  AF_TRY(af_op_rescore_fp32(j->dev, j->rs, j->x + (size_t)q0 * j->d, j->x, j->li, nq, j->kp,
+                            j->d, err));
+  AF_TRY(af_dev_download(j->dev, j->h_ls, j->ls, Qk * sizeof(float), err));
+  AF_TRY(af_dev_download(j->dev, j->h_li, j->li, Qk * sizeof(int64_t), err));
+  return af_dev_download(j->dev, j->h_rs, j->rs, Qk * sizeof(float), err);
+}
+
+/* Final top k of one row from its rescored candidates; 1 when certified. */
+static int dev_finish_row(const dev_job *j, int r, float *fs, int64_t *fi, int64_t *nbr,
+                          float *scr) {
+  const float *bs = j->h_ls + (size_t)r * j->kp, *rs = j->h_rs + (size_t)r * j->kp;
+  const int64_t *ix = j->h_li + (size_t)r * j->kp;
+  af_topk fin;
+  af_topk_init(&fin, fs, fi, j->k, j->min_score);
+  for (int e = 0; e < j->kp && ix[e] >= 0; e++)
+    af_topk_push(&fin, rs[e], ix[e]);
+  // The global list is full only when a non-candidate may exist.
+  const int full = ix[j->kp - 1] >= 0 && j->kp < j->N - 1;
+  const double bar = fin.size == j->k ? (double)fin.score[0] : (double)j->min_score;
+  const int ok = !full || bar > (double)bs[j->kp - 1] + j->eps;
+  af_topk_extract(&fin, nbr, scr, j->k);
+  return ok;
+}
+
+af_status af_bf16_topk_device(const af_device *dev, const float *emb, int64_t N, int d, int k,
+                              int margin, float min_score, int64_t row0, int64_t row1,
+                              int64_t *nbr, float *scr, int64_t *uncertified, af_error *err) {
+  if (uncertified)
+    *uncertified = 0;
+  if (k < 0 || margin < 0 || row0 < 0 || row1 > N || row0 > row1 || N > 0x7fffffff)
+    return af_error_set(err, AF_ERR_ARG, "bf16 top-k: k=%d margin=%d rows [%lld, %lld) of %lld",
+                        k, margin, (long long)row0, (long long)row1, (long long)N);
+  if (k == 0 || row0 == row1)
+    return AF_OK;
+  double maxn = 0;
+  for (int64_t i = 0; i < N; i++) {
+    double s = 0;
+    for (int c = 0; c < d; c++)
+      s += (double)emb[(size_t)i * d + c] * emb[(size_t)i * d + c];
+    maxn = s > maxn ? s : maxn;
+  }
+  dev_job j = {.dev = dev, .N = N, .d = d, .k = k, .min_score = min_score,
+               .kp = (int)((int64_t)k + margin < N ? k + margin : N),
+               .QT = row1 - row0 < 1024 ? row1 - row0 : 1024, .CC = N < 8192 ? N : 8192,
+               .eps = af_bf16_dot_error_bound(d, sqrt(maxn), sqrt(maxn))};
+  float *fs = af_malloc((size_t)k, sizeof(float), err);
+  int64_t *fi = fs ? af_malloc((size_t)k, sizeof(int64_t), err) : NULL;
+  af_status st = fi ? dev_job_init(&j, emb, err) : AF_ERR_NOMEM;
+  int64_t bad = 0;
+  for (int64_t q0 = row0; st == AF_OK && q0 < row1; q0 += j.QT) {
+    const int nq = (int)(row1 - q0 < j.QT ? row1 - q0 : j.QT);
+    st = dev_candidates(&j, q0, nq, err);
+    for (int r = 0; st == AF_OK && r < nq; r++) {
+      const size_t o = (size_t)(q0 - row0 + r) * k;
+      bad += !dev_finish_row(&j, r, fs, fi, nbr + o, scr + o);
+    }
+  }
+  dev_job_free(&j);
+  free(fs);
+  free(fi);
+  if (st == AF_OK && uncertified)
+    *uncertified = bad;
+  return st;
 }

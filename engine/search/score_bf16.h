@@ -60,6 +60,15 @@ af_status af_bf16_topk_emulate(const float *emb, int64_t N, int d, int k, int ma
                                float min_score, int64_t row0, int64_t row1, int64_t col_chunk,
                                int64_t *nbr, float *scr, int64_t *uncertified, af_error *err);
 
+/* The algorithm on a device through the op interface (the GPU scorer; any
+ * backend with linear_bf16_forward, topk_merge_rows and rescore_fp32). Same
+ * arguments and results as af_bf16_topk_emulate with one global candidate list
+ * per row (column chunks are only the GEMM tile width here): the whole base
+ * (fp32 and bf16) is resident on the device. */
+af_status af_bf16_topk_device(const af_device *dev, const float *emb, int64_t N, int d, int k,
+                              int margin, float min_score, int64_t row0, int64_t row1,
+                              int64_t *nbr, float *scr, int64_t *uncertified, af_error *err);
+
 #ifdef __cplusplus
 }
 #endif

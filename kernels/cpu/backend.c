@@ -207,6 +207,24 @@ static af_status cpu_mean_pool_l2norm_forward(void *ctx, float *out, const float
   return AF_OK;
 }
 
+/* ---- all-pairs top-k --------------------------------------------------------------- */
+
+static af_status cpu_topk_merge_rows(void *ctx, float *ls, int64_t *li, int kp, const float *tile,
+                                     int QT, int CC, int64_t col0, int64_t q0, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_topk_merge_rows(ls, li, kp, tile, QT, CC, col0, q0);
+  return AF_OK;
+}
+
+static af_status cpu_rescore_fp32(void *ctx, float *out, const float *Q, const float *X,
+                                  const int64_t *idx, int QT, int kp, int d, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_rescore_fp32(out, Q, X, idx, QT, kp, d);
+  return AF_OK;
+}
+
 /* ---- training ------------------------------------------------------------------ */
 
 static af_status cpu_dropout_forward(void *ctx, float *out, const float *inp, int64_t n, float p,
@@ -350,6 +368,8 @@ const af_backend_ops af_cpu_backend_ops = {
     .add_layernorm_forward = cpu_add_layernorm_forward,
     .attention_bf16_forward = cpu_attention_bf16_forward,
     .mean_pool_l2norm_forward = cpu_mean_pool_l2norm_forward,
+    .topk_merge_rows = cpu_topk_merge_rows,
+    .rescore_fp32 = cpu_rescore_fp32,
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
     .attention_dropout_forward = cpu_attention_dropout_forward,

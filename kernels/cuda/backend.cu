@@ -127,6 +127,18 @@ static af_status cu_mean_pool_l2norm_forward(void *v, float *out, const float *i
   RUN(v, err, af_cuda_mean_pool_l2norm_forward(CTX(v), out, inp, cu, B, C));
 }
 
+/* ---- all-pairs top-k ---------------------------------------------------------------- */
+
+static af_status cu_topk_merge_rows(void *v, float *ls, int64_t *li, int kp, const float *tile,
+                                    int QT, int CC, int64_t col0, int64_t q0, af_error *err) {
+  RUN(v, err, af_cuda_topk_merge_rows(CTX(v), ls, li, kp, tile, QT, CC, col0, q0));
+}
+
+static af_status cu_rescore_fp32(void *v, float *out, const float *Q, const float *X,
+                                 const int64_t *idx, int QT, int kp, int d, af_error *err) {
+  RUN(v, err, af_cuda_rescore_fp32(CTX(v), out, Q, X, idx, QT, kp, d));
+}
+
 /* The table, filled member by member (C++17 has no designated initialisers);
  * the training ops stay NULL: not implemented on CUDA yet. */
 static af_backend_ops cuda_table(void) {
@@ -151,6 +163,8 @@ static af_backend_ops cuda_table(void) {
   t.add_layernorm_forward = cu_add_layernorm_forward;
   t.attention_bf16_forward = cu_attention_bf16_forward;
   t.mean_pool_l2norm_forward = cu_mean_pool_l2norm_forward;
+  t.topk_merge_rows = cu_topk_merge_rows;
+  t.rescore_fp32 = cu_rescore_fp32;
   return t;
 }
 

@@ -65,6 +65,10 @@ void af_cuda_add_layernorm_forward(af_cuda_context *ctx, float *out, uint16_t *o
 void af_cuda_attention_bf16_forward(af_cuda_context *ctx, uint16_t *out, float *scratch,
                                     const float *qkv, const int32_t *cu_seqlens, int B, int T,
                                     int C, int NH);
+void af_cuda_topk_merge_rows(af_cuda_context *ctx, float *ls, int64_t *li, int kp,
+                             const float *tile, int QT, int CC, int64_t col0, int64_t q0);
+void af_cuda_rescore_fp32(af_cuda_context *ctx, float *out, const float *Q, const float *X,
+                          const int64_t *idx, int QT, int kp, int d);
 void af_cuda_mean_pool_l2norm_forward(af_cuda_context *ctx, float *out, const float *inp,
                                       const int32_t *cu_seqlens, int B, int C);
 
