@@ -6,8 +6,12 @@
 #   2. unpack .gpu/pack.tar.xz, find libcublas.so.13, recreate the paths the
 #      test binaries were compiled with (source dir, build-gpu/affinity)
 #   3. every packed test binary (test_cuda_ops first), GTEST_OUTPUT=xml
-#   4. the GPU benchmarks that exist (BENCH_SCRIPTS / bench_*gpu* binaries)
-#   5. a table of every step; logs under $OUT/gpu_check when $OUT is set.
+#   4. the GPU benchmarks that exist (BENCH_SCRIPTS / bench_*gpu*, bench_*cuda*
+#      binaries: bench_cuda_kernels times each kernel)
+#   5. a table of every step, then the kernel table; logs under $OUT/gpu_check
+#      when $OUT is set.
+# Status: extended 2026-12-01 for the bf16 path; this version has NOT run on a
+# GPU (none was lent).
 # Keeps going after a failure; exits 1 if any step failed. Whole run < 8 min
 # (hard deadline below). Usage: bash bench/gpu_check.sh
 set -u
@@ -177,8 +181,15 @@ if [ "$unpacked" = 1 ]; then
   # The other suites need ../shared/datasets, which does not travel: the GPU
   # machine runs the GPU tests and the encoder tests that use carried fixtures.
   if [ -x "$X/bin/test_encoder" ]; then
-    run_test "$X/bin/test_encoder" "--gtest_filter=EncoderCuda.*:Encoder.Tiny*:Encoder.Rejects*"
+    run_test "$X/bin/test_encoder" \
+      "--gtest_filter=EncoderCuda.*:EncoderCudaBf16.*:EncoderBf16.Tiny*:Encoder.Tiny*:Encoder.Rejects*"
   fi
+  # CPU-only suites that need no shared data: the op tables and the bf16
+  # emulation the GPU kernels are compared with (quick sanity of the pack).
+  [ -x "$X/bin/test_cuda_score" ] && run_test "$X/bin/test_cuda_score"
+  for t in test_ops_table test_bf16; do
+    [ -x "$X/bin/$t" ] && run_test "$X/bin/$t"
+  done
 fi
 
 # ---- 4. benchmarks ----------------------------------------------------------
@@ -225,5 +236,11 @@ done
     printf '%-28s %-22s %6s  %s\n' "${steps[$i]}" "${states[$i]}" "${secs[$i]}" "${notes[$i]}"
   done
   echo "logs: $LOG; overall: $([ $fail = 0 ] && echo PASS || echo FAIL)"
+  # The per-kernel table (µs, TFLOP/s or GB/s, % of peak) of bench_cuda_kernels.
+  if [ -f "$LOG/bench_cuda_kernels.log" ]; then
+    echo
+    echo "==== kernels (bench_cuda_kernels) ===="
+    cat "$LOG/bench_cuda_kernels.log"
+  fi
 } | tee "$LOG/summary.txt"
 exit $fail

@@ -143,10 +143,13 @@ af_status af_atomic_fclose(FILE *f, const char *tmp, const char *final_path, af_
 
 typedef enum { AF_BACKEND_CPU = 0, AF_BACKEND_CUDA = 1 } af_backend;
 
+typedef struct af_backend_ops af_backend_ops; /* the op table (kernels/ops_table.h, internal) */
+
 typedef struct af_device {
   af_backend backend;
-  int n_threads;     /* CPU threads for our kernels (0 = OpenMP default) */
-  void *cuda;        /* af_cuda_context* when backend == AF_BACKEND_CUDA */
+  int n_threads;             /* CPU threads for our kernels (0 = OpenMP default) */
+  void *ctx;                 /* the backend's context: the CUDA context, NULL on the CPU */
+  const af_backend_ops *ops; /* the backend's op table */
 } af_device;
 
 /* A CPU device with n_threads threads (0: all cores). */
@@ -549,6 +552,12 @@ typedef struct {
   af_score_options score;
   af_score_progress_fn progress; /* may be NULL */
   void *progress_ctx;
+  /* NULL or a CPU device: the CPU scorer. A CUDA device: the GPU scorer (bf16
+   * candidates, fp32 rescore with the CPU's bits; docs/scoring.md), equal to
+   * the CPU's output on every certified row. */
+  const struct af_device *device;
+  int margin;              /* GPU: extra bf16 candidates per row (0: 16) */
+  int64_t *uncertified;    /* GPU, may be NULL: rows where a neighbour may be lost */
 } af_score_file_options;
 
 /* Scores every row of shard i of embeddings file emb_path against all rows
@@ -649,6 +658,21 @@ int af_encoder_hidden_size(const af_encoder *enc);
 /* Re-copies the host parameters to the device (after training changed them). */
 af_status af_encoder_sync_params(af_encoder *enc, af_error *err);
 
+/* Arithmetic of the forward pass. FP32: every op in fp32 (the parity mode,
+ * matching Hugging Face to 1e-4). BF16: the GEMMs take bf16 weights (a copy at
+ * the fp32 table's offsets) and bf16 activations with fp32 accumulation; the
+ * residual stream, LayerNorm statistics, softmax sums and pooling stay fp32
+ * (kernels/ops.h, "bf16 inference ops"). DEFAULT: BF16 on a GPU, FP32 on the
+ * CPU (where BF16 is an exact but slow emulation, for tests). */
+typedef enum { AF_PRECISION_DEFAULT = 0, AF_PRECISION_FP32 = 1, AF_PRECISION_BF16 = 2 } af_precision;
+
+/* Parses "fp32" / "bf16" (field names the flag in the error). */
+af_status af_precision_parse(const char *s, const char *field, af_precision *out, af_error *err);
+/* FP32 or BF16: what DEFAULT means on dev. */
+af_precision af_precision_resolve(af_precision p, const af_device *dev);
+/* Switches the encoder's precision (BF16 makes and uploads the bf16 weights). */
+af_status af_encoder_set_precision(af_encoder *enc, af_precision p, af_error *err);
+
 /* out (B, C) host: pooled (and, if the model says so, L2-normalised)
  * embeddings. hidden (L + 1, T, C) host, may be NULL: the embedding output and
  * each layer's output (Hugging Face's output_hidden_states). Sequences must
@@ -725,6 +749,7 @@ typedef void (*af_progress_fn)(void *ctx, int64_t done, int64_t total);
 typedef struct {
   int max_len;        /* tokens per text incl. [CLS]/[SEP]; 0 = the model's */
   int batch_tokens;   /* token budget of one packed forward batch (default 8192) */
+  af_precision precision; /* encoder arithmetic; DEFAULT: bf16 on a GPU, fp32 on the CPU */
   af_progress_fn progress; /* may be NULL */
   void *progress_ctx;
 } af_embed_options;
@@ -1324,7 +1349,7 @@ uint64_t af_pairs_rand_below(uint64_t seed, uint64_t stream, uint64_t i, uint64_
  * Dropout follows Hugging Face's BertModel in train mode: hidden dropout
  * after the embeddings' LayerNorm, after the attention output dense and after
  * the FFN output dense (before each residual add), and attention-probability
- * dropout on the softmax (engine/train/train_attention.c). Masks come from Philox
+ * dropout on the softmax (af_op_attention_dropout_forward, kernels/ops_backward.h). Masks come from Philox
  * (engine/base/philox.h) with key = seed and
  *   stream = micro * AF_TRAIN_DROPOUT_SITES(L) + site,
  * site 0 = embeddings, 1 + 3l = layer l attention probabilities, 2 + 3l =
@@ -1405,19 +1430,6 @@ af_status af_trainer_accumulate(af_trainer *t, const af_batch *pairs, uint64_t m
  * mean gradient before clipping. */
 af_status af_trainer_step(af_trainer *t, int n_micro, double *lr, double *grad_norm,
                           af_error *err);
-
-/* ---- attention-probability dropout (engine/train/train_attention.c) ------------------
- * probs: the undropped softmax saved by af_op_attention_forward (layout of
- * ops.h). forward: out (T, C) = (m ⊙ P / (1 - p)) V. backward: dqkv (T, 3C) +=.
- * mask_base (B) or NULL: mask index of each sequence's first probability
- * (NULL: the batch's own layout; a data-parallel rank passes the global batch's). */
-void af_train_attention_dropout_forward(float *out, const float *probs, const float *qkv,
-                                        const int32_t *cu_seqlens, int B, int C, int NH, float p,
-                                        uint64_t seed, uint64_t stream, const int64_t *mask_base);
-void af_train_attention_dropout_backward(float *dqkv, const float *dout, const float *qkv,
-                                         const float *probs, const int32_t *cu_seqlens, int B,
-                                         int C, int NH, float p, uint64_t seed, uint64_t stream,
-                                         const int64_t *mask_base);
 
 /* ---- data parallel (engine/train/train_dp.c; docs/distributed.md) -------------
  * Every rank holds the whole model and the same global micro-batch of B pairs

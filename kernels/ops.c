@@ -1,126 +1,25 @@
-/* Backend dispatch for the op interface (see ops.h): the one place that picks
- * the CPU or CUDA implementation of each op. */
+/* The op interface's entry points (ops.h): each calls the op through the
+ * device's backend table (ops_table.h), or reports that the backend lacks it. */
 #include "ops.h"
 
 #include <omp.h>
 
-#ifdef AF_HAVE_CUDA
-#include "cuda/cuda_ops.h"
-#define ON_CUDA(dev) ((dev)->backend == AF_BACKEND_CUDA)
-#else
-#define ON_CUDA(dev) 0
-#endif
+#include "ops_table.h"
+
+af_status af_op_missing(const af_backend_ops *ops, const char *op, af_error *err) {
+  return af_error_set(err, AF_ERR_UNSUPPORTED, "op %s is not implemented by the %s backend", op,
+                      ops && ops->name ? ops->name : "(no)");
+}
 
 af_device af_device_cpu(int n_threads) {
-  af_device d = {AF_BACKEND_CPU, n_threads, NULL};
+  af_device d = {.backend = AF_BACKEND_CPU,
+                 .n_threads = n_threads,
+                 .ctx = NULL,
+                 .ops = &af_cpu_backend_ops};
   if (n_threads > 0)
     omp_set_num_threads(n_threads);
   return d;
 }
-
-void af_op_embedding_forward(const af_device *dev, float *out, const int32_t *ids,
-                             const int32_t *pos, const int32_t *type_ids, const float *wte,
-                             const float *wpe, const float *wtt, int T, int C) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_embedding_forward(dev->cuda, out, ids, pos, type_ids, wte, wpe, wtt, T, C);
-    return;
-  }
-#endif
-  af_cpu_embedding_forward(out, ids, pos, type_ids, wte, wpe, wtt, T, C);
-}
-
-void af_op_layernorm_forward(const af_device *dev, float *out, float *mean, float *rstd,
-                             const float *inp, const float *w, const float *b, int N, int C,
-                             float eps) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_layernorm_forward(dev->cuda, out, mean, rstd, inp, w, b, N, C, eps);
-    return;
-  }
-#endif
-  af_cpu_layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps);
-}
-
-void af_op_linear_forward(const af_device *dev, float *out, const float *inp, const float *w,
-                          const float *bias, int N, int IC, int OC) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_linear_forward(dev->cuda, out, inp, w, bias, N, IC, OC);
-    return;
-  }
-#endif
-  af_cpu_linear_forward(out, inp, w, bias, N, IC, OC);
-}
-
-void af_op_gelu_forward(const af_device *dev, float *out, const float *inp, int64_t n) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_gelu_forward(dev->cuda, out, inp, n);
-    return;
-  }
-#endif
-  af_cpu_gelu_forward(out, inp, n);
-}
-
-void af_op_add_forward(const af_device *dev, float *out, const float *a, const float *b,
-                       int64_t n) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_add_forward(dev->cuda, out, a, b, n);
-    return;
-  }
-#endif
-  af_cpu_add_forward(out, a, b, n);
-}
-
-void af_op_attention_forward(const af_device *dev, float *out, float *probs, const float *qkv,
-                             const int32_t *cu_seqlens, int B, int C, int NH) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_attention_forward(dev->cuda, out, probs, qkv, cu_seqlens, B, C, NH);
-    return;
-  }
-#endif
-  af_cpu_attention_forward(out, probs, qkv, cu_seqlens, B, C, NH);
-}
-
-void af_op_mean_pool_forward(const af_device *dev, float *out, const float *inp,
-                             const int32_t *cu_seqlens, int B, int C) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_mean_pool_forward(dev->cuda, out, inp, cu_seqlens, B, C);
-    return;
-  }
-#endif
-  af_cpu_mean_pool_forward(out, inp, cu_seqlens, B, C);
-}
-
-void af_op_cls_pool_forward(const af_device *dev, float *out, const float *inp,
-                            const int32_t *cu_seqlens, int B, int C) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_cls_pool_forward(dev->cuda, out, inp, cu_seqlens, B, C);
-    return;
-  }
-#endif
-  af_cpu_cls_pool_forward(out, inp, cu_seqlens, B, C);
-}
-
-void af_op_l2norm_forward(const af_device *dev, float *out, float *norms, const float *inp, int N,
-                          int C) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_l2norm_forward(dev->cuda, out, norms, inp, N, C);
-    return;
-  }
-#endif
-  af_cpu_l2norm_forward(out, norms, inp, N, C);
-}
-
-/* ---- device memory ----------------------------------------------------------- */
-#include <stdlib.h>
-#include <string.h>
 
 #ifndef AF_HAVE_CUDA
 af_status af_device_cuda(int ordinal, af_device *out, af_error *err) {
@@ -132,61 +31,137 @@ void af_device_release(af_device *dev) { (void)dev; }
 int af_cuda_available(void) { return 0; }
 #endif
 
-void *af_dev_malloc(const af_device *dev, size_t bytes, af_error *err) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev))
-    return af_cuda_malloc(dev->cuda, bytes, err);
-#endif
-  return af_malloc(bytes, 1, err);
+/* ---- forward ops ------------------------------------------------------------ */
+
+af_status af_op_embedding_forward(const af_device *dev, float *out, const int32_t *ids,
+                                  const int32_t *pos, const int32_t *type_ids, const float *wte,
+                                  const float *wpe, const float *wtt, int T, int C, af_error *err) {
+  return AF_OP_CALL(dev, embedding_forward, err, out, ids, pos, type_ids, wte, wpe, wtt, T, C);
 }
 
+af_status af_op_layernorm_forward(const af_device *dev, float *out, float *mean, float *rstd,
+                                  const float *inp, const float *w, const float *b, int N, int C,
+                                  float eps, af_error *err) {
+  return AF_OP_CALL(dev, layernorm_forward, err, out, mean, rstd, inp, w, b, N, C, eps);
+}
+
+af_status af_op_linear_forward(const af_device *dev, float *out, const float *inp, const float *w,
+                               const float *bias, int N, int IC, int OC, af_error *err) {
+  return AF_OP_CALL(dev, linear_forward, err, out, inp, w, bias, N, IC, OC);
+}
+
+af_status af_op_gelu_forward(const af_device *dev, float *out, const float *inp, int64_t n,
+                             af_error *err) {
+  return AF_OP_CALL(dev, gelu_forward, err, out, inp, n);
+}
+
+af_status af_op_add_forward(const af_device *dev, float *out, const float *a, const float *b,
+                            int64_t n, af_error *err) {
+  return AF_OP_CALL(dev, add_forward, err, out, a, b, n);
+}
+
+af_status af_op_attention_forward(const af_device *dev, float *out, float *probs, const float *qkv,
+                                  const int32_t *cu_seqlens, int B, int C, int NH, af_error *err) {
+  return AF_OP_CALL(dev, attention_forward, err, out, probs, qkv, cu_seqlens, B, C, NH);
+}
+
+af_status af_op_mean_pool_forward(const af_device *dev, float *out, const float *inp,
+                                  const int32_t *cu_seqlens, int B, int C, af_error *err) {
+  return AF_OP_CALL(dev, mean_pool_forward, err, out, inp, cu_seqlens, B, C);
+}
+
+af_status af_op_cls_pool_forward(const af_device *dev, float *out, const float *inp,
+                                 const int32_t *cu_seqlens, int B, int C, af_error *err) {
+  return AF_OP_CALL(dev, cls_pool_forward, err, out, inp, cu_seqlens, B, C);
+}
+
+af_status af_op_l2norm_forward(const af_device *dev, float *out, float *norms, const float *inp,
+                               int N, int C, af_error *err) {
+  return AF_OP_CALL(dev, l2norm_forward, err, out, norms, inp, N, C);
+}
+
+/* ---- bf16 inference ops --------------------------------------------------------- */
+
+af_status af_op_cast_bf16(const af_device *dev, uint16_t *out, const float *inp, int64_t n,
+                          af_error *err) {
+  return AF_OP_CALL(dev, cast_bf16, err, out, inp, n);
+}
+
+af_status af_op_linear_bf16_forward(const af_device *dev, float *out, const uint16_t *inp,
+                                    const uint16_t *w, const float *bias, int N, int IC, int OC,
+                                    af_error *err) {
+  return AF_OP_CALL(dev, linear_bf16_forward, err, out, inp, w, bias, N, IC, OC);
+}
+
+af_status af_op_bias_gelu_bf16_forward(const af_device *dev, uint16_t *out, const float *inp,
+                                       const float *bias, int N, int C, af_error *err) {
+  return AF_OP_CALL(dev, bias_gelu_bf16_forward, err, out, inp, bias, N, C);
+}
+
+af_status af_op_add_layernorm_forward(const af_device *dev, float *out, uint16_t *out_bf16,
+                                      const float *a, const float *b, const float *w,
+                                      const float *beta, int N, int C, float eps, af_error *err) {
+  return AF_OP_CALL(dev, add_layernorm_forward, err, out, out_bf16, a, b, w, beta, N, C, eps);
+}
+
+af_status af_op_attention_bf16_forward(const af_device *dev, uint16_t *out, float *scratch,
+                                       const float *qkv, const int32_t *cu_seqlens, int B, int T,
+                                       int C, int NH, af_error *err) {
+  return AF_OP_CALL(dev, attention_bf16_forward, err, out, scratch, qkv, cu_seqlens, B, T, C, NH);
+}
+
+af_status af_op_mean_pool_l2norm_forward(const af_device *dev, float *out, const float *inp,
+                                         const int32_t *cu_seqlens, int B, int C, af_error *err) {
+  return AF_OP_CALL(dev, mean_pool_l2norm_forward, err, out, inp, cu_seqlens, B, C);
+}
+
+/* ---- all-pairs top-k ops ------------------------------------------------------ */
+
+af_status af_op_topk_merge_rows(const af_device *dev, float *ls, int64_t *li, int kp,
+                                const float *tile, int QT, int CC, int64_t col0, int64_t q0,
+                                af_error *err) {
+  if (kp < 1 || kp > AF_TOPK_OP_MAX_KP)
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "topk_merge_rows: k' = %d is not in 1..%d", kp,
+                        AF_TOPK_OP_MAX_KP);
+  return AF_OP_CALL(dev, topk_merge_rows, err, ls, li, kp, tile, QT, CC, col0, q0);
+}
+
+af_status af_op_rescore_fp32(const af_device *dev, float *out, const float *Q, const float *X,
+                             const int64_t *idx, int QT, int kp, int d, af_error *err) {
+  return AF_OP_CALL(dev, rescore_fp32, err, out, Q, X, idx, QT, kp, d);
+}
+
+/* ---- device memory ----------------------------------------------------------- */
+
 af_status af_dev_alloc(const af_device *dev, size_t bytes, void **out, af_error *err) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    *out = af_cuda_malloc(dev->cuda, bytes, err);
-    return *out ? AF_OK : AF_ERR_CUDA; /* af_cuda_malloc reports only cudaMalloc failures */
-  }
-#endif
-  *out = af_malloc(bytes, 1, err);
-  return *out ? AF_OK : AF_ERR_NOMEM;
+  *out = NULL;
+  if (!dev->ops || !dev->ops->malloc)
+    return af_op_missing(dev->ops, "malloc", err);
+  return dev->ops->malloc(dev->ctx, bytes, out, err);
+}
+
+void *af_dev_malloc(const af_device *dev, size_t bytes, af_error *err) {
+  void *p = NULL;
+  return af_dev_alloc(dev, bytes, &p, err) == AF_OK ? p : NULL;
 }
 
 void af_dev_free(const af_device *dev, void *ptr) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev)) {
-    af_cuda_free(dev->cuda, ptr);
-    return;
-  }
-#endif
-  free(ptr);
+  if (dev->ops && dev->ops->free)
+    dev->ops->free(dev->ctx, ptr);
 }
 
 af_status af_dev_upload(const af_device *dev, void *dst, const void *host_src, size_t bytes,
                         af_error *err) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev))
-    return af_cuda_memcpy(dev->cuda, dst, host_src, bytes, 1, err);
-#endif
-  if (bytes)
-    memcpy(dst, host_src, bytes);
-  return AF_OK;
+  return AF_OP_CALL(dev, memcpy, err, dst, host_src, bytes, 1);
 }
 
 af_status af_dev_download(const af_device *dev, void *host_dst, const void *src, size_t bytes,
                           af_error *err) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev))
-    return af_cuda_memcpy(dev->cuda, host_dst, src, bytes, 0, err);
-#endif
-  if (bytes)
-    memcpy(host_dst, src, bytes);
-  return AF_OK;
+  return AF_OP_CALL(dev, memcpy, err, host_dst, src, bytes, 0);
 }
 
 af_status af_dev_sync(const af_device *dev, af_error *err) {
-#ifdef AF_HAVE_CUDA
-  if (ON_CUDA(dev))
-    return af_cuda_sync(dev->cuda, err);
-#endif
-  return AF_OK;
+  if (!dev->ops || !dev->ops->sync)
+    return af_op_missing(dev->ops, "sync", err);
+  return dev->ops->sync(dev->ctx, err);
 }

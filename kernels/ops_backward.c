@@ -1,112 +1,94 @@
-/* Backend dispatch for the training ops (see ops_backward.h): the CPU
- * implementations, and with AF_HAVE_CUDA their CUDA twins
- * (kernels/cuda/<op>_backward.cu, compiled but not yet run on a GPU here). */
+/* Entry points of the training ops (ops_backward.h): each calls the op through
+ * the device's backend table (ops_table.h), or reports that the backend lacks
+ * it (AF_ERR_UNSUPPORTED naming op and backend). */
 #include "ops_backward.h"
 
-#ifdef AF_HAVE_CUDA
-#include "cuda/cuda_ops_backward.h"
-/* The CUDA twin (kernels/cuda/<op>_backward.cu) on a CUDA device. */
-#define ON_CUDA(dev, call)                  \
-  do {                                      \
-    if ((dev)->backend == AF_BACKEND_CUDA) { \
-      call;                                 \
-      return;                               \
-    }                                       \
-  } while (0)
+#include "ops_table.h"
+
 int af_backward_supported(const af_device *dev) {
-  return dev->backend == AF_BACKEND_CPU || dev->backend == AF_BACKEND_CUDA;
-}
-#else
-#define ON_CUDA(dev, call) \
-  do {                     \
-  } while (0)
-int af_backward_supported(const af_device *dev) { return dev->backend == AF_BACKEND_CPU; }
-#endif
-
-#define CPU_ONLY(dev)                \
-  do {                               \
-    if (!af_backward_supported(dev)) \
-      return;                        \
-  } while (0)
-
-void af_op_dropout_forward(const af_device *dev, float *out, const float *inp, int64_t n,
-                           float p_drop, uint64_t seed, uint64_t stream) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_dropout_forward(dev->cuda, out, inp, n, p_drop, seed, stream));
-  af_cpu_dropout_forward(out, inp, n, p_drop, seed, stream);
+  const af_backend_ops *o = dev->ops;
+  return o && o->dropout_forward && o->dropout_backward && o->attention_dropout_forward &&
+         o->attention_dropout_backward && o->embedding_backward && o->layernorm_backward &&
+         o->linear_backward && o->gelu_backward && o->add_backward && o->attention_backward &&
+         o->mean_pool_backward && o->cls_pool_backward && o->l2norm_backward;
 }
 
-void af_op_dropout_backward(const af_device *dev, float *dinp, const float *dout, int64_t n,
-                            float p_drop, uint64_t seed, uint64_t stream) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_dropout_backward(dev->cuda, dinp, dout, n, p_drop, seed, stream));
-  af_cpu_dropout_backward(dinp, dout, n, p_drop, seed, stream);
+af_status af_op_dropout_forward(const af_device *dev, float *out, const float *inp, int64_t n,
+                                float p_drop, uint64_t seed, uint64_t stream, af_error *err) {
+  return AF_OP_CALL(dev, dropout_forward, err, out, inp, n, p_drop, seed, stream);
 }
 
-void af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
-                              const float *dout, const int32_t *ids, const int32_t *pos,
-                              const int32_t *type_ids, int T, int C) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_embedding_backward(dev->cuda, dwte, dwpe, dwtt, dout, ids, pos, type_ids,
-          T, C));
-  af_cpu_embedding_backward(dwte, dwpe, dwtt, dout, ids, pos, type_ids, T, C);
+af_status af_op_dropout_backward(const af_device *dev, float *dinp, const float *dout, int64_t n,
+                                 float p_drop, uint64_t seed, uint64_t stream, af_error *err) {
+  return AF_OP_CALL(dev, dropout_backward, err, dinp, dout, n, p_drop, seed, stream);
 }
 
-void af_op_layernorm_backward(const af_device *dev, float *dinp, float *dw, float *db,
-                              const float *dout, const float *inp, const float *w,
-                              const float *mean, const float *rstd, int N, int C) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_layernorm_backward(dev->cuda, dinp, dw, db, dout, inp, w, mean, rstd, N, C));
-  af_cpu_layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+af_status af_op_attention_dropout_forward(const af_device *dev, float *out, const float *probs,
+                                          const float *qkv, const int32_t *cu_seqlens, int B,
+                                          int C, int NH, float p, uint64_t seed, uint64_t stream,
+                                          const int64_t *mask_base, af_error *err) {
+  return AF_OP_CALL(dev, attention_dropout_forward, err, out, probs, qkv, cu_seqlens, B, C, NH, p,
+                    seed, stream, mask_base);
 }
 
-void af_op_linear_backward(const af_device *dev, float *dinp, float *dw, float *dbias,
-                           const float *dout, const float *inp, const float *w, int N, int IC,
-                           int OC) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_linear_backward(dev->cuda, dinp, dw, dbias, dout, inp, w, N, IC, OC));
-  af_cpu_linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC);
+af_status af_op_attention_dropout_backward(const af_device *dev, float *dqkv, const float *dout,
+                                           const float *qkv, const float *probs,
+                                           const int32_t *cu_seqlens, int B, int C, int NH,
+                                           float p, uint64_t seed, uint64_t stream,
+                                           const int64_t *mask_base, af_error *err) {
+  return AF_OP_CALL(dev, attention_dropout_backward, err, dqkv, dout, qkv, probs, cu_seqlens, B, C,
+                    NH, p, seed, stream, mask_base);
 }
 
-void af_op_gelu_backward(const af_device *dev, float *dinp, const float *dout, const float *inp,
-                         int64_t n) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_gelu_backward(dev->cuda, dinp, dout, inp, n));
-  af_cpu_gelu_backward(dinp, dout, inp, n);
+af_status af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
+                                   const float *dout, const int32_t *ids, const int32_t *pos,
+                                   const int32_t *type_ids, int T, int C, af_error *err) {
+  return AF_OP_CALL(dev, embedding_backward, err, dwte, dwpe, dwtt, dout, ids, pos, type_ids, T,
+                    C);
 }
 
-void af_op_add_backward(const af_device *dev, float *da, float *db, const float *dout,
-                        int64_t n) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_add_backward(dev->cuda, da, db, dout, n));
-  af_cpu_add_backward(da, db, dout, n);
+af_status af_op_layernorm_backward(const af_device *dev, float *dinp, float *dw, float *db,
+                                   const float *dout, const float *inp, const float *w,
+                                   const float *mean, const float *rstd, int N, int C,
+                                   af_error *err) {
+  return AF_OP_CALL(dev, layernorm_backward, err, dinp, dw, db, dout, inp, w, mean, rstd, N, C);
 }
 
-void af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
-                              const float *qkv, const float *probs, const int32_t *cu_seqlens,
-                              int B, int C, int NH) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_attention_backward(dev->cuda, dqkv, dout, qkv, probs, cu_seqlens, B, C, NH));
-  af_cpu_attention_backward(dqkv, dout, qkv, probs, cu_seqlens, B, C, NH);
+af_status af_op_linear_backward(const af_device *dev, float *dinp, float *dw, float *dbias,
+                                const float *dout, const float *inp, const float *w, int N, int IC,
+                                int OC, af_error *err) {
+  return AF_OP_CALL(dev, linear_backward, err, dinp, dw, dbias, dout, inp, w, N, IC, OC);
 }
 
-void af_op_mean_pool_backward(const af_device *dev, float *dinp, const float *dout,
-                              const int32_t *cu_seqlens, int B, int C) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_mean_pool_backward(dev->cuda, dinp, dout, cu_seqlens, B, C));
-  af_cpu_mean_pool_backward(dinp, dout, cu_seqlens, B, C);
+af_status af_op_gelu_backward(const af_device *dev, float *dinp, const float *dout,
+                              const float *inp, int64_t n, af_error *err) {
+  return AF_OP_CALL(dev, gelu_backward, err, dinp, dout, inp, n);
 }
 
-void af_op_cls_pool_backward(const af_device *dev, float *dinp, const float *dout,
-                             const int32_t *cu_seqlens, int B, int C) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_cls_pool_backward(dev->cuda, dinp, dout, cu_seqlens, B, C));
-  af_cpu_cls_pool_backward(dinp, dout, cu_seqlens, B, C);
+af_status af_op_add_backward(const af_device *dev, float *da, float *db, const float *dout,
+                             int64_t n, af_error *err) {
+  return AF_OP_CALL(dev, add_backward, err, da, db, dout, n);
 }
 
-void af_op_l2norm_backward(const af_device *dev, float *dinp, const float *dout, const float *out,
-                           const float *norms, int N, int C) {
-  CPU_ONLY(dev);
-  ON_CUDA(dev, af_cuda_l2norm_backward(dev->cuda, dinp, dout, out, norms, N, C));
-  af_cpu_l2norm_backward(dinp, dout, out, norms, N, C);
+af_status af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
+                                   const float *qkv, const float *probs,
+                                   const int32_t *cu_seqlens, int B, int C, int NH,
+                                   af_error *err) {
+  return AF_OP_CALL(dev, attention_backward, err, dqkv, dout, qkv, probs, cu_seqlens, B, C, NH);
+}
+
+af_status af_op_mean_pool_backward(const af_device *dev, float *dinp, const float *dout,
+                                   const int32_t *cu_seqlens, int B, int C, af_error *err) {
+  return AF_OP_CALL(dev, mean_pool_backward, err, dinp, dout, cu_seqlens, B, C);
+}
+
+af_status af_op_cls_pool_backward(const af_device *dev, float *dinp, const float *dout,
+                                  const int32_t *cu_seqlens, int B, int C, af_error *err) {
+  return AF_OP_CALL(dev, cls_pool_backward, err, dinp, dout, cu_seqlens, B, C);
+}
+
+af_status af_op_l2norm_backward(const af_device *dev, float *dinp, const float *dout,
+                                const float *out, const float *norms, int N, int C,
+                                af_error *err) {
+  return AF_OP_CALL(dev, l2norm_backward, err, dinp, dout, out, norms, N, C);
 }

@@ -13,9 +13,12 @@
  *  - Results do not depend on the thread count or schedule: every reduction
  *    has one fixed order (no atomics), so gradients are bitwise reproducible
  *    for a given BLAS.
- *  - CPU, and CUDA in builds with AF_HAVE_CUDA (kernels/cuda/<op>_backward.cu;
- *    compiled, not yet run on a GPU): af_backward_supported(dev) says whether
- *    dev runs them. The af_op_* entry points do nothing on a device that does not.
+ *  - Each backend implements what it can (its table in kernels/ops_table.h):
+ *    an op the device's backend lacks returns AF_ERR_UNSUPPORTED naming the
+ *    op and the backend ("op linear_backward is not implemented by the cuda
+ *    backend") and touches nothing. af_backward_supported(dev) says whether
+ *    dev's backend has every op of this header, so a trainer can refuse up
+ *    front.
  *
  * The math of each op is written out in docs/training.md. */
 #ifndef AF_OPS_BACKWARD_H
@@ -40,65 +43,98 @@ int af_backward_supported(const af_device *dev);
  * (seed, stream, i) only: it is never stored; backward draws it again. The
  * caller gives every dropout site of every step its own stream, e.g.
  * stream = step * n_sites + site. p_drop = 0: identity. 0 <= p_drop < 1. */
-void af_op_dropout_forward(const af_device *dev, float *out, const float *inp, int64_t n,
-                           float p_drop, uint64_t seed, uint64_t stream);
+af_status af_op_dropout_forward(const af_device *dev, float *out, const float *inp, int64_t n,
+                                float p_drop, uint64_t seed, uint64_t stream, af_error *err);
 /* dinp += mask * dout / (1 - p_drop). dinp, dout (n). */
-void af_op_dropout_backward(const af_device *dev, float *dinp, const float *dout, int64_t n,
-                            float p_drop, uint64_t seed, uint64_t stream);
+af_status af_op_dropout_backward(const af_device *dev, float *dinp, const float *dout, int64_t n,
+                                 float p_drop, uint64_t seed, uint64_t stream, af_error *err);
+
+/* ---- attention-probability dropout -----------------------------------------
+ * Hugging Face BertSelfAttention's dropout(attention_probs), a training-only
+ * op beside af_op_attention_forward: from the undropped softmax P the forward
+ * op saved (its probs layout), out (T, C) = P' V with P' = m * P / (1 - p),
+ * overwriting the attention op's output. Element k of the probs layout is
+ * kept iff its Philox uniform < 1 - p (the af_op_dropout_forward convention,
+ * k as the element index). qkv (T, 3C); probs as in af_op_attention_forward;
+ * every sequence at most AF_ATTN_MAX_LEN tokens. 0 < p < 1. mask_base (B) or
+ * NULL: the mask index of each sequence's first probability (NULL: the batch's
+ * own layout; a data-parallel rank passes its sequences' places in the global
+ * batch, so every rank draws the masks one process would). */
+af_status af_op_attention_dropout_forward(const af_device *dev, float *out, const float *probs,
+                                          const float *qkv, const int32_t *cu_seqlens, int B,
+                                          int C, int NH, float p, uint64_t seed, uint64_t stream,
+                                          const int64_t *mask_base, af_error *err);
+/* Its backward through the mask and the softmax: dqkv (T, 3C) +=; dout (T, C);
+ * qkv, probs, cu_seqlens and (p, seed, stream) as in the forward call. */
+af_status af_op_attention_dropout_backward(const af_device *dev, float *dqkv, const float *dout,
+                                           const float *qkv, const float *probs,
+                                           const int32_t *cu_seqlens, int B, int C, int NH,
+                                           float p, uint64_t seed, uint64_t stream,
+                                           const int64_t *mask_base, af_error *err);
 
 /* ---- backward ops ---------------------------------------------------------- */
 
 /* dwte[ids[t]] += dout[t]; dwpe[pos[t]] += dout[t]; dwtt[type_ids[t] or 0] += dout[t].
  * dout (T, C); dwte (V, C), dwpe (P, C), dwtt (TT, C): each may be NULL (frozen). */
-void af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
-                              const float *dout, const int32_t *ids, const int32_t *pos,
-                              const int32_t *type_ids, int T, int C);
+af_status af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
+                                   const float *dout, const int32_t *ids, const int32_t *pos,
+                                   const int32_t *type_ids, int T, int C, af_error *err);
 
 /* LayerNorm with the mean and rstd saved by the forward pass.
  * dinp (N, C) +=; dw, db (C) += (dw, db may be NULL); dout, inp (N, C);
  * w (C); mean, rstd (N). */
-void af_op_layernorm_backward(const af_device *dev, float *dinp, float *dw, float *db,
-                              const float *dout, const float *inp, const float *w,
-                              const float *mean, const float *rstd, int N, int C);
+af_status af_op_layernorm_backward(const af_device *dev, float *dinp, float *dw, float *db,
+                                   const float *dout, const float *inp, const float *w,
+                                   const float *mean, const float *rstd, int N, int C,
+                                   af_error *err);
 
 /* out = inp w^T + bias.  dinp (N, IC) += dout w;  dw (OC, IC) += dout^T inp;
  * dbias (OC) += sum over rows of dout. dout (N, OC); inp (N, IC); w (OC, IC).
  * dinp, dw, dbias may each be NULL. */
-void af_op_linear_backward(const af_device *dev, float *dinp, float *dw, float *dbias,
-                           const float *dout, const float *inp, const float *w, int N, int IC,
-                           int OC);
+af_status af_op_linear_backward(const af_device *dev, float *dinp, float *dw, float *dbias,
+                                const float *dout, const float *inp, const float *w, int N, int IC,
+                                int OC, af_error *err);
 
 /* Exact GELU: dinp += dout * gelu'(inp). dinp, dout, inp (n): inp is the GELU's input. */
-void af_op_gelu_backward(const af_device *dev, float *dinp, const float *dout, const float *inp,
-                         int64_t n);
+af_status af_op_gelu_backward(const af_device *dev, float *dinp, const float *dout,
+                              const float *inp, int64_t n, af_error *err);
 
 /* Residual add out = a + b: da += dout, db += dout (either may be NULL). (n) */
-void af_op_add_backward(const af_device *dev, float *da, float *db, const float *dout, int64_t n);
+af_status af_op_add_backward(const af_device *dev, float *da, float *db, const float *dout,
+                             int64_t n, af_error *err);
 
 /* Attention over packed sequences, from the probabilities the forward pass saved.
  * dqkv (T, 3C) +=; dout (T, C); qkv (T, 3C); probs as in af_op_attention_forward. */
-void af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
-                              const float *qkv, const float *probs, const int32_t *cu_seqlens,
-                              int B, int C, int NH);
+af_status af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
+                                   const float *qkv, const float *probs, const int32_t *cu_seqlens,
+                                   int B, int C, int NH, af_error *err);
 
 /* Pooling. dinp (T, C) +=; dout (B, C). mean: each token gets dout / L;
  * cls: the first token of each sequence gets dout. */
-void af_op_mean_pool_backward(const af_device *dev, float *dinp, const float *dout,
-                              const int32_t *cu_seqlens, int B, int C);
-void af_op_cls_pool_backward(const af_device *dev, float *dinp, const float *dout,
-                             const int32_t *cu_seqlens, int B, int C);
+af_status af_op_mean_pool_backward(const af_device *dev, float *dinp, const float *dout,
+                                   const int32_t *cu_seqlens, int B, int C, af_error *err);
+af_status af_op_cls_pool_backward(const af_device *dev, float *dinp, const float *dout,
+                                  const int32_t *cu_seqlens, int B, int C, af_error *err);
 
 /* Row-wise L2 normalisation y = x / max(||x||, 1e-12), from the forward's
  * output y and norms ||x||. dinp (N, C) += (dout - y (y . dout)) / ||x||
  * (dout / 1e-12 for a row whose norm is below 1e-12). dout, out (N, C); norms (N). */
-void af_op_l2norm_backward(const af_device *dev, float *dinp, const float *dout, const float *out,
-                           const float *norms, int N, int C);
+af_status af_op_l2norm_backward(const af_device *dev, float *dinp, const float *dout,
+                                const float *out, const float *norms, int N, int C, af_error *err);
 
 /* ---- CPU implementations (kernels/cpu/<op>_backward.c, dropout.c) --------------- */
 void af_cpu_dropout_forward(float *out, const float *inp, int64_t n, float p_drop, uint64_t seed,
                             uint64_t stream);
-void af_cpu_dropout_backward(float *dinp, const float *dout, int64_t n, float p_drop,
-                             uint64_t seed, uint64_t stream);
+void af_cpu_dropout_backward(float *dinp, const float *dout, int64_t n, float p_drop, uint64_t seed,
+                             uint64_t stream);
+void af_cpu_attention_dropout_forward(float *out, const float *probs, const float *qkv,
+                                      const int32_t *cu_seqlens, int B, int C, int NH, float p,
+                                      uint64_t seed, uint64_t stream,
+    const int64_t *mask_base);
+void af_cpu_attention_dropout_backward(float *dqkv, const float *dout, const float *qkv,
+                                       const float *probs, const int32_t *cu_seqlens, int B,
+                                       int C, int NH, float p, uint64_t seed, uint64_t stream,
+    const int64_t *mask_base);
 void af_cpu_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
                                const int32_t *ids, const int32_t *pos, const int32_t *type_ids,
                                int T, int C);
@@ -109,9 +145,8 @@ void af_cpu_linear_backward(float *dinp, float *dw, float *dbias, const float *d
                             const float *inp, const float *w, int N, int IC, int OC);
 void af_cpu_gelu_backward(float *dinp, const float *dout, const float *inp, int64_t n);
 void af_cpu_add_backward(float *da, float *db, const float *dout, int64_t n);
-void af_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
-                               const float *probs, const int32_t *cu_seqlens, int B, int C,
-                               int NH);
+void af_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,
+                               const int32_t *cu_seqlens, int B, int C, int NH);
 void af_cpu_mean_pool_backward(float *dinp, const float *dout, const int32_t *cu_seqlens, int B,
                                int C);
 void af_cpu_cls_pool_backward(float *dinp, const float *dout, const int32_t *cu_seqlens, int B,

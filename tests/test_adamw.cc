@@ -193,8 +193,12 @@ TEST(AdamW, TinyModelTrainsLikeTorch) {
   cJSON_ArrayForEach(s, item(j.root, "steps")) {
     std::vector<float> XA = floats(item(s, "xa")), XP = floats(item(s, "xp"));
     std::vector<float> EA((size_t)B * OC), EP((size_t)B * OC), dEA(EA.size()), dEP(EP.size());
-    af_op_linear_forward(&dev, EA.data(), XA.data(), W.data(), b.data(), B, IC, OC);
-    af_op_linear_forward(&dev, EP.data(), XP.data(), W.data(), b.data(), B, IC, OC);
+    EXPECT_EQ(
+        af_op_linear_forward(&dev, EA.data(), XA.data(), W.data(), b.data(), B, IC, OC, nullptr),
+        AF_OK);
+    EXPECT_EQ(
+        af_op_linear_forward(&dev, EP.data(), XP.data(), W.data(), b.data(), B, IC, OC, nullptr),
+        AF_OK);
     float loss;
     af_error err{};
     ASSERT_EQ(af_mnr_loss(EA.data(), EP.data(), nullptr, B, 0, OC, (float)num(j.root, "scale"), 0,
@@ -205,10 +209,12 @@ TEST(AdamW, TinyModelTrainsLikeTorch) {
     std::printf("  tiny model step %d loss %.6f, error %.2e\n", (int)step, ref, std::fabs(loss - ref));
     EXPECT_NEAR(loss, ref, 1e-5 * std::max(1.0, std::fabs(ref))) << "loss at step " << step;
     std::vector<float> dW(W.size(), 0.f), db(b.size(), 0.f);
-    af_op_linear_backward(&dev, nullptr, dW.data(), db.data(), dEA.data(), XA.data(), W.data(), B,
-                          IC, OC);
-    af_op_linear_backward(&dev, nullptr, dW.data(), db.data(), dEP.data(), XP.data(), W.data(), B,
-                          IC, OC);
+    EXPECT_EQ(af_op_linear_backward(&dev, nullptr, dW.data(), db.data(), dEA.data(), XA.data(),
+                                    W.data(), B, IC, OC, nullptr),
+              AF_OK);
+    EXPECT_EQ(af_op_linear_backward(&dev, nullptr, dW.data(), db.data(), dEP.data(), XP.data(),
+                                    W.data(), B, IC, OC, nullptr),
+              AF_OK);
     double norm = std::sqrt(af_grad_sumsq(dW.data(), (int64_t)dW.size()) +
                             af_grad_sumsq(db.data(), (int64_t)db.size()));
     EXPECT_NEAR(norm, num(s, "total_norm"), 1e-5 * num(s, "total_norm")) << "step " << step;

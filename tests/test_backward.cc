@@ -258,12 +258,14 @@ TEST(Backward, Embedding) {
     af_device dev = cpu();
     FVec fwte = to_f(wte), fwpe = to_f(wpe), fwtt = to_f(wtt), out((size_t)T * C);
     const int32_t *tp = with_types ? types.data() : nullptr;
-    af_op_embedding_forward(&dev, out.data(), ids.data(), pos.data(), tp, fwte.data(), fwpe.data(),
-                            fwtt.data(), T, C);
+    EXPECT_EQ(af_op_embedding_forward(&dev, out.data(), ids.data(), pos.data(), tp, fwte.data(),
+                                      fwpe.data(), fwtt.data(), T, C, nullptr),
+              AF_OK);
     expect_fwd_near(out, ref_embedding(wte, wpe, wtt, ids, pos, types, C), "embedding forward");
     FVec dte(fwte.size(), 0.f), dpe(fwpe.size(), 0.f), dtt(fwtt.size(), 0.f), fR = to_f(R);
-    af_op_embedding_backward(&dev, dte.data(), dpe.data(), dtt.data(), fR.data(), ids.data(),
-                             pos.data(), tp, T, C);
+    EXPECT_EQ(af_op_embedding_backward(&dev, dte.data(), dpe.data(), dtt.data(), fR.data(),
+                                       ids.data(), pos.data(), tp, T, C, nullptr),
+              AF_OK);
     expect_grad_near(dte, gte, "dwte");
     expect_grad_near(dpe, gpe, "dwpe");
     expect_grad_near(dtt, gtt, "dwtt");
@@ -282,12 +284,14 @@ TEST(Backward, LayerNorm) {
 
   af_device dev = cpu();
   FVec fx = to_f(x), fw = to_f(w), fb = to_f(b), fR = to_f(R), out(fx.size()), mean(N), rstd(N);
-  af_op_layernorm_forward(&dev, out.data(), mean.data(), rstd.data(), fx.data(), fw.data(),
-                          fb.data(), N, C, eps);
+  EXPECT_EQ(af_op_layernorm_forward(&dev, out.data(), mean.data(), rstd.data(), fx.data(),
+                                    fw.data(), fb.data(), N, C, eps, nullptr),
+            AF_OK);
   expect_fwd_near(out, ref_layernorm(x, w, b, N, C, eps), "layernorm forward");
   FVec dx(fx.size(), 0.f), dw(C, 0.f), db(C, 0.f);
-  af_op_layernorm_backward(&dev, dx.data(), dw.data(), db.data(), fR.data(), fx.data(), fw.data(),
-                           mean.data(), rstd.data(), N, C);
+  EXPECT_EQ(af_op_layernorm_backward(&dev, dx.data(), dw.data(), db.data(), fR.data(), fx.data(),
+                                     fw.data(), mean.data(), rstd.data(), N, C, nullptr),
+            AF_OK);
   expect_grad_near(dx, gx, "layernorm dinp");
   expect_grad_near(dw, gw, "layernorm dw");
   expect_grad_near(db, gb, "layernorm db");
@@ -303,18 +307,22 @@ TEST(Backward, Linear) {
 
   af_device dev = cpu();
   FVec fx = to_f(x), fw = to_f(w), fb = to_f(b), fR = to_f(R), out((size_t)N * OC);
-  af_op_linear_forward(&dev, out.data(), fx.data(), fw.data(), fb.data(), N, IC, OC);
+  EXPECT_EQ(
+      af_op_linear_forward(&dev, out.data(), fx.data(), fw.data(), fb.data(), N, IC, OC, nullptr),
+      AF_OK);
   expect_fwd_near(out, ref_linear(x, w, b, N, IC, OC), "linear forward");
   FVec dx(fx.size(), 0.f), dw(fw.size(), 0.f), db(OC, 0.f);
-  af_op_linear_backward(&dev, dx.data(), dw.data(), db.data(), fR.data(), fx.data(), fw.data(), N,
-                        IC, OC);
+  EXPECT_EQ(af_op_linear_backward(&dev, dx.data(), dw.data(), db.data(), fR.data(), fx.data(),
+                                  fw.data(), N, IC, OC, nullptr),
+            AF_OK);
   expect_grad_near(dx, gx, "linear dinp");
   expect_grad_near(dw, gw, "linear dw");
   expect_grad_near(db, gb, "linear dbias");
   // NULL gradients are skipped; the others are unchanged by the skip.
   FVec dw2(fw.size(), 0.f);
-  af_op_linear_backward(&dev, nullptr, dw2.data(), nullptr, fR.data(), fx.data(), fw.data(), N, IC,
-                        OC);
+  EXPECT_EQ(af_op_linear_backward(&dev, nullptr, dw2.data(), nullptr, fR.data(), fx.data(),
+                                  fw.data(), N, IC, OC, nullptr),
+            AF_OK);
   EXPECT_EQ(dw2, dw);
 }
 
@@ -325,9 +333,10 @@ TEST(Backward, Gelu) {
   Vec gx = finite_diff(loss, x);
   af_device dev = cpu();
   FVec fx = to_f(x), fR = to_f(R), out(fx.size()), dx(fx.size(), 0.f);
-  af_op_gelu_forward(&dev, out.data(), fx.data(), (int64_t)fx.size());
+  EXPECT_EQ(af_op_gelu_forward(&dev, out.data(), fx.data(), (int64_t)fx.size(), nullptr), AF_OK);
   expect_fwd_near(out, ref_gelu(x), "gelu forward");
-  af_op_gelu_backward(&dev, dx.data(), fR.data(), fx.data(), (int64_t)fx.size());
+  EXPECT_EQ(af_op_gelu_backward(&dev, dx.data(), fR.data(), fx.data(), (int64_t)fx.size(), nullptr),
+            AF_OK);
   expect_grad_near(dx, gx, "gelu dinp");
 }
 
@@ -343,7 +352,7 @@ TEST(Backward, ResidualAdd) {
   Vec ga = finite_diff(loss, a), gb = finite_diff(loss, b);
   af_device dev = cpu();
   FVec fR = to_f(R), da(40, 0.f), db(40, 0.f);
-  af_op_add_backward(&dev, da.data(), db.data(), fR.data(), 40);
+  EXPECT_EQ(af_op_add_backward(&dev, da.data(), db.data(), fR.data(), 40, nullptr), AF_OK);
   expect_grad_near(da, ga, "add da");
   expect_grad_near(db, gb, "add db");
 }
@@ -361,13 +370,16 @@ TEST(Backward, AttentionPackedSequences) {
   int64_t np = af_attention_probs_size(cu.data(), B, NH);
   ASSERT_EQ(np, (int64_t)NH * (1 + 4 + 49));
   FVec fqkv = to_f(qkv), fR = to_f(R), out((size_t)T * C), probs(np);
-  af_op_attention_forward(&dev, out.data(), probs.data(), fqkv.data(), cu.data(), B, C, NH);
+  EXPECT_EQ(af_op_attention_forward(&dev, out.data(), probs.data(), fqkv.data(), cu.data(), B, C,
+                                    NH, nullptr),
+            AF_OK);
   Vec ref_probs;
   expect_fwd_near(out, ref_attention(qkv, cu, C, NH, &ref_probs), "attention forward");
   expect_fwd_near(probs, ref_probs, "attention probs");
   FVec dqkv(fqkv.size(), 0.f);
-  af_op_attention_backward(&dev, dqkv.data(), fR.data(), fqkv.data(), probs.data(), cu.data(), B,
-                           C, NH);
+  EXPECT_EQ(af_op_attention_backward(&dev, dqkv.data(), fR.data(), fqkv.data(), probs.data(),
+                                     cu.data(), B, C, NH, nullptr),
+            AF_OK);
   expect_grad_near(dqkv, gqkv, "attention dqkv");
   // Tokens attend within their own sequence only: the gradient of the single
   // token of sequence 0 w.r.t. its own q and k is exactly zero (softmax over one).
@@ -386,19 +398,21 @@ TEST(Backward, MeanAndClsPooling) {
   {
     auto loss = [&] { return dot(ref_mean_pool(x, cu, C), R); };
     Vec gx = finite_diff(loss, x);
-    af_op_mean_pool_forward(&dev, out.data(), fx.data(), cu.data(), B, C);
+    EXPECT_EQ(af_op_mean_pool_forward(&dev, out.data(), fx.data(), cu.data(), B, C, nullptr),
+              AF_OK);
     expect_fwd_near(out, ref_mean_pool(x, cu, C), "mean pool forward");
     FVec dx(fx.size(), 0.f);
-    af_op_mean_pool_backward(&dev, dx.data(), fR.data(), cu.data(), B, C);
+    EXPECT_EQ(af_op_mean_pool_backward(&dev, dx.data(), fR.data(), cu.data(), B, C, nullptr),
+              AF_OK);
     expect_grad_near(dx, gx, "mean pool dinp");
   }
   {
     auto loss = [&] { return dot(ref_cls_pool(x, cu, C), R); };
     Vec gx = finite_diff(loss, x);
-    af_op_cls_pool_forward(&dev, out.data(), fx.data(), cu.data(), B, C);
+    EXPECT_EQ(af_op_cls_pool_forward(&dev, out.data(), fx.data(), cu.data(), B, C, nullptr), AF_OK);
     expect_fwd_near(out, ref_cls_pool(x, cu, C), "cls pool forward");
     FVec dx(fx.size(), 0.f);
-    af_op_cls_pool_backward(&dev, dx.data(), fR.data(), cu.data(), B, C);
+    EXPECT_EQ(af_op_cls_pool_backward(&dev, dx.data(), fR.data(), cu.data(), B, C, nullptr), AF_OK);
     expect_grad_near(dx, gx, "cls pool dinp");
   }
 }
@@ -411,9 +425,11 @@ TEST(Backward, L2Norm) {
   Vec gx = finite_diff(loss, x);
   af_device dev = cpu();
   FVec fx = to_f(x), fR = to_f(R), out(fx.size()), norms(N), dx(fx.size(), 0.f);
-  af_op_l2norm_forward(&dev, out.data(), norms.data(), fx.data(), N, C);
+  EXPECT_EQ(af_op_l2norm_forward(&dev, out.data(), norms.data(), fx.data(), N, C, nullptr), AF_OK);
   expect_fwd_near(out, ref_l2norm(x, N, C), "l2norm forward");
-  af_op_l2norm_backward(&dev, dx.data(), fR.data(), out.data(), norms.data(), N, C);
+  EXPECT_EQ(
+      af_op_l2norm_backward(&dev, dx.data(), fR.data(), out.data(), norms.data(), N, C, nullptr),
+      AF_OK);
   expect_grad_near(dx, gx, "l2norm dinp");
 }
 
@@ -423,8 +439,10 @@ TEST(Backward, L2NormClampedRowIsLinear) {
   const int C = 3;
   FVec x{1e-14f, -2e-14f, 0.f}, out(C), norms(1), dy{0.5f, -1.f, 2.f}, dx(C, 0.f);
   af_device dev = cpu();
-  af_op_l2norm_forward(&dev, out.data(), norms.data(), x.data(), 1, C);
-  af_op_l2norm_backward(&dev, dx.data(), dy.data(), out.data(), norms.data(), 1, C);
+  EXPECT_EQ(af_op_l2norm_forward(&dev, out.data(), norms.data(), x.data(), 1, C, nullptr), AF_OK);
+  EXPECT_EQ(
+      af_op_l2norm_backward(&dev, dx.data(), dy.data(), out.data(), norms.data(), 1, C, nullptr),
+      AF_OK);
   for (int c = 0; c < C; c++)
     EXPECT_NEAR(dx[c], dy[c] * 1e12, 1e-6 * 1e12 * std::fabs(dy[c]));
 }
@@ -446,9 +464,9 @@ TEST(Backward, Dropout) {
   Vec gx = finite_diff(loss, x);
   af_device dev = cpu();
   FVec fx = to_f(x), fR = to_f(R), out(n), dx(n, 0.f);
-  af_op_dropout_forward(&dev, out.data(), fx.data(), n, p, seed, stream);
+  EXPECT_EQ(af_op_dropout_forward(&dev, out.data(), fx.data(), n, p, seed, stream, nullptr), AF_OK);
   expect_fwd_near(out, fwd(), "dropout forward");
-  af_op_dropout_backward(&dev, dx.data(), fR.data(), n, p, seed, stream);
+  EXPECT_EQ(af_op_dropout_backward(&dev, dx.data(), fR.data(), n, p, seed, stream, nullptr), AF_OK);
   expect_grad_near(dx, gx, "dropout dinp");
   for (int64_t i = 0; i < n; i++)  // dropped elements get exactly zero gradient
     if (!keep[i]) {
@@ -456,9 +474,10 @@ TEST(Backward, Dropout) {
     }
   // In place, and p = 0 is the identity.
   FVec y = fx;
-  af_op_dropout_forward(&dev, y.data(), y.data(), n, p, seed, stream);
+  EXPECT_EQ(af_op_dropout_forward(&dev, y.data(), y.data(), n, p, seed, stream, nullptr), AF_OK);
   EXPECT_EQ(y, out);
-  af_op_dropout_forward(&dev, y.data(), fx.data(), n, 0.0f, seed, stream);
+  EXPECT_EQ(af_op_dropout_forward(&dev, y.data(), fx.data(), n, 0.0f, seed, stream, nullptr),
+            AF_OK);
   EXPECT_EQ(y, fx);
 }
 
@@ -467,8 +486,8 @@ TEST(Backward, DropoutKeepRateAndStreams) {
   const int64_t n = 200000;
   FVec ones(n, 1.0f), a(n), b(n);
   af_device dev = cpu();
-  af_op_dropout_forward(&dev, a.data(), ones.data(), n, 0.1f, 5, 0);
-  af_op_dropout_forward(&dev, b.data(), ones.data(), n, 0.1f, 5, 1);
+  EXPECT_EQ(af_op_dropout_forward(&dev, a.data(), ones.data(), n, 0.1f, 5, 0, nullptr), AF_OK);
+  EXPECT_EQ(af_op_dropout_forward(&dev, b.data(), ones.data(), n, 0.1f, 5, 1, nullptr), AF_OK);
   int64_t kept = 0, both = 0;
   for (int64_t i = 0; i < n; i++) {
     kept += a[i] != 0.f;
@@ -503,23 +522,29 @@ TEST(Backward, GradientsAccumulate) {
   FVec qkv = to_f(rng.uniform((size_t)T * 3 * C, -1, 1)), dout = to_f(rng.uniform((size_t)T * C, -1, 1));
   af_device dev = cpu();
   FVec out((size_t)T * C), probs(af_attention_probs_size(cu.data(), B, NH));
-  af_op_attention_forward(&dev, out.data(), probs.data(), qkv.data(), cu.data(), B, C, NH);
+  EXPECT_EQ(af_op_attention_forward(&dev, out.data(), probs.data(), qkv.data(), cu.data(), B, C, NH,
+                                    nullptr),
+            AF_OK);
   FVec once(qkv.size(), 0.f), twice(qkv.size(), 0.f);
-  af_op_attention_backward(&dev, once.data(), dout.data(), qkv.data(), probs.data(), cu.data(), B,
-                           C, NH);
+  EXPECT_EQ(af_op_attention_backward(&dev, once.data(), dout.data(), qkv.data(), probs.data(),
+                                     cu.data(), B, C, NH, nullptr),
+            AF_OK);
   for (int r = 0; r < 2; r++)
-    af_op_attention_backward(&dev, twice.data(), dout.data(), qkv.data(), probs.data(), cu.data(),
-                             B, C, NH);
+    EXPECT_EQ(af_op_attention_backward(&dev, twice.data(), dout.data(), qkv.data(), probs.data(),
+                                       cu.data(), B, C, NH, nullptr),
+              AF_OK);
   expect_doubled(once, twice, "attention dqkv");
 
   FVec x = to_f(rng.uniform((size_t)T * C, -1, 1)), w = to_f(rng.uniform((size_t)C * C, -1, 1));
   FVec dx1(x.size(), 0.f), dw1(w.size(), 0.f), db1(C, 0.f), dx2(x.size(), 0.f),
       dw2(w.size(), 0.f), db2(C, 0.f);
-  af_op_linear_backward(&dev, dx1.data(), dw1.data(), db1.data(), dout.data(), x.data(), w.data(),
-                        T, C, C);
+  EXPECT_EQ(af_op_linear_backward(&dev, dx1.data(), dw1.data(), db1.data(), dout.data(), x.data(),
+                                  w.data(), T, C, C, nullptr),
+            AF_OK);
   for (int r = 0; r < 2; r++)
-    af_op_linear_backward(&dev, dx2.data(), dw2.data(), db2.data(), dout.data(), x.data(),
-                          w.data(), T, C, C);
+    EXPECT_EQ(af_op_linear_backward(&dev, dx2.data(), dw2.data(), db2.data(), dout.data(), x.data(),
+                                    w.data(), T, C, C, nullptr),
+              AF_OK);
   expect_doubled(dx1, dx2, "linear dinp");
   expect_doubled(dw1, dw2, "linear dw");
   expect_doubled(db1, db2, "linear dbias");
@@ -538,11 +563,13 @@ TEST(Backward, EmbeddingIsDeterministicAcrossThreadCounts) {
   FVec a((size_t)V * C, 0.f), b((size_t)V * C, 0.f), pa((size_t)P * C, 0.f),
       pb((size_t)P * C, 0.f), ta(C, 0.f), tb(C, 0.f);
   af_device one = af_device_cpu(1);
-  af_op_embedding_backward(&one, a.data(), pa.data(), ta.data(), dout.data(), ids.data(),
-                           pos.data(), nullptr, T, C);
+  EXPECT_EQ(af_op_embedding_backward(&one, a.data(), pa.data(), ta.data(), dout.data(), ids.data(),
+                                     pos.data(), nullptr, T, C, nullptr),
+            AF_OK);
   af_device two = af_device_cpu(2);
-  af_op_embedding_backward(&two, b.data(), pb.data(), tb.data(), dout.data(), ids.data(),
-                           pos.data(), nullptr, T, C);
+  EXPECT_EQ(af_op_embedding_backward(&two, b.data(), pb.data(), tb.data(), dout.data(), ids.data(),
+                                     pos.data(), nullptr, T, C, nullptr),
+            AF_OK);
   EXPECT_EQ(a, b);
   EXPECT_EQ(pa, pb);
   EXPECT_EQ(ta, tb);

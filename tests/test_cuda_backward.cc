@@ -114,8 +114,8 @@ TEST_F(CudaBackward, DropoutIsBitEqual) {
     af_cpu_dropout_forward(ref.data(), x.data(), n, 0.1f, 42, 7);
     af_cpu_dropout_backward(dref.data(), dy.data(), n, 0.1f, 42, 7);
     float *out = up(std::vector<float>(n, NAN)), *dx = up(d0);
-    af_op_dropout_forward(&dev, out, up(x), n, 0.1f, 42, 7);
-    af_op_dropout_backward(&dev, dx, up(dy), n, 0.1f, 42, 7);
+    ASSERT_EQ(af_op_dropout_forward(&dev, out, up(x), n, 0.1f, 42, 7, &err), AF_OK) << err.msg;
+    ASSERT_EQ(af_op_dropout_backward(&dev, dx, up(dy), n, 0.1f, 42, 7, &err), AF_OK) << err.msg;
     EXPECT_BITS(down(out, n), ref, "dropout forward n=" + std::to_string(n));
     EXPECT_BITS(down(dx, n), dref, "dropout backward n=" + std::to_string(n));
   }
@@ -132,7 +132,7 @@ TEST_F(CudaBackward, EmbeddingIsBitEqual) {
   af_cpu_embedding_backward(rte.data(), rpe.data(), rtt.data(), dy.data(), ids.data(), pos.data(),
                             nullptr, T, C);
   float *dte = up(wte), *dpe = up(wpe), *dtt = up(wtt);
-  af_op_embedding_backward(&dev, dte, dpe, dtt, up(dy), up(ids), up(pos), nullptr, T, C);
+  ASSERT_EQ(af_op_embedding_backward(&dev, dte, dpe, dtt, up(dy), up(ids), up(pos), nullptr, T, C, &err), AF_OK) << err.msg;
   EXPECT_BITS(down(dte, rte.size()), rte, "dwte");
   EXPECT_BITS(down(dpe, rpe.size()), rpe, "dwpe");
   EXPECT_BITS(down(dtt, rtt.size()), rtt, "dwtt");
@@ -149,7 +149,7 @@ TEST_F(CudaBackward, LayerNormLinearGeluAdd) {
   af_cpu_layernorm_backward(rdx.data(), rdw.data(), rdb.data(), dy.data(), x.data(), w.data(),
                             mean.data(), rstd.data(), N, C);
   float *gdx = up(dx0), *gdw = up(dw0), *gdb = up(db0);
-  af_op_layernorm_backward(&dev, gdx, gdw, gdb, up(dy), up(x), up(w), up(mean), up(rstd), N, C);
+  ASSERT_EQ(af_op_layernorm_backward(&dev, gdx, gdw, gdb, up(dy), up(x), up(w), up(mean), up(rstd), N, C, &err), AF_OK) << err.msg;
   EXPECT_CLOSE(down(gdx, rdx.size()), rdx, "layernorm dinp");
   EXPECT_CLOSE(down(gdw, C), rdw, "layernorm dw");
   EXPECT_CLOSE(down(gdb, C), rdb, "layernorm db");
@@ -160,7 +160,7 @@ TEST_F(CudaBackward, LayerNormLinearGeluAdd) {
   af_cpu_linear_backward(lrx.data(), lrw.data(), lrb.data(), ldy.data(), lin.data(), lw.data(), N,
                          C, F);
   float *lgx = up(ldx0), *lgw = up(ldw0), *lgb = up(ldb0);
-  af_op_linear_backward(&dev, lgx, lgw, lgb, up(ldy), up(lin), up(lw), N, C, F);
+  ASSERT_EQ(af_op_linear_backward(&dev, lgx, lgw, lgb, up(ldy), up(lin), up(lw), N, C, F, &err), AF_OK) << err.msg;
   EXPECT_CLOSE(down(lgx, lrx.size()), lrx, "linear dinp");
   EXPECT_CLOSE(down(lgw, lrw.size()), lrw, "linear dw");
   EXPECT_CLOSE(down(lgb, lrb.size()), lrb, "linear dbias");
@@ -170,13 +170,13 @@ TEST_F(CudaBackward, LayerNormLinearGeluAdd) {
   auto gref = gd0;
   af_cpu_gelu_backward(gref.data(), gdy.data(), gx.data(), n);
   float *gd = up(gd0);
-  af_op_gelu_backward(&dev, gd, up(gdy), up(gx), n);
+  ASSERT_EQ(af_op_gelu_backward(&dev, gd, up(gdy), up(gx), n, &err), AF_OK) << err.msg;
   EXPECT_CLOSE(down(gd, n), gref, "gelu");
 
   auto a0 = randu(g, n), b0 = randu(g, n), ra = a0, rb = b0;
   af_cpu_add_backward(ra.data(), rb.data(), gdy.data(), n);
   float *ga = up(a0), *gb = up(b0);
-  af_op_add_backward(&dev, ga, gb, up(gdy), n);
+  ASSERT_EQ(af_op_add_backward(&dev, ga, gb, up(gdy), n, &err), AF_OK) << err.msg;
   EXPECT_BITS(down(ga, n), ra, "add da");
   EXPECT_BITS(down(gb, n), rb, "add db");
 }
@@ -197,8 +197,8 @@ TEST_F(CudaBackward, AttentionHeadSizes32And64AndDeterminism) {
     float *gq = up(qkv), *gdo = up(dO), *gp = up(probs);
     int32_t *gcu = up(cu);
     float *d1 = up(d0), *d2 = up(d0);
-    af_op_attention_backward(&dev, d1, gdo, gq, gp, gcu, B, C, NH);
-    af_op_attention_backward(&dev, d2, gdo, gq, gp, gcu, B, C, NH);
+    ASSERT_EQ(af_op_attention_backward(&dev, d1, gdo, gq, gp, gcu, B, C, NH, &err), AF_OK) << err.msg;
+    ASSERT_EQ(af_op_attention_backward(&dev, d2, gdo, gq, gp, gcu, B, C, NH, &err), AF_OK) << err.msg;
     auto h1 = down(d1, ref.size()), h2 = down(d2, ref.size());
     EXPECT_CLOSE(h1, ref, "attention dqkv, NH " + std::to_string(NH));
     EXPECT_BITS(h1, h2, "attention twice");
@@ -215,8 +215,8 @@ TEST_F(CudaBackward, PoolingAndL2Norm) {
   af_cpu_cls_pool_backward(rc.data(), dy.data(), cu.data(), B, C);
   int32_t *gcu = up(cu);
   float *gm = up(d0), *gc = up(d0), *gdy = up(dy);
-  af_op_mean_pool_backward(&dev, gm, gdy, gcu, B, C);
-  af_op_cls_pool_backward(&dev, gc, gdy, gcu, B, C);
+  ASSERT_EQ(af_op_mean_pool_backward(&dev, gm, gdy, gcu, B, C, &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_op_cls_pool_backward(&dev, gc, gdy, gcu, B, C, &err), AF_OK) << err.msg;
   EXPECT_BITS(down(gm, rm.size()), rm, "mean pool");
   EXPECT_BITS(down(gc, rc.size()), rc, "cls pool");
   auto x = randu(g, (size_t)B * C);
@@ -225,7 +225,7 @@ TEST_F(CudaBackward, PoolingAndL2Norm) {
   auto ld0 = randu(g, (size_t)B * C), lr = ld0;
   af_cpu_l2norm_backward(lr.data(), dy.data(), y.data(), nrm.data(), B, C);
   float *gl = up(ld0);
-  af_op_l2norm_backward(&dev, gl, gdy, up(y), up(nrm), B, C);
+  ASSERT_EQ(af_op_l2norm_backward(&dev, gl, gdy, up(y), up(nrm), B, C, &err), AF_OK) << err.msg;
   EXPECT_CLOSE(down(gl, lr.size()), lr, "l2norm");
 }
 

@@ -16,16 +16,26 @@ static const af_flag_spec FLAGS[] = {
     {"batch-tokens", "N", "tokens per packed forward batch (default 8192)"},
     {"delimiter", "C", "CSV field delimiter (default ,; 'tab' for TSV)"},
     {"device", "cpu|cuda", "where to run the encoder (default cpu)"},
+    {"precision", "fp32|bf16",
+     "encoder arithmetic: bf16 GEMMs with fp32 accumulation, or fp32 throughout (default: bf16 on "
+     "cuda, fp32 on cpu, where bf16 is a slow exact emulation)"},
     {"threads", "N", "CPU threads (default: all cores)"},
 };
 static const af_cmd_spec SPEC = {
     "embed",
     "--model M.h5 --catalog FILE.csv --id-column COL --text-column COL [--text-column COL2 ...] "
-    "--out E.h5 [--max-len N] [--batch-tokens N]",
+    "--out E.h5 [--max-len N] [--batch-tokens N] [--device cpu|cuda] [--precision fp32|bf16]",
     "Embeds every row of a catalog with the encoder and writes an HDF5 file with /ids and\n"
     "/embeddings (float32 [N, d], one row per catalog row, in order) and attributes naming\n"
     "the model and pooling. The catalog is streamed: memory is bounded by one batch.",
     FLAGS, sizeof FLAGS / sizeof FLAGS[0]};
+
+/* --precision: DEFAULT when absent (bf16 on a GPU, fp32 on the CPU). */
+static af_status parse_precision(const af_args *a, af_precision *out, af_error *err) {
+  const char *s = af_arg_str(a, "precision");
+  *out = AF_PRECISION_DEFAULT;
+  return s ? af_precision_parse(s, "--precision", out, err) : AF_OK;
+}
 
 static void on_progress(void *ctx, int64_t done, int64_t total) {
   af_progress *p = ctx;
@@ -42,6 +52,7 @@ int af_cmd_embed(int argc, char **argv) {
   const char *model_path, *catalog, *id_col, *out, **text_cols = NULL;
   int64_t max_len, batch_tokens, threads;
   af_device dev;
+  af_precision precision;
   af_model *m = NULL;
   int have_model = 0, rc = 0;
   int n_text = af_arg_all(&a, "text-column", &text_cols);
@@ -53,6 +64,7 @@ int af_cmd_embed(int argc, char **argv) {
       af_arg_i64(&a, "max-len", 0, 3, 1 << 20, &max_len, &err) != AF_OK ||
       af_arg_i64(&a, "batch-tokens", 8192, 16, 1 << 24, &batch_tokens, &err) != AF_OK ||
       af_arg_i64(&a, "threads", 0, 0, 4096, &threads, &err) != AF_OK ||
+      parse_precision(&a, &precision, &err) != AF_OK ||
       af_cli_device(&a, (int)threads, &dev, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
   } else if (af_model_open(model_path, &m, &err) != AF_OK) {
@@ -69,6 +81,7 @@ int af_cmd_embed(int argc, char **argv) {
     af_embed_default_options(&opt);
     opt.max_len = (int)max_len;
     opt.batch_tokens = (int)batch_tokens;
+    opt.precision = precision;
     af_progress prog;
     af_progress_init(&prog, "embed", 0);
     opt.progress = on_progress;

@@ -287,6 +287,7 @@ af_status af_embed_catalog(const af_model *m, const af_device *dev, const af_cat
   const int max_len = st == AF_OK ? af_tokenizer_options_of(tok)->max_len : 0;
   int batch_tokens = opt.batch_tokens > max_len ? opt.batch_tokens : max_len;
   if (st == AF_OK) st = af_encoder_create(m, dev, &enc, err);
+  if (st == AF_OK) st = af_encoder_set_precision(enc, opt.precision, err);
   if (st == AF_OK) st = alloc_chunk(&b, CHUNK_ROWS, max_len, batch_tokens, C, err);
   if (st == AF_OK) st = af_strmap_create((size_t)N, &seen, err);
   if (st == AF_OK)

@@ -11,16 +11,24 @@ struct af_encoder {
   const af_model *m;
   af_device dev;
   float *params; /* (n_floats) on the device; == m->data on the CPU */
+  af_precision precision;  /* FP32 or BF16 (resolved) */
+  uint16_t *params_bf16;   /* (n_floats) bf16 copy at the same offsets, BF16 only */
   /* activations, capacity cap_T tokens / cap_B sequences */
   int cap_T, cap_B;
   int32_t *ids, *pos, *cu; /* (T), (T), (B + 1) */
   float *x, *qkv, *att, *h, *ffn, *pooled; /* (T,C) (T,3C) (T,C) (T,C) (T,F) (B,C) */
+  uint16_t *xb, *attb, *ffnb; /* (T,C) (T,C) (T,F) bf16 GEMM inputs, BF16 only */
   int32_t *pos_host;       /* (T) */
 };
 
 /* The device address of a host parameter pointer. */
 static const float *P(const af_encoder *e, const float *host) {
   return e->params + (host - e->m->data);
+}
+
+/* The device address of the bf16 copy of a host parameter. */
+static const uint16_t *PB(const af_encoder *e, const float *host) {
+  return e->params_bf16 + (host - e->m->data);
 }
 
 static void free_activations(af_encoder *e) {
@@ -34,9 +42,13 @@ static void free_activations(af_encoder *e) {
   af_dev_free(d, e->h);
   af_dev_free(d, e->ffn);
   af_dev_free(d, e->pooled);
+  af_dev_free(d, e->xb);
+  af_dev_free(d, e->attb);
+  af_dev_free(d, e->ffnb);
   free(e->pos_host);
   e->ids = e->pos = e->cu = e->pos_host = NULL;
   e->x = e->qkv = e->att = e->h = e->ffn = e->pooled = NULL;
+  e->xb = e->attb = e->ffnb = NULL;
   e->cap_T = e->cap_B = 0;
 }
 
@@ -62,6 +74,13 @@ static af_status reserve(af_encoder *e, int T, int B, af_error *err) {
     st = af_dev_alloc(d, bufs[i].bytes, bufs[i].dst, err);
   if (st == AF_OK && !(e->pos_host = af_malloc((size_t)nT, sizeof(int32_t), err)))
     st = AF_ERR_NOMEM;
+  if (st == AF_OK && e->precision == AF_PRECISION_BF16) { // bf16 GEMM inputs
+    st = af_dev_alloc(d, sizeof(uint16_t) * nT * C, (void **)&e->xb, err);
+    if (st == AF_OK)
+      st = af_dev_alloc(d, sizeof(uint16_t) * nT * C, (void **)&e->attb, err);
+    if (st == AF_OK)
+      st = af_dev_alloc(d, sizeof(uint16_t) * nT * F, (void **)&e->ffnb, err);
+  }
   if (st != AF_OK) {
     free_activations(e);
     return st;
@@ -78,6 +97,7 @@ af_status af_encoder_create(const af_model *m, const af_device *dev, af_encoder 
     return AF_ERR_NOMEM;
   e->m = m;
   e->dev = *dev;
+  e->precision = AF_PRECISION_FP32;
   if (dev->backend == AF_BACKEND_CPU) {
     e->params = m->data;
   } else {
@@ -95,11 +115,69 @@ af_status af_encoder_create(const af_model *m, const af_device *dev, af_encoder 
 
 int af_encoder_hidden_size(const af_encoder *e) { return e->m->cfg.hidden_size; }
 
+static af_status upload_bf16(af_encoder *e, af_error *err);
+
 af_status af_encoder_sync_params(af_encoder *e, af_error *err) {
+  if (e->params_bf16)
+    AF_TRY(upload_bf16(e, err));
   if (e->dev.backend == AF_BACKEND_CPU)
     return AF_OK;
   return af_dev_upload(&e->dev, e->params, e->m->data, sizeof(float) * (size_t)e->m->n_floats,
                        err);
+}
+
+/* params_bf16 (n_floats) = bf16(m->data), rounded on the host (RNE). */
+static af_status upload_bf16(af_encoder *e, af_error *err) {
+  const size_t n = (size_t)e->m->n_floats;
+  uint16_t *h = e->dev.backend == AF_BACKEND_CPU ? e->params_bf16
+                                                 : af_malloc(n, sizeof(uint16_t), err);
+  if (!h)
+    return AF_ERR_NOMEM;
+  af_cpu_cast_bf16(h, e->m->data, (int64_t)n);
+  if (h == e->params_bf16)
+    return AF_OK;
+  af_status st = af_dev_upload(&e->dev, e->params_bf16, h, n * sizeof(uint16_t), err);
+  free(h);
+  return st;
+}
+
+af_status af_precision_parse(const char *s, const char *field, af_precision *out, af_error *err) {
+  if (strcmp(s, "fp32") == 0)
+    *out = AF_PRECISION_FP32;
+  else if (strcmp(s, "bf16") == 0)
+    *out = AF_PRECISION_BF16;
+  else
+    return af_error_set(err, AF_ERR_ARG, "%s: '%s' is not a precision (fp32 or bf16)", field, s);
+  return AF_OK;
+}
+
+af_precision af_precision_resolve(af_precision p, const af_device *dev) {
+  if (p != AF_PRECISION_DEFAULT)
+    return p;
+  return dev->backend == AF_BACKEND_CPU ? AF_PRECISION_FP32 : AF_PRECISION_BF16;
+}
+
+af_status af_encoder_set_precision(af_encoder *e, af_precision p, af_error *err) {
+  p = af_precision_resolve(p, &e->dev);
+  if (p == e->precision)
+    return AF_OK;
+  free_activations(e); // the bf16 buffers come and go with the precision
+  e->precision = p;
+  if (p == AF_PRECISION_FP32) {
+    af_dev_free(&e->dev, e->params_bf16);
+    e->params_bf16 = NULL;
+    return AF_OK;
+  }
+  af_status st =
+      af_dev_alloc(&e->dev, sizeof(uint16_t) * (size_t)e->m->n_floats, (void **)&e->params_bf16, err);
+  if (st == AF_OK)
+    st = upload_bf16(e, err);
+  if (st != AF_OK) {
+    af_dev_free(&e->dev, e->params_bf16);
+    e->params_bf16 = NULL;
+    e->precision = AF_PRECISION_FP32;
+  }
+  return st;
 }
 
 void af_encoder_free(af_encoder *e) {
@@ -108,6 +186,7 @@ void af_encoder_free(af_encoder *e) {
   free_activations(e);
   if (e->dev.backend != AF_BACKEND_CPU)
     af_dev_free(&e->dev, e->params);
+  af_dev_free(&e->dev, e->params_bf16);
   free(e);
 }
 
@@ -128,61 +207,115 @@ static af_status check_batch(const af_encoder *e, const af_batch *b, af_error *e
   return AF_OK;
 }
 
+/* ids, positions and cu_seqlens of the batch onto the device. */
+static af_status upload_batch(af_encoder *e, const af_batch *b, af_error *err) {
+  const af_device *d = &e->dev;
+  for (int i = 0; i < b->B; i++)
+    for (int t = b->cu_seqlens[i]; t < b->cu_seqlens[i + 1]; t++)
+      e->pos_host[t] = t - b->cu_seqlens[i];
+  AF_TRY(af_dev_upload(d, e->ids, b->ids, sizeof(int32_t) * b->T, err));
+  AF_TRY(af_dev_upload(d, e->pos, e->pos_host, sizeof(int32_t) * b->T, err));
+  return af_dev_upload(d, e->cu, b->cu_seqlens, sizeof(int32_t) * (b->B + 1), err);
+}
+
+/* One encoder layer in fp32: x (T, C) in and out. */
+static af_status layer_fp32(af_encoder *e, const af_layer_params *p, int T, int B,
+                            af_error *err) {
+  const af_model_config *c = &e->m->cfg;
+  const af_device *d = &e->dev;
+  const int C = c->hidden_size, F = c->intermediate_size, NH = c->num_heads;
+  const size_t TC = (size_t)T * C;
+  // qkv (T, 3C) = x W_qkv^T + b_qkv
+  AF_TRY(af_op_linear_forward(d, e->qkv, e->x, P(e, p->qkv_w), P(e, p->qkv_b), T, C, 3 * C, err));
+  // att (T, C): softmax(q k^T / sqrt(HS)) v within each sequence
+  AF_TRY(af_op_attention_forward(d, e->att, NULL, e->qkv, e->cu, B, C, NH, err));
+  // h (T, C) = LN1(att W_o^T + b_o + x)
+  AF_TRY(af_op_linear_forward(d, e->h, e->att, P(e, p->ao_w), P(e, p->ao_b), T, C, C, err));
+  AF_TRY(af_op_add_forward(d, e->h, e->h, e->x, (int64_t)TC, err));
+  AF_TRY(af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, p->ln1_w), P(e, p->ln1_b), T, C,
+                                 c->layer_norm_eps, err));
+  // ffn (T, F) = gelu(x W_fc^T + b_fc)
+  AF_TRY(af_op_linear_forward(d, e->ffn, e->x, P(e, p->fc_w), P(e, p->fc_b), T, C, F, err));
+  AF_TRY(af_op_gelu_forward(d, e->ffn, e->ffn, (int64_t)T * F, err));
+  // x (T, C) = LN2(ffn W_proj^T + b_proj + x)
+  AF_TRY(af_op_linear_forward(d, e->h, e->ffn, P(e, p->proj_w), P(e, p->proj_b), T, F, C, err));
+  AF_TRY(af_op_add_forward(d, e->h, e->h, e->x, (int64_t)TC, err));
+  return af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, p->ln2_w), P(e, p->ln2_b), T, C,
+                                 c->layer_norm_eps, err);
+}
+
+/* One encoder layer in bf16: x (T, C) fp32 and xb = bf16(x) in and out. GEMM
+ * inputs are bf16 with fp32 outputs; the residual stream stays fp32. */
+static af_status layer_bf16(af_encoder *e, const af_layer_params *p, int T, int B,
+                            af_error *err) {
+  const af_model_config *c = &e->m->cfg;
+  const af_device *d = &e->dev;
+  const int C = c->hidden_size, F = c->intermediate_size, NH = c->num_heads;
+  // qkv (T, 3C) fp32 = xb W_qkv^T + b_qkv
+  AF_TRY(af_op_linear_bf16_forward(d, e->qkv, e->xb, PB(e, p->qkv_w), P(e, p->qkv_b), T, C, 3 * C,
+                                   err));
+  // attb (T, C) bf16: fused tensor-core attention (e->att is the fallback's scratch)
+  AF_TRY(af_op_attention_bf16_forward(d, e->attb, e->att, e->qkv, e->cu, B, T, C, NH, err));
+  // x = LN1(attb W_o^T + b_o + x), xb = bf16(x)
+  AF_TRY(af_op_linear_bf16_forward(d, e->h, e->attb, PB(e, p->ao_w), P(e, p->ao_b), T, C, C, err));
+  AF_TRY(af_op_add_layernorm_forward(d, e->x, e->xb, e->h, e->x, P(e, p->ln1_w), P(e, p->ln1_b), T,
+                                     C, c->layer_norm_eps, err));
+  // ffnb (T, F) = bf16(gelu(xb W_fc^T + b_fc)): our bias + erf-GELU + cast kernel
+  AF_TRY(af_op_linear_bf16_forward(d, e->ffn, e->xb, PB(e, p->fc_w), NULL, T, C, F, err));
+  AF_TRY(af_op_bias_gelu_bf16_forward(d, e->ffnb, e->ffn, P(e, p->fc_b), T, F, err));
+  // x = LN2(ffnb W_proj^T + b_proj + x), xb = bf16(x)
+  AF_TRY(af_op_linear_bf16_forward(d, e->h, e->ffnb, PB(e, p->proj_w), P(e, p->proj_b), T, F, C,
+                                   err));
+  return af_op_add_layernorm_forward(d, e->x, e->xb, e->h, e->x, P(e, p->ln2_w), P(e, p->ln2_b),
+                                     T, C, c->layer_norm_eps, err);
+}
+
+/* pooled (B, C) from x (T, C): mean + L2 norm fused when both are wanted. */
+static af_status pool(af_encoder *e, int B, af_error *err) {
+  const af_model_config *c = &e->m->cfg;
+  const af_device *d = &e->dev;
+  const int C = c->hidden_size;
+  if (c->pooling == AF_POOL_MEAN && c->normalize && e->precision == AF_PRECISION_BF16)
+    return af_op_mean_pool_l2norm_forward(d, e->pooled, e->x, e->cu, B, C, err);
+  if (c->pooling == AF_POOL_CLS)
+    AF_TRY(af_op_cls_pool_forward(d, e->pooled, e->x, e->cu, B, C, err));
+  else
+    AF_TRY(af_op_mean_pool_forward(d, e->pooled, e->x, e->cu, B, C, err));
+  if (c->normalize)
+    AF_TRY(af_op_l2norm_forward(d, e->pooled, NULL, e->pooled, B, C, err));
+  return AF_OK;
+}
+
 af_status af_encoder_forward(af_encoder *e, const af_batch *b, float *out, float *hidden,
                              af_error *err) {
   AF_TRY(check_batch(e, b, err));
   AF_TRY(reserve(e, b->T, b->B, err));
+  AF_TRY(upload_batch(e, b, err));
   const af_model_config *c = &e->m->cfg;
   const af_model_weights *w = &e->m->w;
   const af_device *d = &e->dev;
-  const int T = b->T, B = b->B, C = c->hidden_size, F = c->intermediate_size, NH = c->num_heads;
+  const int T = b->T, B = b->B, C = c->hidden_size;
   const size_t TC = (size_t)T * C;
+  const int bf16 = e->precision == AF_PRECISION_BF16;
 
-  for (int i = 0; i < B; i++)
-    for (int t = b->cu_seqlens[i]; t < b->cu_seqlens[i + 1]; t++)
-      e->pos_host[t] = t - b->cu_seqlens[i];
-  AF_TRY(af_dev_upload(d, e->ids, b->ids, sizeof(int32_t) * T, err));
-  AF_TRY(af_dev_upload(d, e->pos, e->pos_host, sizeof(int32_t) * T, err));
-  AF_TRY(af_dev_upload(d, e->cu, b->cu_seqlens, sizeof(int32_t) * (B + 1), err));
-
-  // x (T, C) = LayerNorm(wte[ids] + wpe[pos] + wtt[0])
-  af_op_embedding_forward(d, e->h, e->ids, e->pos, NULL, P(e, w->wte), P(e, w->wpe), P(e, w->wtt),
-                          T, C);
-  af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, w->ln_w), P(e, w->ln_b), T, C,
-                          c->layer_norm_eps);
+  // x (T, C) = LayerNorm(wte[ids] + wpe[pos] + wtt[0]); xb = bf16(x) in BF16
+  AF_TRY(af_op_embedding_forward(d, e->h, e->ids, e->pos, NULL, P(e, w->wte), P(e, w->wpe),
+                                 P(e, w->wtt), T, C, err));
+  if (bf16)
+    AF_TRY(af_op_add_layernorm_forward(d, e->x, e->xb, e->h, NULL, P(e, w->ln_w), P(e, w->ln_b), T,
+                                       C, c->layer_norm_eps, err));
+  else
+    AF_TRY(af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, w->ln_w), P(e, w->ln_b), T, C,
+                                   c->layer_norm_eps, err));
   if (hidden)
     AF_TRY(af_dev_download(d, hidden, e->x, sizeof(float) * TC, err));
-
   for (int l = 0; l < c->num_layers; l++) {
     const af_layer_params *p = &w->layers[l];
-    // qkv (T, 3C) = x W_qkv^T + b_qkv
-    af_op_linear_forward(d, e->qkv, e->x, P(e, p->qkv_w), P(e, p->qkv_b), T, C, 3 * C);
-    // att (T, C): softmax(q k^T / sqrt(HS)) v within each sequence
-    af_op_attention_forward(d, e->att, NULL, e->qkv, e->cu, B, C, NH);
-    // h (T, C) = LN1(att W_o^T + b_o + x)
-    af_op_linear_forward(d, e->h, e->att, P(e, p->ao_w), P(e, p->ao_b), T, C, C);
-    af_op_add_forward(d, e->h, e->h, e->x, (int64_t)TC);
-    af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, p->ln1_w), P(e, p->ln1_b), T, C,
-                            c->layer_norm_eps);
-    // ffn (T, F) = gelu(x W_fc^T + b_fc)
-    af_op_linear_forward(d, e->ffn, e->x, P(e, p->fc_w), P(e, p->fc_b), T, C, F);
-    af_op_gelu_forward(d, e->ffn, e->ffn, (int64_t)T * F);
-    // x (T, C) = LN2(ffn W_proj^T + b_proj + x)
-    af_op_linear_forward(d, e->h, e->ffn, P(e, p->proj_w), P(e, p->proj_b), T, F, C);
-    af_op_add_forward(d, e->h, e->h, e->x, (int64_t)TC);
-    af_op_layernorm_forward(d, e->x, NULL, NULL, e->h, P(e, p->ln2_w), P(e, p->ln2_b), T, C,
-                            c->layer_norm_eps);
+    AF_TRY(bf16 ? layer_bf16(e, p, T, B, err) : layer_fp32(e, p, T, B, err));
     if (hidden)
       AF_TRY(af_dev_download(d, hidden + (size_t)(l + 1) * TC, e->x, sizeof(float) * TC, err));
   }
-
-  // pooled (B, C)
-  if (c->pooling == AF_POOL_CLS)
-    af_op_cls_pool_forward(d, e->pooled, e->x, e->cu, B, C);
-  else
-    af_op_mean_pool_forward(d, e->pooled, e->x, e->cu, B, C);
-  if (c->normalize)
-    af_op_l2norm_forward(d, e->pooled, NULL, e->pooled, B, C);
+  AF_TRY(pool(e, B, err));
   AF_TRY(af_dev_download(d, out, e->pooled, sizeof(float) * (size_t)B * C, err));
   return af_dev_sync(d, err);
 }

@@ -93,8 +93,9 @@ static af_status check_config(const af_model_config *c, af_error *err) {
   if (c->hidden_size % ALIGN_FLOATS != 0)
     return af_error_set(err, AF_ERR_UNSUPPORTED, "hidden_size %d must be a multiple of %d",
                         c->hidden_size, ALIGN_FLOATS);
-  if (c->max_position > 1024)
-    return af_error_set(err, AF_ERR_UNSUPPORTED, "max_position_embeddings %d > 1024", c->max_position);
+  if (c->max_position > AF_ATTN_MAX_LEN)
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "max_position_embeddings %d > %d (AF_ATTN_MAX_LEN)",
+                        c->max_position, AF_ATTN_MAX_LEN);
   if (!(c->layer_norm_eps > 0) || !isfinite(c->layer_norm_eps))
     return af_error_set(err, AF_ERR_FORMAT, "layer_norm_eps must be positive");
   if (c->max_seq_len <= 2 || c->max_seq_len > c->max_position)

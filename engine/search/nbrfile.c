@@ -1,6 +1,7 @@
 /* The neighbours file, shard merge and the scoring driver (see nbrfile.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "affinity.h"
+#include "search/score_bf16.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -270,6 +271,28 @@ static af_status score_rows(const af_embeddings *e, const af_score_index *ix, nb
   return st;
 }
 
+/* The GPU scorer over rows [row0, row1), in one call (the base is uploaded
+ * once), then written in one piece. */
+static af_status score_rows_device(const af_embeddings *e, nbr_out *o, int64_t row0,
+                                   int64_t row1, const af_score_file_options *opt,
+                                   af_error *err) {
+  const int k = o->k;
+  const size_t n = (size_t)(row1 - row0) * (size_t)(k ? k : 1);
+  int64_t *nbr = af_malloc(n, sizeof *nbr, err); // (R, k)
+  float *scr = nbr ? af_malloc(n, sizeof *scr, err) : NULL;
+  af_status st = scr ? AF_OK : AF_ERR_NOMEM;
+  if (st == AF_OK)
+    st = af_bf16_topk_device(opt->device, e->emb, e->n, e->d, k, opt->margin ? opt->margin : 16,
+                             opt->min_score, row0, row1, nbr, scr, opt->uncertified, err);
+  if (st == AF_OK)
+    st = out_rows(o, 0, row1 - row0, nbr, scr, err);
+  if (st == AF_OK && opt->progress)
+    opt->progress(opt->progress_ctx, row1 - row0, row1 - row0);
+  free(nbr);
+  free(scr);
+  return st;
+}
+
 af_status af_score_file(const char *emb_path, const char *out_path,
                         const af_score_file_options *opt, af_error *err) {
   if (opt->k < 1 || opt->k > AF_SCORE_MAX_K)
@@ -302,7 +325,9 @@ af_status af_score_file(const char *emb_path, const char *out_path,
     st = out_open(&o, out_path, (const char *const *)e.ids, &h, err);
     opened = st == AF_OK;
   }
-  if (st == AF_OK)
+  if (st == AF_OK && opt->device && opt->device->backend != AF_BACKEND_CPU)
+    st = score_rows_device(&e, &o, row0, row1, opt, err);
+  else if (st == AF_OK)
     st = score_rows(&e, ix, &o, row0, row1, opt, err);
   if (st == AF_OK)
     st = out_commit(&o, err);

@@ -1,6 +1,8 @@
 /* The training forward/backward of the encoder and the optimizer step
- * (include/affinity.h; math in docs/training.md). CPU only: the backward ops run
- * on the CPU backend (kernels/ops_backward.h). */
+ * (include/affinity.h; math in docs/training.md). Every op goes through the op
+ * interface and its status is checked; the trainer keeps parameters, gradients
+ * and activations in host memory, so it runs on the CPU backend only for now
+ * (kernels/ops_backward.h). */
 #include "affinity.h"
 #include "nn/model.h"
 
@@ -278,25 +280,26 @@ af_status af_trainer_set_layout(af_trainer *t, const int32_t *gtok, const int64_
 
 /* Hidden dropout of x (T, C) in place at a site: the op over the whole batch,
  * or, for a rank's share of a global batch, the masks of the global positions. */
-static void drop_fwd(const af_trainer *t, float *x, int site) {
+static af_status drop_fwd(const af_trainer *t, float *x, int site, af_error *err) {
   const int C = t->m->cfg.hidden_size;
   if (!t->gtok)
-    af_op_dropout_forward(&t->dev, x, x, (int64_t)t->T * C, t->cfg.dropout, t->cfg.seed,
-                          stream_of(t, site));
-  else
-    af_train_dropout_at(x, NULL, t->cu, t->B, C, t->gtok, t->cfg.dropout, t->cfg.seed,
-                        stream_of(t, site));
+    return af_op_dropout_forward(&t->dev, x, x, (int64_t)t->T * C, t->cfg.dropout, t->cfg.seed,
+                                 stream_of(t, site), err);
+  af_train_dropout_at(x, NULL, t->cu, t->B, C, t->gtok, t->cfg.dropout, t->cfg.seed,
+                      stream_of(t, site));
+  return AF_OK;
 }
 
 /* dinp (T, C) += mask ⊙ dout / (1 - p), the backward of drop_fwd. */
-static void drop_bwd(const af_trainer *t, float *dinp, const float *dout, int site) {
+static af_status drop_bwd(const af_trainer *t, float *dinp, const float *dout, int site,
+                          af_error *err) {
   const int C = t->m->cfg.hidden_size;
   if (!t->gtok)
-    af_op_dropout_backward(&t->dev, dinp, dout, (int64_t)t->T * C, t->cfg.dropout, t->cfg.seed,
-                           stream_of(t, site));
-  else
-    af_train_dropout_at(dinp, dout, t->cu, t->B, C, t->gtok, t->cfg.dropout, t->cfg.seed,
-                        stream_of(t, site));
+    return af_op_dropout_backward(&t->dev, dinp, dout, (int64_t)t->T * C, t->cfg.dropout,
+                                  t->cfg.seed, stream_of(t, site), err);
+  af_train_dropout_at(dinp, dout, t->cu, t->B, C, t->gtok, t->cfg.dropout, t->cfg.seed,
+                      stream_of(t, site));
+  return AF_OK;
 }
 
 af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, float *out,
@@ -322,11 +325,12 @@ af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, f
       t->pos[k] = k - b->cu_seqlens[i];
 
   // xin[0] (T, C) = dropout(LayerNorm(wte[ids] + wpe[pos] + wtt[0]))
-  af_op_embedding_forward(d, t->emb, t->ids, t->pos, NULL, w->wte, w->wpe, w->wtt, T, C);
-  af_op_layernorm_forward(d, t->xin, t->emb_mean, t->emb_rstd, t->emb, w->ln_w, w->ln_b, T, C,
-                          c->layer_norm_eps);
+  AF_TRY(
+      af_op_embedding_forward(d, t->emb, t->ids, t->pos, NULL, w->wte, w->wpe, w->wtt, T, C, err));
+  AF_TRY(af_op_layernorm_forward(d, t->xin, t->emb_mean, t->emb_rstd, t->emb, w->ln_w, w->ln_b, T,
+                                 C, c->layer_norm_eps, err));
   if (p > 0)
-    drop_fwd(t, t->xin, 0);
+    AF_TRY(drop_fwd(t, t->xin, 0, err));
 
   for (int l = 0; l < c->num_layers; l++) {
     const af_layer_params *lp = &w->layers[l];
@@ -337,37 +341,39 @@ af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, f
     float *x1 = t->x1 + (size_t)l * TC, *h2 = t->h2 + (size_t)l * TC;   // (T, C)
     float *fcpre = t->fcpre + (size_t)l * TF, *gl = t->gelu + (size_t)l * TF; // (T, F)
     float *outp = t->xin + (size_t)(l + 1) * TC; // (T, C)
-    af_op_linear_forward(d, qkv, inp, lp->qkv_w, lp->qkv_b, T, C, 3 * C);
-    af_op_attention_forward(d, att, probs, qkv, t->cu, B, C, NH);
+    AF_TRY(af_op_linear_forward(d, qkv, inp, lp->qkv_w, lp->qkv_b, T, C, 3 * C, err));
+    AF_TRY(af_op_attention_forward(d, att, probs, qkv, t->cu, B, C, NH, err));
     if (t->cfg.attn_dropout > 0)
-      af_train_attention_dropout_forward(att, probs, qkv, t->cu, B, C, NH, t->cfg.attn_dropout, seed,
-                                         stream_of(t, 1 + 3 * l), t->gprob);
+      AF_TRY(af_op_attention_dropout_forward(d, att, probs, qkv, t->cu, B, C, NH,
+                                             t->cfg.attn_dropout, seed, stream_of(t, 1 + 3 * l),
+                                             t->gprob, err));
     // h1 = dropout(att W_o^T + b_o) + inp;  x1 = LN1(h1)
-    af_op_linear_forward(d, h1, att, lp->ao_w, lp->ao_b, T, C, C);
+    AF_TRY(af_op_linear_forward(d, h1, att, lp->ao_w, lp->ao_b, T, C, C, err));
     if (p > 0)
-      drop_fwd(t, h1, 2 + 3 * l);
-    af_op_add_forward(d, h1, h1, inp, (int64_t)TC);
-    af_op_layernorm_forward(d, x1, t->ln1_mean + (size_t)l * T, t->ln1_rstd + (size_t)l * T, h1,
-                            lp->ln1_w, lp->ln1_b, T, C, c->layer_norm_eps);
+      AF_TRY(drop_fwd(t, h1, 2 + 3 * l, err));
+    AF_TRY(af_op_add_forward(d, h1, h1, inp, (int64_t)TC, err));
+    AF_TRY(af_op_layernorm_forward(d, x1, t->ln1_mean + (size_t)l * T, t->ln1_rstd + (size_t)l * T,
+                                   h1, lp->ln1_w, lp->ln1_b, T, C, c->layer_norm_eps, err));
     // gelu = GELU(x1 W_fc^T + b_fc)
-    af_op_linear_forward(d, fcpre, x1, lp->fc_w, lp->fc_b, T, C, F);
-    af_op_gelu_forward(d, gl, fcpre, (int64_t)TF);
+    AF_TRY(af_op_linear_forward(d, fcpre, x1, lp->fc_w, lp->fc_b, T, C, F, err));
+    AF_TRY(af_op_gelu_forward(d, gl, fcpre, (int64_t)TF, err));
     // h2 = dropout(gelu W_p^T + b_p) + x1;  out = LN2(h2)
-    af_op_linear_forward(d, h2, gl, lp->proj_w, lp->proj_b, T, F, C);
+    AF_TRY(af_op_linear_forward(d, h2, gl, lp->proj_w, lp->proj_b, T, F, C, err));
     if (p > 0)
-      drop_fwd(t, h2, 3 + 3 * l);
-    af_op_add_forward(d, h2, h2, x1, (int64_t)TC);
-    af_op_layernorm_forward(d, outp, t->ln2_mean + (size_t)l * T, t->ln2_rstd + (size_t)l * T,
-                            h2, lp->ln2_w, lp->ln2_b, T, C, c->layer_norm_eps);
+      AF_TRY(drop_fwd(t, h2, 3 + 3 * l, err));
+    AF_TRY(af_op_add_forward(d, h2, h2, x1, (int64_t)TC, err));
+    AF_TRY(af_op_layernorm_forward(d, outp, t->ln2_mean + (size_t)l * T,
+                                   t->ln2_rstd + (size_t)l * T, h2, lp->ln2_w, lp->ln2_b, T, C,
+                                   c->layer_norm_eps, err));
   }
   const float *last = t->xin + (size_t)c->num_layers * TC; // (T, C)
   // pooled (B, C); out (B, C)
   if (c->pooling == AF_POOL_CLS)
-    af_op_cls_pool_forward(d, t->pooled, last, t->cu, B, C);
+    AF_TRY(af_op_cls_pool_forward(d, t->pooled, last, t->cu, B, C, err));
   else
-    af_op_mean_pool_forward(d, t->pooled, last, t->cu, B, C);
+    AF_TRY(af_op_mean_pool_forward(d, t->pooled, last, t->cu, B, C, err));
   if (c->normalize)
-    af_op_l2norm_forward(d, t->out, t->norms, t->pooled, B, C);
+    AF_TRY(af_op_l2norm_forward(d, t->out, t->norms, t->pooled, B, C, err));
   else
     memcpy(t->out, t->pooled, sizeof(float) * (size_t)B * C);
   memcpy(out, t->out, sizeof(float) * (size_t)B * C);
@@ -388,16 +394,16 @@ af_status af_trainer_backward(af_trainer *t, const float *dout, af_error *err) {
   // dpooled (B, C)
   if (c->normalize) {
     memset(t->dpooled, 0, sizeof(float) * BC);
-    af_op_l2norm_backward(d, t->dpooled, dout, t->out, t->norms, B, C);
+    AF_TRY(af_op_l2norm_backward(d, t->dpooled, dout, t->out, t->norms, B, C, err));
   } else {
     memcpy(t->dpooled, dout, sizeof(float) * BC);
   }
   // dx (T, C): gradient at the last hidden state
   memset(t->dx, 0, sizeof(float) * TC);
   if (c->pooling == AF_POOL_CLS)
-    af_op_cls_pool_backward(d, t->dx, t->dpooled, t->cu, B, C);
+    AF_TRY(af_op_cls_pool_backward(d, t->dx, t->dpooled, t->cu, B, C, err));
   else
-    af_op_mean_pool_backward(d, t->dx, t->dpooled, t->cu, B, C);
+    AF_TRY(af_op_mean_pool_backward(d, t->dx, t->dpooled, t->cu, B, C, err));
 
   for (int l = c->num_layers - 1; l >= 0; l--) {
     const af_layer_params *lp = &w->layers[l];
@@ -409,49 +415,52 @@ af_status af_trainer_backward(af_trainer *t, const float *dout, af_error *err) {
     const float *fcpre = t->fcpre + (size_t)l * TF, *gl = t->gelu + (size_t)l * TF;
     // out = LN2(h2): dh = d h2
     memset(t->dh, 0, sizeof(float) * TC);
-    af_op_layernorm_backward(d, t->dh, G(t, lp->ln2_w), G(t, lp->ln2_b), t->dx, h2, lp->ln2_w,
-                             t->ln2_mean + (size_t)l * T, t->ln2_rstd + (size_t)l * T, T, C);
+    AF_TRY(af_op_layernorm_backward(d, t->dh, G(t, lp->ln2_w), G(t, lp->ln2_b), t->dx, h2,
+                                    lp->ln2_w, t->ln2_mean + (size_t)l * T,
+                                    t->ln2_rstd + (size_t)l * T, T, C, err));
     // h2 = dropout(proj) + x1: dx (= d x1) gets dh through the residual
     memcpy(t->dx, t->dh, sizeof(float) * TC);
     memset(t->dtmp, 0, sizeof(float) * TC);
-    drop_bwd(t, t->dtmp, t->dh, 3 + 3 * l);
+    AF_TRY(drop_bwd(t, t->dtmp, t->dh, 3 + 3 * l, err));
     // proj = gelu W_p^T + b_p
     memset(t->dF1, 0, sizeof(float) * TF);
-    af_op_linear_backward(d, t->dF1, G(t, lp->proj_w), G(t, lp->proj_b), t->dtmp, gl, lp->proj_w,
-                          T, F, C);
+    AF_TRY(af_op_linear_backward(d, t->dF1, G(t, lp->proj_w), G(t, lp->proj_b), t->dtmp, gl,
+                                 lp->proj_w, T, F, C, err));
     memset(t->dF2, 0, sizeof(float) * TF);
-    af_op_gelu_backward(d, t->dF2, t->dF1, fcpre, (int64_t)TF);
+    AF_TRY(af_op_gelu_backward(d, t->dF2, t->dF1, fcpre, (int64_t)TF, err));
     // fcpre = x1 W_fc^T + b_fc
-    af_op_linear_backward(d, t->dx, G(t, lp->fc_w), G(t, lp->fc_b), t->dF2, x1, lp->fc_w, T, C, F);
+    AF_TRY(af_op_linear_backward(d, t->dx, G(t, lp->fc_w), G(t, lp->fc_b), t->dF2, x1, lp->fc_w, T,
+                                 C, F, err));
     // x1 = LN1(h1)
     memset(t->dh, 0, sizeof(float) * TC);
-    af_op_layernorm_backward(d, t->dh, G(t, lp->ln1_w), G(t, lp->ln1_b), t->dx, h1, lp->ln1_w,
-                             t->ln1_mean + (size_t)l * T, t->ln1_rstd + (size_t)l * T, T, C);
+    AF_TRY(af_op_layernorm_backward(d, t->dh, G(t, lp->ln1_w), G(t, lp->ln1_b), t->dx, h1,
+                                    lp->ln1_w, t->ln1_mean + (size_t)l * T,
+                                    t->ln1_rstd + (size_t)l * T, T, C, err));
     // h1 = dropout(att W_o^T + b_o) + inp
     memcpy(t->dx, t->dh, sizeof(float) * TC);
     memset(t->dtmp, 0, sizeof(float) * TC);
-    drop_bwd(t, t->dtmp, t->dh, 2 + 3 * l);
+    AF_TRY(drop_bwd(t, t->dtmp, t->dh, 2 + 3 * l, err));
     memset(t->datt, 0, sizeof(float) * TC);
-    af_op_linear_backward(d, t->datt, G(t, lp->ao_w), G(t, lp->ao_b), t->dtmp, att, lp->ao_w, T, C,
-                          C);
+    AF_TRY(af_op_linear_backward(d, t->datt, G(t, lp->ao_w), G(t, lp->ao_b), t->dtmp, att, lp->ao_w,
+                                 T, C, C, err));
     memset(t->dqkv, 0, sizeof(float) * 3 * TC);
     if (t->cfg.attn_dropout > 0)
-      af_train_attention_dropout_backward(t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH,
-                                          t->cfg.attn_dropout, seed, stream_of(t, 1 + 3 * l),
-                                          t->gprob);
+      AF_TRY(af_op_attention_dropout_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH,
+                                              t->cfg.attn_dropout, seed, stream_of(t, 1 + 3 * l),
+                                              t->gprob, err));
     else
-      af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH);
-    af_op_linear_backward(d, t->dx, G(t, lp->qkv_w), G(t, lp->qkv_b), t->dqkv, inp, lp->qkv_w, T,
-                          C, 3 * C);
+      AF_TRY(af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH, err));
+    AF_TRY(af_op_linear_backward(d, t->dx, G(t, lp->qkv_w), G(t, lp->qkv_b), t->dqkv, inp,
+                                 lp->qkv_w, T, C, 3 * C, err));
   }
   // xin[0] = dropout(LN(emb))
   memset(t->dtmp, 0, sizeof(float) * TC);
-  drop_bwd(t, t->dtmp, t->dx, 0);
+  AF_TRY(drop_bwd(t, t->dtmp, t->dx, 0, err));
   memset(t->dh, 0, sizeof(float) * TC);
-  af_op_layernorm_backward(d, t->dh, G(t, w->ln_w), G(t, w->ln_b), t->dtmp, t->emb, w->ln_w,
-                           t->emb_mean, t->emb_rstd, T, C);
-  af_op_embedding_backward(d, G(t, w->wte), G(t, w->wpe), G(t, w->wtt), t->dh, t->ids, t->pos,
-                           NULL, T, C);
+  AF_TRY(af_op_layernorm_backward(d, t->dh, G(t, w->ln_w), G(t, w->ln_b), t->dtmp, t->emb, w->ln_w,
+                                  t->emb_mean, t->emb_rstd, T, C, err));
+  AF_TRY(af_op_embedding_backward(d, G(t, w->wte), G(t, w->wpe), G(t, w->wtt), t->dh, t->ids,
+                                  t->pos, NULL, T, C, err));
   t->have_fwd = 0;
   return AF_OK;
 }

@@ -5,9 +5,6 @@
 
 #include "ops.h"
 
-/* Longest sequence the CPU kernel handles (BERT-family position tables are 512). */
-#define AF_ATTN_MAX_LEN 1024
-
 int64_t af_attention_probs_size(const int32_t *cu_seqlens, int B, int NH) {
   int64_t n = 0;
   for (int b = 0; b < B; b++) {

@@ -9,8 +9,6 @@
 
 #include "ops_backward.h"
 
-#define AF_ATTN_MAX_LEN 1024 // as the forward kernel
-
 void af_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv,
                                const float *probs, const int32_t *cu_seqlens, int B, int C,
                                int NH) {

@@ -29,8 +29,11 @@ void af_cpu_cls_pool_forward(float *out, const float *inp, const int32_t *cu_seq
   for (int b = 0; b < B; b++) {
     const float *x = inp + (int64_t)cu_seqlens[b] * C;
     float *o = out + (int64_t)b * C;
+    // An empty sequence has no first token (at the end of the batch, x would
+    // point past inp): a zero row, as mean pooling gives.
+    const int empty = cu_seqlens[b + 1] == cu_seqlens[b];
     for (int c = 0; c < C; c++)
-      o[c] = x[c];
+      o[c] = empty ? 0.f : x[c];
   }
 }
 

@@ -15,7 +15,9 @@
  *     for the final probabilities and P V. Scores are recomputed rather than
  *     stored, so any length works in a fixed amount of shared memory.
  * probs (when not NULL) gets each (b, h) block of L*L probabilities at offset
- * NH * sum_{b'<b} L_b'^2 + h * L^2, row-major (query, key), as ops.h says.
+ * NH * sum_{b'<b} L_b'^2 + h * L^2, row-major (query, key), as ops.h says; the
+ * per-sequence sums come from one O(B) prefix kernel (probs_offsets_kernel)
+ * into the context's scratch buffer.
  *
  * Limits: HS = C / NH <= 128 (per-lane registers); any sequence length. */
 #include <math.h>
@@ -74,15 +76,15 @@ static __device__ __forceinline__ float qk(const float *q, const float *k, int H
 template <int DPL>
 __global__ void __launch_bounds__(ATT_THREADS)
     attention_kernel(float *__restrict__ out, float *__restrict__ probs,
-                     const float *__restrict__ qkv, const int32_t *__restrict__ cu_seqlens,
-                     int NH, int C, int HS, float scale, int TK) {
+                     const long long *__restrict__ probs_off, const float *__restrict__ qkv,
+                     const int32_t *__restrict__ cu_seqlens, int NH, int C, int HS, float scale,
+                     int TK) {
   extern __shared__ float smem[];
   const int KP = k_stride(HS);
   float *Ks = smem;               // (TK, KP) keys of the current tile
   float *Vs = Ks + TK * KP;       // (TK, HS) values of the current tile
   float *Qs = Vs + TK * HS;       // (ATT_WARPS, HS) each warp's query
   float *Ps = Qs + ATT_WARPS * HS; // (ATT_WARPS, TK) each warp's scores / probabilities
-  __shared__ long long red[ATT_WARPS];
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int b = blockIdx.x / NH, h = blockIdx.x - b * NH;
@@ -90,23 +92,8 @@ __global__ void __launch_bounds__(ATT_THREADS)
   if (L <= 0)
     return; // uniform across the block
 
-  float *P = NULL; // (L, L) this (b, h)'s probabilities
-  if (probs) {
-    long long part = 0;
-    for (int bb = threadIdx.x; bb < b; bb += ATT_THREADS) {
-      long long l = cu_seqlens[bb + 1] - cu_seqlens[bb];
-      part += l * l;
-    }
-    for (int o = 16; o > 0; o >>= 1)
-      part += __shfl_xor_sync(0xffffffffu, part, o);
-    if (lane == 0)
-      red[warp] = part;
-    __syncthreads();
-    long long off = 0;
-    for (int w = 0; w < ATT_WARPS; w++)
-      off += red[w];
-    P = probs + off * NH + (long long)h * L * L;
-  }
+  // (L, L) this (b, h)'s probabilities; probs_off[b] = sum_{b'<b} L_b'^2 (probs_offsets_kernel)
+  float *P = probs ? probs + probs_off[b] * NH + (long long)h * L * L : NULL;
 
   const int64_t row = 3 * (int64_t)C;                      // qkv stride between tokens
   const float *qbase = qkv + (int64_t)t0 * row + h * HS;   // (L, HS) with stride row
@@ -228,12 +215,54 @@ __global__ void __launch_bounds__(ATT_THREADS)
   }
 }
 
+// off (B) = exclusive prefix sums of L_b^2, in one block: each thread sums a
+// contiguous chunk, the chunk totals are scanned in shared memory, then each
+// thread writes its chunk. O(B) work (it was O(B^2 NH): every (b, h) block
+// summed all the sequences before it).
+#define OFF_THREADS 1024
+__global__ void __launch_bounds__(OFF_THREADS)
+    probs_offsets_kernel(long long *__restrict__ off, const int32_t *__restrict__ cu, int B) {
+  __shared__ long long part[OFF_THREADS];
+  const int chunk = (B + OFF_THREADS - 1) / OFF_THREADS;
+  const int b0 = threadIdx.x * chunk, b1 = min(B, b0 + chunk);
+  long long s = 0;
+  for (int b = b0; b < b1; b++) {
+    long long l = cu[b + 1] - cu[b];
+    s += l * l;
+  }
+  part[threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.x == 0) { // 1024 adds: negligible beside the attention itself
+    long long run = 0;
+    for (int i = 0; i < OFF_THREADS; i++) {
+      long long v = part[i];
+      part[i] = run;
+      run += v;
+    }
+  }
+  __syncthreads();
+  s = part[threadIdx.x];
+  for (int b = b0; b < b1; b++) {
+    off[b] = s;
+    long long l = cu[b + 1] - cu[b];
+    s += l * l;
+  }
+}
+
 template <int DPL>
 static void launch(af_cuda_context *ctx, float *out, float *probs, const float *qkv,
                    const int32_t *cu_seqlens, int B, int C, int NH, int HS, int TK) {
   const float scale = 1.0f / sqrtf((float)HS);
+  long long *off = NULL;
+  if (probs) {
+    off = (long long *)af_cuda_scratch(ctx, sizeof(long long) * (size_t)B);
+    if (!off)
+      return; // recorded
+    probs_offsets_kernel<<<1, OFF_THREADS, 0, ctx->stream>>>(off, cu_seqlens, B);
+    af_cuda_check_launch(ctx, "probs_offsets_kernel");
+  }
   attention_kernel<DPL><<<(unsigned)((int64_t)B * NH), ATT_THREADS, att_smem_bytes(HS, TK),
-                          ctx->stream>>>(out, probs, qkv, cu_seqlens, NH, C, HS, scale, TK);
+                          ctx->stream>>>(out, probs, off, qkv, cu_seqlens, NH, C, HS, scale, TK);
   af_cuda_check_launch(ctx, "attention_kernel");
 }
 

@@ -1,4 +1,4 @@
-/* The CUDA context behind af_device.cuda: one GPU, one stream on which every op
+/* The CUDA context behind af_device.ctx: one GPU, one stream on which every op
  * is queued, a cuBLAS handle bound to that stream with a fixed workspace, and
  * the first error of a void op (reported at af_cuda_sync / af_cuda_memcpy; see
  * cuda_check.h). Also the af_device_cuda / af_device_release /
@@ -7,6 +7,7 @@
 
 #include "cuda_check.h"
 #include "ops.h"
+#include "ops_table.h"
 
 // cuBLAS asks for a user workspace of 32 MiB on Hopper for full speed when it
 // runs on a user stream (and for graph capture).
@@ -68,6 +69,8 @@ extern "C" af_status af_cuda_context_create(int ordinal, af_cuda_context **out, 
   } else if ((bs = cublasSetWorkspace(ctx->cublas, ctx->workspace, AF_CUBLAS_WORKSPACE_BYTES)) !=
              CUBLAS_STATUS_SUCCESS) {
     st = af_cublas_fail(err, bs, "cublasSetWorkspace", __FILE__, __LINE__);
+  } else if ((bs = cublasLtCreate(&ctx->cublaslt)) != CUBLAS_STATUS_SUCCESS) {
+    st = af_cublas_fail(err, bs, "cublasLtCreate", __FILE__, __LINE__);
   } else {
     ctx->workspace_bytes = AF_CUBLAS_WORKSPACE_BYTES;
   }
@@ -87,10 +90,14 @@ extern "C" void af_cuda_context_destroy(af_cuda_context *ctx) {
   (void)cudaSetDevice(ctx->device);
   if (ctx->stream)
     (void)cudaStreamSynchronize(ctx->stream);
+  if (ctx->cublaslt)
+    (void)cublasLtDestroy(ctx->cublaslt);
   if (ctx->cublas)
     (void)cublasDestroy(ctx->cublas);
   if (ctx->workspace)
     (void)cudaFree(ctx->workspace);
+  if (ctx->scratch)
+    (void)cudaFree(ctx->scratch);
   if (ctx->stream)
     (void)cudaStreamDestroy(ctx->stream);
   (void)cudaGetLastError();
@@ -98,7 +105,7 @@ extern "C" void af_cuda_context_destroy(af_cuda_context *ctx) {
 }
 
 /* Reports (and clears) the error a void op recorded. */
-static af_status take_pending(af_cuda_context *ctx, af_error *err) {
+extern "C" af_status af_cuda_take_pending(af_cuda_context *ctx, af_error *err) {
   if (!af_cuda_has_pending(ctx))
     return AF_OK;
   af_status code = ctx->pending.code;
@@ -129,7 +136,7 @@ extern "C" void af_cuda_free(af_cuda_context *ctx, void *ptr) {
 extern "C" af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void *src,
                                     size_t bytes, int to_device, af_error *err) {
   // An op that failed before this copy makes the data meaningless: say so.
-  AF_TRY(take_pending(ctx, err));
+  AF_TRY(af_cuda_take_pending(ctx, err));
   if (bytes == 0)
     return AF_OK;
   AF_CUDA_TRY(err, cudaMemcpyAsync(dst, src, bytes,
@@ -143,10 +150,42 @@ extern "C" af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void 
 
 extern "C" af_status af_cuda_sync(af_cuda_context *ctx, af_error *err) {
   cudaError_t e = cudaStreamSynchronize(ctx->stream);
-  AF_TRY(take_pending(ctx, err));
+  AF_TRY(af_cuda_take_pending(ctx, err));
   if (e != cudaSuccess)
     return af_cuda_fail(err, e, "cudaStreamSynchronize (a queued kernel failed)", __FILE__,
                         __LINE__);
+  return AF_OK;
+}
+
+void *af_cuda_scratch(af_cuda_context *ctx, size_t bytes) {
+  if (bytes <= ctx->scratch_bytes)
+    return ctx->scratch;
+  // cudaFree waits for the device, so no queued op still uses the old buffer.
+  if (ctx->scratch) {
+    AF_CUDA_RECORD(ctx, cudaFree(ctx->scratch));
+    ctx->scratch = NULL;
+    ctx->scratch_bytes = 0;
+  }
+  size_t n = bytes + bytes / 2;
+  cudaError_t e = cudaMalloc(&ctx->scratch, n);
+  if (e != cudaSuccess) {
+    ctx->scratch = NULL;
+    af_cuda_record_cuda(ctx, e, "cudaMalloc(op scratch)", __FILE__, __LINE__);
+    return NULL;
+  }
+  ctx->scratch_bytes = n;
+  return ctx->scratch;
+}
+
+/* Makes the context's GPU current on the calling thread: every entry point of
+ * the backend table calls it first, so a context on GPU 1, or one used from a
+ * thread other than its creator's, never runs on another card. cudaGetDevice
+ * is a host-side read; cudaSetDevice runs only when the device differs. */
+extern "C" af_status af_cuda_enter(af_cuda_context *ctx, af_error *err) {
+  int cur = -1;
+  AF_CUDA_TRY(err, cudaGetDevice(&cur));
+  if (cur != ctx->device)
+    AF_CUDA_TRY(err, cudaSetDevice(ctx->device));
   return AF_OK;
 }
 
@@ -160,14 +199,14 @@ extern "C" af_status af_device_cuda(int ordinal, af_device *out, af_error *err) 
   AF_TRY(af_cuda_context_create(ordinal, &ctx, err));
   out->backend = AF_BACKEND_CUDA;
   out->n_threads = 0;
-  out->cuda = ctx;
+  out->ctx = ctx;
+  out->ops = &af_cuda_backend_ops;
   return AF_OK;
 }
 
 extern "C" void af_device_release(af_device *dev) {
   if (!dev || dev->backend != AF_BACKEND_CUDA)
     return;
-  af_cuda_context_destroy((af_cuda_context *)dev->cuda);
-  dev->cuda = NULL;
-  dev->backend = AF_BACKEND_CPU;
+  af_cuda_context_destroy((af_cuda_context *)dev->ctx);
+  *dev = af_device_cpu(0);
 }

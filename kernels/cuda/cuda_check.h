@@ -15,6 +15,7 @@
 #ifndef AF_CUDA_CHECK_H
 #define AF_CUDA_CHECK_H
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -29,10 +30,13 @@ struct af_cuda_context {
   int device;               // CUDA ordinal
   cudaStream_t stream;      // every op is queued here
   cublasHandle_t cublas;    // bound to `stream`
+  cublasLtHandle_t cublaslt; // bf16 GEMMs (linear_bf16.cu); stream given per call
   void *workspace;          // (workspace_bytes) cuBLAS workspace
   size_t workspace_bytes;
   int sm_count;             // multiprocessors (grid sizing)
   af_error pending;         // first error of a void op, reported at sync
+  void *scratch;            // (scratch_bytes) op-internal device scratch, grown on demand
+  size_t scratch_bytes;
 };
 
 /* A hint for the most common failures, appended to every message. */
@@ -143,6 +147,11 @@ static inline void af_cuda_record_cublas(af_cuda_context *ctx, cublasStatus_t s,
 
 #define AF_CUDA_RECORD(ctx, call) af_cuda_record_cuda((ctx), (call), #call, __FILE__, __LINE__)
 #define AF_CUBLAS_RECORD(ctx, call) af_cuda_record_cublas((ctx), (call), #call, __FILE__, __LINE__)
+
+/* Device scratch of at least `bytes` for the op being queued (context.cu);
+ * NULL with the error recorded. Valid until the next call: ops on the one
+ * stream run in order, so reuse by the next op is safe. */
+void *af_cuda_scratch(af_cuda_context *ctx, size_t bytes);
 
 /* Blocks for a grid-stride loop over n items: enough to fill the GPU, no more. */
 static inline unsigned af_cuda_blocks(const af_cuda_context *ctx, long long n, int threads) {

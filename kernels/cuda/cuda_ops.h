@@ -1,5 +1,6 @@
 /* CUDA implementations of the ops in ops.h (kernels/cuda/<op>.cu), plus the
- * CUDA context behind af_device.cuda. Plain C declarations: included from C
+ * CUDA context behind af_device.ctx. The backend table
+ * (backend.cu) wraps these void ops into af_status entries. Plain C declarations: included from C
  * (kernels/ops.c) and from CUDA sources. All pointers are device memory;
  * every op is queued on the context's stream. Errors of a launch are checked
  * with af_cuda_check_launch / reported by af_dev_sync. */
@@ -26,6 +27,11 @@ void af_cuda_free(af_cuda_context *ctx, void *ptr);
 af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void *src, size_t bytes,
                          int to_device, af_error *err);
 af_status af_cuda_sync(af_cuda_context *ctx, af_error *err);
+/* Makes ctx's GPU the calling thread's current device (every table entry
+ * calls it first). */
+af_status af_cuda_enter(af_cuda_context *ctx, af_error *err);
+/* Returns, and clears, the first error a void af_cuda_* op recorded. */
+af_status af_cuda_take_pending(af_cuda_context *ctx, af_error *err);
 
 void af_cuda_embedding_forward(af_cuda_context *ctx, float *out, const int32_t *ids,
                                const int32_t *pos, const int32_t *type_ids, const float *wte,
@@ -46,6 +52,25 @@ void af_cuda_cls_pool_forward(af_cuda_context *ctx, float *out, const float *inp
                               const int32_t *cu_seqlens, int B, int C);
 void af_cuda_l2norm_forward(af_cuda_context *ctx, float *out, float *norms, const float *inp,
                             int N, int C);
+
+/* bf16 inference (bf16.cu, linear_bf16.cu); bf16 tensors are uint16_t. */
+void af_cuda_cast_bf16(af_cuda_context *ctx, uint16_t *out, const float *inp, int64_t n);
+void af_cuda_linear_bf16_forward(af_cuda_context *ctx, float *out, const uint16_t *inp,
+                                 const uint16_t *w, const float *bias, int N, int IC, int OC);
+void af_cuda_bias_gelu_bf16_forward(af_cuda_context *ctx, uint16_t *out, const float *inp,
+                                    const float *bias, int N, int C);
+void af_cuda_add_layernorm_forward(af_cuda_context *ctx, float *out, uint16_t *out_bf16,
+                                   const float *a, const float *b, const float *w,
+                                   const float *beta, int N, int C, float eps);
+void af_cuda_attention_bf16_forward(af_cuda_context *ctx, uint16_t *out, float *scratch,
+                                    const float *qkv, const int32_t *cu_seqlens, int B, int T,
+                                    int C, int NH);
+void af_cuda_topk_merge_rows(af_cuda_context *ctx, float *ls, int64_t *li, int kp,
+                             const float *tile, int QT, int CC, int64_t col0, int64_t q0);
+void af_cuda_rescore_fp32(af_cuda_context *ctx, float *out, const float *Q, const float *X,
+                          const int64_t *idx, int QT, int kp, int d);
+void af_cuda_mean_pool_l2norm_forward(af_cuda_context *ctx, float *out, const float *inp,
+                                      const int32_t *cu_seqlens, int B, int C);
 
 #ifdef __cplusplus
 }

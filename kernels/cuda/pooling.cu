@@ -27,8 +27,12 @@ __global__ void mean_pool_kernel(float *__restrict__ out, const float *__restric
 __global__ void cls_pool_kernel(float *__restrict__ out, const float *__restrict__ inp,
                                 const int32_t *__restrict__ cu_seqlens, int C) {
   const int b = blockIdx.x, c = blockIdx.y * POOL_THREADS + threadIdx.x;
-  if (c < C)
-    out[(int64_t)b * C + c] = inp[(int64_t)cu_seqlens[b] * C + c];
+  if (c >= C)
+    return;
+  // An empty sequence has no first token (the last one's would be past the
+  // end of inp): a zero row, as mean pooling and the CPU twin give.
+  const int t0 = cu_seqlens[b], empty = cu_seqlens[b + 1] == t0;
+  out[(int64_t)b * C + c] = empty ? 0.f : inp[(int64_t)t0 * C + c];
 }
 
 // out, inp (N, C); norms (N) or NULL.

@@ -1,5 +1,6 @@
-/* Attention-probability dropout for training (Hugging Face BertSelfAttention's
- * `dropout(attention_probs)`), a training-only path beside the attention op:
+/* Attention-probability dropout for training (CPU; Hugging Face
+ * BertSelfAttention's `dropout(attention_probs)`; ops_backward.h), an op beside
+ * the attention op:
  * the forward op computes O = P V and saves the softmax P; when p > 0 we
  * recompute O = P' V with P' = m ⊙ P / (1 - p), and the backward below
  * differentiates through the mask:
@@ -18,7 +19,7 @@
 #include <stdint.h>
 
 #include "base/philox.h"
-#include "affinity.h"
+#include "ops_backward.h"
 
 static int64_t probs_offset(const int32_t *cu, int b, int NH) {
   int64_t off = 0;
@@ -35,10 +36,10 @@ static inline int kept(uint64_t seed, uint64_t stream, int64_t k, float keep) {
   return af_philox_uniform(w[k % 4]) < keep;
 }
 
-void af_train_attention_dropout_forward(float *out, const float *probs, const float *qkv,
-                                        const int32_t *cu, int B, int C, int NH, float p,
-                                        uint64_t seed, uint64_t stream,
-                                        const int64_t *mask_base) {
+void af_cpu_attention_dropout_forward(float *out, const float *probs, const float *qkv,
+                                      const int32_t *cu, int B, int C, int NH, float p,
+                                      uint64_t seed, uint64_t stream,
+                                      const int64_t *mask_base) {
   const int HS = C / NH;
   const int64_t row = 3 * (int64_t)C;
   const float keep = 1.0f - p, inv_keep = 1.0f / keep;
@@ -65,10 +66,10 @@ void af_train_attention_dropout_forward(float *out, const float *probs, const fl
   }
 }
 
-void af_train_attention_dropout_backward(float *dqkv, const float *dout, const float *qkv,
-                                         const float *probs, const int32_t *cu, int B, int C,
-                                         int NH, float p, uint64_t seed, uint64_t stream,
-                                         const int64_t *mask_base) {
+void af_cpu_attention_dropout_backward(float *dqkv, const float *dout, const float *qkv,
+                                       const float *probs, const int32_t *cu, int B, int C,
+                                       int NH, float p, uint64_t seed, uint64_t stream,
+                                      const int64_t *mask_base) {
   const int HS = C / NH;
   const float scale = 1.0f / sqrtf((float)HS);
   const int64_t row = 3 * (int64_t)C;
@@ -79,7 +80,7 @@ void af_train_attention_dropout_backward(float *dqkv, const float *dout, const f
     int t0 = cu[b], L = cu[b + 1] - t0;
     const int64_t base = probs_offset(cu, b, NH) + (int64_t)h * L * L;
     const int64_t mbase = (mask_base ? mask_base[b] : probs_offset(cu, b, NH)) + (int64_t)h * L * L;
-    float dp[1024]; // (L) one row of dP (L <= max positions <= 1024)
+    float dp[AF_ATTN_MAX_LEN]; // (L) one row of dP (the op checks L)
     for (int i = 0; i < L; i++) {
       const float *dO = dout + (int64_t)(t0 + i) * C + h * HS;     // (HS)
       const float *q = qkv + (int64_t)(t0 + i) * row + h * HS;     // (HS)

@@ -1,0 +1,245 @@
+/* The CUDA backend's op table (ops_table.h). Each entry makes the context's
+ * GPU current (af_cuda_enter), queues the op on the context's stream, and
+ * returns the error the op recorded (an argument it cannot handle, a failed
+ * launch or cuBLAS call) at once; a fault inside a running kernel surfaces at
+ * the next sync or download. The training ops are NULL until CUDA kernels
+ * for them exist: af_op_* then reports "op ... is not implemented by the cuda
+ * backend". */
+#include "cuda_ops.h"
+#include "cuda_ops_backward.h"
+#include "ops_table.h"
+
+#define CTX(v) ((af_cuda_context *)(v))
+
+/* Runs `call` (a void af_cuda_* op) on the context's device; returns its error. */
+#define RUN(v, err, call)                                                                          \
+  do {                                                                                             \
+    AF_TRY(af_cuda_enter(CTX(v), (err)));                                                          \
+    call;                                                                                          \
+    return af_cuda_take_pending(CTX(v), (err));                                                    \
+  } while (0)
+
+/* ---- memory ------------------------------------------------------------------ */
+
+static af_status cu_malloc(void *v, size_t bytes, void **out, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  *out = af_cuda_malloc(CTX(v), bytes, err);
+  return *out ? AF_OK : AF_ERR_CUDA; // af_cuda_malloc fails only when cudaMalloc does
+}
+
+static void cu_free(void *v, void *ptr) {
+  // A failure of cudaFree is recorded in the context (reported at the next sync).
+  if (af_cuda_enter(CTX(v), NULL) == AF_OK)
+    af_cuda_free(CTX(v), ptr);
+}
+
+static af_status cu_memcpy(void *v, void *dst, const void *src, size_t bytes, int to_device,
+                           af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_memcpy(CTX(v), dst, src, bytes, to_device, err);
+}
+
+static af_status cu_sync(void *v, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_sync(CTX(v), err);
+}
+
+/* ---- forward ------------------------------------------------------------------ */
+
+static af_status cu_embedding_forward(void *v, float *out, const int32_t *ids, const int32_t *pos,
+                                      const int32_t *type_ids, const float *wte, const float *wpe,
+                                      const float *wtt, int T, int C, af_error *err) {
+  RUN(v, err, af_cuda_embedding_forward(CTX(v), out, ids, pos, type_ids, wte, wpe, wtt, T, C));
+}
+
+static af_status cu_layernorm_forward(void *v, float *out, float *mean, float *rstd,
+                                      const float *inp, const float *w, const float *b, int N,
+                                      int C, float eps, af_error *err) {
+  RUN(v, err, af_cuda_layernorm_forward(CTX(v), out, mean, rstd, inp, w, b, N, C, eps));
+}
+
+static af_status cu_linear_forward(void *v, float *out, const float *inp, const float *w,
+                                   const float *bias, int N, int IC, int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_forward(CTX(v), out, inp, w, bias, N, IC, OC));
+}
+
+static af_status cu_gelu_forward(void *v, float *out, const float *inp, int64_t n,
+                                 af_error *err) {
+  RUN(v, err, af_cuda_gelu_forward(CTX(v), out, inp, n));
+}
+
+static af_status cu_add_forward(void *v, float *out, const float *a, const float *b, int64_t n,
+                                af_error *err) {
+  RUN(v, err, af_cuda_add_forward(CTX(v), out, a, b, n));
+}
+
+static af_status cu_attention_forward(void *v, float *out, float *probs, const float *qkv,
+                                      const int32_t *cu, int B, int C, int NH, af_error *err) {
+  RUN(v, err, af_cuda_attention_forward(CTX(v), out, probs, qkv, cu, B, C, NH));
+}
+
+static af_status cu_mean_pool_forward(void *v, float *out, const float *inp, const int32_t *cu,
+                                      int B, int C, af_error *err) {
+  RUN(v, err, af_cuda_mean_pool_forward(CTX(v), out, inp, cu, B, C));
+}
+
+static af_status cu_cls_pool_forward(void *v, float *out, const float *inp, const int32_t *cu,
+                                     int B, int C, af_error *err) {
+  RUN(v, err, af_cuda_cls_pool_forward(CTX(v), out, inp, cu, B, C));
+}
+
+static af_status cu_l2norm_forward(void *v, float *out, float *norms, const float *inp, int N,
+                                   int C, af_error *err) {
+  RUN(v, err, af_cuda_l2norm_forward(CTX(v), out, norms, inp, N, C));
+}
+
+/* ---- bf16 inference -------------------------------------------------------------- */
+
+static af_status cu_cast_bf16(void *v, uint16_t *out, const float *inp, int64_t n,
+                              af_error *err) {
+  RUN(v, err, af_cuda_cast_bf16(CTX(v), out, inp, n));
+}
+
+static af_status cu_linear_bf16_forward(void *v, float *out, const uint16_t *inp,
+                                        const uint16_t *w, const float *bias, int N, int IC,
+                                        int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_bf16_forward(CTX(v), out, inp, w, bias, N, IC, OC));
+}
+
+static af_status cu_bias_gelu_bf16_forward(void *v, uint16_t *out, const float *inp,
+                                           const float *bias, int N, int C, af_error *err) {
+  RUN(v, err, af_cuda_bias_gelu_bf16_forward(CTX(v), out, inp, bias, N, C));
+}
+
+static af_status cu_add_layernorm_forward(void *v, float *out, uint16_t *out_bf16, const float *a,
+                                          const float *b, const float *w, const float *beta,
+                                          int N, int C, float eps, af_error *err) {
+  RUN(v, err, af_cuda_add_layernorm_forward(CTX(v), out, out_bf16, a, b, w, beta, N, C, eps));
+}
+
+static af_status cu_attention_bf16_forward(void *v, uint16_t *out, float *scratch,
+                                           const float *qkv, const int32_t *cu, int B, int T,
+                                           int C, int NH, af_error *err) {
+  RUN(v, err, af_cuda_attention_bf16_forward(CTX(v), out, scratch, qkv, cu, B, T, C, NH));
+}
+
+static af_status cu_mean_pool_l2norm_forward(void *v, float *out, const float *inp,
+                                             const int32_t *cu, int B, int C, af_error *err) {
+  RUN(v, err, af_cuda_mean_pool_l2norm_forward(CTX(v), out, inp, cu, B, C));
+}
+
+/* ---- all-pairs top-k ---------------------------------------------------------------- */
+
+static af_status cu_topk_merge_rows(void *v, float *ls, int64_t *li, int kp, const float *tile,
+                                    int QT, int CC, int64_t col0, int64_t q0, af_error *err) {
+  RUN(v, err, af_cuda_topk_merge_rows(CTX(v), ls, li, kp, tile, QT, CC, col0, q0));
+}
+
+static af_status cu_rescore_fp32(void *v, float *out, const float *Q, const float *X,
+                                 const int64_t *idx, int QT, int kp, int d, af_error *err) {
+  RUN(v, err, af_cuda_rescore_fp32(CTX(v), out, Q, X, idx, QT, kp, d));
+}
+
+/* ---- training (kernels/cuda/*_backward.cu; not yet run on a GPU) --------------------- */
+
+static af_status cu_dropout_forward(void *v, float *out, const float *inp, int64_t n, float p,
+                                    uint64_t seed, uint64_t stream, af_error *err) {
+  RUN(v, err, af_cuda_dropout_forward(CTX(v), out, inp, n, p, seed, stream));
+}
+
+static af_status cu_dropout_backward(void *v, float *dinp, const float *dout, int64_t n, float p,
+                                     uint64_t seed, uint64_t stream, af_error *err) {
+  RUN(v, err, af_cuda_dropout_backward(CTX(v), dinp, dout, n, p, seed, stream));
+}
+
+static af_status cu_embedding_backward(void *v, float *dwte, float *dwpe, float *dwtt,
+                                       const float *dout, const int32_t *ids, const int32_t *pos,
+                                       const int32_t *type_ids, int T, int C, af_error *err) {
+  RUN(v, err, af_cuda_embedding_backward(CTX(v), dwte, dwpe, dwtt, dout, ids, pos, type_ids, T, C));
+}
+
+static af_status cu_layernorm_backward(void *v, float *dinp, float *dw, float *db,
+                                       const float *dout, const float *inp, const float *w,
+                                       const float *mean, const float *rstd, int N, int C,
+                                       af_error *err) {
+  RUN(v, err, af_cuda_layernorm_backward(CTX(v), dinp, dw, db, dout, inp, w, mean, rstd, N, C));
+}
+
+static af_status cu_linear_backward(void *v, float *dinp, float *dw, float *dbias,
+                                    const float *dout, const float *inp, const float *w, int N,
+                                    int IC, int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_backward(CTX(v), dinp, dw, dbias, dout, inp, w, N, IC, OC));
+}
+
+static af_status cu_gelu_backward(void *v, float *dinp, const float *dout, const float *inp,
+                                  int64_t n, af_error *err) {
+  RUN(v, err, af_cuda_gelu_backward(CTX(v), dinp, dout, inp, n));
+}
+
+static af_status cu_add_backward(void *v, float *da, float *db, const float *dout, int64_t n,
+                                 af_error *err) {
+  RUN(v, err, af_cuda_add_backward(CTX(v), da, db, dout, n));
+}
+
+static af_status cu_attention_backward(void *v, float *dqkv, const float *dout, const float *qkv,
+                                       const float *probs, const int32_t *cu, int B, int C, int NH,
+                                       af_error *err) {
+  RUN(v, err, af_cuda_attention_backward(CTX(v), dqkv, dout, qkv, probs, cu, B, C, NH));
+}
+
+static af_status cu_mean_pool_backward(void *v, float *dinp, const float *dout, const int32_t *cu,
+                                       int B, int C, af_error *err) {
+  RUN(v, err, af_cuda_mean_pool_backward(CTX(v), dinp, dout, cu, B, C));
+}
+
+static af_status cu_cls_pool_backward(void *v, float *dinp, const float *dout, const int32_t *cu,
+                                      int B, int C, af_error *err) {
+  RUN(v, err, af_cuda_cls_pool_backward(CTX(v), dinp, dout, cu, B, C));
+}
+
+static af_status cu_l2norm_backward(void *v, float *dinp, const float *dout, const float *out,
+                                    const float *norms, int N, int C, af_error *err) {
+  RUN(v, err, af_cuda_l2norm_backward(CTX(v), dinp, dout, out, norms, N, C));
+}
+
+/* The table, filled member by member (C++17 has no designated initialisers);
+ * attention dropout stays NULL: no CUDA kernel for it yet. */
+static af_backend_ops cuda_table(void) {
+  af_backend_ops t = {};
+  t.name = "cuda";
+  t.malloc = cu_malloc;
+  t.free = cu_free;
+  t.memcpy = cu_memcpy;
+  t.sync = cu_sync;
+  t.embedding_forward = cu_embedding_forward;
+  t.layernorm_forward = cu_layernorm_forward;
+  t.linear_forward = cu_linear_forward;
+  t.gelu_forward = cu_gelu_forward;
+  t.add_forward = cu_add_forward;
+  t.attention_forward = cu_attention_forward;
+  t.mean_pool_forward = cu_mean_pool_forward;
+  t.cls_pool_forward = cu_cls_pool_forward;
+  t.l2norm_forward = cu_l2norm_forward;
+  t.cast_bf16 = cu_cast_bf16;
+  t.linear_bf16_forward = cu_linear_bf16_forward;
+  t.bias_gelu_bf16_forward = cu_bias_gelu_bf16_forward;
+  t.add_layernorm_forward = cu_add_layernorm_forward;
+  t.attention_bf16_forward = cu_attention_bf16_forward;
+  t.mean_pool_l2norm_forward = cu_mean_pool_l2norm_forward;
+  t.topk_merge_rows = cu_topk_merge_rows;
+  t.rescore_fp32 = cu_rescore_fp32;
+  t.dropout_forward = cu_dropout_forward;
+  t.dropout_backward = cu_dropout_backward;
+  t.embedding_backward = cu_embedding_backward;
+  t.layernorm_backward = cu_layernorm_backward;
+  t.linear_backward = cu_linear_backward;
+  t.gelu_backward = cu_gelu_backward;
+  t.add_backward = cu_add_backward;
+  t.attention_backward = cu_attention_backward;
+  t.mean_pool_backward = cu_mean_pool_backward;
+  t.cls_pool_backward = cu_cls_pool_backward;
+  t.l2norm_backward = cu_l2norm_backward;
+  return t;
+}
+
+extern "C" const af_backend_ops af_cuda_backend_ops = cuda_table();

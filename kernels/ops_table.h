@@ -1,0 +1,135 @@
+/* The per-backend op table behind the op interface (ggml's ggml_backend_i
+ * idea). Each backend fills one constant table of the ops it implements
+ * (kernels/cpu/backend.c: af_cpu_backend_ops; kernels/cuda/backend.cu:
+ * af_cuda_backend_ops); af_device.ops points at it and kernels/ops.c calls
+ * through it. A NULL entry means "this backend lacks the op": the af_op_*
+ * entry point then returns AF_ERR_UNSUPPORTED with
+ *   "op <name> is not implemented by the <backend> backend"
+ * and touches nothing. Adding an op: a member here, a dispatcher in ops.c
+ * (or ops_backward.c), an entry in every backend that has it.
+ *
+ * Every entry takes the device's context first (af_device.ctx) and an
+ * af_error *err last, and has the shapes and semantics of the af_op_* function
+ * of the same name (ops.h, ops_backward.h). */
+#ifndef AF_OPS_TABLE_H
+#define AF_OPS_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "affinity.h"
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct af_backend_ops {
+  const char *name; /* "cpu", "cuda": named in every error */
+
+  /* ---- memory ---- */
+  af_status (*malloc)(void *ctx, size_t bytes, void **out, af_error *err);
+  void (*free)(void *ctx, void *ptr);
+  /* to_device: 1 host->device, 0 device->host; synchronous for the caller. */
+  af_status (*memcpy)(void *ctx, void *dst, const void *src, size_t bytes, int to_device,
+                      af_error *err);
+  af_status (*sync)(void *ctx, af_error *err);
+
+  /* ---- forward (ops.h) ---- */
+  af_status (*embedding_forward)(void *ctx, float *out, const int32_t *ids, const int32_t *pos,
+                                 const int32_t *type_ids, const float *wte, const float *wpe,
+                                 const float *wtt, int T, int C, af_error *err);
+  af_status (*layernorm_forward)(void *ctx, float *out, float *mean, float *rstd,
+                                 const float *inp, const float *w, const float *b, int N, int C,
+                                 float eps, af_error *err);
+  af_status (*linear_forward)(void *ctx, float *out, const float *inp, const float *w,
+                              const float *bias, int N, int IC, int OC, af_error *err);
+  af_status (*gelu_forward)(void *ctx, float *out, const float *inp, int64_t n, af_error *err);
+  af_status (*add_forward)(void *ctx, float *out, const float *a, const float *b, int64_t n,
+                           af_error *err);
+  af_status (*attention_forward)(void *ctx, float *out, float *probs, const float *qkv,
+                                 const int32_t *cu_seqlens, int B, int C, int NH, af_error *err);
+  af_status (*mean_pool_forward)(void *ctx, float *out, const float *inp,
+                                 const int32_t *cu_seqlens, int B, int C, af_error *err);
+  af_status (*cls_pool_forward)(void *ctx, float *out, const float *inp,
+                                const int32_t *cu_seqlens, int B, int C, af_error *err);
+  af_status (*l2norm_forward)(void *ctx, float *out, float *norms, const float *inp, int N, int C,
+                              af_error *err);
+
+  /* ---- bf16 inference (ops.h) ---- */
+  af_status (*cast_bf16)(void *ctx, uint16_t *out, const float *inp, int64_t n, af_error *err);
+  af_status (*linear_bf16_forward)(void *ctx, float *out, const uint16_t *inp, const uint16_t *w,
+                                   const float *bias, int N, int IC, int OC, af_error *err);
+  af_status (*bias_gelu_bf16_forward)(void *ctx, uint16_t *out, const float *inp,
+                                      const float *bias, int N, int C, af_error *err);
+  af_status (*add_layernorm_forward)(void *ctx, float *out, uint16_t *out_bf16, const float *a,
+                                     const float *b, const float *w, const float *beta, int N,
+                                     int C, float eps, af_error *err);
+  af_status (*attention_bf16_forward)(void *ctx, uint16_t *out, float *scratch, const float *qkv,
+                                      const int32_t *cu_seqlens, int B, int T, int C, int NH,
+                                      af_error *err);
+  af_status (*mean_pool_l2norm_forward)(void *ctx, float *out, const float *inp,
+                                        const int32_t *cu_seqlens, int B, int C, af_error *err);
+
+  /* ---- all-pairs top-k (ops.h) ---- */
+  af_status (*topk_merge_rows)(void *ctx, float *ls, int64_t *li, int kp, const float *tile,
+                               int QT, int CC, int64_t col0, int64_t q0, af_error *err);
+  af_status (*rescore_fp32)(void *ctx, float *out, const float *Q, const float *X,
+                            const int64_t *idx, int QT, int kp, int d, af_error *err);
+
+  /* ---- training (ops_backward.h) ---- */
+  af_status (*dropout_forward)(void *ctx, float *out, const float *inp, int64_t n, float p_drop,
+                               uint64_t seed, uint64_t stream, af_error *err);
+  af_status (*dropout_backward)(void *ctx, float *dinp, const float *dout, int64_t n,
+                                float p_drop, uint64_t seed, uint64_t stream, af_error *err);
+  af_status (*attention_dropout_forward)(void *ctx, float *out, const float *probs,
+                                         const float *qkv, const int32_t *cu_seqlens, int B,
+                                         int C, int NH, float p, uint64_t seed, uint64_t stream,
+                                         const int64_t *mask_base, af_error *err);
+  af_status (*attention_dropout_backward)(void *ctx, float *dqkv, const float *dout,
+                                          const float *qkv, const float *probs,
+                                          const int32_t *cu_seqlens, int B, int C, int NH,
+                                          float p, uint64_t seed, uint64_t stream,
+                                          const int64_t *mask_base, af_error *err);
+  af_status (*embedding_backward)(void *ctx, float *dwte, float *dwpe, float *dwtt,
+                                  const float *dout, const int32_t *ids, const int32_t *pos,
+                                  const int32_t *type_ids, int T, int C, af_error *err);
+  af_status (*layernorm_backward)(void *ctx, float *dinp, float *dw, float *db, const float *dout,
+                                  const float *inp, const float *w, const float *mean,
+                                  const float *rstd, int N, int C, af_error *err);
+  af_status (*linear_backward)(void *ctx, float *dinp, float *dw, float *dbias, const float *dout,
+                               const float *inp, const float *w, int N, int IC, int OC,
+                               af_error *err);
+  af_status (*gelu_backward)(void *ctx, float *dinp, const float *dout, const float *inp,
+                             int64_t n, af_error *err);
+  af_status (*add_backward)(void *ctx, float *da, float *db, const float *dout, int64_t n,
+                            af_error *err);
+  af_status (*attention_backward)(void *ctx, float *dqkv, const float *dout, const float *qkv,
+                                  const float *probs, const int32_t *cu_seqlens, int B, int C,
+                                  int NH, af_error *err);
+  af_status (*mean_pool_backward)(void *ctx, float *dinp, const float *dout,
+                                  const int32_t *cu_seqlens, int B, int C, af_error *err);
+  af_status (*cls_pool_backward)(void *ctx, float *dinp, const float *dout,
+                                 const int32_t *cu_seqlens, int B, int C, af_error *err);
+  af_status (*l2norm_backward)(void *ctx, float *dinp, const float *dout, const float *out,
+                               const float *norms, int N, int C, af_error *err);
+};
+
+/* The CPU backend's table: every op (kernels/cpu/backend.c). */
+extern const struct af_backend_ops af_cpu_backend_ops;
+/* The CUDA backend's table (kernels/cuda/backend.cu; CUDA builds only): memory
+ * and the forward ops; training ops are added there as they are written. */
+extern const struct af_backend_ops af_cuda_backend_ops;
+
+/* The call of op `op` through dev's table, or the missing-op error. */
+#define AF_OP_CALL(dev, op, err, ...)                                                             \
+  (((dev)->ops && (dev)->ops->op) ? (dev)->ops->op((dev)->ctx, __VA_ARGS__, (err))                \
+                                  : af_op_missing((dev)->ops, #op, (err)))
+
+/* The error of an op `op` that the device's backend lacks (used by ops.c). */
+af_status af_op_missing(const struct af_backend_ops *ops, const char *op, af_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AF_OPS_TABLE_H */
