@@ -46,7 +46,8 @@ af_status af_h5_read(hid_t loc, const char *name, hid_t mem_type, void *buf, siz
 /* Reads rows [row0, row0+nrows) of a rank-2 dataset [R, C] into buf [nrows, C]. */
 af_status af_h5_read_rows(hid_t loc, const char *name, hid_t mem_type, void *buf, hsize_t row0,
                           hsize_t nrows, af_error *err);
-/* Reads a rank-1 string dataset; *strs is an array of n malloc'd strings
+/* Reads a rank-1 string dataset (variable-length, or fixed-length NUL- or
+ * space-padded); *strs is an array of n malloc'd strings
  * (free with af_h5_free_strings). */
 af_status af_h5_read_strings(hid_t loc, const char *name, char ***strs, size_t *n, af_error *err);
 void af_h5_free_strings(char **strs, size_t n);
