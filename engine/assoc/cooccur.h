@@ -35,6 +35,11 @@ typedef struct {
 
 /* min_count >= 1. */
 af_status af_cooccur_build(const af_baskets *b, int64_t min_count, af_cooccur *out, af_error *err);
+/* af_cooccur_build within memory_limit bytes for the pairs (0 =
+ * af_memory_limit_default()); past it, an error naming --min-count and
+ * --memory-limit, before the allocation. */
+af_status af_cooccur_build_limited(const af_baskets *b, int64_t min_count, int64_t memory_limit,
+                                   af_cooccur *out, af_error *err);
 void af_cooccur_free(af_cooccur *c);
 
 /* Number of unordered pairs stored. */

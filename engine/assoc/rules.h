@@ -41,9 +41,23 @@ typedef struct {
 int64_t af_min_count_for_support(double min_support, int64_t n_baskets);
 
 /* All frequent itemsets of length 1..max_len (0 = no limit) by FP-growth.
- * Output order: deterministic (the mining order), not sorted. */
+ * Output order: deterministic (the mining order), not sorted. Uses the
+ * default memory budget (base/budget.h) and no itemset cap. */
 af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_itemsets *out,
                       af_error *err);
+
+typedef struct {
+  double min_support;   /* (0, 1] */
+  int max_len;          /* 0 = no limit */
+  int64_t max_itemsets; /* 0 = no cap; more is an error naming --max-itemsets */
+  int64_t memory_limit; /* bytes for the itemsets; 0 = af_memory_limit_default() */
+} af_fpgrowth_options;
+
+/* af_fpgrowth with limits: the itemsets' memory is checked before each growth
+ * of the output arrays, so an explosive min_support stops with an error
+ * naming --min-support, --max-len, --max-itemsets and --memory-limit. */
+af_status af_fpgrowth_ex(const af_baskets *b, const af_fpgrowth_options *opt, af_itemsets *out,
+                         af_error *err);
 void af_itemsets_free(af_itemsets *s);
 
 typedef struct {
@@ -73,6 +87,11 @@ typedef struct {
  * Itemsets longer than 31 items are an error (cap them with max_len). */
 af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, af_rules *out,
                             af_error *err);
+/* af_rules_generate within memory_limit bytes for the candidate rules and
+ * their sort (0 = af_memory_limit_default()); past it, an error naming
+ * --min-confidence, --max-len, --max-consequent and --memory-limit. */
+af_status af_rules_generate_limited(const af_itemsets *fi, const af_rules_options *opt,
+                                    int64_t memory_limit, af_rules *out, af_error *err);
 void af_rules_free(af_rules *r);
 
 /* Items of a rule's antecedent (side 0) or consequent (side 1) into dst
