@@ -66,7 +66,7 @@ static af_status check_finite(const af_embeddings *e, const char *what, af_error
   return AF_OK;
 }
 
-/* ids "0", "1", ... for a file without ids (see af_embeddings_use_catalog_ids). */
+/* ids "0", "1", ... for a file without ids (see af_embeddings_read_catalog). */
 static af_status row_number_ids(af_embeddings *e, const int64_t *values, af_error *err) {
   e->ids = af_calloc((size_t)e->n + 1, sizeof *e->ids, err);
   if (!e->ids)
@@ -93,9 +93,9 @@ static af_status integer_ids(hid_t f, af_embeddings *e, af_error *err) {
 
 /* /ids: strings or integers, exactly N of them; absent (in a file without our
  * format attribute) means row numbers. */
-static af_status read_ids(hid_t f, int ours, af_embeddings *e, af_error *err) {
+static af_status read_ids(hid_t f, int ours, af_embeddings *e, int *rows, af_error *err) {
   if (!af_h5_exists(f, "/ids") && !ours) {
-    e->ids_are_rows = 1;
+    *rows = 1;
     return row_number_ids(e, NULL, err);
   }
   int rank = 0;
@@ -119,7 +119,7 @@ static af_status read_ids(hid_t f, int ours, af_embeddings *e, af_error *err) {
   return AF_OK;
 }
 
-static af_status read_embeddings(hid_t f, af_embeddings *e, af_error *err) {
+static af_status read_embeddings(hid_t f, af_embeddings *e, int *rows, af_error *err) {
   int ours = 0;
   AF_TRY(check_attrs(f, e, &ours, err));
   int rank = 0;
@@ -158,7 +158,7 @@ static af_status read_embeddings(hid_t f, af_embeddings *e, af_error *err) {
     return AF_ERR_NOMEM;
   AF_TRY(af_h5_read(f, "/embeddings", H5T_NATIVE_FLOAT, e->emb, count, err));
   AF_TRY(check_finite(e, "dataset /embeddings", err));
-  return read_ids(f, ours, e, err);
+  return read_ids(f, ours, e, rows, err);
 }
 
 static af_status dup_or_default(char **s, af_error *err) {
@@ -168,24 +168,24 @@ static af_status dup_or_default(char **s, af_error *err) {
   return *s ? AF_OK : af_error_set(err, AF_ERR_NOMEM, "out of memory");
 }
 
-static af_status read_npy(const char *path, af_embeddings *e, af_error *err) {
+static af_status read_npy(const char *path, af_embeddings *e, int *rows, af_error *err) {
   AF_TRY(af_npy_read_f32(path, &e->emb, &e->n, &e->d, err));
   AF_TRY(check_finite(e, ".npy data", err));
-  e->ids_are_rows = 1;
+  *rows = 1;
   return row_number_ids(e, NULL, err);
 }
 
-static af_status read_hdf5(const char *path, af_embeddings *e, af_error *err) {
+static af_status read_hdf5(const char *path, af_embeddings *e, int *rows, af_error *err) {
   hid_t f = af_h5_open(path, 0, err);
   if (f < 0)
     return err ? err->code : AF_ERR_FORMAT;
-  af_status st = read_embeddings(f, e, err);
+  af_status st = read_embeddings(f, e, rows, err);
   H5Fclose(f);
   return st;
 }
 
 /* .npy by its magic, else HDF5. */
-static af_status read_any(const char *path, af_embeddings *e, af_error *err) {
+static af_status read_any(const char *path, af_embeddings *e, int *rows, af_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f)
     return af_error_set(err, AF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -193,13 +193,15 @@ static af_status read_any(const char *path, af_embeddings *e, af_error *err) {
   size_t n = fread(head, 1, sizeof head, f);
   fclose(f);
   if (af_npy_is_npy(head, n))
-    return read_npy(path, e, err);
-  return read_hdf5(path, e, err);
+    return read_npy(path, e, rows, err);
+  return read_hdf5(path, e, rows, err);
 }
 
-af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err) {
+/* *rows = 1 when the file has no ids (they read as row numbers). */
+static af_status read_file(const char *path, af_embeddings *out, int *rows, af_error *err) {
   memset(out, 0, sizeof *out);
-  af_status st = read_any(path, out, err);
+  *rows = 0;
+  af_status st = read_any(path, out, rows, err);
   if (st == AF_OK)
     st = dup_or_default(&out->model, err);
   if (st == AF_OK)
@@ -213,11 +215,15 @@ af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err
   return st;
 }
 
-af_status af_embeddings_use_catalog_ids(af_embeddings *e, const char *emb_path,
-                                        const char *const *ids, int64_t n,
-                                        const char *catalog_path, af_error *err) {
-  if (!e->ids_are_rows)
-    return AF_OK;
+af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err) {
+  int rows;
+  return read_file(path, out, &rows, err);
+}
+
+/* Row i takes catalog id i; the counts must agree. */
+static af_status adopt_catalog_ids(af_embeddings *e, const char *emb_path,
+                                   const char *const *ids, int64_t n, const char *catalog_path,
+                                   af_error *err) {
   if (e->n != n)
     return af_error_set(err, AF_ERR_FORMAT,
                         "%s has %lld rows but the catalog %s has %lld; a file without /ids must "
@@ -231,8 +237,18 @@ af_status af_embeddings_use_catalog_ids(af_embeddings *e, const char *emb_path,
     free(e->ids[i]);
     e->ids[i] = s;
   }
-  e->ids_are_rows = 0;
   return AF_OK;
+}
+
+af_status af_embeddings_read_catalog(const char *path, const char *const *ids, int64_t n,
+                                     const char *catalog_path, af_embeddings *out,
+                                     af_error *err) {
+  int rows;
+  AF_TRY(read_file(path, out, &rows, err));
+  af_status st = rows ? adopt_catalog_ids(out, path, ids, n, catalog_path, err) : AF_OK;
+  if (st != AF_OK)
+    af_embeddings_free(out);
+  return st;
 }
 
 void af_embeddings_free(af_embeddings *e) {
@@ -441,7 +457,7 @@ af_status af_emb_writer_commit(af_emb_writer *w, af_error *err) {
     af_emb_writer_abort(w);
     return AF_ERR_HDF5;
   }
-  af_status result = af_commit_file(w->tmp, w->path, err);
+  af_status result = af_h5_commit(w->tmp, w->path, err);
   writer_free(w);
   return result;
 }

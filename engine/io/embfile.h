@@ -32,7 +32,6 @@ typedef struct {
   char *model;
   char *pooling;
   int normalized; /* 1 when every row has unit L2 norm (inner product = cosine) */
-  int ids_are_rows; /* 1 when the file had no ids: ids[i] is "i", the 0-based row */
 } af_embeddings;
 
 /* Reads and validates a whole file. Errors name the file and the dataset or
@@ -40,13 +39,15 @@ typedef struct {
 af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err);
 void af_embeddings_free(af_embeddings *e);
 
-/* For a file without ids (e->ids_are_rows: a .npy, or an HDF5 file with only
- * /embeddings) row i is catalog row i: takes copies of the catalog's ids, and
- * a row count that differs from the catalog's is an error naming both files.
- * A no-op for a file with ids (those are matched by id). */
-af_status af_embeddings_use_catalog_ids(af_embeddings *e, const char *emb_path,
-                                        const char *const *ids, int64_t n,
-                                        const char *catalog_path, af_error *err);
+/* af_embeddings_read for a catalog of n rows with these ids: a file without
+ * ids (a .npy, or an HDF5 file with only /embeddings) reads row i as catalog
+ * row i and takes copies of the catalog's ids, and a row count that differs
+ * from the catalog's is an error naming both files. A file with ids reads as
+ * af_embeddings_read does (its ids are matched by the caller). Without ids,
+ * af_embeddings_read gives the 0-based row numbers "0", "1", ... as ids. */
+af_status af_embeddings_read_catalog(const char *path, const char *const *ids, int64_t n,
+                                     const char *catalog_path, af_embeddings *out,
+                                     af_error *err);
 
 /* Writes e atomically (temporary file + rename). */
 af_status af_embeddings_write(const char *path, const af_embeddings *e, af_error *err);

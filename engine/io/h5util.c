@@ -2,25 +2,63 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/h5util.h"
 
+#include "base/atomic_file.h"
+#include "io/digest.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 void af_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+/* File access: H5Fclose closes every object still open in the file (an error
+ * path that forgot one cannot keep the file open until HDF5's exit handler). */
+static hid_t strong_close_fapl(void) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+    H5Pclose(fapl);
+    return H5I_INVALID_HID;
+  }
+  return fapl;
+}
+
 hid_t af_h5_create(const char *path, af_error *err) {
-  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* the user block holds the digest (io/digest.h), written at af_h5_commit */
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = strong_close_fapl();
+  hid_t f = H5I_INVALID_HID;
+  if (fcpl >= 0 && fapl >= 0 && H5Pset_userblock(fcpl, AF_DIGEST_BLOCK) >= 0)
+    f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+  if (fcpl >= 0)
+    H5Pclose(fcpl);
+  if (fapl >= 0)
+    H5Pclose(fapl);
   if (f < 0)
     af_error_set(err, AF_ERR_IO, "%s: cannot create HDF5 file", path);
   return f;
 }
 
+af_status af_h5_commit(const char *tmp, const char *final_path, af_error *err) {
+  af_status st = af_digest_seal(tmp, err);
+  if (st != AF_OK) {
+    af_discard_file(tmp);
+    return st;
+  }
+  return af_commit_file(tmp, final_path, err);
+}
+
 hid_t af_h5_open(const char *path, int writable, af_error *err) {
+  af_digest_state ds;
+  if (af_digest_check(path, &ds, err) != AF_OK)
+    return H5I_INVALID_HID;
   htri_t is = H5Fis_hdf5(path);
   if (is <= 0) {
     af_error_set(err, AF_ERR_FORMAT, "%s: not a readable HDF5 file", path);
     return H5I_INVALID_HID;
   }
-  hid_t f = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t fapl = strong_close_fapl();
+  hid_t f = fapl >= 0 ? H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl)
+                      : H5I_INVALID_HID;
+  if (fapl >= 0)
+    H5Pclose(fapl);
   if (f < 0)
     af_error_set(err, AF_ERR_FORMAT, "%s: cannot open HDF5 file (corrupted or truncated?)", path);
   return f;
