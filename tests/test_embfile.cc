@@ -147,14 +147,13 @@ std::string data_file(const char *name) { return aft::source_dir() + "/tests/dat
 // Reads `name` and checks shape, ids and values. half: the file stores float16,
 // so each value is the float16 rounding of y: |error| <= |y| * 2^-11 (half an
 // ulp of an 11-bit significand; every |y| here is a normal float16).
-void expect_fixture(const char *name, const std::vector<std::string> &ids, bool rows, bool half) {
+void expect_fixture(const char *name, const std::vector<std::string> &ids, bool half) {
   SCOPED_TRACE(name);
   af_error err = {};
   af_embeddings r;
   ASSERT_EQ(AF_OK, af_embeddings_read(data_file(name).c_str(), &r, &err)) << err.msg;
   ASSERT_EQ(r.n, 5);
   ASSERT_EQ(r.d, 4);
-  EXPECT_EQ(r.ids_are_rows, rows ? 1 : 0);
   for (int i = 0; i < 5; i++) EXPECT_EQ(std::string(r.ids[i]), ids[i]);
   for (int i = 0; i < 5; i++)
     for (int j = 0; j < 4; j++) {
@@ -171,11 +170,11 @@ void expect_fixture(const char *name, const std::vector<std::string> &ids, bool 
 
 TEST(EmbFile, ReadsFilesFromOtherTools) {
   std::vector<std::string> rows = {"0", "1", "2", "3", "4"};
-  expect_fixture("embeddings_other_only.h5", rows, true, false);
-  expect_fixture("embeddings_other_f16_intids.h5", {"10", "11", "12", "13", "14"}, false, true);
-  expect_fixture("embeddings_other_fixed_ids.h5", {"a", "bb", "ccc", "dddd", "e"}, false, false);
-  expect_fixture("embeddings_other.npy", rows, true, false);
-  expect_fixture("embeddings_other_f16.npy", rows, true, true);
+  expect_fixture("embeddings_other_only.h5", rows, false);
+  expect_fixture("embeddings_other_f16_intids.h5", {"10", "11", "12", "13", "14"}, true);
+  expect_fixture("embeddings_other_fixed_ids.h5", {"a", "bb", "ccc", "dddd", "e"}, false);
+  expect_fixture("embeddings_other.npy", rows, false);
+  expect_fixture("embeddings_other_f16.npy", rows, true);
 }
 
 // Bit patterns from IEEE 754 binary16 (independent of our converter).
@@ -197,14 +196,19 @@ TEST(EmbFile, RowNumberIdsTakeTheCatalogs) {
   std::string npy = data_file("embeddings_other.npy");
   af_error err = {};
   af_embeddings r;
-  ASSERT_EQ(AF_OK, af_embeddings_read(npy.c_str(), &r, &err)) << err.msg;
   const char *four[] = {"p0", "p1", "p2", "p3"};
-  EXPECT_EQ(AF_ERR_FORMAT, af_embeddings_use_catalog_ids(&r, npy.c_str(), four, 4, "cat.csv", &err));
+  EXPECT_EQ(AF_ERR_FORMAT, af_embeddings_read_catalog(npy.c_str(), four, 4, "cat.csv", &r, &err));
   EXPECT_NE(std::string(err.msg).find(npy), std::string::npos) << err.msg;
   EXPECT_NE(std::string(err.msg).find("cat.csv"), std::string::npos) << err.msg;
+  EXPECT_EQ(r.emb, nullptr);
   const char *five[] = {"p0", "p1", "p2", "p3", "p4"};
-  ASSERT_EQ(AF_OK, af_embeddings_use_catalog_ids(&r, npy.c_str(), five, 5, "cat.csv", &err));
+  ASSERT_EQ(AF_OK, af_embeddings_read_catalog(npy.c_str(), five, 5, "cat.csv", &r, &err)) << err.msg;
   EXPECT_STREQ(r.ids[4], "p4");
+  af_embeddings_free(&r);
+  // A file with ids keeps its own (matched by id later), whatever the catalog.
+  std::string f16 = data_file("embeddings_other_f16_intids.h5");
+  ASSERT_EQ(AF_OK, af_embeddings_read_catalog(f16.c_str(), four, 4, "cat.csv", &r, &err)) << err.msg;
+  EXPECT_STREQ(r.ids[0], "10");
   af_embeddings_free(&r);
 }
 

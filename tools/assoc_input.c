@@ -62,9 +62,8 @@ void af_assoc_input_free(af_assoc_input *ai) {
 static af_status vectors_from_file(const char *path, const af_catalog *c, const char *cat_path,
                                    float **out, int *d, af_error *err) {
   af_embeddings e = {0};
-  af_status st = af_embeddings_read(path, &e, err);
-  if (st == AF_OK)
-    st = af_embeddings_use_catalog_ids(&e, path, (const char *const *)c->ids, c->n, cat_path, err);
+  af_status st =
+      af_embeddings_read_catalog(path, (const char *const *)c->ids, c->n, cat_path, &e, err);
   if (st == AF_OK) {
     *out = af_malloc((size_t)c->n * e.d + 1, sizeof **out, err);
     if (!*out)
