@@ -8,7 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-void af_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void af_h5_quiet(void) {
+  /* libhdf5 1.10.8: after an H5Fclose that fails (a full disk during the
+   * final flush) the file's id is left half-destroyed, and closing it again -
+   * which H5_term_library does at exit - segfaults in H5F__close_cb. Our code
+   * closes every object itself, so the exit handler has nothing to do. Must
+   * precede every other HDF5 call. */
+  H5dont_atexit();
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 /* File access: H5Fclose closes every object still open in the file (an error
  * path that forgot one cannot keep the file open until HDF5's exit handler). */

@@ -14,8 +14,10 @@
 extern "C" {
 #endif
 
-/* Turns off HDF5's automatic error printing to stderr (process-wide HDF5
- * setting; the CLI and tests call it once at start). */
+/* Turns off HDF5's automatic error printing to stderr and its exit handler
+ * (H5dont_atexit; see h5util.c: a failed close would crash it). Process-wide
+ * HDF5 settings: the CLI and tests call it once at start, before any other
+ * HDF5 call. */
 void af_h5_quiet(void);
 
 /* Create (truncate) or open a file. Return H5I_INVALID_HID on failure.
