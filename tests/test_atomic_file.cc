@@ -10,7 +10,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "base/atomic_file.h"
+#include "affinity.h"
 }
 
 namespace {

@@ -19,11 +19,9 @@
 extern "C" {
 #include "base/xxh64.h"
 #include "io/digest.h"
-#include "io/embfile.h"
+#include "affinity.h"
 #include "io/h5util.h"
 #include "nn/model.h"
-#include "search/nbrfile.h"
-#include "train/train.h"
 }
 
 namespace {

@@ -1,6 +1,5 @@
 /* Sparse co-occurrence counting (see cooccur.h). */
-#include "assoc/cooccur.h"
-#include "base/budget.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdlib.h>

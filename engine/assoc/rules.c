@@ -1,6 +1,5 @@
 /* Association rules from frequent itemsets (see rules.h). */
-#include "assoc/rules.h"
-#include "base/budget.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Memory budgets (see budget.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "base/budget.h"
+#include "affinity.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* The embeddings file (see embfile.h and docs/embeddings-format.md). */
 #define _POSIX_C_SOURCE 200809L
-#include "io/embfile.h"
+#include "affinity.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
 #include "io/h5util.h"
 #include "io/npy.h"
 
@@ -176,9 +175,8 @@ static af_status read_npy(const char *path, af_embeddings *e, int *rows, af_erro
 }
 
 static af_status read_hdf5(const char *path, af_embeddings *e, int *rows, af_error *err) {
-  hid_t f = af_h5_open(path, 0, err);
-  if (f < 0)
-    return err ? err->code : AF_ERR_FORMAT;
+  hid_t f;
+  AF_TRY(af_h5_open(path, 0, &f, err));
   af_status st = read_embeddings(f, e, rows, err);
   H5Fclose(f);
   return st;

@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/h5util.h"
 
-#include "base/atomic_file.h"
 #include "io/digest.h"
 
 #include <stdlib.h>
@@ -53,23 +52,22 @@ af_status af_h5_commit(const char *tmp, const char *final_path, af_error *err) {
   return af_commit_file(tmp, final_path, err);
 }
 
-hid_t af_h5_open(const char *path, int writable, af_error *err) {
+af_status af_h5_open(const char *path, int writable, hid_t *out, af_error *err) {
+  *out = H5I_INVALID_HID;
   af_digest_state ds;
-  if (af_digest_check(path, &ds, err) != AF_OK)
-    return H5I_INVALID_HID;
+  AF_TRY(af_digest_check(path, &ds, err)); /* before libhdf5 reads a byte */
   htri_t is = H5Fis_hdf5(path);
-  if (is <= 0) {
-    af_error_set(err, AF_ERR_FORMAT, "%s: not a readable HDF5 file", path);
-    return H5I_INVALID_HID;
-  }
+  if (is <= 0)
+    return af_error_set(err, AF_ERR_FORMAT, "%s: not a readable HDF5 file", path);
   hid_t fapl = strong_close_fapl();
-  hid_t f = fapl >= 0 ? H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl)
-                      : H5I_INVALID_HID;
-  if (fapl >= 0)
-    H5Pclose(fapl);
-  if (f < 0)
-    af_error_set(err, AF_ERR_FORMAT, "%s: cannot open HDF5 file (corrupted or truncated?)", path);
-  return f;
+  if (fapl < 0)
+    return af_error_set(err, AF_ERR_HDF5, "%s: cannot create a file access list", path);
+  *out = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
+  if (*out < 0)
+    return af_error_set(err, AF_ERR_FORMAT, "%s: cannot open HDF5 file (corrupted or truncated?)",
+                        path);
+  return AF_OK;
 }
 
 af_status af_h5_close(hid_t file, const char *path, af_error *err) {
@@ -431,23 +429,22 @@ int af_h5_attr_exists(hid_t loc, const char *obj, const char *attr) {
   return H5Aexists_by_name(loc, obj, attr, H5P_DEFAULT) > 0;
 }
 
-static hid_t attr_open(hid_t loc, const char *obj, const char *attr, af_error *err) {
-  if (!af_h5_attr_exists(loc, obj, attr)) {
-    af_error_set(err, AF_ERR_FORMAT, "missing attribute %s on %s", attr, obj);
-    return H5I_INVALID_HID;
-  }
-  hid_t a = H5Aopen_by_name(loc, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0)
-    af_error_set(err, AF_ERR_HDF5, "cannot open attribute %s on %s", attr, obj);
-  return a;
+static af_status attr_open(hid_t loc, const char *obj, const char *attr, hid_t *a,
+                           af_error *err) {
+  *a = H5I_INVALID_HID;
+  if (!af_h5_attr_exists(loc, obj, attr))
+    return af_error_set(err, AF_ERR_FORMAT, "missing attribute %s on %s", attr, obj);
+  *a = H5Aopen_by_name(loc, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
+  if (*a < 0)
+    return af_error_set(err, AF_ERR_HDF5, "cannot open attribute %s on %s", attr, obj);
+  return AF_OK;
 }
 
 af_status af_h5_attr_get_str(hid_t loc, const char *obj, const char *attr, char **value,
                              af_error *err) {
   *value = NULL;
-  hid_t a = attr_open(loc, obj, attr, err);
-  if (a < 0)
-    return err ? err->code : AF_ERR_FORMAT;
+  hid_t a;
+  AF_TRY(attr_open(loc, obj, attr, &a, err));
   hid_t ft = H5Aget_type(a);
   af_status result = AF_OK;
   if (H5Tget_class(ft) != H5T_STRING) {
@@ -483,9 +480,8 @@ af_status af_h5_attr_get_str(hid_t loc, const char *obj, const char *attr, char 
 
 static af_status attr_get_num(hid_t loc, const char *obj, const char *attr, hid_t type,
                               void *value, af_error *err) {
-  hid_t a = attr_open(loc, obj, attr, err);
-  if (a < 0)
-    return err ? err->code : AF_ERR_FORMAT;
+  hid_t a;
+  AF_TRY(attr_open(loc, obj, attr, &a, err));
   hid_t ft = H5Aget_type(a);
   H5T_class_t cls = H5Tget_class(ft);
   H5Tclose(ft);
@@ -505,3 +501,5 @@ af_status af_h5_attr_get_f64(hid_t loc, const char *obj, const char *attr, doubl
                              af_error *err) {
   return attr_get_num(loc, obj, attr, H5T_NATIVE_DOUBLE, value, err);
 }
+
+void af_library_init(void) { af_h5_quiet(); }

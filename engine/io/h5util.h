@@ -8,7 +8,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,15 +20,16 @@ extern "C" {
  * HDF5 call. */
 void af_h5_quiet(void);
 
-/* Create (truncate) or open a file. Return H5I_INVALID_HID on failure.
+/* Create (truncate) a file: H5I_INVALID_HID on failure (err says why).
  * Files are created with the 512-byte user block of the digest gate
- * (io/digest.h); opening checks the digest first (a file without one, from
+ * (io/digest.h); af_h5_open checks the digest first (a file without one, from
  * another tool, opens unchecked). Both use H5F_CLOSE_STRONG: closing the file
  * closes every object left open in it. */
 hid_t af_h5_create(const char *path, af_error *err);
-hid_t af_h5_open(const char *path, int writable, af_error *err);
+/* Opens a file into *out (H5I_INVALID_HID on failure). */
+af_status af_h5_open(const char *path, int writable, hid_t *out, af_error *err);
 /* After the file at tmp (made by af_h5_create) is closed: writes its digest
- * and renames it to final_path (base/atomic_file.h); removes tmp on failure. */
+ * and renames it to final_path (af_commit_file); removes tmp on failure. */
 af_status af_h5_commit(const char *tmp, const char *final_path, af_error *err);
 af_status af_h5_close(hid_t file, const char *path, af_error *err);
 

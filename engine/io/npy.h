@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 #ifdef __cplusplus
 extern "C" {

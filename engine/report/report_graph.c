@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
 #include "report/report_internal.h"
 
 #define AF_FONT "Noto Sans CJK SC,DejaVu Sans,sans-serif"

@@ -1,8 +1,7 @@
 /* Baskets (engine/io/baskets.h): long and lines formats, without and with a
  * catalog (tests/fuzz/corpus/catalog.csv). */
 #include "fuzz_util.h"
-#include "io/baskets.h"
-#include "io/catalog.h"
+#include "affinity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   static af_catalog cat;

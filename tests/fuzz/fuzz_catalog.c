@@ -1,6 +1,6 @@
 /* Catalog (engine/io/catalog.h) with text, category and count columns. */
 #include "fuzz_util.h"
-#include "io/catalog.h"
+#include "affinity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   const char *path = fuzz_write("catalog", data, n);

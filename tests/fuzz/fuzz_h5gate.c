@@ -5,9 +5,8 @@
  * documented trusted path (libhdf5 parses them) and are only gate-checked. */
 #include "fuzz_util.h"
 #include "io/digest.h"
-#include "io/embfile.h"
+#include "affinity.h"
 #include "nn/model.h"
-#include "search/nbrfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   fuzz_init_hdf5();

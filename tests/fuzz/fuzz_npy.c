@@ -1,7 +1,7 @@
 /* .npy (engine/io/npy.h): the header parser on the buffer, then the file
  * through af_embeddings_read (magic sniffing, data size, finite values). */
 #include "fuzz_util.h"
-#include "io/embfile.h"
+#include "affinity.h"
 #include "io/npy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {

@@ -2,7 +2,7 @@
  * control characters, CJK, accents) under each option set, with the
  * tests/data/tiny_bert_b vocabulary. */
 #include "fuzz_util.h"
-#include "nn/tokenizer.h"
+#include "affinity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   static af_tokenizer *tok[4];

@@ -1,6 +1,6 @@
 /* vocab.txt (af_tokenizer_from_vocab_file), then encoding a fixed text. */
 #include "fuzz_util.h"
-#include "nn/tokenizer.h"
+#include "affinity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   const char *path = fuzz_write("vocab", data, n);
