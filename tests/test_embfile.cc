@@ -14,6 +14,7 @@
 extern "C" {
 #include "affinity.h"
 #include "io/h5util.h"
+#include "io/npy.h"
 }
 
 namespace {
@@ -133,6 +134,185 @@ TEST(EmbFile, ReadsH5pyWrittenFile) {
     for (int j = 0; j < 3; j++) EXPECT_EQ(r.emb[i * 3 + j], i + j / 4.0f);
   EXPECT_STREQ(r.model, "h5py-fixture");
   af_embeddings_free(&r);
+}
+
+// ---- embeddings from other tools (tools/reference/make_embfile_fixture.py) ------
+
+// The fixture matrix: y[i][j] = ((3i + 5j) mod 7 - 3) / (j + 2) in float32 (5, 4):
+// no two rows parallel, no zero row.
+float fixture_y(int i, int j) { return (float)((3 * i + 5 * j) % 7 - 3) / (float)(j + 2); }
+
+std::string data_file(const char *name) { return aft::source_dir() + "/tests/data/" + name; }
+
+// Reads `name` and checks shape, ids and values. half: the file stores float16,
+// so each value is the float16 rounding of y: |error| <= |y| * 2^-11 (half an
+// ulp of an 11-bit significand; every |y| here is a normal float16).
+void expect_fixture(const char *name, const std::vector<std::string> &ids, bool half) {
+  SCOPED_TRACE(name);
+  af_error err = {};
+  af_embeddings r;
+  ASSERT_EQ(AF_OK, af_embeddings_read(data_file(name).c_str(), &r, &err)) << err.msg;
+  ASSERT_EQ(r.n, 5);
+  ASSERT_EQ(r.d, 4);
+  for (int i = 0; i < 5; i++) EXPECT_EQ(std::string(r.ids[i]), ids[i]);
+  for (int i = 0; i < 5; i++)
+    for (int j = 0; j < 4; j++) {
+      float y = fixture_y(i, j);
+      if (half)
+        EXPECT_LE(std::fabs(r.emb[i * 4 + j] - y), std::fabs(y) * std::ldexp(1.0f, -11)) << i << "," << j;
+      else
+        EXPECT_EQ(r.emb[i * 4 + j], y) << i << "," << j;  // float32 stored exactly
+    }
+  EXPECT_STREQ(r.model, "unknown");
+  EXPECT_EQ(r.normalized, 0);
+  af_embeddings_free(&r);
+}
+
+TEST(EmbFile, ReadsFilesFromOtherTools) {
+  std::vector<std::string> rows = {"0", "1", "2", "3", "4"};
+  expect_fixture("embeddings_other_only.h5", rows, false);
+  expect_fixture("embeddings_other_f16_intids.h5", {"10", "11", "12", "13", "14"}, true);
+  expect_fixture("embeddings_other_fixed_ids.h5", {"a", "bb", "ccc", "dddd", "e"}, false);
+  expect_fixture("embeddings_other.npy", rows, false);
+  expect_fixture("embeddings_other_f16.npy", rows, true);
+}
+
+// Bit patterns from IEEE 754 binary16 (independent of our converter).
+TEST(EmbFile, HalfToFloat) {
+  EXPECT_EQ(af_half_to_float(0x3C00), 1.0f);
+  EXPECT_EQ(af_half_to_float(0xC000), -2.0f);
+  EXPECT_EQ(af_half_to_float(0x3555), 0.333251953125f);
+  EXPECT_EQ(af_half_to_float(0x7BFF), 65504.0f);
+  EXPECT_EQ(af_half_to_float(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
+  EXPECT_EQ(af_half_to_float(0x03FF), std::ldexp(1023.0f, -24));  // largest subnormal
+  EXPECT_TRUE(std::isinf(af_half_to_float(0x7C00)));
+  EXPECT_TRUE(std::isnan(af_half_to_float(0x7E00)));
+  EXPECT_TRUE(std::signbit(af_half_to_float(0x8000)));
+}
+
+// A file without ids follows the catalog's row order; a different row count
+// is an error naming both files.
+TEST(EmbFile, RowNumberIdsTakeTheCatalogs) {
+  std::string npy = data_file("embeddings_other.npy");
+  af_error err = {};
+  af_embeddings r;
+  const char *four[] = {"p0", "p1", "p2", "p3"};
+  EXPECT_EQ(AF_ERR_FORMAT, af_embeddings_read_catalog(npy.c_str(), four, 4, "cat.csv", &r, &err));
+  EXPECT_NE(std::string(err.msg).find(npy), std::string::npos) << err.msg;
+  EXPECT_NE(std::string(err.msg).find("cat.csv"), std::string::npos) << err.msg;
+  EXPECT_EQ(r.emb, nullptr);
+  const char *five[] = {"p0", "p1", "p2", "p3", "p4"};
+  ASSERT_EQ(AF_OK, af_embeddings_read_catalog(npy.c_str(), five, 5, "cat.csv", &r, &err)) << err.msg;
+  EXPECT_STREQ(r.ids[4], "p4");
+  af_embeddings_free(&r);
+  // A file with ids keeps its own (matched by id later), whatever the catalog.
+  std::string f16 = data_file("embeddings_other_f16_intids.h5");
+  ASSERT_EQ(AF_OK, af_embeddings_read_catalog(f16.c_str(), four, 4, "cat.csv", &r, &err)) << err.msg;
+  EXPECT_STREQ(r.ids[0], "10");
+  af_embeddings_free(&r);
+}
+
+// Through the CLI: associate on a .npy gives the same bytes as on our own file
+// holding the same float32 vectors with the catalog's ids; score runs on each
+// kind; a catalog of another length fails naming both files.
+TEST(EmbFile, CliAcceptsOtherToolFiles) {
+  std::string dir = aft::temp_dir("embfile-other");
+  std::string cat = dir + "/products.csv", cat4 = dir + "/products4.csv", orders = dir + "/orders.csv";
+  std::string c = "product_id,product_name\n", c4 = c;
+  for (int i = 0; i < 5; i++) {
+    c += "p" + std::to_string(i) + ",item " + std::to_string(i) + "\n";
+    if (i < 4) c4 += "p" + std::to_string(i) + ",item " + std::to_string(i) + "\n";
+  }
+  aft::write_file(cat, c);
+  aft::write_file(cat4, c4);
+  aft::write_file(orders, "order_id,product_id\no1,p0\no1,p1\no2,p1\no2,p2\no3,p0\no3,p1\no3,p3\n");
+  Emb ours;
+  ours.d = 4;
+  for (int i = 0; i < 5; i++) {
+    ours.ids.push_back("p" + std::to_string(i));
+    for (int j = 0; j < 4; j++) ours.x.push_back(fixture_y(i, j));
+  }
+  af_error err = {};
+  ASSERT_EQ(AF_OK, write_whole(dir + "/ours.h5", ours, &err)) << err.msg;
+  auto assoc = [&](const std::string &catalog, const std::string &emb, const std::string &out,
+                   std::string *serr) {
+    return aft::run(aft::cli() + " associate --catalog '" + catalog + "' --baskets '" + orders +
+                        "' --embeddings '" + emb + "' --k 2 --out '" + out + "'",
+                    nullptr, serr);
+  };
+  std::string serr;
+  ASSERT_EQ(0, assoc(cat, dir + "/ours.h5", dir + "/a_ours.csv", &serr)) << serr;
+  ASSERT_EQ(0, assoc(cat, data_file("embeddings_other.npy"), dir + "/a_npy.csv", &serr)) << serr;
+  ASSERT_EQ(0, assoc(cat, data_file("embeddings_other_only.h5"), dir + "/a_h5.csv", &serr)) << serr;
+  EXPECT_EQ(aft::read_file(dir + "/a_ours.csv"), aft::read_file(dir + "/a_npy.csv"));
+  EXPECT_EQ(aft::read_file(dir + "/a_ours.csv"), aft::read_file(dir + "/a_h5.csv"));
+  EXPECT_NE(0, assoc(cat4, data_file("embeddings_other.npy"), dir + "/a_bad.csv", &serr));
+  EXPECT_NE(serr.find("embeddings_other.npy"), std::string::npos) << serr;
+  EXPECT_NE(serr.find("products4.csv"), std::string::npos) << serr;
+  EXPECT_FALSE(aft::file_exists(dir + "/a_bad.csv"));
+  for (const char *f : {"embeddings_other.npy", "embeddings_other_f16.npy",
+                        "embeddings_other_f16_intids.h5", "embeddings_other_fixed_ids.h5"}) {
+    std::string out = dir + "/nbr_" + f + ".h5";
+    EXPECT_EQ(0, aft::run(aft::cli() + " score --embeddings '" + data_file(f) + "' --k 2 --out '" +
+                              out + "'",
+                          nullptr, &serr))
+        << f << ": " << serr;
+  }
+}
+
+// Malformed .npy files: each rejected naming the file and the field at fault.
+TEST(EmbFile, MalformedNpyIsRejected) {
+  std::string dir = aft::temp_dir("embfile-npy");
+  auto npy = [](const std::string &dict, size_t data_bytes) {
+    std::string h = dict;
+    while ((10 + h.size() + 1) % 64) h += ' ';
+    h += '\n';
+    std::string s = std::string("\x93NUMPY\x01\x00", 8);
+    s += (char)(h.size() & 0xff);
+    s += (char)(h.size() >> 8);
+    return s + h + std::string(data_bytes, '\0');
+  };
+  struct Case {
+    const char *name;
+    std::string bytes;
+    const char *what;
+  };
+  const std::string ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+  std::vector<Case> cases = {
+      {"good", npy(ok, 24), nullptr},
+      {"short-data", npy(ok, 20), "needs 24 data bytes"},
+      {"long-data", npy(ok, 28), "needs 24 data bytes"},
+      {"f8", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", 48), "'<f8'"},
+      {"big-endian", npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", 24), "'>f4'"},
+      {"object", npy("{'descr': '|O', 'fortran_order': False, 'shape': (2, 3), }", 24), "'|O'"},
+      {"fortran", npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", 24), "Fortran"},
+      {"rank1", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (6,), }", 24), "1 dimensions"},
+      {"rank3", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 3), }", 24), "more than 2"},
+      {"d0", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 0), }", 0), "d must be"},
+      {"huge", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999, 3), }", 24), "too large"},
+      {"no-shape", npy("{'descr': '<f4', 'fortran_order': False, }", 24), "needs 'descr'"},
+      {"twice", npy("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}", 24), "twice"},
+      {"unknown-key", npy("{'descr': '<f4', 'x': 1, 'fortran_order': False, 'shape': (2, 3)}", 24), "unknown key"},
+      {"not-dict", npy("print('hi')", 24), "expected '{'"},
+      {"header-past-end", std::string("\x93NUMPY\x01\x00\xff\x7f{'descr'", 18), "past the end"},
+      {"version9", std::string("\x93NUMPY\x09\x00\x10\x00{}              ", 26), "version 9"},
+  };
+  for (auto &c : cases) {
+    SCOPED_TRACE(c.name);
+    std::string path = dir + "/" + c.name + ".npy";
+    aft::write_file(path, c.bytes);
+    af_error err = {};
+    af_embeddings r;
+    af_status st = af_embeddings_read(path.c_str(), &r, &err);
+    if (!c.what) {
+      EXPECT_EQ(st, AF_OK) << err.msg;
+      af_embeddings_free(&r);
+      continue;
+    }
+    EXPECT_NE(st, AF_OK);
+    EXPECT_NE(std::string(err.msg).find(path), std::string::npos) << err.msg;
+    EXPECT_NE(std::string(err.msg).find(c.what), std::string::npos) << err.msg;
+  }
 }
 
 // ---- malformed files ----------------------------------------------------------

@@ -206,8 +206,10 @@ TEST(ItemCf, Errors) {
   EXPECT_EQ(af_itemcf_topk(&co, AF_ITEMCF_COSINE, 2, 2, nbr.data(), score.data(), &err), AF_ERR_ARG);
   af_itemcf_measure m;
   EXPECT_EQ(af_itemcf_measure_parse("jaccard", &m, &err), AF_ERR_ARG);
-  EXPECT_EQ(af_cooccur_build(&b, 0, &co, &err), AF_ERR_ARG);
   af_cooccur_free(&co);
+  af_cooccur bad{};
+  EXPECT_EQ(af_cooccur_build(&b, 0, &bad, &err), AF_ERR_ARG);
+  af_cooccur_free(&bad);
   af_baskets_free(&b);
 }
 

@@ -4,6 +4,8 @@
 // written here, and the independently tested `affinity rules` command.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -315,6 +317,26 @@ TEST_F(Run, RerunSkipsUnchangedStagesAndRedoesChangedOnes) {
   // 5. --force reruns everything
   ASSERT_EQ(aft::run(cmd + " --force", nullptr, &err), 0) << err;
   EXPECT_NE(err.find("embed     running"), std::string::npos) << err;
+}
+
+// A killed earlier run leaves "<output>.tmp.<pid>" files; the next run removes
+// those whose process no longer exists (and says so), and keeps the others.
+TEST_F(Run, RemovesTemporariesOfKilledRuns) {
+  std::string dir = g->dir + "/stale", err;
+  mkdir(dir.c_str(), 0755);
+  pid_t p = fork();
+  if (p == 0) _exit(0);
+  int status;
+  waitpid(p, &status, 0);  // p is now the pid of no process
+  std::string dead = std::to_string(p);
+  aft::write_file(dir + "/embeddings.h5.tmp." + dead, std::string(4096, 'x'));
+  aft::write_file(dir + "/train-notes.tmp." + dead, "x");
+  aft::write_file(dir + "/neighbors.h5.tmp.1", "x");  // pid 1 exists: kept
+  ASSERT_EQ(aft::run(run_cmd(dir), nullptr, &err), 0) << err;
+  EXPECT_FALSE(aft::file_exists(dir + "/embeddings.h5.tmp." + dead));
+  EXPECT_FALSE(aft::file_exists(dir + "/train-notes.tmp." + dead));
+  EXPECT_TRUE(aft::file_exists(dir + "/neighbors.h5.tmp.1"));
+  EXPECT_NE(err.find("removed 2 temporary files of killed runs"), std::string::npos) << err;
 }
 
 TEST_F(Run, TextOnlyRunSkipsBasketStages) {

@@ -57,10 +57,11 @@ void af_assoc_input_free(af_assoc_input *ai) {
   memset(ai, 0, sizeof *ai);
 }
 
-static af_status vectors_from_file(const char *path, const af_catalog *c, float **out, int *d,
-                                   af_error *err) {
+static af_status vectors_from_file(const char *path, const af_catalog *c, const char *cat_path,
+                                   float **out, int *d, af_error *err) {
   af_embeddings e = {0};
-  af_status st = af_embeddings_read(path, &e, err);
+  af_status st =
+      af_embeddings_read_catalog(path, (const char *const *)c->ids, c->n, cat_path, &e, err);
   if (st == AF_OK) {
     *out = af_malloc((size_t)c->n * e.d + 1, sizeof **out, err);
     if (!*out)
@@ -139,7 +140,7 @@ af_status af_assoc_vectors(const af_args *a, const af_catalog *c, const char *em
   if (emb_path && model_path)
     return af_error_set(err, AF_ERR_ARG, "give embeddings or a model, not both");
   if (emb_path)
-    return vectors_from_file(emb_path, c, out, d, err);
+    return vectors_from_file(emb_path, c, af_arg_str(a, "catalog"), out, d, err);
   if (model_path)
     return vectors_from_model(a, model_path, c, out, d, err);
   return af_error_set(err, AF_ERR_ARG, "missing --embeddings or --model");

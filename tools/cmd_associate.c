@@ -10,7 +10,7 @@
 
 static const af_flag_spec FLAGS[] = {
     AF_ASSOC_INPUT_FLAGS,
-    {"embeddings", "E.h5", "product embeddings (affinity embed); or --model"},
+    {"embeddings", "E.h5", "product embeddings (affinity embed, h5py HDF5 or .npy); or --model"},
     {"model", "M.h5", "encoder checkpoint: embed the catalog in memory"},
     {"k", "N", "complements and substitutes per product (default 10)"},
     {"min-count", "N", "pairs bought together in fewer baskets carry no evidence (default 2)"},

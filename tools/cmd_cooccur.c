@@ -10,6 +10,8 @@
 static const af_flag_spec FLAGS[] = {
     AF_BASKET_INPUT_FLAGS,
     {"min-count", "N", "keep pairs bought together in at least N baskets (default 1)"},
+    {"memory-limit", "SIZE",
+     "memory for the pairs, e.g. 512M, 8G (default: half the RAM; or $AF_MEMORY_LIMIT)"},
     {"out", "FILE", "output CSV (required)"},
 };
 
@@ -33,15 +35,17 @@ int af_cmd_cooccur(int argc, char **argv) {
   af_basket_input in = {0};
   af_cooccur co = {0};
   const char *out;
-  int64_t min_count;
+  int64_t min_count, mem_limit = 0;
   af_status st;
+  const char *mem = af_arg_str(&a, "memory-limit");
   if ((st = af_arg_required(&a, "out", &out, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "min-count", 1, 1, INT32_MAX, &min_count, &err)) != AF_OK ||
+      (mem && (st = af_memory_limit_parse(mem, &mem_limit, &err)) != AF_OK) ||
       (st = af_basket_input_load(&a, &in, &err)) != AF_OK)
     goto fail;
   af_basket_input_print_report("cooccur", &in, stderr);
   af_item_labels lab = af_basket_input_labels(&in);
-  if ((st = af_cooccur_build(&in.baskets, min_count, &co, &err)) != AF_OK ||
+  if ((st = af_cooccur_build_limited(&in.baskets, min_count, mem_limit, &co, &err)) != AF_OK ||
       (st = af_cooccur_write_csv(out, &co, min_count, &lab, &err)) != AF_OK)
     goto fail;
   fprintf(stderr, "affinity cooccur: %lld pairs with count >= %lld -> %s\n",

@@ -16,7 +16,7 @@ static const af_flag_spec FLAGS[] = {
     {"test-fraction", "X", "share of baskets held out (default 0.2)"},
     {"cold-fraction", "X", "share of sold products removed from training (default 0.1)"},
     {"methods", "LIST", "comma list of popularity,rules,itemcf,text,fusion (default all)"},
-    {"embeddings", "E.h5", "pretrained product embeddings (method name 'pretrained')"},
+    {"embeddings", "E.h5", "pretrained product embeddings, HDF5 or .npy (method name 'pretrained')"},
     {"model", "M.h5", "pretrained checkpoint: embed the catalog in memory"},
     {"finetuned-embeddings", "E.h5", "fine-tuned embeddings (method name 'finetuned')"},
     {"finetuned-model", "M.h5", "fine-tuned checkpoint"},

@@ -18,6 +18,9 @@ static const af_flag_spec FLAGS[] = {
     {"max-len", "N", "longest itemset (antecedent + consequent), default 0: no limit"},
     {"max-consequent", "N", "most items in a consequent (default 0: any; 1 = arules/pyfim rules)"},
     {"max-rules", "N", "keep the first N rules in the output order (default 0: all)"},
+    {"max-itemsets", "N", "stop with an error past N frequent itemsets (default 0: no cap)"},
+    {"memory-limit", "SIZE",
+     "memory for itemsets and for rules, e.g. 512M, 8G (default: half the RAM; or $AF_MEMORY_LIMIT)"},
     {"out", "FILE", "output: .csv (for people) or .jsonl (one rule per line) (required)"},
 };
 
@@ -44,7 +47,7 @@ int af_cmd_rules(int argc, char **argv) {
   af_rules rs = {0};
   const char *out, *dummy;
   double min_support, min_conf, min_lift;
-  int64_t max_len, max_cons, max_rules;
+  int64_t max_len, max_cons, max_rules, max_itemsets, mem_limit = 0;
   af_status st;
   int jsonl = 0;
   if ((st = af_arg_required(&a, "out", &out, &err)) != AF_OK ||
@@ -55,7 +58,10 @@ int af_cmd_rules(int argc, char **argv) {
       (st = af_arg_f64(&a, "min-lift", 0, 0, 1e300, &min_lift, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "max-len", 0, 0, 31, &max_len, &err)) != AF_OK ||
       (st = af_arg_i64(&a, "max-consequent", 0, 0, 30, &max_cons, &err)) != AF_OK ||
-      (st = af_arg_i64(&a, "max-rules", 0, 0, INT64_MAX, &max_rules, &err)) != AF_OK)
+      (st = af_arg_i64(&a, "max-rules", 0, 0, INT64_MAX, &max_rules, &err)) != AF_OK ||
+      (st = af_arg_i64(&a, "max-itemsets", 0, 0, INT64_MAX, &max_itemsets, &err)) != AF_OK ||
+      (af_arg_str(&a, "memory-limit") &&
+       (st = af_memory_limit_parse(af_arg_str(&a, "memory-limit"), &mem_limit, &err)) != AF_OK))
     goto fail;
   if (min_support <= 0) {
     st = af_error_set(&err, AF_ERR_ARG, "--min-support must be > 0");
@@ -72,14 +78,14 @@ int af_cmd_rules(int argc, char **argv) {
     goto fail;
   af_basket_input_print_report("rules", &in, stderr);
   double t1 = af_now_seconds();
-  if ((st = af_fpgrowth(&in.baskets, min_support, (int)max_len, &fi, &err)) != AF_OK)
+  af_fpgrowth_options fo = {.min_support = min_support, .max_len = (int)max_len,
+                            .max_itemsets = max_itemsets, .memory_limit = mem_limit};
+  if ((st = af_fpgrowth_ex(&in.baskets, &fo, &fi, &err)) != AF_OK)
     goto fail;
   double t2 = af_now_seconds();
-  af_rules_options ro = {.min_confidence = min_conf,
-                        .min_lift = min_lift,
-                        .max_consequent = (int)max_cons,
-                        .max_rules = max_rules};
-  if ((st = af_rules_generate(&fi, &ro, &rs, &err)) != AF_OK)
+  af_rules_options ro = {.min_confidence = min_conf, .min_lift = min_lift,
+                         .max_consequent = (int)max_cons, .max_rules = max_rules};
+  if ((st = af_rules_generate_limited(&fi, &ro, mem_limit, &rs, &err)) != AF_OK)
     goto fail;
   double t3 = af_now_seconds();
   af_item_labels lab = af_basket_input_labels(&in);

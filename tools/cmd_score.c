@@ -10,7 +10,7 @@
 #include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
-    {"embeddings", "FILE", "embeddings file (HDF5, from affinity embed)"},
+    {"embeddings", "FILE", "embeddings: HDF5 (affinity embed, or h5py with /embeddings [N, d]) or .npy"},
     {"k", "K", "neighbours per row, 1..2048 (default 50; at most N-1 are kept)"},
     {"out", "FILE", "neighbours file to write (HDF5)"},
     {"min-score", "S", "drop neighbours scoring below S (empty slots: index -1, score -inf)"},

@@ -76,9 +76,23 @@ static int cmp_i32(const void *x, const void *y) {
   return (a > b) - (a < b);
 }
 
+/* Bytes held by every chunk's pair lists, against the memory budget. */
+typedef struct {
+  int64_t used, limit;
+} pair_budget;
+
+/* 1 when the budget allows `more` bytes (and takes them). */
+static int budget_take(pair_budget *pb, int64_t more) {
+  int64_t now;
+#pragma omp atomic capture
+  now = pb->used += more;
+  return now <= pb->limit;
+}
+
+/* Returns 1 on success, 0 when out of memory, 2 past the budget. */
 static int count_chunk(const af_baskets *bk, const int64_t *t_off, const int64_t *t_bask,
                        int32_t lo, int32_t hi, int64_t min_count, int32_t *acc, int32_t *touched,
-                       chunk_out *o) {
+                       chunk_out *o, pair_budget *pb) {
   o->per_item = calloc((size_t)(hi - lo), sizeof *o->per_item);
   if (!o->per_item)
     return 0;
@@ -104,6 +118,11 @@ static int count_chunk(const af_baskets *bk, const int64_t *t_off, const int64_t
     qsort(touched, (size_t)nt, sizeof *touched, cmp_i32);
     if (o->cap - o->n < nt) {
       int64_t cap = o->cap * 2 > o->n + nt ? o->cap * 2 : o->n + nt + 1024;
+      if (!budget_take(pb, (cap - o->cap) * (int64_t)(2 * sizeof(int32_t)))) {
+        for (int32_t t = 0; t < nt; t++)
+          acc[touched[t]] = 0;
+        return 2;
+      }
       int32_t *p = realloc(o->nbr, (size_t)cap * sizeof *p);
       if (!p)
         return 0;
@@ -132,7 +151,16 @@ static int count_chunk(const af_baskets *bk, const int64_t *t_off, const int64_t
 
 af_status af_cooccur_build(const af_baskets *bk, int64_t min_count, af_cooccur *out,
                            af_error *err) {
+  return af_cooccur_build_limited(bk, min_count, 0, out, err);
+}
+
+static const char cooccur_hint[] =
+    "raise --min-count, drop the largest baskets, or raise --memory-limit";
+
+af_status af_cooccur_build_limited(const af_baskets *bk, int64_t min_count, int64_t memory_limit,
+                                   af_cooccur *out, af_error *err) {
   memset(out, 0, sizeof *out);
+  pair_budget pb = {0, af_memory_limit_or_default(memory_limit)};
   if (min_count < 1)
     return af_error_set(err, AF_ERR_ARG, "co-occurrence: min_count must be >= 1 (got %lld)",
                         (long long)min_count);
@@ -182,17 +210,25 @@ af_status af_cooccur_build(const af_baskets *bk, int64_t min_count, af_cooccur *
   for (int c = 0; c <= n_chunks; c++)
     bounds[c] = (int32_t)((int64_t)n_items * c / n_chunks);
   int failed = 0;
+  /* the transposed index and per-thread counters count against the budget too */
+  pb.used = (int64_t)nnz * 8 + (int64_t)n_items * 24;
 #pragma omp parallel
   {
     int32_t *acc = calloc((size_t)(n_items ? n_items : 1), sizeof *acc);
     int32_t *touched = malloc((size_t)(n_items ? n_items : 1) * sizeof *touched);
 #pragma omp for schedule(dynamic, 1)
     for (int c = 0; c < n_chunks; c++) {
-      if (!acc || !touched ||
-          !count_chunk(bk, t_off, t_bask, bounds[c], bounds[c + 1], min_count, acc, touched,
-                       &chunks[c])) {
+      int failed_now;
+#pragma omp atomic read
+      failed_now = failed;
+      if (failed_now)
+        continue;
+      int r = acc && touched ? count_chunk(bk, t_off, t_bask, bounds[c], bounds[c + 1], min_count,
+                                           acc, touched, &chunks[c], &pb)
+                             : 0;
+      if (r != 1) {
 #pragma omp atomic write
-        failed = 1;
+        failed = r == 2 ? 2 : 1;
       }
     }
     free(acc);
@@ -201,6 +237,10 @@ af_status af_cooccur_build(const af_baskets *bk, int64_t min_count, af_cooccur *
   free(t_off);
   free(t_bask);
   af_status st = AF_OK;
+  if (failed == 2) {
+    st = af_budget_check(pb.used, pb.limit, "co-occurrence pairs", cooccur_hint, err);
+    goto done;
+  }
   if (failed) {
     st = af_error_set(err, AF_ERR_NOMEM, "co-occurrence: out of memory");
     goto done;
@@ -219,6 +259,11 @@ af_status af_cooccur_build(const af_baskets *bk, int64_t min_count, af_cooccur *
   for (int32_t a = 0; a < n_items; a++)
     out->offsets[a + 1] += out->offsets[a];
   int64_t total = out->offsets[n_items];
+  /* the symmetric CSR: (nbr, count) for both directions of every pair */
+  st = af_budget_check(pb.used + total * (int64_t)(2 * sizeof(int32_t)), pb.limit,
+                       "co-occurrence pairs", cooccur_hint, err);
+  if (st != AF_OK)
+    goto done;
   out->nbr = af_malloc((size_t)(total ? total : 1), sizeof *out->nbr, err);
   out->count = af_malloc((size_t)(total ? total : 1), sizeof *out->count, err);
   int64_t *fill = af_malloc((size_t)n_items + 1, sizeof *fill, err);

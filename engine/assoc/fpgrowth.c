@@ -14,6 +14,7 @@
  * directly). Scratch for depth d is kept in `level[d]` and reused, so the
  * recursion allocates only while its buffers grow. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,7 +78,30 @@ typedef struct {
   int32_t *prefix; /* (n_levels) item indices of the current prefix */
   af_itemsets *out;
   af_error *err;
+  int64_t max_itemsets, memory_limit;
+  double min_support;
 } fp_ctx;
+
+static const char budget_hint[] =
+    "raise --min-support, set --max-len (itemset length), or raise --max-itemsets / "
+    "--memory-limit";
+
+/* Bytes the output would hold with capacities sets and items. */
+static int64_t itemsets_bytes(int64_t sets, int64_t items) {
+  return sets * (int64_t)(2 * sizeof(int64_t)) + items * (int64_t)sizeof(int32_t);
+}
+
+static af_status budget(fp_ctx *c, int64_t sets, int64_t items) {
+  af_itemsets *o = c->out;
+  if (c->max_itemsets > 0 && o->n_itemsets >= c->max_itemsets)
+    return af_error_set(c->err, AF_ERR_NOMEM,
+                        "more than %lld frequent itemsets at min support %g (--max-itemsets); %s",
+                        (long long)c->max_itemsets, c->min_support, budget_hint);
+  char what[128];
+  snprintf(what, sizeof what, "frequent itemsets at min support %g (%lld so far)",
+           c->min_support, (long long)o->n_itemsets);
+  return af_budget_check(itemsets_bytes(sets, items), c->memory_limit, what, budget_hint, c->err);
+}
 
 int64_t af_min_count_for_support(double min_support, int64_t n) {
   if (!(min_support > 0))
@@ -127,8 +151,11 @@ static void sort_i32(int32_t *v, int32_t n) {
 
 static af_status emit(fp_ctx *c, int len, int64_t count) {
   af_itemsets *o = c->out;
+  if (c->max_itemsets > 0 && o->n_itemsets >= c->max_itemsets)
+    return budget(c, o->cap_sets, o->cap_items);
   if (o->n_itemsets + 1 >= o->cap_sets) {
     int64_t cap = o->cap_sets ? o->cap_sets * 2 : 4096;
+    AF_TRY(budget(c, cap, o->cap_items));
     int64_t *off = af_realloc(o->offsets, (size_t)cap + 1, sizeof *off, c->err);
     if (!off)
       return AF_ERR_NOMEM;
@@ -144,6 +171,7 @@ static af_status emit(fp_ctx *c, int len, int64_t count) {
     int64_t cap = o->cap_items ? o->cap_items * 2 : 16384;
     while (cap < at + len)
       cap *= 2;
+    AF_TRY(budget(c, o->cap_sets, cap));
     int32_t *it = af_realloc(o->items, (size_t)cap, sizeof *it, c->err);
     if (!it)
       return AF_ERR_NOMEM;
@@ -508,7 +536,15 @@ static int cmp_item_count(const void *x, const void *y) {
 
 af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_itemsets *out,
                       af_error *err) {
+  af_fpgrowth_options o = {.min_support = min_support, .max_len = max_len};
+  return af_fpgrowth_ex(b, &o, out, err);
+}
+
+af_status af_fpgrowth_ex(const af_baskets *b, const af_fpgrowth_options *opt, af_itemsets *out,
+                         af_error *err) {
   memset(out, 0, sizeof *out);
+  const double min_support = opt->min_support;
+  const int max_len = opt->max_len;
   if (!(min_support > 0 && min_support <= 1))
     return af_error_set(err, AF_ERR_ARG, "min_support must be in (0, 1] (got %g)", min_support);
   if (max_len < 0)
@@ -539,7 +575,8 @@ af_status af_fpgrowth(const af_baskets *b, double min_support, int max_len, af_i
   int n_levels = max_len ? (max_len < n_ranks ? max_len : n_ranks) : n_ranks;
   if (n_levels < 1)
     n_levels = 1;
-  fp_ctx c = {out->min_count, max_len, n_ranks, rank_item, NULL, n_levels, NULL, out, err};
+  fp_ctx c = {out->min_count, max_len, n_ranks, rank_item, NULL, n_levels, NULL, out, err,
+              opt->max_itemsets, af_memory_limit_or_default(opt->memory_limit), min_support};
   c.level = af_calloc((size_t)n_levels, sizeof *c.level, err);
   c.prefix = af_malloc((size_t)n_levels, sizeof *c.prefix, err);
   int32_t *path = af_malloc((size_t)(n_ranks ? n_ranks : 1), sizeof *path, err);

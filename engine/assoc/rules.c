@@ -413,6 +413,11 @@ static inline uint32_t next_same_popcount(uint32_t m, int k) {
 
 af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, af_rules *out,
                             af_error *err) {
+  return af_rules_generate_limited(fi, opt, 0, out, err);
+}
+
+af_status af_rules_generate_limited(const af_itemsets *fi, const af_rules_options *opt,
+                                    int64_t memory_limit, af_rules *out, af_error *err) {
   memset(out, 0, sizeof *out);
   double min_conf = opt ? opt->min_confidence : 0, min_lift = opt ? opt->min_lift : 0;
   int max_cons = opt ? opt->max_consequent : 0;
@@ -425,6 +430,10 @@ af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, 
     return st;
   }
   const double n = (double)fi->n_baskets;
+  const int64_t limit = af_memory_limit_or_default(memory_limit);
+  static const char rules_hint[] =
+      "raise --min-confidence or --min-support, set --max-len or --max-consequent, or raise "
+      "--memory-limit";
   af_rule *v = NULL;
   int64_t nv = 0, cap = 0;
   for (int64_t s = 0; s < fi->n_itemsets && st == AF_OK; s++) {
@@ -471,6 +480,11 @@ af_status af_rules_generate(const af_itemsets *fi, const af_rules_options *opt, 
           continue;
         if (nv == cap) {
           cap = cap ? cap * 2 : 1024;
+          /* the candidates, then their sort keys (two arrays) and the kept copy */
+          st = af_budget_check(cap * (int64_t)(2 * sizeof(af_rule) + 2 * sizeof(rule_key)),
+                               limit, "association rules", rules_hint, err);
+          if (st != AF_OK)
+            break;
           af_rule *p = af_realloc(v, (size_t)cap, sizeof *p, err);
           if (!p) {
             st = AF_ERR_NOMEM;

@@ -2,20 +2,31 @@
 #define _POSIX_C_SOURCE 200809L
 #include "affinity.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/h5util.h"
+#include "io/npy.h"
 
 /* ---- reading ---------------------------------------------------------------- */
 
-static af_status check_attrs(hid_t f, af_embeddings *e, af_error *err) {
+/* format and format_version: required together when present; a file from
+ * another tool (h5py) may have neither. */
+static af_status check_format(hid_t f, int *ours, af_error *err) {
+  *ours = 0;
+  if (!af_h5_attr_exists(f, ".", "format")) {
+    if (af_h5_attr_exists(f, ".", "format_version"))
+      return af_error_set(err, AF_ERR_FORMAT, "attribute format_version without format");
+    return AF_OK;
+  }
   char *format = NULL;
   AF_TRY(af_h5_attr_get_str(f, ".", "format", &format, err));
   int ok = strcmp(format, AF_EMB_FORMAT) == 0;
   free(format);
+  *ours = ok;
   if (!ok)
     return af_error_set(err, AF_ERR_FORMAT, "attribute format is not \"%s\"", AF_EMB_FORMAT);
   int64_t version = 0;
@@ -24,6 +35,11 @@ static af_status check_attrs(hid_t f, af_embeddings *e, af_error *err) {
     return af_error_set(err, AF_ERR_UNSUPPORTED,
                         "attribute format_version is %lld; this build reads version %d",
                         (long long)version, AF_EMB_FORMAT_VERSION);
+  return AF_OK;
+}
+
+static af_status check_attrs(hid_t f, af_embeddings *e, int *ours, af_error *err) {
+  AF_TRY(check_format(f, ours, err));
   /* model, pooling and normalized describe the vectors; absent means unknown. */
   if (af_h5_attr_exists(f, ".", "model"))
     AF_TRY(af_h5_attr_get_str(f, ".", "model", &e->model, err));
@@ -40,8 +56,71 @@ static af_status check_attrs(hid_t f, af_embeddings *e, af_error *err) {
   return AF_OK;
 }
 
-static af_status read_embeddings(hid_t f, af_embeddings *e, af_error *err) {
-  AF_TRY(check_attrs(f, e, err));
+static af_status check_finite(const af_embeddings *e, const char *what, af_error *err) {
+  size_t count = (size_t)e->n * (size_t)e->d;
+  for (size_t i = 0; i < count; i++)
+    if (!isfinite(e->emb[i]))
+      return af_error_set(err, AF_ERR_FORMAT, "%s: row %zu column %zu is %g", what,
+                          i / (size_t)e->d, i % (size_t)e->d, (double)e->emb[i]);
+  return AF_OK;
+}
+
+/* ids "0", "1", ... for a file without ids (see af_embeddings_read_catalog). */
+static af_status row_number_ids(af_embeddings *e, const int64_t *values, af_error *err) {
+  e->ids = af_calloc((size_t)e->n + 1, sizeof *e->ids, err);
+  if (!e->ids)
+    return AF_ERR_NOMEM;
+  for (int64_t i = 0; i < e->n; i++) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (long long)(values ? values[i] : i));
+    if (!(e->ids[i] = strdup(buf)))
+      return af_error_set(err, AF_ERR_NOMEM, "out of memory");
+  }
+  return AF_OK;
+}
+
+static af_status integer_ids(hid_t f, af_embeddings *e, af_error *err) {
+  int64_t *v = af_malloc((size_t)e->n + 1, sizeof *v, err); /* (n) */
+  if (!v)
+    return AF_ERR_NOMEM;
+  af_status st = af_h5_read(f, "/ids", H5T_NATIVE_INT64, v, (size_t)e->n, err);
+  if (st == AF_OK)
+    st = row_number_ids(e, v, err);
+  free(v);
+  return st;
+}
+
+/* /ids: strings or integers, exactly N of them; absent (in a file without our
+ * format attribute) means row numbers. */
+static af_status read_ids(hid_t f, int ours, af_embeddings *e, int *rows, af_error *err) {
+  if (!af_h5_exists(f, "/ids") && !ours) {
+    *rows = 1;
+    return row_number_ids(e, NULL, err);
+  }
+  int rank = 0;
+  hsize_t dims[8];
+  AF_TRY(af_h5_shape(f, "/ids", &rank, dims, err));
+  if (rank != 1 || (int64_t)dims[0] != e->n)
+    return af_error_set(err, AF_ERR_FORMAT,
+                        "dataset /ids has %llu entries but /embeddings has %lld rows",
+                        rank == 1 ? (unsigned long long)dims[0] : 0ull, (long long)e->n);
+  hid_t ds = H5Dopen2(f, "/ids", H5P_DEFAULT);
+  hid_t t = ds >= 0 ? H5Dget_type(ds) : H5I_INVALID_HID;
+  H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+  if (t >= 0)
+    H5Tclose(t);
+  if (ds >= 0)
+    H5Dclose(ds);
+  if (cls == H5T_INTEGER)
+    return integer_ids(f, e, err);
+  size_t n_ids = 0;
+  AF_TRY(af_h5_read_strings(f, "/ids", &e->ids, &n_ids, err));
+  return AF_OK;
+}
+
+static af_status read_embeddings(hid_t f, af_embeddings *e, int *rows, af_error *err) {
+  int ours = 0;
+  AF_TRY(check_attrs(f, e, &ours, err));
   int rank = 0;
   hsize_t dims[8];
   AF_TRY(af_h5_shape(f, "/embeddings", &rank, dims, err));
@@ -77,20 +156,8 @@ static af_status read_embeddings(hid_t f, af_embeddings *e, af_error *err) {
   if (!e->emb)
     return AF_ERR_NOMEM;
   AF_TRY(af_h5_read(f, "/embeddings", H5T_NATIVE_FLOAT, e->emb, count, err));
-  for (size_t i = 0; i < count; i++)
-    if (!isfinite(e->emb[i]))
-      return af_error_set(err, AF_ERR_FORMAT, "dataset /embeddings: row %zu column %zu is %g",
-                          i / (size_t)e->d, i % (size_t)e->d, (double)e->emb[i]);
-  size_t n_ids = 0;
-  AF_TRY(af_h5_read_strings(f, "/ids", &e->ids, &n_ids, err));
-  if ((int64_t)n_ids != e->n) {
-    af_h5_free_strings(e->ids, n_ids);
-    e->ids = NULL;
-    return af_error_set(err, AF_ERR_FORMAT,
-                        "dataset /ids has %zu entries but /embeddings has %lld rows", n_ids,
-                        (long long)e->n);
-  }
-  return AF_OK;
+  AF_TRY(check_finite(e, "dataset /embeddings", err));
+  return read_ids(f, ours, e, rows, err);
 }
 
 static af_status dup_or_default(char **s, af_error *err) {
@@ -100,12 +167,39 @@ static af_status dup_or_default(char **s, af_error *err) {
   return *s ? AF_OK : af_error_set(err, AF_ERR_NOMEM, "out of memory");
 }
 
-af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err) {
-  memset(out, 0, sizeof *out);
+static af_status read_npy(const char *path, af_embeddings *e, int *rows, af_error *err) {
+  AF_TRY(af_npy_read_f32(path, &e->emb, &e->n, &e->d, err));
+  AF_TRY(check_finite(e, ".npy data", err));
+  *rows = 1;
+  return row_number_ids(e, NULL, err);
+}
+
+static af_status read_hdf5(const char *path, af_embeddings *e, int *rows, af_error *err) {
   hid_t f;
   AF_TRY(af_h5_open(path, 0, &f, err));
-  af_status st = read_embeddings(f, out, err);
+  af_status st = read_embeddings(f, e, rows, err);
   H5Fclose(f);
+  return st;
+}
+
+/* .npy by its magic, else HDF5. */
+static af_status read_any(const char *path, af_embeddings *e, int *rows, af_error *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return af_error_set(err, AF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  unsigned char head[8];
+  size_t n = fread(head, 1, sizeof head, f);
+  fclose(f);
+  if (af_npy_is_npy(head, n))
+    return read_npy(path, e, rows, err);
+  return read_hdf5(path, e, rows, err);
+}
+
+/* *rows = 1 when the file has no ids (they read as row numbers). */
+static af_status read_file(const char *path, af_embeddings *out, int *rows, af_error *err) {
+  memset(out, 0, sizeof *out);
+  *rows = 0;
+  af_status st = read_any(path, out, rows, err);
   if (st == AF_OK)
     st = dup_or_default(&out->model, err);
   if (st == AF_OK)
@@ -116,6 +210,42 @@ af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err
     if (err && strncmp(err->msg, path, strlen(path)) != 0)
       af_error_prefix(err, "%s: ", path);
   }
+  return st;
+}
+
+af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err) {
+  int rows;
+  return read_file(path, out, &rows, err);
+}
+
+/* Row i takes catalog id i; the counts must agree. */
+static af_status adopt_catalog_ids(af_embeddings *e, const char *emb_path,
+                                   const char *const *ids, int64_t n, const char *catalog_path,
+                                   af_error *err) {
+  if (e->n != n)
+    return af_error_set(err, AF_ERR_FORMAT,
+                        "%s has %lld rows but the catalog %s has %lld; a file without /ids must "
+                        "have one row per catalog row, in catalog order",
+                        emb_path, (long long)e->n, catalog_path ? catalog_path : "(catalog)",
+                        (long long)n);
+  for (int64_t i = 0; i < n; i++) {
+    char *s = strdup(ids[i]);
+    if (!s)
+      return af_error_set(err, AF_ERR_NOMEM, "out of memory");
+    free(e->ids[i]);
+    e->ids[i] = s;
+  }
+  return AF_OK;
+}
+
+af_status af_embeddings_read_catalog(const char *path, const char *const *ids, int64_t n,
+                                     const char *catalog_path, af_embeddings *out,
+                                     af_error *err) {
+  int rows;
+  AF_TRY(read_file(path, out, &rows, err));
+  af_status st = rows ? adopt_catalog_ids(out, path, ids, n, catalog_path, err) : AF_OK;
+  if (st != AF_OK)
+    af_embeddings_free(out);
   return st;
 }
 
@@ -325,7 +455,7 @@ af_status af_emb_writer_commit(af_emb_writer *w, af_error *err) {
     af_emb_writer_abort(w);
     return AF_ERR_HDF5;
   }
-  af_status result = af_commit_file(w->tmp, w->path, err);
+  af_status result = af_h5_commit(w->tmp, w->path, err);
   writer_free(w);
   return result;
 }

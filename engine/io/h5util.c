@@ -2,24 +2,68 @@
 #define _POSIX_C_SOURCE 200809L
 #include "io/h5util.h"
 
+#include "io/digest.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-void af_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void af_h5_quiet(void) {
+  /* libhdf5 1.10.8: after an H5Fclose that fails (a full disk during the
+   * final flush) the file's id is left half-destroyed, and closing it again -
+   * which H5_term_library does at exit - segfaults in H5F__close_cb. Our code
+   * closes every object itself, so the exit handler has nothing to do. Must
+   * precede every other HDF5 call. */
+  H5dont_atexit();
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* File access: H5Fclose closes every object still open in the file (an error
+ * path that forgot one cannot keep the file open until HDF5's exit handler). */
+static hid_t strong_close_fapl(void) {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
+    H5Pclose(fapl);
+    return H5I_INVALID_HID;
+  }
+  return fapl;
+}
 
 hid_t af_h5_create(const char *path, af_error *err) {
-  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* the user block holds the digest (io/digest.h), written at af_h5_commit */
+  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = strong_close_fapl();
+  hid_t f = H5I_INVALID_HID;
+  if (fcpl >= 0 && fapl >= 0 && H5Pset_userblock(fcpl, AF_DIGEST_BLOCK) >= 0)
+    f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+  if (fcpl >= 0)
+    H5Pclose(fcpl);
+  if (fapl >= 0)
+    H5Pclose(fapl);
   if (f < 0)
     af_error_set(err, AF_ERR_IO, "%s: cannot create HDF5 file", path);
   return f;
 }
 
+af_status af_h5_commit(const char *tmp, const char *final_path, af_error *err) {
+  af_status st = af_digest_seal(tmp, err);
+  if (st != AF_OK) {
+    af_discard_file(tmp);
+    return st;
+  }
+  return af_commit_file(tmp, final_path, err);
+}
+
 af_status af_h5_open(const char *path, int writable, hid_t *out, af_error *err) {
   *out = H5I_INVALID_HID;
+  af_digest_state ds;
+  AF_TRY(af_digest_check(path, &ds, err)); /* before libhdf5 reads a byte */
   htri_t is = H5Fis_hdf5(path);
   if (is <= 0)
     return af_error_set(err, AF_ERR_FORMAT, "%s: not a readable HDF5 file", path);
-  *out = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t fapl = strong_close_fapl();
+  if (fapl < 0)
+    return af_error_set(err, AF_ERR_HDF5, "%s: cannot create a file access list", path);
+  *out = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
   if (*out < 0)
     return af_error_set(err, AF_ERR_FORMAT, "%s: cannot open HDF5 file (corrupted or truncated?)",
                         path);
@@ -220,6 +264,41 @@ af_status af_h5_read_rows(hid_t loc, const char *name, hid_t mem_type, void *buf
   return AF_OK;
 }
 
+/* Fixed-length strings (numpy 'S' arrays written by h5py): each element is
+ * `size` bytes, NUL-terminated or NUL/space-padded. */
+static af_status read_fixed_strings(hid_t ds, hid_t ft, const char *name, size_t count,
+                                    char ***strs, af_error *err) {
+  size_t size = H5Tget_size(ft);
+  if (size == 0 || size > 65536 || (count && size > ((size_t)1 << 30) / count))
+    return af_error_set(err, AF_ERR_FORMAT, "dataset %s: fixed-length strings of %zu bytes",
+                        name, size);
+  char *buf = af_malloc(count * size + 1, 1, err);
+  char **out = af_calloc(count ? count : 1, sizeof *out, err);
+  hid_t mt = H5Tcopy(H5T_C_S1);
+  af_status st = buf && out ? AF_OK : AF_ERR_NOMEM;
+  if (st == AF_OK && (mt < 0 || H5Tset_size(mt, size) < 0 || H5Tset_strpad(mt, H5T_STR_NULLPAD) < 0))
+    st = af_error_set(err, AF_ERR_HDF5, "cannot create string type for %s", name);
+  if (st == AF_OK && count && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+    st = af_error_set(err, AF_ERR_FORMAT, "cannot read strings of %s", name);
+  for (size_t i = 0; st == AF_OK && i < count; i++) {
+    const char *s = buf + i * size;
+    size_t len = strnlen(s, size);
+    while (len && s[len - 1] == ' ')
+      len--;
+    if (!(out[i] = strndup(s, len)))
+      st = af_error_set(err, AF_ERR_NOMEM, "out of memory reading %s", name);
+  }
+  if (mt >= 0)
+    H5Tclose(mt);
+  free(buf);
+  if (st != AF_OK) {
+    af_h5_free_strings(out, count);
+    return st;
+  }
+  *strs = out;
+  return AF_OK;
+}
+
 af_status af_h5_read_strings(hid_t loc, const char *name, char ***strs, size_t *n, af_error *err) {
   int rank = 0;
   hsize_t dims[8];
@@ -235,6 +314,16 @@ af_status af_h5_read_strings(hid_t loc, const char *name, char ***strs, size_t *
   hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
   hid_t t = vlen_utf8_type();
   hid_t ft = ds >= 0 ? H5Dget_type(ds) : -1;
+  if (ds >= 0 && t >= 0 && ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) == 0) {
+    free(raw);
+    H5Tclose(t);
+    af_status fst = read_fixed_strings(ds, ft, name, count, strs, err);
+    H5Tclose(ft);
+    H5Dclose(ds);
+    if (fst == AF_OK)
+      *n = count;
+    return fst;
+  }
   if (ds < 0 || t < 0 || ft < 0 || H5Tget_class(ft) != H5T_STRING || !H5Tis_variable_str(ft)) {
     if (ft >= 0) H5Tclose(ft);
     if (t >= 0) H5Tclose(t);
@@ -246,6 +335,10 @@ af_status af_h5_read_strings(hid_t loc, const char *name, char ***strs, size_t *
   H5Tclose(ft);
   herr_t st = count ? H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) : 0;
   if (st < 0) {
+    /* a read that fails part way leaves the strings it converted in raw */
+    for (size_t i = 0; i < count; i++)
+      if (raw[i])
+        H5free_memory(raw[i]);
     H5Tclose(t);
     H5Dclose(ds);
     free(raw);

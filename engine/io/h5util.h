@@ -14,14 +14,23 @@
 extern "C" {
 #endif
 
-/* Turns off HDF5's automatic error printing to stderr (process-wide HDF5
- * setting; the CLI and tests call it once at start). */
+/* Turns off HDF5's automatic error printing to stderr and its exit handler
+ * (H5dont_atexit; see h5util.c: a failed close would crash it). Process-wide
+ * HDF5 settings: the CLI and tests call it once at start, before any other
+ * HDF5 call. */
 void af_h5_quiet(void);
 
-/* Create (truncate) a file: H5I_INVALID_HID on failure (err says why). */
+/* Create (truncate) a file: H5I_INVALID_HID on failure (err says why).
+ * Files are created with the 512-byte user block of the digest gate
+ * (io/digest.h); af_h5_open checks the digest first (a file without one, from
+ * another tool, opens unchecked). Both use H5F_CLOSE_STRONG: closing the file
+ * closes every object left open in it. */
 hid_t af_h5_create(const char *path, af_error *err);
 /* Opens a file into *out (H5I_INVALID_HID on failure). */
 af_status af_h5_open(const char *path, int writable, hid_t *out, af_error *err);
+/* After the file at tmp (made by af_h5_create) is closed: writes its digest
+ * and renames it to final_path (af_commit_file); removes tmp on failure. */
+af_status af_h5_commit(const char *tmp, const char *final_path, af_error *err);
 af_status af_h5_close(hid_t file, const char *path, af_error *err);
 
 int af_h5_exists(hid_t loc, const char *name);
@@ -47,7 +56,8 @@ af_status af_h5_read(hid_t loc, const char *name, hid_t mem_type, void *buf, siz
 /* Reads rows [row0, row0+nrows) of a rank-2 dataset [R, C] into buf [nrows, C]. */
 af_status af_h5_read_rows(hid_t loc, const char *name, hid_t mem_type, void *buf, hsize_t row0,
                           hsize_t nrows, af_error *err);
-/* Reads a rank-1 string dataset; *strs is an array of n malloc'd strings
+/* Reads a rank-1 string dataset (variable-length, or fixed-length NUL- or
+ * space-padded); *strs is an array of n malloc'd strings
  * (free with af_h5_free_strings). */
 af_status af_h5_read_strings(hid_t loc, const char *name, char ***strs, size_t *n, af_error *err);
 void af_h5_free_strings(char **strs, size_t n);

@@ -91,6 +91,14 @@ static af_status parse_tensor(const char *path, const cJSON *item, uint64_t data
       e->valuedouble < b->valuedouble || b->valuedouble != floor(b->valuedouble) ||
       e->valuedouble != floor(e->valuedouble))
     return af_error_set(err, AF_ERR_FORMAT, "%s: tensor %s: invalid data_offsets", path, name);
+  /* Range-check before the cast (a double beyond 2^64 cast to uint64 is
+   * undefined behaviour); the data section can never be that large. */
+  if (e->valuedouble > (double)data_size)
+    return af_error_set(err, AF_ERR_FORMAT,
+                        "%s: tensor %s: data_offsets [%.0f, %.0f) run past the end of the file "
+                        "(data section is %llu bytes; truncated?)",
+                        path, name, b->valuedouble, e->valuedouble,
+                        (unsigned long long)data_size);
   t->begin = (uint64_t)b->valuedouble;
   t->end = (uint64_t)e->valuedouble;
   if (t->end > data_size)

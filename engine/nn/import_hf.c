@@ -4,6 +4,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +95,10 @@ static af_status json_int(const cJSON *obj, const char *path, const char *key, i
     *out = def;
     return AF_OK;
   }
-  if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
+  /* Range-check before the cast: converting an out-of-range double to int is
+   * undefined behaviour. */
+  if (!cJSON_IsNumber(v) || !(v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX) ||
+      v->valuedouble != floor(v->valuedouble))
     return af_error_set(err, AF_ERR_FORMAT, "%s: field \"%s\" must be an integer", path, key);
   *out = (int)v->valuedouble;
   return AF_OK;
@@ -125,9 +130,11 @@ static af_status parse_config(const char *dir, af_model_config *c, af_error *err
   if (st == AF_OK) st = json_int(j, path, "type_vocab_size", 0, 2, &c->type_vocab_size, err);
   if (st == AF_OK) {
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(j, "layer_norm_eps");
-    if (eps && !cJSON_IsNumber(eps))
-      st = af_error_set(err, AF_ERR_FORMAT, "%s: field \"layer_norm_eps\" must be a number", path);
-    c->layer_norm_eps = eps ? (float)eps->valuedouble : 1e-12f;
+    /* range-checked before the (float) cast, which overflows beyond FLT_MAX */
+    if (eps && (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1)))
+      st = af_error_set(err, AF_ERR_FORMAT,
+                        "%s: field \"layer_norm_eps\" must be a number in (0, 1)", path);
+    c->layer_norm_eps = eps && st == AF_OK ? (float)eps->valuedouble : 1e-12f;
   }
   const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "hidden_act");
   if (st == AF_OK && act && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu") != 0))

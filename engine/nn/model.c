@@ -329,7 +329,7 @@ af_status af_model_save(const char *path, const af_model *m, af_error *err) {
     af_discard_file(tmp);
     return af_error_prefix(err, "%s: ", path);
   }
-  return af_commit_file(tmp, path, err);
+  return af_h5_commit(tmp, path, err);
 }
 
 af_status af_model_load(const char *path, af_model *m, af_error *err) {

@@ -470,6 +470,11 @@ af_status af_run_pipeline(const af_run_options *o, af_error *err) {
   if (!file_exists(o->model))
     return af_error_set(err, AF_ERR_IO, "%s: model checkpoint not found", o->model);
   AF_TRY(make_dir(o->out_dir, err));
+  int stale = 0;
+  AF_TRY(af_clean_stale_tmp(o->out_dir, &stale, err)); /* temporaries of killed runs */
+  if (stale)
+    logf_(o, "removed %d temporary file%s of killed runs from %s\n", stale, stale > 1 ? "s" : "",
+          o->out_dir);
   run_ctx c;
   memset(&c, 0, sizeof c);
   c.o = o;

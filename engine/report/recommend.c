@@ -135,7 +135,9 @@ static af_status read_rules(const char *run_dir, const af_catalog *p, const char
       e->rule_ante[c] = s;
       e->rule_conf[c] = conf->valuedouble;
       e->rule_lift[c] = cJSON_IsNumber(lift) ? lift->valuedouble : NAN;
-      e->rule_count[c] = (int64_t)cnt->valuedouble;
+      /* range-checked: a double beyond int64 cast to int64 is undefined */
+      double cv = cnt->valuedouble;
+      e->rule_count[c] = cv >= 0 && cv < 9.2e18 ? (int64_t)cv : -1;
     }
     cJSON_Delete(j);
   }

@@ -8,10 +8,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "affinity.h"
 #include "report/report_internal.h"
@@ -117,8 +120,8 @@ static af_status network_dot(const af_report_data *d, char **text, af_error *err
 }
 
 /* Lays out `dot_text` with `engine`; renders SVG into *svg (when svg != NULL)
- * and PNG into png_path (when not NULL, atomically). */
-static af_status render(const char *what, const char *dot_text, const char *engine, char **svg,
+ * and PNG into png_path (when not NULL, atomically). In this process. */
+static af_status render_here(const char *what, const char *dot_text, const char *engine, char **svg,
                         const char *png_path, af_error *err) {
   agerrlevel_t prev = agseterr(AGMAX);
   af_status st = AF_OK;
@@ -182,6 +185,107 @@ done:
   if (gvc)
     gvFreeContext(gvc);
   agseterr(prev);
+  if (st != AF_OK && svg) {
+    free(*svg);
+    *svg = NULL;
+  }
+  return st;
+}
+
+/* ---- one Graphviz layout per process ------------------------------------------
+ * Graphviz 2.42's pango plugin keeps a pointer to a font name owned by the GVC
+ * context in a static variable; once that context is freed, the next layout
+ * in the same process reads freed memory (ASan: heap-use-after-free in
+ * strcmp from textspan_size). So every layout runs in a forked child that
+ * exits afterwards: this process never holds Graphviz state. The child sends
+ * back its status, message and the SVG through a pipe; the PNG it renames
+ * into place itself (a crashed child leaves only <png>.tmp.<pid>, removed as
+ * stale by the next writer). */
+
+static int write_all(int fd, const void *buf, size_t n) {
+  const char *p = buf;
+  while (n) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return 0;
+    p += k;
+    n -= (size_t)k;
+  }
+  return 1;
+}
+
+static int read_all(int fd, void *buf, size_t n) {
+  char *p = buf;
+  while (n) {
+    ssize_t k = read(fd, p, n);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k <= 0)
+      return 0;
+    p += k;
+    n -= (size_t)k;
+  }
+  return 1;
+}
+
+static void child_render(int fd, const char *what, const char *dot_text, const char *engine,
+                         int want_svg, const char *png_path) {
+  af_error e = {0};
+  char *svg = NULL;
+  af_status st = render_here(what, dot_text, engine, want_svg ? &svg : NULL, png_path, &e);
+  uint64_t len = svg ? strlen(svg) : 0;
+  int32_t code = st;
+  int ok = write_all(fd, &code, sizeof code) && write_all(fd, e.msg, sizeof e.msg) &&
+           write_all(fd, &len, sizeof len) && write_all(fd, svg ? svg : "", len);
+  _exit(ok ? 0 : 3); /* no exit handlers: they belong to the parent */
+}
+
+static af_status render(const char *what, const char *dot_text, const char *engine, char **svg,
+                        const char *png_path, af_error *err) {
+  int fds[2];
+  if (pipe(fds) != 0)
+    return af_error_set(err, AF_ERR_IO, "report %s: pipe: %s", what, strerror(errno));
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return af_error_set(err, AF_ERR_IO, "report %s: fork: %s", what, strerror(errno));
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    child_render(fds[1], what, dot_text, engine, svg != NULL, png_path);
+  }
+  close(fds[1]);
+  int32_t code = AF_ERR_INTERNAL;
+  char msg[AF_ERROR_MSG_MAX];
+  uint64_t len = 0;
+  af_status st = AF_OK;
+  int got = read_all(fds[0], &code, sizeof code) && read_all(fds[0], msg, sizeof msg) &&
+            read_all(fds[0], &len, sizeof len) && len < ((uint64_t)1 << 31);
+  if (got && code == AF_OK && svg) {
+    *svg = af_malloc((size_t)len + 1, 1, err);
+    if (!*svg)
+      st = AF_ERR_NOMEM;
+    else if (!read_all(fds[0], *svg, (size_t)len))
+      got = 0;
+    else
+      (*svg)[len] = '\0';
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (st == AF_OK && (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0))
+    st = af_error_set(err, AF_ERR_INTERNAL, "report %s: the Graphviz process %s %d", what,
+                      WIFSIGNALED(status) ? "died of signal" : "exited with",
+                      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+  else if (st == AF_OK && code != AF_OK) {
+    msg[sizeof msg - 1] = '\0';
+    st = af_error_set(err, (af_status)code, "%s", msg);
+  }
   if (st != AF_OK && svg) {
     free(*svg);
     *svg = NULL;

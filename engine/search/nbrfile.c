@@ -130,7 +130,7 @@ static af_status out_commit(nbr_out *o, af_error *err) {
     af_discard_file(o->tmp);
     return af_error_set(err, AF_ERR_HDF5, "%s: closing the temporary file failed", o->path);
   }
-  return af_commit_file(o->tmp, o->path, err);
+  return af_h5_commit(o->tmp, o->path, err);
 }
 
 /* ---- reading ---------------------------------------------------------------- */

@@ -143,7 +143,7 @@ af_status af_train_checkpoint_save(const char *path, const af_trainer *tc,
     af_discard_file(tmp);
     return af_error_prefix(err, "%s: ", path);
   }
-  return af_commit_file(tmp, path, err);
+  return af_h5_commit(tmp, path, err);
 }
 
 int af_train_checkpoint_is(const char *path) {
@@ -209,9 +209,7 @@ af_status af_train_checkpoint_load(const char *path, const af_device *dev, af_mo
   *out = NULL;
   memset(m, 0, sizeof *m);
   hid_t f;
-  if (af_h5_open(path, 0, &f, err) != AF_OK)
-    return af_error_set(err, AF_ERR_FORMAT,
-                        "%s: cannot open as HDF5 (truncated or corrupted checkpoint?)", path);
+  AF_TRY(af_h5_open(path, 0, &f, err)); /* its message names the file (digest, truncation) */
   af_status st = AF_OK;
   if (!af_h5_exists(f, "optim") || !af_h5_exists(f, "train"))
     st = af_error_set(err, AF_ERR_FORMAT,

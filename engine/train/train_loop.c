@@ -205,6 +205,7 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
   if (meta->position < 0 || meta->position > tr->n)
     return af_error_set(err, AF_ERR_FORMAT, "data cursor %lld beyond %lld pairs",
                         (long long)meta->position, (long long)tr->n);
+  AF_TRY(af_clean_stale_tmp(o->out_dir, NULL, err)); /* temporaries of killed runs */
   int64_t *perm = af_malloc((size_t)tr->n, sizeof(int64_t), err);
   int32_t *ids = perm ? af_malloc((size_t)2 * B * max_len, sizeof(int32_t), err) : NULL;
   int32_t *cu = ids ? af_malloc((size_t)2 * B + 1, sizeof(int32_t), err) : NULL;
