@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "assoc/cooccur.h"
+#include "assoc/ease.h"
+#include "assoc/itemcf.h"
 #include "eval/eval.h"
 #include "assoc/rules.h"
 #include "search/score.h"
@@ -28,6 +30,9 @@ void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name)
   m->rules_min_confidence = 0.0;
   m->popularity_ties = 1;
   af_fuse_default_options(&m->fuse);
+  m->ease = (af_ease_options)AF_EASE_DEFAULT_OPTIONS;
+  m->knn_k = 100;
+  m->knn_shrink = 10;
 }
 
 /* ---- fitted state of a method -------------------------------------------------- */
@@ -44,6 +49,8 @@ typedef struct {
   int r_width;
   af_fuse_model *fuse;   /* FUSION */
   float *text_coef;      /* (N) FUSION text term weight per candidate, or NULL */
+  af_ease_model ease;    /* EASE */
+  af_itemknn knn;        /* ITEMKNN */
 } fitted;
 
 static void fitted_free(fitted *f) {
@@ -56,6 +63,15 @@ static void fitted_free(fitted *f) {
   free(f->r_conf);
   af_fuse_model_free(f->fuse);
   free(f->text_coef);
+  af_ease_free(&f->ease);
+  af_itemknn_free(&f->knn);
+}
+
+static af_status fit_knn(fitted *f, const af_eval_method *m, const af_eval_split *sp,
+                         af_error *err) {
+  AF_TRY(af_cooccur_build(&sp->train, m->min_count < 1 ? 1 : m->min_count, &f->co, err));
+  return af_itemknn_build(&f->co, m->knn_k, m->knn_shrink, m->min_count < 1 ? 1 : m->min_count,
+                          &f->knn, err);
 }
 
 static af_status fit_itemcf(fitted *f, const af_eval_method *m, const af_eval_split *sp,
@@ -166,6 +182,10 @@ static af_status fit(fitted *f, const af_eval_method *m, const af_eval_split *sp
     if (!m->fn)
       return af_error_set(err, AF_ERR_ARG, "%s: no scoring function", m->name);
     return AF_OK;
+  case AF_EVAL_EASE:
+    return af_ease_fit(&sp->train, &m->ease, &f->ease, err);
+  case AF_EVAL_ITEMKNN:
+    return fit_knn(f, m, sp, err);
   }
   return af_error_set(err, AF_ERR_ARG, "unknown evaluation method %d", (int)m->kind);
 }
@@ -345,6 +365,12 @@ static af_status score_batch(const af_eval_method *m, const fitted *f, const af_
       case AF_EVAL_CUSTOM:
         m->fn(m->ctx, qi, n, row);
         break;
+      case AF_EVAL_EASE:
+        af_ease_query_scores(&f->ease, qi, n, row);
+        break;
+      case AF_EVAL_ITEMKNN:
+        af_itemknn_query_scores(&f->knn, qi, n, row);
+        break;
       default:
         break;
       }
@@ -358,6 +384,11 @@ static af_status score_batch(const af_eval_method *m, const fitted *f, const af_
 
 af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int threads,
                       af_eval_result *out, af_error *err) {
+  return af_eval_run_ranks(m, sp, threads, out, NULL, err);
+}
+
+af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, int threads,
+                            af_eval_result *out, int64_t *ranks, af_error *err) {
   memset(out, 0, sizeof *out);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -386,6 +417,8 @@ af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int thre
     }
     for (int64_t i = 0; i < nq; i++)
       af_eval_metrics_add(&out->group[sp->group[q0 + i]], rank[i]);
+    if (ranks)
+      memcpy(ranks + q0, rank, sizeof *rank * (size_t)nq);
   }
   for (int g = 0; g < AF_EVAL_N_GROUPS; g++)
     af_eval_metrics_finish(&out->group[g]);

@@ -28,6 +28,7 @@
 
 #include "io/baskets.h"
 #include "base/error.h"
+#include "assoc/ease.h"
 #include "assoc/fuse.h"
 
 #ifdef __cplusplus
@@ -92,7 +93,9 @@ typedef enum {
   AF_EVAL_ITEMCF,     /* sum over query items of the item-CF cosine */
   AF_EVAL_TEXT,       /* cosine to the mean (or max over) query items' embeddings */
   AF_EVAL_FUSION,     /* sum over query items of the fused complement score F */
-  AF_EVAL_CUSTOM      /* a caller's scoring function (tests) */
+  AF_EVAL_CUSTOM,     /* a caller's scoring function (tests) */
+  AF_EVAL_EASE,       /* sum over query items of the EASE weight B[q, b] (assoc/ease.h) */
+  AF_EVAL_ITEMKNN     /* sum over query items of the shrunk item-KNN similarity (assoc/itemcf.h) */
 } af_eval_kind;
 
 /* Custom scorer: writes scores (N) for one query. */
@@ -121,6 +124,11 @@ typedef struct {
   double text_weight;
   double cold_text_weight;
   int popularity_ties; /* break equal scores by training popularity (default 1) */
+  /* EASE */
+  af_ease_options ease;
+  /* ITEMKNN: k neighbours per item, shrinkage, pair threshold min_count */
+  int knn_k;
+  double knn_shrink;
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;
@@ -135,6 +143,86 @@ typedef struct {
 
 af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int threads,
                       af_eval_result *out, af_error *err);
+/* As af_eval_run; ranks (n_queries) or NULL gets each query's rank of its
+ * hidden item, in query order. */
+af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, int threads,
+                            af_eval_result *out, int64_t *ranks, af_error *err);
+
+/* ---- tuning on a validation split ----------------------------------------------- */
+typedef enum {
+  AF_EVAL_TUNE_EASE_LAMBDA, /* m->ease.lambda */
+  AF_EVAL_TUNE_KNN_SHRINK   /* m->knn_shrink */
+} af_eval_tune_param;
+
+/* Runs m on the validation split val once per grid value of param and picks
+ * the value with the highest Recall@10 over all of val's queries (ties: the
+ * first). score (n_grid) gets each value's Recall@10; *best its index. */
+af_status af_eval_tune(const af_eval_method *m, af_eval_tune_param param, const double *grid,
+                       int n_grid, const af_eval_split *val, int threads, double *score,
+                       int *best, af_error *err);
+
+/* ---- paired bootstrap -------------------------------------------------------------- */
+typedef struct {
+  int64_t n;           /* queries in the group */
+  double diff;         /* mean over the group of [ra <= K] - [rb <= K] */
+  double lo, hi;       /* percentile interval (2.5%, 97.5%) of the resampled means */
+} af_eval_interval;
+
+/* Paired bootstrap of the Recall@K difference of two methods' ranks over the
+ * queries with group[q] == g (group NULL or g < 0: all): n_boot resamples of
+ * those queries with replacement, drawn by Philox (seed, stream 4, resample
+ * index); the interval's ends are the resampled means at the order
+ * statistics floor(0.025 (n_boot - 1)) and ceil(0.975 (n_boot - 1)). */
+af_status af_eval_bootstrap(const int64_t *ra, const int64_t *rb, const unsigned char *group,
+                            int g, int64_t n_queries, int K, int n_boot, uint64_t seed,
+                            af_eval_interval *out, af_error *err);
+
+/* ---- the outputs: eval.json and the per-query ranks (eval_report.c) ----------- */
+typedef struct {
+  const char *name;
+  af_eval_result r;
+  const int64_t *ranks;                    /* (n_queries) or NULL */
+  af_eval_interval diff[AF_EVAL_N_GROUPS]; /* Recall@10 minus the reference's (with ranks) */
+} af_eval_row;
+
+typedef struct {
+  const char *method, *param; /* e.g. "ease", "lambda" */
+  const double *grid, *score; /* (n) values and their validation Recall@10 */
+  int n, best;
+} af_eval_tuning;
+
+typedef struct {
+  const char *catalog, *baskets, *test_baskets; /* file names; test_baskets NULL: random split */
+  int64_t products;
+  int validation;                       /* evaluated on the validation split */
+  const af_eval_split *split;
+  const af_eval_split_options *split_options;
+  const af_eval_row *rows;
+  int n_rows;
+  int reference;                        /* row of the bootstrap reference, -1: none */
+  int n_boot;
+  uint64_t boot_seed;
+  const af_fuse_options *fusion;        /* the fusion rows' options, NULL: no fusion row */
+  double text_weight, cold_text_weight; /* fusion's additive text term */
+  const af_eval_tuning *tuning;
+  int n_tuning;
+} af_eval_report;
+
+/* Reference row for the bootstrap: the row with the best Recall@10 over all
+ * queries among those with is_baseline[i] != 0 (ties: the first); -1 if none. */
+int af_eval_best_row(const af_eval_row *rows, int n, const unsigned char *is_baseline);
+/* Fills rows[i].diff for every row with ranks against rows[ref] (paired
+ * bootstrap, r->n_boot resamples, seed r->boot_seed). */
+af_status af_eval_compare_rows(af_eval_row *rows, int n, int ref, const af_eval_split *sp,
+                               int n_boot, uint64_t seed, af_error *err);
+/* eval.json (docs/evaluation.md), atomically. */
+af_status af_eval_write_json(const char *path, const af_eval_report *r, af_error *err);
+/* CSV query,basket,group,hidden_id,<one rank column per row> (rows with
+ * ranks), atomically. basket_ids (the split's basket indexing) or NULL: the
+ * basket index; ids (N) the catalog ids. */
+af_status af_eval_write_ranks(const char *path, const af_eval_report *r,
+                              const char *const *basket_ids, const char *const *ids,
+                              af_error *err);
 
 #ifdef __cplusplus
 }

@@ -71,60 +71,6 @@ af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err) {
   return st;
 }
 
-static void json_num(FILE *f, double x) {
-  if (isfinite(x))
-    fprintf(f, "%.17g", x);
-  else
-    fputs("null", f);
-}
-
-/* eval.json in the format of `affinity eval` (tools/cmd_eval.c). */
-static af_status write_eval(const char *path, const af_run_data *d, const af_eval_split *sp,
-                            const af_eval_split_options *so, af_eval_method *ms,
-                            const af_eval_result *rs, int n, af_error *err) {
-  char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
-  fputs("{\n  \"catalog\": ", f);
-  af_write_json_string(f, d->o->catalog);
-  fputs(",\n  \"baskets\": ", f);
-  af_write_json_string(f, d->o->baskets);
-  fprintf(f,
-          ",\n  \"test_baskets\": null,\n  \"products\": %lld,\n  \"protocol\": {\"split\": "
-          "\"random\", \"seed\": %llu, \"test_fraction\": %.17g, \"cold_fraction\": %.17g, "
-          "\"train_baskets\": %lld, \"test_baskets\": %lld, \"test_baskets_too_small\": %lld, "
-          "\"cold_products\": %lld, \"queries\": %lld, \"cold_queries_seeded\": %lld, \"ks\": "
-          "[%d, %d]},\n  \"methods\": [",
-          (long long)d->catalog.n, (unsigned long long)so->seed, so->test_fraction,
-          so->cold_fraction, (long long)sp->train.n_baskets, (long long)sp->n_test_baskets,
-          (long long)sp->n_test_too_small, (long long)sp->n_cold_products,
-          (long long)sp->n_queries, (long long)sp->n_cold_seeded, af_eval_ks[0], af_eval_ks[1]);
-  static const char *const GROUPS[2] = {"warm", "cold"};
-  for (int i = 0; i < n; i++) {
-    fputs(i ? ",\n    {\"name\": " : "\n    {\"name\": ", f);
-    af_write_json_string(f, ms[i].name);
-    fputs(", \"seconds\": ", f);
-    json_num(f, rs[i].seconds);
-    for (int g = 0; g < AF_EVAL_N_GROUPS; g++) {
-      const af_eval_metrics *m = &rs[i].group[g];
-      fprintf(f, ", \"%s\": {\"queries\": %lld", GROUPS[g], (long long)m->n);
-      for (int k = 0; k < AF_EVAL_NK; k++) {
-        fprintf(f, ", \"recall@%d\": ", af_eval_ks[k]);
-        json_num(f, m->recall[k]);
-        fprintf(f, ", \"ndcg@%d\": ", af_eval_ks[k]);
-        json_num(f, m->ndcg[k]);
-      }
-      fputs(", \"mrr\": ", f);
-      json_num(f, m->mrr);
-      fputc('}', f);
-    }
-    fputc('}', f);
-  }
-  fputs("\n  ]\n}\n", f);
-  return af_atomic_fclose(f, tmp, path, err);
-}
-
 /* Every method of docs/evaluation.md that the run has the inputs for:
  * popularity, rules, item-CF, the run's text model, fusion; default
  * protocol (seed 42, 20% of baskets held out, 10% of sold products cold). */
@@ -137,8 +83,6 @@ af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
   af_eval_split sp = {0};
   af_status st = af_eval_split_random(&d->baskets, &so, &sp, err);
   af_eval_method ms[5];
-  af_eval_result rs[5];
-  memset(rs, 0, sizeof rs);
   af_eval_method_init(&ms[0], AF_EVAL_POPULARITY, "popularity");
   af_eval_method_init(&ms[1], AF_EVAL_RULES, "rules");
   af_eval_method_init(&ms[2], AF_EVAL_ITEMCF, "itemcf");
@@ -149,11 +93,30 @@ af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
     ms[i].d = dim;
   }
   fuse_options(d->o, &ms[4].fuse);
-  int n = 0;
-  for (; st == AF_OK && n < 5; n++)
-    st = af_eval_run(&ms[n], &sp, d->o->threads, &rs[n], err);
+  af_eval_row rows[5];
+  int64_t *ranks = st == AF_OK ? af_malloc((size_t)5 * (sp.n_queries + 1), sizeof *ranks, err)
+                               : NULL;
+  if (st == AF_OK && !ranks)
+    st = AF_ERR_NOMEM;
+  for (int n = 0; st == AF_OK && n < 5; n++) {
+    rows[n] = (af_eval_row){.name = ms[n].name, .ranks = ranks + n * (sp.n_queries + 1)};
+    st = af_eval_run_ranks(&ms[n], &sp, d->o->threads, &rows[n].r, ranks + n * (sp.n_queries + 1),
+                           err);
+  }
+  /* the same file as `affinity eval`: intervals against the best co-purchase method */
+  const unsigned char baseline[5] = {1, 1, 1, 0, 0};
+  const int ref = st == AF_OK ? af_eval_best_row(rows, 5, baseline) : -1;
+  enum { N_BOOT = 2000 };
   if (st == AF_OK)
-    st = write_eval(out[0], d, &sp, &so, ms, rs, 5, err);
+    st = af_eval_compare_rows(rows, 5, ref, &sp, N_BOOT, so.seed, err);
+  af_eval_report rep = {.catalog = d->o->catalog, .baskets = d->o->baskets,
+                        .products = d->catalog.n, .split = &sp, .split_options = &so,
+                        .rows = rows, .n_rows = 5, .reference = ref, .n_boot = N_BOOT,
+                        .boot_seed = so.seed, .fusion = &ms[4].fuse, .text_weight = 0,
+                        .cold_text_weight = 0};
+  if (st == AF_OK)
+    st = af_eval_write_json(out[0], &rep, err);
+  free(ranks);
   af_eval_split_free(&sp);
   free(emb);
   return st;
