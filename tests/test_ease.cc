@@ -11,7 +11,10 @@
 #include <map>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
+
+#include "test_util.h"
 
 extern "C" {
 #include "assoc/cooccur.h"
@@ -362,6 +365,94 @@ TEST(EvalEase, RanksAgreeWithMetricsAndTuningPicksTheBest) {
     EXPECT_DOUBLE_EQ(score[i], all);
     EXPECT_LE(score[i], score[best]);
   }
+}
+
+}  // namespace
+
+namespace {
+
+std::string q(const std::string &s) { return "'" + s + "'"; }
+
+// A catalog of 80 products and 800 baskets around random centres.
+struct CliFiles {
+  std::string dir, catalog, baskets;
+  explicit CliFiles(const char *tag) : dir(aft::temp_dir(tag)) {
+    catalog = dir + "/products.csv";
+    baskets = dir + "/baskets.csv";
+    std::string c = "product_id,product_name\n";
+    for (int i = 0; i < 80; i++) c += "p" + std::to_string(i) + ",product " + std::to_string(i) + "\n";
+    aft::write_file(catalog, c);
+    std::string b = "order_id,product_id\n";
+    Baskets bs = random_baskets(5, 80, 800);
+    for (size_t k = 0; k < bs.size(); k++)
+      for (int x : bs[k]) b += "o" + std::to_string(k) + ",p" + std::to_string(x) + "\n";
+    aft::write_file(baskets, b);
+  }
+  std::string cmd(const std::string &c, const std::string &extra) const {
+    return aft::cli() + " " + c + " --catalog " + q(catalog) +
+           " --id-column product_id --text-column product_name --baskets " + q(baskets) + " " + extra;
+  }
+};
+
+// The number after `key` in the object of method `name` of eval.json.
+double json_metric(const std::string &js, const std::string &name, const std::string &group,
+                   const std::string &key) {
+  size_t p = js.find("{\"name\": \"" + name + "\"");
+  p = js.find("\"" + group + "\": {", p);
+  p = js.find("\"" + key + "\": ", p);
+  return std::stod(js.substr(p + key.size() + 4));
+}
+
+TEST(EvalCliEase, RanksOutMatchesTheMetricsAndTheBootstrapIsSeeded) {
+  CliFiles f("ease-cli");
+  std::string out = f.dir + "/eval.json", ranks = f.dir + "/ranks.csv", se;
+  ASSERT_EQ(aft::run(f.cmd("eval", "--methods popularity,itemcf,itemknn,ease --ranks-out " + q(ranks) +
+                                       " --out " + q(out)), nullptr, &se), 0) << se;
+  std::string js = aft::read_file(out), csv = aft::read_file(ranks);
+  // header, then one line per query with a rank per method
+  std::vector<std::string> lines;
+  for (size_t p = 0, e; (e = csv.find('\n', p)) != std::string::npos; p = e + 1)
+    lines.push_back(csv.substr(p, e - p));
+  ASSERT_EQ(lines[0], "query,basket,group,hidden_id,popularity,itemcf,itemknn,ease");
+  const char *names[4] = {"popularity", "itemcf", "itemknn", "ease"};
+  double hits[2][4] = {}, rr[2][4] = {};
+  int64_t nq[2] = {};
+  for (size_t i = 1; i < lines.size(); i++) {
+    std::vector<std::string> c;
+    std::string cell;
+    for (char ch : lines[i] + ",") {
+      if (ch == ',') c.push_back(cell), cell.clear();
+      else cell += ch;
+    }
+    ASSERT_EQ(c.size(), 8u) << lines[i];
+    int g = c[2] == "cold";
+    nq[g]++;
+    for (int m = 0; m < 4; m++) {
+      long r = std::stol(c[4 + m]);
+      hits[g][m] += r <= 10;
+      rr[g][m] += 1.0 / r;
+    }
+  }
+  EXPECT_EQ((int64_t)lines.size() - 1, nq[0] + nq[1]);
+  for (int m = 0; m < 4; m++)
+    for (int g = 0; g < 2; g++) {
+      const char *gn = g ? "cold" : "warm";
+      if (!nq[g]) continue;
+      EXPECT_NEAR(json_metric(js, names[m], gn, "recall@10"), hits[g][m] / nq[g], 1e-12) << names[m];
+      EXPECT_NEAR(json_metric(js, names[m], gn, "mrr"), rr[g][m] / nq[g], 1e-12) << names[m];
+    }
+  // the lambda grid and its validation scores are recorded; the intervals too
+  EXPECT_NE(js.find("\"param\": \"lambda\""), std::string::npos) << js;
+  EXPECT_NE(js.find("\"bootstrap\": {\"reference\": "), std::string::npos) << js;
+  EXPECT_NE(js.find("\"recall@10_diff\": {\"diff\": "), std::string::npos) << js;
+  // the same seed gives the same intervals
+  std::string out2 = f.dir + "/eval2.json";
+  ASSERT_EQ(aft::run(f.cmd("eval", "--methods popularity,itemcf,itemknn,ease --out " + q(out2)),
+                     nullptr, &se), 0) << se;
+  for (const char *m : names)
+    EXPECT_EQ(json_metric(aft::read_file(out2), m, "warm", "lo"), json_metric(js, m, "warm", "lo"));
+  EXPECT_NE(aft::run(f.cmd("eval", "--methods ease --ease-max-items 0 --out " + q(out2)), nullptr, &se), 0);
+  EXPECT_NE(se.find("--ease-max-items"), std::string::npos) << se;
 }
 
 }  // namespace

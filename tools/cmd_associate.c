@@ -6,6 +6,7 @@
 #include "assoc_input.h"
 #include "cli.h"
 #include "commands.h"
+#include "assoc/ease.h"
 #include "assoc/fuse.h"
 
 static const af_flag_spec FLAGS[] = {
@@ -26,6 +27,10 @@ static const af_flag_spec FLAGS[] = {
     {"sub-pool", "N", "text neighbours examined for substitutes (default 50)"},
     {"sub-min-cosine", "X", "minimum text cosine of a substitute (default 0.6)"},
     {"sub-max-lift", "X", "maximum co-purchase lift of a substitute (default 1)"},
+    {"complements", "M", "complement scores: fusion (default) or ease (substitutes stay fusion's)"},
+    {"ease-lambda", "X", "EASE: L2 weight (default 100; `affinity eval` chooses it on a validation split)"},
+    {"ease-min-count", "N", "EASE: model products in at least N baskets (default 2)"},
+    {"ease-max-items", "N", "EASE: size limit of the dense solve; above it the N most-bought (default 5000)"},
     {"out", "FILE", "associations CSV (required)"},
 };
 
@@ -41,6 +46,27 @@ static const af_cmd_spec SPEC = {
     FLAGS,
     sizeof FLAGS / sizeof FLAGS[0],
 };
+
+/* --complements ease: EASE's complement rows replace fusion's. */
+static af_status ease_complements(const af_args *a, const af_assoc_input *ai, const float *emb,
+                                  int d, int k, af_fuse_result *res, af_error *err) {
+  const char *c = af_arg_str(a, "complements");
+  if (!c || strcmp(c, "fusion") == 0)
+    return AF_OK;
+  if (strcmp(c, "ease") != 0)
+    return af_error_set(err, AF_ERR_ARG, "--complements: expected fusion or ease, got '%s'", c);
+  af_ease_options o = AF_EASE_DEFAULT_OPTIONS;
+  AF_TRY(af_arg_f64(a, "ease-lambda", o.lambda, 1e-9, 1e12, &o.lambda, err));
+  AF_TRY(af_arg_i64(a, "ease-min-count", o.min_count, 1, INT32_MAX, &o.min_count, err));
+  AF_TRY(af_arg_i64(a, "ease-max-items", o.max_items, 1, 46340, &o.max_items, err));
+  af_ease_model m = {0};
+  AF_TRY(af_ease_fit(&ai->in.baskets, &o, &m, err));
+  fprintf(stderr, "affinity associate: EASE modelled %lld of %lld products (lambda %g) in %.1f s\n",
+          (long long)m.n, (long long)m.n_eligible, o.lambda, m.seconds);
+  af_status st = af_ease_complements(&m, &ai->in.baskets, k, emb, d, res, err);
+  af_ease_free(&m);
+  return st;
+}
 
 int af_cmd_associate(int argc, char **argv) {
   af_error err = {0};
@@ -101,6 +127,7 @@ int af_cmd_associate(int argc, char **argv) {
   double t0 = af_now_seconds();
   af_fuse_input in = {ai.in.catalog.n, d, emb, &ai.in.baskets, ai.n_levels, ai.levels};
   if ((st = af_fuse_run(&opt, &in, &res, &err)) != AF_OK ||
+      (st = ease_complements(&a, &ai, emb, d, (int)k, &res, &err)) != AF_OK ||
       (st = af_fuse_write_csv(out, (const char *const *)ai.in.catalog.ids,
                               (const char *const *)ai.in.catalog.names, &res, &err)) != AF_OK)
     goto fail;

@@ -391,6 +391,11 @@ static af_status run_methods(eval_run *r, af_error *err) {
       return AF_ERR_NOMEM;
     r->rows[i] = (af_eval_row){.name = m->name, .ranks = r->ranks[i]};
     AF_TRY(af_eval_run_ranks(m, &r->sp, (int)r->threads, &r->rows[i].r, r->ranks[i], err));
+    if (m->kind == AF_EVAL_EASE)
+      fprintf(stderr, "affinity eval: ease modelled %lld of the %lld products in >= %lld training "
+              "baskets (limit %lld), lambda %g, %.1f s\n", (long long)r->rows[i].r.modelled,
+              (long long)r->rows[i].r.eligible, (long long)m->ease.min_count,
+              (long long)m->ease.max_items, m->ease.lambda, r->rows[i].r.seconds);
     baseline[i] = m->kind != AF_EVAL_TEXT && m->kind != AF_EVAL_FUSION;
     r->n_rows++;
   }

@@ -401,6 +401,8 @@ af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, in
     return af_error_prefix(err, "evaluating %s: ", m->name);
   }
   const int32_t N = sp->N;
+  out->modelled = f.ease.n;
+  out->eligible = f.ease.n_eligible;
   int64_t *rank = af_malloc(BATCH, sizeof *rank, err);
   float *rows = af_malloc((size_t)BATCH * N, sizeof *rows, err); // (BATCH, N)
   if (!rank || !rows)

@@ -139,6 +139,7 @@ void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name)
 typedef struct {
   af_eval_metrics group[AF_EVAL_N_GROUPS];
   double seconds; /* fitting + scoring + ranking */
+  int64_t modelled, eligible; /* EASE: products modelled, and those with >= min_count baskets */
 } af_eval_result;
 
 af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int threads,
