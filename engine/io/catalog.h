@@ -1,6 +1,7 @@
 /* Product catalog: one row per product, loaded from a CSV with a header.
  *
- * Ids are trimmed and their inner whitespace collapsed (af_normalize_ws); so
+ * Ids are trimmed and their inner whitespace collapsed (af_normalize_ws: the
+ * one id rule of docs/data-formats.md, also applied by embed and baskets); so
  * are text and category fields. A duplicate id is an error naming both lines;
  * an empty id, a row with the wrong number of fields, invalid UTF-8 and a
  * missing column are errors naming file and line (or column). */
