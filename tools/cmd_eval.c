@@ -15,7 +15,7 @@ static const af_flag_spec FLAGS[] = {
     {"seed", "N", "split, cold products and hidden items (default 42)"},
     {"test-fraction", "X", "share of baskets held out (default 0.2)"},
     {"cold-fraction", "X", "share of sold products removed from training (default 0.1)"},
-    {"methods", "LIST", "comma list of popularity,rules,itemcf,itemknn,ease,text,fusion (default all)"},
+    {"methods", "LIST", "comma list of popularity,rules,itemcf,itemknn,ease,text,fusion,learned (default all)"},
     {"embeddings", "E.h5", "pretrained product embeddings (method name 'pretrained')"},
     {"model", "M.h5", "pretrained checkpoint: embed the catalog in memory"},
     {"finetuned-embeddings", "E.h5", "fine-tuned embeddings (method name 'finetuned')"},
@@ -29,6 +29,8 @@ static const af_flag_spec FLAGS[] = {
     {"ease-max-items", "N", "EASE: size limit of the dense solve; above it the N most-bought (default 5000)"},
     {"knn-k", "N", "item-KNN: neighbours kept per product (default 100)"},
     {"knn-shrink", "X", "item-KNN: shrinkage (default: chosen on the validation split)"},
+    {"learn-pool", "N", "learned: candidates reranked per query from each of EASE, fusion, text, item-CF (default 50)"},
+    {"learn-l2", "X", "learned: L2 weight of the pairwise logistic ranker (default 0.001)"},
     {"ranks-out", "FILE", "CSV of each query's hidden product and its rank under every method"},
     {"bootstrap", "N", "paired bootstrap resamples for the Recall@10 intervals; 0 = none (default 2000)"},
     {"rules-min-count", "N", "rules: itemset support in training baskets (default 3)"},
@@ -112,7 +114,7 @@ static int has_method(const char *list, const char *m) {
 
 static af_status check_methods(const char *list, af_error *err) {
   static const char *known[] = {"popularity", "rules", "itemcf", "itemknn", "ease", "text",
-                                "fusion"};
+                                "fusion", "learned"};
   for (const char *p = list; p && *p;) {
     const char *c = strchr(p, ',');
     size_t len = c ? (size_t)(c - p) : strlen(p);
@@ -121,7 +123,7 @@ static af_status check_methods(const char *list, af_error *err) {
       ok |= strlen(known[i]) == len && strncmp(p, known[i], len) == 0;
     if (!ok)
       return af_error_set(err, AF_ERR_ARG, "--methods: unknown method '%.*s' (known: "
-                          "popularity, rules, itemcf, itemknn, ease, text, fusion)", (int)len, p);
+                          "popularity, rules, itemcf, itemknn, ease, text, fusion, learned)", (int)len, p);
     p = c ? c + 1 : NULL;
   }
   return AF_OK;
@@ -136,16 +138,18 @@ typedef struct {
   af_eval_split_options so;
   af_fuse_options fo;
   const char *out, *methods, *agg;
-  int64_t min_count, rmin, rlen, threads, knn_k, n_boot;
+  int64_t min_count, rmin, rlen, threads, knn_k, n_boot, learn_pool;
+  double learn_l2;
+  int32_t *codes[2], n_codes[2];
   double text_weight, cold_text_weight, knn_shrink;
   af_ease_options ease;
   text_source ts[MAX_TEXT];
   int n_text, want_text;
   /* methods and their results */
-  af_eval_method ms[6 + 3 * MAX_TEXT];
-  char names[6 + 3 * MAX_TEXT][96];
-  af_eval_row rows[6 + 3 * MAX_TEXT];
-  int64_t *ranks[6 + 3 * MAX_TEXT];
+  af_eval_method ms[8 + 4 * MAX_TEXT];
+  char names[8 + 4 * MAX_TEXT][96];
+  af_eval_row rows[8 + 4 * MAX_TEXT];
+  int64_t *ranks[8 + 4 * MAX_TEXT];
   int nm, n_rows, reference;
   /* tuning on the validation split */
   double grid[2][16], score[2][16];
@@ -172,6 +176,7 @@ static af_status parse_counts(eval_run *r, af_error *err) {
   AF_TRY(af_arg_i64(a, "ease-max-items", r->ease.max_items, 1, 46340, &r->ease.max_items, err));
   AF_TRY(af_arg_i64(a, "knn-k", 100, 1, 100000, &r->knn_k, err));
   AF_TRY(af_arg_i64(a, "bootstrap", 2000, 0, 1000000, &r->n_boot, err));
+  AF_TRY(af_arg_i64(a, "learn-pool", 50, 1, 100, &r->learn_pool, err));
   if (r->n_boot == 1)
     return af_error_set(err, AF_ERR_ARG, "--bootstrap: 0 (off) or at least 2 resamples");
   r->so.seed = (uint64_t)seed;
@@ -196,6 +201,7 @@ static af_status parse_reals(eval_run *r, af_error *err) {
   AF_TRY(af_arg_f64(a, "text-weight", 0.05, -1e6, 1e6, &r->text_weight, err));
   AF_TRY(af_arg_f64(a, "cold-text-weight", 0, -1e6, 1e6, &r->cold_text_weight, err));
   AF_TRY(af_arg_f64(a, "knn-shrink", 10, 0, 1e12, &r->knn_shrink, err));
+  AF_TRY(af_arg_f64(a, "learn-l2", 1e-3, 1e-12, 1e6, &r->learn_l2, err));
   AF_TRY(af_arg_f64(a, "ease-lambda", r->ease.lambda, 1e-9, 1e12, &r->ease.lambda, err));
   if (fo->text_alpha > 0 && (af_arg_str(a, "text-weight") || af_arg_str(a, "cold-text-weight")))
     return af_error_set(err, AF_ERR_ARG,
@@ -212,7 +218,7 @@ static af_status parse_options(eval_run *r, af_error *err) {
   r->methods = af_arg_str(&r->a, "methods");
   r->agg = af_arg_str(&r->a, "text-agg");
   if (!r->methods)
-    r->methods = "popularity,rules,itemcf,itemknn,ease,text,fusion";
+    r->methods = "popularity,rules,itemcf,itemknn,ease,text,fusion,learned";
   if (!r->agg)
     r->agg = "mean";
   AF_TRY(af_arg_required(&r->a, "out", &r->out, err));
@@ -241,8 +247,10 @@ static af_status text_sources(eval_run *r, af_error *err) {
              af_arg_str(a, "finetuned-model"));
   AF_TRY(add_named(a, "text-embeddings", 0, r->ts, &r->n_text, err));
   AF_TRY(add_named(a, "text-model", 1, r->ts, &r->n_text, err));
-  r->want_text = has_method(r->methods, "text") || has_method(r->methods, "fusion");
-  if (r->want_text && r->n_text == 0 && af_arg_str(a, "methods"))
+  r->want_text = has_method(r->methods, "text") || has_method(r->methods, "fusion") ||
+                  has_method(r->methods, "learned");
+  if ((has_method(r->methods, "text") || has_method(r->methods, "fusion")) && r->n_text == 0 &&
+      af_arg_str(a, "methods"))
     return af_error_set(err, AF_ERR_ARG,
                         "methods text and fusion need --embeddings or --model (or drop them from "
                         "--methods)");
@@ -284,6 +292,13 @@ static af_status load_split(eval_run *r, af_error *err) {
           (long long)sp->train.n_baskets, (long long)sp->n_test_baskets,
           (long long)sp->n_test_too_small, (long long)sp->n_cold_products,
           (long long)sp->n_queries);
+  for (int l = 0; l < r->ai.n_levels && l < 2; l++) {
+    r->codes[l] = af_malloc((size_t)r->ai.in.catalog.n + 1, sizeof **r->codes, err);
+    if (!r->codes[l])
+      return AF_ERR_NOMEM;
+    AF_TRY(af_eval_category_codes(r->ai.levels[l], r->ai.in.catalog.n, r->codes[l],
+                                  &r->n_codes[l], err));
+  }
   for (int i = 0; r->want_text && i < r->n_text; i++)
     if (af_assoc_vectors(a, &r->ai.in.catalog, r->ts[i].emb_path, r->ts[i].model_path,
                          &r->ts[i].emb, &r->ts[i].d, err) != AF_OK)
@@ -317,6 +332,20 @@ static void text_methods(eval_run *r, const text_source *t) {
   }
 }
 
+/* The learned ranker, with text features from t (or none). */
+static void learned_method(eval_run *r, const text_source *t) {
+  char name[96];
+  snprintf(name, sizeof name, t ? "learned-%.48s" : "learned", t ? t->name : "");
+  af_eval_method *m = add_method(r, AF_EVAL_LEARNED, name);
+  m->min_count = r->min_count, m->rules_min_count = r->rmin, m->rules_max_len = (int)r->rlen;
+  m->ease = r->ease, m->fuse = r->fo;
+  m->emb = t ? t->emb : NULL, m->d = t ? t->d : 0;
+  m->n_levels = r->ai.n_levels < 2 ? r->ai.n_levels : 2;
+  m->category = (const int32_t *const *)r->codes, m->n_codes = r->n_codes;
+  m->learn_seed = r->so.seed + 1, m->learn_pool = (int)r->learn_pool;
+  m->learn_l2 = r->learn_l2;
+}
+
 static void build_methods(eval_run *r) {
   if (has_method(r->methods, "popularity"))
     add_method(r, AF_EVAL_POPULARITY, "popularity");
@@ -334,6 +363,10 @@ static void build_methods(eval_run *r) {
     add_method(r, AF_EVAL_EASE, "ease")->ease = r->ease;
   for (int i = 0; r->want_text && i < r->n_text; i++)
     text_methods(r, &r->ts[i]);
+  if (has_method(r->methods, "learned") && r->n_text == 0)
+    learned_method(r, NULL);
+  for (int i = 0; has_method(r->methods, "learned") && i < r->n_text; i++)
+    learned_method(r, &r->ts[i]);
 }
 
 /* One parameter of m chosen on the validation split val. */
@@ -381,9 +414,19 @@ static af_status tune_methods(eval_run *r, af_error *err) {
   return st;
 }
 
+/* The learned rankers use the EASE lambda chosen (or given) for `ease`. */
+static void share_lambda(eval_run *r) {
+  for (int i = 0; i < r->nm; i++)
+    if (r->ms[i].kind == AF_EVAL_EASE)
+      for (int j = 0; j < r->nm; j++)
+        if (r->ms[j].kind == AF_EVAL_LEARNED)
+          r->ms[j].ease.lambda = r->ms[i].ease.lambda;
+}
+
 static af_status run_methods(eval_run *r, af_error *err) {
   const int keep = r->n_boot > 0 || af_arg_str(&r->a, "ranks-out");
-  unsigned char baseline[6 + 3 * MAX_TEXT];
+  unsigned char baseline[8 + 4 * MAX_TEXT];
+  share_lambda(r);
   for (int i = 0; i < r->nm; i++) {
     af_eval_method *m = &r->ms[i];
     fprintf(stderr, "affinity eval: %s ...\n", m->name);
@@ -396,7 +439,15 @@ static af_status run_methods(eval_run *r, af_error *err) {
               "baskets (limit %lld), lambda %g, %.1f s\n", (long long)r->rows[i].r.modelled,
               (long long)r->rows[i].r.eligible, (long long)m->ease.min_count,
               (long long)m->ease.max_items, m->ease.lambda, r->rows[i].r.seconds);
-    baseline[i] = m->kind != AF_EVAL_TEXT && m->kind != AF_EVAL_FUSION;
+    baseline[i] = m->kind != AF_EVAL_TEXT && m->kind != AF_EVAL_FUSION &&
+                  m->kind != AF_EVAL_LEARNED;
+    if (m->kind == AF_EVAL_LEARNED) {
+      fprintf(stderr, "affinity eval: %s weights (standardised features, %lld pairs):", m->name,
+              (long long)r->rows[i].r.train_pairs);
+      for (int k = 0; k < AF_EVAL_N_FEATURES; k++)
+        fprintf(stderr, " %s %.3g", af_eval_feature_names[k], r->rows[i].r.weights[k]);
+      fputc('\n', stderr);
+    }
     r->n_rows++;
   }
   r->reference = r->n_boot > 0 ? af_eval_best_row(r->rows, r->n_rows, baseline) : -1;
@@ -455,6 +506,7 @@ static void eval_run_free(eval_run *r) {
     free(r->ts[i].emb);
   for (int i = 0; i < r->nm; i++)
     free(r->ranks[i]);
+  free(r->codes[0]), free(r->codes[1]);
   af_eval_split_free(&r->sp);
   af_baskets_free(&r->test);
   af_assoc_input_free(&r->ai);

@@ -14,11 +14,14 @@
 #include "assoc/ease.h"
 #include "assoc/itemcf.h"
 #include "eval/eval.h"
+#include "eval/eval_internal.h"
 #include "assoc/rules.h"
 #include "search/score.h"
 #include "base/topk.h"
 
 enum { BATCH = 128 };
+
+typedef af_eval_fitted fitted;
 
 void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name) {
   memset(m, 0, sizeof *m);
@@ -33,27 +36,14 @@ void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name)
   m->ease = (af_ease_options)AF_EASE_DEFAULT_OPTIONS;
   m->knn_k = 100;
   m->knn_shrink = 10;
+  m->learn_seed = 43;
+  m->learn_pool = 50;
+  m->learn_l2 = 1e-3;
 }
 
-/* ---- fitted state of a method -------------------------------------------------- */
-typedef struct {
-  int32_t N;
-  float *pop;            /* (N) POPULARITY */
-  af_cooccur co;         /* ITEMCF */
-  float *cf;             /* (co nnz) ITEMCF cosines, 0 below min_count */
-  /* RULES: one-item-consequent rules grouped by their smallest antecedent item */
-  int64_t *r_off;        /* (N + 1) */
-  int32_t *r_ante;       /* (n_rules, 3): antecedent items ascending, -1 padded */
-  int32_t *r_cons;       /* (n_rules) */
-  float *r_conf;         /* (n_rules) */
-  int r_width;
-  af_fuse_model *fuse;   /* FUSION */
-  float *text_coef;      /* (N) FUSION text term weight per candidate, or NULL */
-  af_ease_model ease;    /* EASE */
-  af_itemknn knn;        /* ITEMKNN */
-} fitted;
 
-static void fitted_free(fitted *f) {
+
+void af_eval_fitted_free(fitted *f) {
   free(f->pop);
   af_cooccur_free(&f->co);
   free(f->cf);
@@ -65,6 +55,7 @@ static void fitted_free(fitted *f) {
   free(f->text_coef);
   af_ease_free(&f->ease);
   af_itemknn_free(&f->knn);
+  af_eval_learned_free(f->learned);
 }
 
 static af_status fit_knn(fitted *f, const af_eval_method *m, const af_eval_split *sp,
@@ -74,7 +65,7 @@ static af_status fit_knn(fitted *f, const af_eval_method *m, const af_eval_split
                           &f->knn, err);
 }
 
-static af_status fit_itemcf(fitted *f, const af_eval_method *m, const af_eval_split *sp,
+af_status af_eval_fit_itemcf(fitted *f, const af_eval_method *m, const af_eval_split *sp,
                             af_error *err) {
   AF_TRY(af_cooccur_build(&sp->train, m->min_count < 1 ? 1 : m->min_count, &f->co, err));
   int64_t nnz = f->co.offsets[f->N];
@@ -88,7 +79,7 @@ static af_status fit_itemcf(fitted *f, const af_eval_method *m, const af_eval_sp
   return AF_OK;
 }
 
-static af_status fit_rules(fitted *f, const af_eval_method *m, const af_eval_split *sp,
+af_status af_eval_fit_rules(fitted *f, const af_eval_method *m, const af_eval_split *sp,
                            af_error *err) {
   const int64_t nb = sp->train.n_baskets;
   if (nb == 0)
@@ -143,7 +134,26 @@ static af_status fit_rules(fitted *f, const af_eval_method *m, const af_eval_spl
   return st;
 }
 
-static af_status fit(fitted *f, const af_eval_method *m, const af_eval_split *sp, af_error *err) {
+af_status af_eval_fit_fusion(fitted *f, const af_eval_method *m, const af_eval_split *sp,
+                             af_error *err) {
+  if (!m->emb)
+    return af_error_set(err, AF_ERR_ARG, "%s: fusion needs embeddings", m->name);
+  if (m->fuse.text_alpha == 0 && (m->text_weight != 0 || m->cold_text_weight != 0)) {
+    f->text_coef = af_malloc((size_t)f->N + 1, sizeof *f->text_coef, err);
+    if (!f->text_coef)
+      return AF_ERR_NOMEM;
+    for (int32_t b = 0; b < f->N; b++) {
+      double n = f->pop[b];
+      double w = n <= 0 ? 0 : m->fuse.history_prior == 0 ? 1 : n / (n + m->fuse.history_prior);
+      f->text_coef[b] = (float)(m->text_weight + m->cold_text_weight * (1 - w));
+    }
+  }
+  af_fuse_input in = {f->N, m->d, m->emb, &sp->train, 0, NULL};
+  return af_fuse_model_build(&m->fuse, &in, 0, &f->fuse, err);
+}
+
+af_status af_eval_fit(fitted *f, const af_eval_method *m, const af_eval_split *sp, int threads,
+                      af_error *err) {
   memset(f, 0, sizeof *f);
   f->N = sp->N;
   f->pop = af_calloc((size_t)f->N + 1, sizeof *f->pop, err);
@@ -155,25 +165,13 @@ static af_status fit(fitted *f, const af_eval_method *m, const af_eval_split *sp
   case AF_EVAL_POPULARITY:
     return AF_OK;
   case AF_EVAL_ITEMCF:
-    return fit_itemcf(f, m, sp, err);
+    return af_eval_fit_itemcf(f, m, sp, err);
   case AF_EVAL_RULES:
-    return fit_rules(f, m, sp, err);
-  case AF_EVAL_FUSION: {
-    if (!m->emb)
-      return af_error_set(err, AF_ERR_ARG, "%s: fusion needs embeddings", m->name);
-    if (m->fuse.text_alpha == 0 && (m->text_weight != 0 || m->cold_text_weight != 0)) {
-      f->text_coef = af_malloc((size_t)f->N + 1, sizeof *f->text_coef, err);
-      if (!f->text_coef)
-        return AF_ERR_NOMEM;
-      for (int32_t b = 0; b < f->N; b++) {
-        double n = f->pop[b];
-        double w = n <= 0 ? 0 : m->fuse.history_prior == 0 ? 1 : n / (n + m->fuse.history_prior);
-        f->text_coef[b] = (float)(m->text_weight + m->cold_text_weight * (1 - w));
-      }
-    }
-    af_fuse_input in = {f->N, m->d, m->emb, &sp->train, 0, NULL};
-    return af_fuse_model_build(&m->fuse, &in, 0, &f->fuse, err);
-  }
+    return af_eval_fit_rules(f, m, sp, err);
+  case AF_EVAL_FUSION:
+    return af_eval_fit_fusion(f, m, sp, err);
+  case AF_EVAL_LEARNED:
+    return af_eval_learned_fit(f, m, sp, threads, err);
   case AF_EVAL_TEXT:
     if (!m->emb)
       return af_error_set(err, AF_ERR_ARG, "%s: text method needs embeddings", m->name);
@@ -292,9 +290,11 @@ static void itemcf_row(const fitted *f, const int32_t *q, int nq, float *row) {
       row[f->co.nbr[j]] += f->cf[j];
 }
 
-static af_status score_batch(const af_eval_method *m, const fitted *f, const af_eval_split *sp,
-                             int64_t q0, int64_t nq, int threads, float *rows, af_error *err) {
+af_status af_eval_score_batch(const af_eval_method *m, const fitted *f, const af_eval_split *sp,
+                              int64_t q0, int64_t nq, int threads, float *rows, af_error *err) {
   const int32_t N = sp->N;
+  if (m->kind == AF_EVAL_LEARNED)
+    return af_eval_learned_rows(m, f, sp, q0, nq, threads, rows, err);
   if (m->kind == AF_EVAL_TEXT)
     return m->text_max ? text_max_rows(m, sp, q0, nq, rows, err)
                        : text_mean_rows(m, sp, q0, nq, 1.0f, 0, rows, err);
@@ -395,13 +395,18 @@ af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, in
   if (threads <= 0)
     threads = omp_get_max_threads();
   fitted f;
-  af_status st = fit(&f, m, sp, err);
+  af_status st = af_eval_fit(&f, m, sp, threads, err);
   if (st != AF_OK) {
-    fitted_free(&f);
+    af_eval_fitted_free(&f);
     return af_error_prefix(err, "evaluating %s: ", m->name);
   }
   const int32_t N = sp->N;
   out->modelled = f.ease.n;
+  if (f.learned) {
+    for (int k = 0; k < AF_EVAL_N_FEATURES; k++)
+      out->weights[k] = f.learned->w[k];
+    out->train_pairs = f.learned->pairs;
+  }
   out->eligible = f.ease.n_eligible;
   int64_t *rank = af_malloc(BATCH, sizeof *rank, err);
   float *rows = af_malloc((size_t)BATCH * N, sizeof *rows, err); // (BATCH, N)
@@ -409,7 +414,7 @@ af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, in
     st = AF_ERR_NOMEM;
   for (int64_t q0 = 0; q0 < sp->n_queries && st == AF_OK; q0 += BATCH) {
     int64_t nq = sp->n_queries - q0 < BATCH ? sp->n_queries - q0 : BATCH;
-    if ((st = score_batch(m, &f, sp, q0, nq, threads, rows, err)) != AF_OK)
+    if ((st = af_eval_score_batch(m, &f, sp, q0, nq, threads, rows, err)) != AF_OK)
       break;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < nq; i++) {
@@ -426,7 +431,7 @@ af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, in
     af_eval_metrics_finish(&out->group[g]);
   free(rank);
   free(rows);
-  fitted_free(&f);
+  af_eval_fitted_free(&f);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   if (st != AF_OK)

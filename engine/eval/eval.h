@@ -95,7 +95,8 @@ typedef enum {
   AF_EVAL_FUSION,     /* sum over query items of the fused complement score F */
   AF_EVAL_CUSTOM,     /* a caller's scoring function (tests) */
   AF_EVAL_EASE,       /* sum over query items of the EASE weight B[q, b] (assoc/ease.h) */
-  AF_EVAL_ITEMKNN     /* sum over query items of the shrunk item-KNN similarity (assoc/itemcf.h) */
+  AF_EVAL_ITEMKNN,    /* sum over query items of the shrunk item-KNN similarity (assoc/itemcf.h) */
+  AF_EVAL_LEARNED     /* a linear ranker over the features below, fitted on a validation split */
 } af_eval_kind;
 
 /* Custom scorer: writes scores (N) for one query. */
@@ -129,6 +130,14 @@ typedef struct {
   /* ITEMKNN: k neighbours per item, shrinkage, pair threshold min_count */
   int knn_k;
   double knn_shrink;
+  /* LEARNED: category codes per level (-1 unknown) for the category-match
+   * features; the validation split's seed; negatives per query and source */
+  int n_levels;
+  const int32_t *const *category; /* (n_levels) arrays (N) */
+  const int32_t *n_codes;         /* (n_levels) codes per level */
+  uint64_t learn_seed;
+  int learn_pool;
+  double learn_l2;
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;
@@ -136,10 +145,20 @@ typedef struct {
 
 void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name);
 
+/* The learned ranker's features of candidate b for query Q (docs/evaluation.md). */
+enum {
+  AF_EVAL_F_EASE, AF_EVAL_F_ITEMCF, AF_EVAL_F_RULES, AF_EVAL_F_FUSION, AF_EVAL_F_TEXT,
+  AF_EVAL_F_TEXT_COLD, AF_EVAL_F_CAT0, AF_EVAL_F_CAT1, AF_EVAL_F_LOG_POP, AF_EVAL_F_HISTORY,
+  AF_EVAL_F_EASE_LOGQ, AF_EVAL_F_TEXT_LOGQ, AF_EVAL_N_FEATURES
+};
+extern const char *const af_eval_feature_names[AF_EVAL_N_FEATURES];
+
 typedef struct {
   af_eval_metrics group[AF_EVAL_N_GROUPS];
   double seconds; /* fitting + scoring + ranking */
   int64_t modelled, eligible; /* EASE: products modelled, and those with >= min_count baskets */
+  double weights[AF_EVAL_N_FEATURES]; /* LEARNED: the ranker's weights (standardised features) */
+  int64_t train_pairs;                /* LEARNED: pairs it was fitted on */
 } af_eval_result;
 
 af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int threads,
@@ -148,6 +167,11 @@ af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int thre
  * hidden item, in query order. */
 af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, int threads,
                             af_eval_result *out, int64_t *ranks, af_error *err);
+
+/* Dense codes of category names (N): equal names share a code, 0, 1, ... in
+ * order of first appearance; "" or NULL is -1. *n_codes the number used. */
+af_status af_eval_category_codes(const char *const *names, int64_t N, int32_t *codes,
+                                 int32_t *n_codes, af_error *err);
 
 /* ---- tuning on a validation split ----------------------------------------------- */
 typedef enum {
