@@ -456,3 +456,47 @@ TEST(EvalCliEase, RanksOutMatchesTheMetricsAndTheBootstrapIsSeeded) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(EvalLearned, DeterministicForASeedAndAcrossThreadCounts) {
+  Split s(33);
+  const int N = 200, d = 8;
+  std::vector<float> emb((size_t)N * d);
+  std::mt19937 rng(2);
+  std::normal_distribution<float> g;
+  for (int i = 0; i < N; i++) {
+    double n2 = 0;
+    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] = g(rng) + (float)((i / 8) % 4 == c), n2 += emb[(size_t)i * d + c] * emb[(size_t)i * d + c];
+    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] /= (float)std::sqrt(n2);
+  }
+  std::vector<int32_t> cat(N);
+  for (int i = 0; i < N; i++) cat[i] = i / 10;  // baskets are drawn around centres: nearby rows
+  const int32_t *cats[1] = {cat.data()};
+  int32_t n_codes[1] = {N / 10};
+  af_eval_method m;
+  af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
+  m.emb = emb.data(), m.d = d, m.n_levels = 1, m.category = cats, m.n_codes = n_codes;
+  m.learn_pool = 20;
+  std::vector<int64_t> r1(s.sp.n_queries), r2(s.sp.n_queries), r3(s.sp.n_queries);
+  af_eval_result a{}, b{}, c{};
+  af_error err{};
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 1, &a, r1.data(), &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &b, r2.data(), &err), AF_OK) << err.msg;
+  EXPECT_GT(a.train_pairs, 1000);
+  for (int k = 0; k < AF_EVAL_N_FEATURES; k++) EXPECT_EQ(a.weights[k], b.weights[k]) << k;
+  EXPECT_EQ(r1, r2);
+  m.learn_seed = 99;  // another validation split: other weights
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &c, r3.data(), &err), AF_OK) << err.msg;
+  int differ = 0;
+  for (int k = 0; k < AF_EVAL_N_FEATURES; k++) differ += c.weights[k] != a.weights[k];
+  EXPECT_GT(differ, 0);
+  // the ranker learns something: co-purchase structure beats popularity
+  af_eval_method p;
+  af_eval_method_init(&p, AF_EVAL_POPULARITY, "popularity");
+  af_eval_result pr{};
+  ASSERT_EQ(af_eval_run(&p, &s.sp, 2, &pr, &err), AF_OK);
+  EXPECT_GT(a.group[AF_EVAL_WARM].recall[0], 2 * pr.group[AF_EVAL_WARM].recall[0]);
+}
+
+}  // namespace
