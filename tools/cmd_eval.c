@@ -32,6 +32,7 @@ static const af_flag_spec FLAGS[] = {
     {"learn-pool", "N", "learned: candidates reranked per query from each of EASE, fusion, text, item-CF (default 50)"},
     {"learn-l2", "X", "learned: L2 weight of the pairwise logistic ranker (default 0.001)"},
     {"ranks-out", "FILE", "CSV of each query's hidden product and its rank under every method"},
+    {"bootstrap-reference", "NAME", "method the intervals are against (default: the best co-purchase baseline)"},
     {"bootstrap", "N", "paired bootstrap resamples for the Recall@10 intervals; 0 = none (default 2000)"},
     {"rules-min-count", "N", "rules: itemset support in training baskets (default 3)"},
     {"rules-max-len", "N", "rules: longest itemset (default 3)"},
@@ -451,6 +452,12 @@ static af_status run_methods(eval_run *r, af_error *err) {
     r->n_rows++;
   }
   r->reference = r->n_boot > 0 ? af_eval_best_row(r->rows, r->n_rows, baseline) : -1;
+  const char *ref = af_arg_str(&r->a, "bootstrap-reference");
+  for (int i = 0; ref && r->n_boot > 0 && i < r->n_rows; i++)
+    if (strcmp(r->rows[i].name, ref) == 0)
+      r->reference = i, ref = NULL;
+  if (ref && r->n_boot > 0)
+    return af_error_set(err, AF_ERR_ARG, "--bootstrap-reference: no method row '%s'", ref);
   return af_eval_compare_rows(r->rows, r->n_rows, r->reference, &r->sp, (int)r->n_boot,
                               r->so.seed, err);
 }

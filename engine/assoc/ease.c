@@ -11,6 +11,26 @@
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
 void dpotri_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
 
+af_status af_spd_inverse(double *A, int64_t n, af_error *err) {
+  if (n > 46340) /* n * n must fit LAPACK's int indexing */
+    return af_error_set(err, AF_ERR_ARG, "EASE: %lld products exceed the dense limit 46340",
+                        (long long)n);
+  /* A is symmetric, so row- and column-major agree; LAPACK's lower triangle
+   * (column-major) is element (i, j), i >= j, at A[i + j * n] */
+  int ni = (int)n, info = 0;
+  dpotrf_("L", &ni, A, &ni, &info, 1);
+  if (info != 0)
+    return af_error_set(err, AF_ERR_ARG, "matrix not positive definite "
+                        "(dpotrf info %d)", info);
+  dpotri_("L", &ni, A, &ni, &info, 1);
+  if (info != 0)
+    return af_error_set(err, AF_ERR_ARG, "EASE: inverse failed (dpotri info %d)", info);
+  for (int64_t j = 0; j < n; j++) /* full symmetric */
+    for (int64_t i = j + 1; i < n; i++)
+      A[j + i * n] = A[i + j * n];
+  return AF_OK;
+}
+
 af_status af_ease_solve(double *G, int64_t n, double lambda, af_error *err) {
   if (n < 1)
     return AF_OK;
@@ -21,19 +41,7 @@ af_status af_ease_solve(double *G, int64_t n, double lambda, af_error *err) {
     return af_error_set(err, AF_ERR_ARG, "EASE: lambda must be > 0, got %g", lambda);
   for (int64_t i = 0; i < n; i++)
     G[i * n + i] += lambda;
-  /* G is symmetric, so row- and column-major agree; LAPACK's lower triangle
-   * (column-major) is element (i, j), i >= j, at G[i + j * n] */
-  int ni = (int)n, info = 0;
-  dpotrf_("L", &ni, G, &ni, &info, 1);
-  if (info != 0)
-    return af_error_set(err, AF_ERR_ARG, "EASE: G + lambda I is not positive definite "
-                        "(dpotrf info %d)", info);
-  dpotri_("L", &ni, G, &ni, &info, 1);
-  if (info != 0)
-    return af_error_set(err, AF_ERR_ARG, "EASE: inverse failed (dpotri info %d)", info);
-  for (int64_t j = 0; j < n; j++) /* P = G^{-1}, full symmetric */
-    for (int64_t i = j + 1; i < n; i++)
-      G[j + i * n] = G[i + j * n];
+  AF_TRY(af_spd_inverse(G, n, err));
   double *inv_diag = malloc(sizeof *inv_diag * (size_t)n);
   if (!inv_diag)
     return af_error_set(err, AF_ERR_NOMEM, "EASE: out of memory");

@@ -47,6 +47,10 @@ typedef struct {
   double seconds;     /* fit time (Gram + solve) */
 } af_ease_model;
 
+/* In place: A (n, n) symmetric positive definite -> A^{-1} (LAPACK dpotrf +
+ * dpotri); an error naming dpotrf's info when A is not positive definite. */
+af_status af_spd_inverse(double *A, int64_t n, af_error *err);
+
 /* In place: G (n, n) symmetric Gram matrix on entry, B on return (row-major,
  * B[i * n + j]). An error when G + lambda I is not positive definite. */
 af_status af_ease_solve(double *G, int64_t n, double lambda, af_error *err);

@@ -56,6 +56,7 @@ void af_eval_fitted_free(fitted *f) {
   af_ease_free(&f->ease);
   af_itemknn_free(&f->knn);
   af_eval_learned_free(f->learned);
+  af_eval_cold_free(f->cold);
 }
 
 static af_status fit_knn(fitted *f, const af_eval_method *m, const af_eval_split *sp,

@@ -27,6 +27,7 @@ typedef struct af_eval_fitted {
   af_ease_model ease;    /* EASE */
   af_itemknn knn;        /* ITEMKNN */
   struct af_eval_learned *learned; /* LEARNED: the ranking model (eval_learned.c) */
+  struct af_eval_cold *cold;       /* LEARNED: the cold-start maps (eval_cold.c) */
 } af_eval_fitted;
 
 void af_eval_fitted_free(af_eval_fitted *f);
@@ -52,6 +53,26 @@ af_status af_eval_learned_rows(const af_eval_method *m, const af_eval_fitted *f,
                                const af_eval_split *sp, int64_t q0, int64_t nq, int threads,
                                float *rows, af_error *err);
 void af_eval_learned_free(struct af_eval_learned *l);
+
+/* Cold start (eval_cold.c), from the text embeddings m->emb and f's EASE:
+ *  - map: M (n, d) ridge regression from a modelled product's embedding to
+ *    its EASE column, M = (B E)(E^T E + mu I)^{-1}; a query scores any
+ *    candidate b by (sum over modelled q in Q of M[q, :]) . e_b;
+ *  - prior: ridge regression from the embedding to log(1 + baskets) over
+ *    every catalog product (sold or not): how likely text says b sells;
+ *  - profile: the lift of category pairs (level 0) in the training baskets;
+ *    a query scores b by the mean over its items q of lift(cat q, cat b). */
+af_status af_eval_cold_fit(af_eval_fitted *f, const af_eval_method *m, const af_eval_split *sp,
+                           af_error *err);
+void af_eval_cold_free(struct af_eval_cold *c);
+/* rows (nq, N): the map's score of every product for queries [q0, q0 + nq). */
+af_status af_eval_cold_map_rows(const af_eval_method *m, const af_eval_fitted *f,
+                                const af_eval_split *sp, int64_t q0, int64_t nq, float *rows,
+                                af_error *err);
+double af_eval_cold_prior(const af_eval_fitted *f, int32_t b);
+/* prof (n_codes[0]): the query's mean category lift to each code. */
+void af_eval_cold_profile(const af_eval_method *m, const af_eval_fitted *f, const int32_t *qi,
+                          int n, double *prof);
 
 struct af_eval_learned {
   double w[AF_EVAL_N_FEATURES];     /* weights of the standardised features */

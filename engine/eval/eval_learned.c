@@ -28,12 +28,13 @@ typedef af_eval_fitted fitted;
 
 const char *const af_eval_feature_names[AF_EVAL_N_FEATURES] = {
     "ease", "itemcf", "rules", "fusion", "text", "text_cold",
-    "cat0", "cat1", "log_pop", "history", "ease_x_logq", "text_x_logq"};
+    "cat0", "cat1", "log_pop", "history", "ease_x_logq", "text_x_logq",
+    "cold_map", "sell_prior", "cat_profile"};
 
-enum { NB = 5, BATCH = 128, NEWTON_ITERS = 40, MAX_C = 100 };
-static const af_eval_kind BASE[NB] = {AF_EVAL_EASE, AF_EVAL_ITEMCF, AF_EVAL_RULES, AF_EVAL_FUSION,
-                                      AF_EVAL_TEXT};
-enum { B_EASE, B_ITEMCF, B_RULES, B_FUSION, B_TEXT };
+enum { NB = 6, NSRC = 5, BATCH = 128, NEWTON_ITERS = 40, MAX_C = 100 };
+static const af_eval_kind BASE[NB - 1] = {AF_EVAL_EASE, AF_EVAL_ITEMCF, AF_EVAL_RULES,
+                                          AF_EVAL_FUSION, AF_EVAL_TEXT};
+enum { B_EASE, B_ITEMCF, B_RULES, B_FUSION, B_TEXT, B_CMAP }; /* B_CMAP: the cold-start map */
 #define F AF_EVAL_N_FEATURES
 
 void af_eval_learned_free(struct af_eval_learned *l) { free(l); }
@@ -43,6 +44,7 @@ static af_status fit_base(fitted *f, const af_eval_method *m, const af_eval_spli
   AF_TRY(af_ease_fit(&sp->train, &m->ease, &f->ease, err));
   AF_TRY(af_eval_fit_itemcf(f, m, sp, err));
   AF_TRY(af_eval_fit_rules(f, m, sp, err));
+  AF_TRY(af_eval_cold_fit(f, m, sp, err));
   if (!m->emb)
     return AF_OK;
   af_eval_method t = *m;
@@ -54,7 +56,8 @@ static af_status fit_base(fitted *f, const af_eval_method *m, const af_eval_spli
 static af_status base_blocks(const af_eval_method *m, const fitted *f, const af_eval_split *sp,
                              int64_t q0, int64_t nq, int threads, float *blk, af_error *err) {
   const size_t stride = (size_t)nq * sp->N;
-  for (int k = 0; k < NB; k++) {
+  AF_TRY(af_eval_cold_map_rows(m, f, sp, q0, nq, blk + B_CMAP * stride, err));
+  for (int k = 0; k < NB - 1; k++) {
     if ((BASE[k] == AF_EVAL_FUSION || BASE[k] == AF_EVAL_TEXT) && !m->emb) {
       memset(blk + k * stride, 0, sizeof *blk * stride);
       continue;
@@ -86,7 +89,7 @@ static void query_counts(const af_eval_method *m, const int32_t *qi, int n, int3
 
 /* x (F): the features of candidate b for batch query i (n query items). */
 static void features(const feat_ctx *c, int64_t i, int32_t b, int n, int32_t *const *cnt,
-                     double *x) {
+                     const double *prof, double *x) {
   const size_t o = (size_t)i * c->N + b, stride = (size_t)c->nq * c->N;
   const double nb = c->f->pop[b], w = nb / (nb + 5.0), logq = log((double)n);
   x[AF_EVAL_F_EASE] = c->blk[B_EASE * stride + o];
@@ -103,6 +106,10 @@ static void features(const feat_ctx *c, int64_t i, int32_t b, int n, int32_t *co
   x[AF_EVAL_F_HISTORY] = w;
   x[AF_EVAL_F_EASE_LOGQ] = x[AF_EVAL_F_EASE] * logq;
   x[AF_EVAL_F_TEXT_LOGQ] = x[AF_EVAL_F_TEXT] * logq;
+  x[AF_EVAL_F_COLD_MAP] = c->blk[B_CMAP * stride + o];
+  x[AF_EVAL_F_SELL_PRIOR] = nb > 0 ? 0 : af_eval_cold_prior(c->f, b);
+  const int32_t code0 = c->m->n_levels > 0 ? c->m->category[0][b] : -1;
+  x[AF_EVAL_F_CAT_PROFILE] = code0 >= 0 ? prof[code0] : 0;
 }
 
 static int32_t **alloc_counts(const af_eval_method *m) {
@@ -122,17 +129,18 @@ static void free_counts(int32_t **cnt) {
 }
 
 /* The candidate pool of batch query i: the C best non-query products of
- * each of EASE, fusion, text and item-CF, deduplicated, into list (<= 4C);
+ * each of EASE, fusion, text, item-CF and the cold map, deduplicated, into
+ * list (<= NSRC C);
  * returns its size. mark (N) is all zero on entry and exit. */
 static int pool_of(const feat_ctx *c, int64_t i, const int32_t *qi, int n, int C,
                    unsigned char *mark, int32_t *list) {
   const size_t stride = (size_t)c->nq * c->N;
-  static const int SRC[4] = {B_EASE, B_FUSION, B_TEXT, B_ITEMCF};
+  static const int SRC[NSRC] = {B_EASE, B_FUSION, B_TEXT, B_ITEMCF, B_CMAP};
   int nl = 0;
   for (int j = 0; j < n; j++)
     mark[qi[j]] = 1;
-  for (int s = 0; s < 4; s++) {
-    if ((SRC[s] == B_FUSION || SRC[s] == B_TEXT) && !c->m->emb)
+  for (int s = 0; s < NSRC; s++) {
+    if ((SRC[s] == B_FUSION || SRC[s] == B_TEXT || SRC[s] == B_CMAP) && !c->m->emb)
       continue;
     const float *row = c->blk + SRC[s] * stride + (size_t)i * c->N;
     float ts[MAX_C];
@@ -158,10 +166,10 @@ static int pool_of(const feat_ctx *c, int64_t i, const int32_t *qi, int n, int C
 /* Training rows of query q (batch row i) into slot (K, F), the hidden item
  * first: the pool, when it holds the hidden item (else 0 rows). */
 static int candidates(const feat_ctx *c, const af_eval_split *sp, int64_t q, int64_t i, int C,
-                      unsigned char *mark, int32_t *const *cnt, double *slot) {
+                      unsigned char *mark, int32_t *const *cnt, double *prof, double *slot) {
   const int32_t *qi = sp->q_items + sp->q_off[q];
   const int n = (int)(sp->q_off[q + 1] - sp->q_off[q]);
-  int32_t list[4 * MAX_C];
+  int32_t list[NSRC * MAX_C];
   const int nl = pool_of(c, i, qi, n, C, mark, list);
   int h = -1;
   for (int j = 0; j < nl; j++)
@@ -170,8 +178,9 @@ static int candidates(const feat_ctx *c, const af_eval_split *sp, int64_t q, int
     return 0;
   list[h] = list[0], list[0] = sp->hidden[q];
   query_counts(c->m, qi, n, (int32_t **)cnt, 1);
+  af_eval_cold_profile(c->m, c->f, qi, n, prof);
   for (int j = 0; j < nl; j++)
-    features(c, i, list[j], n, cnt, slot + (size_t)j * F);
+    features(c, i, list[j], n, cnt, prof, slot + (size_t)j * F);
   query_counts(c->m, qi, n, (int32_t **)cnt, -1);
   return nl;
 }
@@ -188,7 +197,7 @@ static af_status collect(const af_eval_method *m, const fitted *fv, const af_eva
                          int threads, train_set *ts, af_error *err) {
   const int32_t N = val->N;
   const int C = m->learn_pool;
-  ts->K = 4 * C;
+  ts->K = NSRC * C;
   ts->nq = val->n_queries;
   ts->x = af_malloc((size_t)ts->nq * ts->K * F + 1, sizeof *ts->x, err);
   ts->n = af_calloc((size_t)ts->nq + 1, sizeof *ts->n, err);
@@ -204,16 +213,18 @@ static af_status collect(const af_eval_method *m, const fitted *fv, const af_eva
     {
       unsigned char *mark = calloc((size_t)N, 1);
       int32_t **cnt = alloc_counts(m);
-      if (!mark || !cnt) {
+      double *prof = malloc(sizeof *prof * ((size_t)(m->n_levels ? m->n_codes[0] : 0) + 1));
+      if (!mark || !cnt || !prof) {
 #pragma omp atomic write
         failed = 1;
       }
 #pragma omp for schedule(dynamic, 4)
       for (int64_t i = 0; i < nq; i++)
-        if (mark && cnt)
-          ts->n[q0 + i] = candidates(&c, val, q0 + i, i, C, mark, cnt,
+        if (mark && cnt && prof)
+          ts->n[q0 + i] = candidates(&c, val, q0 + i, i, C, mark, cnt, prof,
                                      ts->x + (size_t)(q0 + i) * ts->K * F);
       free(mark);
+      free(prof);
       free_counts(cnt);
     }
     if (failed)
@@ -357,8 +368,9 @@ af_status af_eval_learned_rows(const af_eval_method *m, const fitted *f, const a
   {
     int32_t **cnt = st == AF_OK ? alloc_counts(m) : NULL;
     unsigned char *mark = calloc((size_t)N, 1);
-    int32_t *list = malloc(sizeof *list * 4 * MAX_C);
-    if (!cnt || !mark || !list) {
+    int32_t *list = malloc(sizeof *list * NSRC * MAX_C);
+    double *prof = malloc(sizeof *prof * ((size_t)(m->n_levels ? m->n_codes[0] : 0) + 1));
+    if (!cnt || !mark || !list || !prof) {
 #pragma omp atomic write
       failed = 1;
     }
@@ -366,16 +378,17 @@ af_status af_eval_learned_rows(const af_eval_method *m, const fitted *f, const a
     for (int64_t i = 0; i < nq; i++) {
       const int32_t *qi = sp->q_items + sp->q_off[q0 + i];
       const int n = (int)(sp->q_off[q0 + i + 1] - sp->q_off[q0 + i]);
-      if (!cnt || !mark || !list)
+      if (!cnt || !mark || !list || !prof)
         continue;
       float *row = rows + (size_t)i * N;
       for (int32_t b = 0; b < N; b++) /* outside the pool: below it, by the tie order */
         row[b] = -FLT_MAX;
       const int nl = pool_of(&c, i, qi, n, m->learn_pool, mark, list);
       query_counts(m, qi, n, cnt, 1);
+      af_eval_cold_profile(m, f, qi, n, prof);
       for (int j = 0; j < nl; j++) {
         double x[F], s = 0;
-        features(&c, i, list[j], n, cnt, x);
+        features(&c, i, list[j], n, cnt, prof, x);
         for (int k = 0; k < F; k++)
           s += w[k] * x[k];
         row[list[j]] = (float)s;
@@ -385,6 +398,7 @@ af_status af_eval_learned_rows(const af_eval_method *m, const fitted *f, const a
     free_counts(cnt);
     free(mark);
     free(list);
+    free(prof);
   }
   free(blk);
   if (st == AF_OK && failed)
