@@ -500,3 +500,54 @@ TEST(EvalLearned, DeterministicForASeedAndAcrossThreadCounts) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Ease, ComplementsAreTheTopPositiveWeightsAndKeepSubstitutes) {
+  const int N = 30;
+  Baskets bs = random_baskets(12, N, 300, 6);
+  af_baskets b = make_baskets(bs, N);
+  af_ease_options o = AF_EASE_DEFAULT_OPTIONS;
+  o.lambda = 3;
+  af_ease_model m{};
+  af_error err{};
+  ASSERT_EQ(af_ease_fit(&b, &o, &m, &err), AF_OK) << err.msg;
+  // a fusion result with one substitute row for product 4 and a complement to be replaced
+  af_fuse_result res{};
+  res.n = 2;
+  res.rows = (af_association *)malloc(2 * sizeof(af_association));
+  res.rows[0] = {4, 7, AF_ASSOC_COMPLEMENT, 9.0f, 0, 0, 0};
+  res.rows[1] = {4, 9, AF_ASSOC_SUBSTITUTE, 0.8f, 0, 0, 0.8f};
+  const int k = 3;
+  ASSERT_EQ(af_ease_complements(&m, &b, k, nullptr, 0, &res, &err), AF_OK) << err.msg;
+  int subs = 0;
+  for (int a = 0; a < N; a++) {
+    // expected: the k largest positive B[a, j], j != a, ties to the lower row
+    std::vector<std::pair<float, int>> want;
+    int la = m.local[a];
+    for (int64_t j = 0; la >= 0 && j < m.n; j++)
+      if (m.B[(int64_t)la * m.n + j] > 0) want.push_back({-m.B[(int64_t)la * m.n + j], m.items[j]});
+    std::sort(want.begin(), want.end());
+    if ((int)want.size() > k) want.resize(k);
+    std::vector<int> got;
+    for (int64_t i = 0; i < res.n; i++)
+      if (res.rows[i].product == a) {
+        if (res.rows[i].type == AF_ASSOC_SUBSTITUTE) {
+          subs++;
+          continue;
+        }
+        got.push_back(res.rows[i].related);
+        int64_t c = 0;
+        for (auto &x : bs) c += std::count(x.begin(), x.end(), a) && std::count(x.begin(), x.end(), res.rows[i].related);
+        EXPECT_EQ(res.rows[i].count, c);
+      }
+    ASSERT_EQ(got.size(), want.size()) << a;
+    for (size_t t = 0; t < got.size(); t++) EXPECT_EQ(got[t], want[t].second) << a;
+  }
+  EXPECT_EQ(subs, 1);
+  af_fuse_result_free(&res);
+  af_ease_free(&m);
+  af_baskets_free(&b);
+}
+
+}  // namespace
