@@ -10,7 +10,7 @@
 #include <math.h>
 #include <time.h>
 
-#include "search/score.h"
+#include "affinity.h"
 
 static double now(void) {
   struct timespec ts;

@@ -1,4 +1,4 @@
-/* Training-step throughput of the CPU trainer (engine/train.h) on MiniLM-style
+/* Training-step throughput of the CPU trainer (include/affinity.h) on MiniLM-style
  * pair batches. Reads the batch texts from a file written by
  * bench/train_cpu.py (one "anchor\tpositive" per line, in batch order), runs
  * `warmup` untimed steps and `steps` timed ones (forward + MNR loss + backward
@@ -12,10 +12,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "nn/embed.h"
+#include "affinity.h"
 #include "nn/model.h"
-#include "nn/tokenizer.h"
-#include "train/train.h"
 
 static double now(void) {
   struct timespec ts;

@@ -17,11 +17,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "assoc/cooccur.h"
-#include "assoc/ease.h"
-#include "assoc/itemcf.h"
-#include "eval/eval.h"
-#include "io/baskets.h"
+#include "affinity.h"
 }
 
 namespace {

@@ -15,8 +15,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/catalog.h"
-#include "io/embfile.h"
+#include "affinity.h"
 #include "nn/model.h"
 }
 

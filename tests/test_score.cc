@@ -24,9 +24,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/embfile.h"
-#include "search/nbrfile.h"
-#include "search/score.h"
+#include "affinity.h"
 }
 
 namespace {

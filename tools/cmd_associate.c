@@ -6,8 +6,7 @@
 #include "assoc_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "assoc/ease.h"
-#include "assoc/fuse.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_ASSOC_INPUT_FLAGS,
@@ -69,15 +68,11 @@ static af_status ease_complements(const af_args *a, const af_assoc_input *ai, co
 }
 
 int af_cmd_associate(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail(SPEC.cmd, &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   af_assoc_input ai = {0};
   float *emb = NULL;
   int d = 0;

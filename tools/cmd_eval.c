@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "assoc_input.h"
+#include "affinity.h"
 #include "cli.h"
 #include "commands.h"
-#include "eval/eval.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_ASSOC_INPUT_FLAGS,
@@ -526,14 +526,10 @@ int af_cmd_eval(int argc, char **argv) {
   eval_run *r = af_calloc(1, sizeof *r, &err);
   if (!r)
     return af_cli_fail(SPEC.cmd, &err);
-  if (af_args_parse(&SPEC, argc, argv, &r->a, &err) != AF_OK) {
+  int started = af_cli_start(&SPEC, argc, argv, &r->a);
+  if (started >= 0) {
     free(r);
-    return af_cli_fail(SPEC.cmd, &err);
-  }
-  if (r->a.help) {
-    af_print_help(&SPEC, stdout);
-    eval_run_free(r);
-    return 0;
+    return started;
   }
   af_status st = parse_options(r, &err);
   if (st == AF_OK && (st = text_sources(r, &err)) == AF_OK && (st = load_split(r, &err)) == AF_OK) {

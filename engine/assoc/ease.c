@@ -1,6 +1,6 @@
 /* EASE (see ease.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "assoc/ease.h"
+#include "affinity.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -3,8 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assoc/cooccur.h"
-#include "assoc/ease.h"
+#include "affinity.h"
 #include "base/topk.h"
 
 enum { MAX_K = 1000 }; /* associate's --k limit */

@@ -1,6 +1,6 @@
 /* Complements and substitutes from co-purchases and text (see fuse.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "assoc/fuse.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <omp.h>
@@ -8,12 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "assoc/cooccur.h"
-#include "search/score.h"
 #include "base/strmap.h"
 #include "base/topk.h"
-#include "io/csv.h"
 
 void af_fuse_default_options(af_fuse_options *opt) {
   opt->k = 10;
@@ -713,40 +709,21 @@ void af_fuse_result_free(af_fuse_result *r) {
   memset(r, 0, sizeof *r);
 }
 
-static void csv_field(FILE *f, const char *s) {
-  size_t n = strlen(s);
-  int quote = n && (s[0] == ' ' || s[n - 1] == ' ');
-  if (!quote && strpbrk(s, ",\"\r\n"))
-    quote = 1;
-  if (!quote) {
-    fputs(s, f);
-    return;
-  }
-  fputc('"', f);
-  for (const char *p = s; *p; p++) {
-    if (*p == '"')
-      fputc('"', f);
-    fputc(*p, f);
-  }
-  fputc('"', f);
-}
-
 af_status af_fuse_write_csv(const char *path, const char *const *ids, const char *const *names,
                             const af_fuse_result *r, af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(path, tmp, &f, err));
   fputs("product_id,product,related_id,related,type,score,count,lift,cosine\n", f);
   for (int64_t i = 0; i < r->n; i++) {
     const af_association *a = &r->rows[i];
-    csv_field(f, ids[a->product]);
+    af_write_csv_field(f, ids[a->product]);
     fputc(',', f);
-    csv_field(f, names[a->product]);
+    af_write_csv_field(f, names[a->product]);
     fputc(',', f);
-    csv_field(f, ids[a->related]);
+    af_write_csv_field(f, ids[a->related]);
     fputc(',', f);
-    csv_field(f, names[a->related]);
+    af_write_csv_field(f, names[a->related]);
     fprintf(f, ",%s,%.6g,%lld,", a->type == AF_ASSOC_COMPLEMENT ? "complement" : "substitute",
             a->score, (long long)a->count);
     if (a->count > 0)

@@ -10,13 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "assoc/cooccur.h"
-#include "assoc/ease.h"
-#include "assoc/itemcf.h"
-#include "eval/eval.h"
+#include "affinity.h"
 #include "eval/eval_internal.h"
-#include "assoc/rules.h"
-#include "search/score.h"
 #include "base/topk.h"
 
 enum { BATCH = 128 };

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "base/philox.h"
-#include "eval/eval.h"
+#include "affinity.h"
 
 static int cmp_double(const void *pa, const void *pb) {
   const double a = *(const double *)pa, b = *(const double *)pb;

@@ -4,11 +4,7 @@
 #ifndef AF_EVAL_INTERNAL_H
 #define AF_EVAL_INTERNAL_H
 
-#include "assoc/cooccur.h"
-#include "assoc/ease.h"
-#include "assoc/fuse.h"
-#include "assoc/itemcf.h"
-#include "eval/eval.h"
+#include "affinity.h"
 
 /* ---- fitted state of a method -------------------------------------------------- */
 typedef struct af_eval_fitted {

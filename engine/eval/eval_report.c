@@ -3,9 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "base/out_format.h"
-#include "eval/eval.h"
+#include "affinity.h"
 
 static const char *const GROUP_NAME[AF_EVAL_N_GROUPS] = {"warm", "cold"};
 
@@ -156,9 +154,8 @@ static void write_fusion(FILE *f, const af_eval_report *r) {
 
 af_status af_eval_write_json(const char *path, const af_eval_report *r, af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(path, tmp, &f, err));
   write_protocol(f, r);
   write_methods(f, r);
   write_tuning(f, r);
@@ -170,9 +167,8 @@ af_status af_eval_write_ranks(const char *path, const af_eval_report *r,
                               const char *const *basket_ids, const char *const *ids,
                               af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(path, tmp, &f, err));
   fputs("query,basket,group,hidden_id", f);
   for (int i = 0; i < r->n_rows; i++)
     if (r->rows[i].ranks) {

@@ -1,5 +1,5 @@
 /* A method's parameter chosen on a validation split (see eval.h). */
-#include "eval/eval.h"
+#include "affinity.h"
 
 static void set_param(af_eval_method *m, af_eval_tune_param p, double v) {
   if (p == AF_EVAL_TUNE_EASE_LAMBDA)

@@ -1,7 +1,7 @@
 /* The pipeline driver (see run.h): stage keys, the manifest, run.json, and
  * the stages that call the library. */
 #define _POSIX_C_SOURCE 200809L
-#include "pipeline/run.h"
+#include "affinity.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -12,17 +12,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "base/atomic_file.h"
-#include "io/catalog.h"
-#include "assoc/cooccur.h"
 #include "io/csv.h"
-#include "nn/embed.h"
 #include "io/h5util.h"
-#include "assoc/itemcf.h"
 #include "nn/model.h"
-#include "search/nbrfile.h"
-#include "report/report.h"
-#include "assoc/rules.h"
+#include "io/run_files.h"
 #include "pipeline/run_stages.h"
 
 void af_run_default_options(af_run_options *o) {
@@ -72,10 +65,11 @@ static af_status json_write(const char *path, const cJSON *j, af_error *err) {
   if (!text)
     return af_error_set(err, AF_ERR_NOMEM, "%s: cannot format JSON", path);
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f) {
+  FILE *f = NULL;
+  af_status ost = af_atomic_open(path, tmp, &f, err);
+  if (ost != AF_OK) {
     free(text);
-    return err ? err->code : AF_ERR_IO;
+    return ost;
   }
   fputs(text, f);
   fputc('\n', f);
@@ -281,7 +275,7 @@ static af_status write_run_json(run_ctx *c, int final, af_error *err) {
   cJSON_AddNumberToObject(p, "itemcf_min_count", (double)o->itemcf_min_count);
   cJSON_AddNumberToObject(p, "substitute_min_cosine", o->substitute_min_cosine);
   cJSON_AddNumberToObject(p, "assoc_k", o->assoc_k);
-  cJSON_AddStringToObject(p, "associations", "fusion (engine/fuse.h)");
+  cJSON_AddStringToObject(p, "associations", "fusion (include/affinity.h)");
   cJSON_AddNumberToObject(p, "threads", o->threads);
 
   cJSON_AddItemToObject(j, "stages", cJSON_Duplicate(c->timings, 1));
@@ -373,7 +367,7 @@ static af_status pipeline(run_ctx *c, af_error *err) {
     char *name = NULL;
     hid_t f = H5I_INVALID_HID;
     if (af_run_path(o->out_dir, "embeddings.h5", ep, NULL) == AF_OK &&
-        (f = af_h5_open(ep, 0, NULL)) != H5I_INVALID_HID &&
+        af_h5_open(ep, 0, &f, NULL) == AF_OK &&
         af_h5_attr_get_str(f, ".", "model", &name, NULL) == AF_OK)
       snprintf(d->model_name, sizeof d->model_name, "%s", name);
     free(name);

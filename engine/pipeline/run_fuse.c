@@ -1,16 +1,13 @@
 /* The associate and eval stages of `affinity run` through the fusion and
- * evaluation library (engine/fuse.h, engine/eval.h). */
+ * evaluation library (include/affinity.h, include/affinity.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "io/embfile.h"
+#include "affinity.h"
 #include "pipeline/run_stages.h"
 
-#include "eval/eval.h"
-#include "assoc/fuse.h"
 
 /* The run's embeddings in catalog order, L2-normalised: *emb (N, d). */
 static af_status aligned_embeddings(af_run_data *d, float **emb, int *dim, af_error *err) {

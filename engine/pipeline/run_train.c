@@ -1,18 +1,17 @@
 /* The optional fine-tune stage of `affinity run` (--fine-tune-steps N):
  * contrastive fine-tuning of the encoder on co-purchase pairs through
- * engine/train.h and engine/pairs.h, saved as DIR/finetuned.h5, which the
+ * include/affinity.h and include/affinity.h, saved as DIR/finetuned.h5, which the
  * embed stage then uses. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
+#include "io/run_files.h"
+#include "nn/model.h"
 #include "pipeline/run_stages.h"
 
-#include "nn/embed.h"
-#include "train/pairs.h"
-#include "train/train.h"
 
 #define FINETUNE_MAX_LEN 32 /* tokens per title while training: product titles are short */
 #define FINETUNE_BATCH 32

@@ -1,5 +1,5 @@
 /* The fine-tuning loop: batches of pairs in the seeded epoch order, optimizer
- * steps, validation Recall@10, checkpoints and log.jsonl (engine/train.h). */
+ * steps, validation Recall@10, checkpoints and log.jsonl (include/affinity.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <math.h>
@@ -9,10 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nn/embed.h"
-#include "train/pairs.h"
-#include "nn/tokenizer.h"
-#include "train/train.h"
+#include "affinity.h"
+#include "nn/model.h"
 
 static double now_s(void) {
   struct timespec ts;
