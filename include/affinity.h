@@ -1098,6 +1098,14 @@ void af_ease_free(af_ease_model *m);
 /* out[j] += sum over the modelled query items q of B[q, j] (out (N)). */
 void af_ease_query_scores(const af_ease_model *m, const int32_t *query, int n_query, float *out);
 
+/* res's complement rows replaced by related (N, k) / score (N, k) (catalog
+ * rows best first, -1 padded; N = baskets->n_items), with their co-purchase
+ * count and lift from baskets and the text cosine of emb (N, d; NULL: 0);
+ * res's substitutes stay, each product's after its complements. */
+af_status af_fuse_replace_complements(const af_baskets *baskets, int k, const int32_t *related,
+                                      const float *score, const float *emb, int d,
+                                      af_fuse_result *res, af_error *err);
+
 /* associate with EASE complements: res's complement rows are replaced by
  * each modelled product's k best candidates with B[a, b] > 0 (ties: lower
  * row), with their co-purchase count and lift from baskets and the text
@@ -1631,6 +1639,15 @@ af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, in
  * order of first appearance; "" or NULL is -1. *n_codes the number used. */
 af_status af_eval_category_codes(const char *const *names, int64_t N, int32_t *codes,
                                  int32_t *n_codes, af_error *err);
+
+/* associate with the learned ranker: every product a of the catalog
+ * (baskets->n_items) as the one-item query {a}; m a LEARNED method (fitted
+ * here: base models on all of baskets, the ranker on a validation split
+ * carved from them). related, score (N, k): a's k best candidates of its
+ * pool, best first, -1 padded. */
+af_status af_eval_learned_complements(const af_eval_method *m, const af_baskets *baskets, int k,
+                                      int threads, int32_t *related, float *score,
+                                      af_error *err);
 
 /* ---- tuning on a validation split ----------------------------------------------- */
 typedef enum {

@@ -547,3 +547,48 @@ TEST(Ease, ComplementsAreTheTopPositiveWeightsAndKeepSubstitutes) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(EvalLearned, ComplementsOfEveryProductAreItsPoolsBest) {
+  const int N = 120, d = 8;
+  Baskets bs = random_baskets(41, N, 1200);
+  af_baskets b = make_baskets(bs, N);
+  std::vector<float> emb((size_t)N * d);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> g;
+  for (int i = 0; i < N; i++) {
+    double n2 = 0;
+    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] = g(rng), n2 += emb[(size_t)i * d + c] * emb[(size_t)i * d + c];
+    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] /= (float)std::sqrt(n2);
+  }
+  af_eval_method m;
+  af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
+  m.emb = emb.data(), m.d = d, m.learn_pool = 10;
+  const int k = 5;
+  std::vector<int32_t> rel((size_t)N * k), rel2((size_t)N * k);
+  std::vector<float> sc((size_t)N * k), sc2((size_t)N * k);
+  af_error err{};
+  ASSERT_EQ(af_eval_learned_complements(&m, &b, k, 1, rel.data(), sc.data(), &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_eval_learned_complements(&m, &b, k, 2, rel2.data(), sc2.data(), &err), AF_OK) << err.msg;
+  EXPECT_EQ(rel, rel2);  // the same for any thread count
+  EXPECT_EQ(sc, sc2);
+  int64_t filled = 0, partners = 0;
+  for (int a = 0; a < N; a++)
+    for (int j = 0; j < k; j++) {
+      int32_t r = rel[(size_t)a * k + j];
+      if (r < 0) continue;
+      filled++;
+      EXPECT_NE(r, a);
+      if (j > 0 && rel[(size_t)a * k + j - 1] >= 0) {
+        EXPECT_GE(sc[(size_t)a * k + j - 1], sc[(size_t)a * k + j]);
+      }
+      for (auto &x : bs) partners += std::count(x.begin(), x.end(), a) && std::count(x.begin(), x.end(), r);
+    }
+  EXPECT_EQ(filled, (int64_t)N * k);  // pools of 5 sources x 10 hold >= 5 candidates
+  // most complements were bought with the product (baskets are drawn around centres)
+  EXPECT_GT(partners, filled);
+  af_baskets_free(&b);
+}
+
+}  // namespace
