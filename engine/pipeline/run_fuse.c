@@ -68,9 +68,48 @@ af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err) {
   return st;
 }
 
-/* Every method of docs/evaluation.md that the run has the inputs for:
- * popularity, rules, item-CF, the run's text model, fusion; default
- * protocol (seed 42, 20% of baskets held out, 10% of sold products cold). */
+enum { N_METHODS = 7, N_BOOT = 2000 };
+
+/* popularity, rules, item-CF, EASE (lambda 100, not tuned in a run), the
+ * run's text model, fusion, and the learned ranker (its weights fitted on a
+ * validation split of the training baskets; the catalog's category column
+ * for its category features). */
+static void init_methods(const af_run_data *d, const float *emb, int dim,
+                         const int32_t *const *codes, const int32_t *n_codes,
+                         af_eval_method *ms) {
+  static const af_eval_kind kind[N_METHODS] = {AF_EVAL_POPULARITY, AF_EVAL_RULES, AF_EVAL_ITEMCF,
+                                               AF_EVAL_EASE, AF_EVAL_TEXT, AF_EVAL_FUSION,
+                                               AF_EVAL_LEARNED};
+  static const char *const name[N_METHODS] = {"popularity", "rules", "itemcf", "ease",
+                                              "text", "fusion", "learned"};
+  for (int i = 0; i < N_METHODS; i++) {
+    af_eval_method_init(&ms[i], kind[i], name[i]);
+    if (i >= 4)
+      ms[i].emb = emb, ms[i].d = dim;
+  }
+  fuse_options(d->o, &ms[5].fuse);
+  af_eval_method *l = &ms[6];
+  l->fuse = ms[5].fuse, l->min_count = 2;
+  l->n_levels = codes[0] ? 1 : 0, l->category = codes, l->n_codes = n_codes;
+}
+
+/* rows (N_METHODS) with ranks (N_METHODS, n_queries + 1) and intervals
+ * against the best co-purchase method; *ref its row. */
+static af_status evaluate(af_eval_method *ms, const af_eval_split *sp, uint64_t seed, int threads,
+                          af_eval_row *rows, int64_t *ranks, int *ref, af_error *err) {
+  for (int n = 0; n < N_METHODS; n++) {
+    int64_t *r = ranks + n * (sp->n_queries + 1);
+    rows[n] = (af_eval_row){.name = ms[n].name, .ranks = r};
+    AF_TRY(af_eval_run_ranks(&ms[n], sp, threads, &rows[n].r, r, err));
+  }
+  static const unsigned char baseline[N_METHODS] = {1, 1, 1, 1, 0, 0, 0};
+  *ref = af_eval_best_row(rows, N_METHODS, baseline);
+  return af_eval_compare_rows(rows, N_METHODS, *ref, sp, N_BOOT, seed, err);
+}
+
+/* Every method of docs/evaluation.md that the run has the inputs for, on the
+ * default protocol (seed 42, 20% of baskets held out, 10% of sold products
+ * cold), into eval.json through the writer `affinity eval` uses. */
 af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
   float *emb = NULL;
   int dim = 0;
@@ -79,41 +118,29 @@ af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
   af_eval_split_default_options(&so);
   af_eval_split sp = {0};
   af_status st = af_eval_split_random(&d->baskets, &so, &sp, err);
-  af_eval_method ms[5];
-  af_eval_method_init(&ms[0], AF_EVAL_POPULARITY, "popularity");
-  af_eval_method_init(&ms[1], AF_EVAL_RULES, "rules");
-  af_eval_method_init(&ms[2], AF_EVAL_ITEMCF, "itemcf");
-  af_eval_method_init(&ms[3], AF_EVAL_TEXT, "text");
-  af_eval_method_init(&ms[4], AF_EVAL_FUSION, "fusion");
-  for (int i = 3; i < 5; i++) {
-    ms[i].emb = emb;
-    ms[i].d = dim;
+  int32_t *codes[1] = {NULL}, n_codes[1] = {0};
+  if (st == AF_OK && d->catalog.categories) {
+    codes[0] = af_malloc((size_t)d->catalog.n + 1, sizeof **codes, err);
+    st = codes[0] ? af_eval_category_codes((const char *const *)d->catalog.categories,
+                                           d->catalog.n, codes[0], &n_codes[0], err)
+                  : AF_ERR_NOMEM;
   }
-  fuse_options(d->o, &ms[4].fuse);
-  af_eval_row rows[5];
-  int64_t *ranks = st == AF_OK ? af_malloc((size_t)5 * (sp.n_queries + 1), sizeof *ranks, err)
+  af_eval_method ms[N_METHODS];
+  init_methods(d, emb, dim, (const int32_t *const *)codes, n_codes, ms);
+  af_eval_row rows[N_METHODS];
+  int64_t *ranks = st == AF_OK ? af_malloc((size_t)N_METHODS * (sp.n_queries + 1), sizeof *ranks,
+                                           err)
                                : NULL;
-  if (st == AF_OK && !ranks)
-    st = AF_ERR_NOMEM;
-  for (int n = 0; st == AF_OK && n < 5; n++) {
-    rows[n] = (af_eval_row){.name = ms[n].name, .ranks = ranks + n * (sp.n_queries + 1)};
-    st = af_eval_run_ranks(&ms[n], &sp, d->o->threads, &rows[n].r, ranks + n * (sp.n_queries + 1),
-                           err);
-  }
-  /* the same file as `affinity eval`: intervals against the best co-purchase method */
-  const unsigned char baseline[5] = {1, 1, 1, 0, 0};
-  const int ref = st == AF_OK ? af_eval_best_row(rows, 5, baseline) : -1;
-  enum { N_BOOT = 2000 };
+  int ref = -1;
   if (st == AF_OK)
-    st = af_eval_compare_rows(rows, 5, ref, &sp, N_BOOT, so.seed, err);
+    st = ranks ? evaluate(ms, &sp, so.seed, d->o->threads, rows, ranks, &ref, err) : AF_ERR_NOMEM;
   af_eval_report rep = {.catalog = d->o->catalog, .baskets = d->o->baskets,
                         .products = d->catalog.n, .split = &sp, .split_options = &so,
-                        .rows = rows, .n_rows = 5, .reference = ref, .n_boot = N_BOOT,
-                        .boot_seed = so.seed, .fusion = &ms[4].fuse, .text_weight = 0,
-                        .cold_text_weight = 0};
+                        .rows = rows, .n_rows = N_METHODS, .reference = ref, .n_boot = N_BOOT,
+                        .boot_seed = so.seed, .fusion = &ms[5].fuse};
   if (st == AF_OK)
     st = af_eval_write_json(out[0], &rep, err);
-  free(ranks);
+  free(ranks), free(codes[0]);
   af_eval_split_free(&sp);
   free(emb);
   return st;
