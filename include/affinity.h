@@ -1604,6 +1604,7 @@ typedef struct {
   uint64_t learn_seed;
   int learn_pool;
   double learn_l2;
+  double learn_cold_weight; /* weight of the pairs of validation queries hiding a cold item (1) */
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;

@@ -487,6 +487,12 @@ TEST(EvalLearned, DeterministicForASeedAndAcrossThreadCounts) {
   int differ = 0;
   for (int k = 0; k < AF_EVAL_N_FEATURES; k++) differ += c.weights[k] != a.weights[k];
   EXPECT_GT(differ, 0);
+  m.learn_seed = 43, m.learn_cold_weight = 8;  // cold queries weigh more: other weights
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &c, r3.data(), &err), AF_OK) << err.msg;
+  differ = 0;
+  for (int k = 0; k < AF_EVAL_N_FEATURES; k++) differ += c.weights[k] != a.weights[k];
+  EXPECT_GT(differ, 0);
+  m.learn_cold_weight = 1;
   // the ranker learns something: co-purchase structure beats popularity
   af_eval_method p;
   af_eval_method_init(&p, AF_EVAL_POPULARITY, "popularity");

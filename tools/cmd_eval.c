@@ -30,6 +30,7 @@ static const af_flag_spec FLAGS[] = {
     {"knn-k", "N", "item-KNN: neighbours kept per product (default 100)"},
     {"knn-shrink", "X", "item-KNN: shrinkage (default: chosen on the validation split)"},
     {"learn-pool", "N", "learned: candidates reranked per query from each of EASE, fusion, text, item-CF (default 50)"},
+    {"learn-cold-weight", "X", "learned: weight of the validation queries that hide a cold product (default 1)"},
     {"learn-l2", "X", "learned: L2 weight of the pairwise logistic ranker (default 0.001)"},
     {"ranks-out", "FILE", "CSV of each query's hidden product and its rank under every method"},
     {"bootstrap-reference", "NAME", "method the intervals are against (default: the best co-purchase baseline)"},
@@ -140,7 +141,7 @@ typedef struct {
   af_fuse_options fo;
   const char *out, *methods, *agg;
   int64_t min_count, rmin, rlen, threads, knn_k, n_boot, learn_pool;
-  double learn_l2;
+  double learn_l2, learn_cold_weight;
   int32_t *codes[2], n_codes[2];
   double text_weight, cold_text_weight, knn_shrink;
   af_ease_options ease;
@@ -203,6 +204,7 @@ static af_status parse_reals(eval_run *r, af_error *err) {
   AF_TRY(af_arg_f64(a, "cold-text-weight", 0, -1e6, 1e6, &r->cold_text_weight, err));
   AF_TRY(af_arg_f64(a, "knn-shrink", 10, 0, 1e12, &r->knn_shrink, err));
   AF_TRY(af_arg_f64(a, "learn-l2", 1e-3, 1e-12, 1e6, &r->learn_l2, err));
+  AF_TRY(af_arg_f64(a, "learn-cold-weight", 1, 1e-6, 1e6, &r->learn_cold_weight, err));
   AF_TRY(af_arg_f64(a, "ease-lambda", r->ease.lambda, 1e-9, 1e12, &r->ease.lambda, err));
   if (fo->text_alpha > 0 && (af_arg_str(a, "text-weight") || af_arg_str(a, "cold-text-weight")))
     return af_error_set(err, AF_ERR_ARG,
@@ -344,7 +346,7 @@ static void learned_method(eval_run *r, const text_source *t) {
   m->n_levels = r->ai.n_levels < 2 ? r->ai.n_levels : 2;
   m->category = (const int32_t *const *)r->codes, m->n_codes = r->n_codes;
   m->learn_seed = r->so.seed + 1, m->learn_pool = (int)r->learn_pool;
-  m->learn_l2 = r->learn_l2;
+  m->learn_l2 = r->learn_l2, m->learn_cold_weight = r->learn_cold_weight;
 }
 
 static void build_methods(eval_run *r) {

@@ -190,6 +190,7 @@ typedef struct {
   int64_t nq;   /* queries */
   double *x;    /* (nq, K, F) */
   int *n;       /* (nq) rows filled; row 0 is the hidden item */
+  double *qw;   /* (nq) the query's pair weight: cold_weight when its hidden item is cold */
 } train_set;
 
 /* The training rows of every query of val (base models fv fitted on val.train). */
@@ -201,8 +202,11 @@ static af_status collect(const af_eval_method *m, const fitted *fv, const af_eva
   ts->nq = val->n_queries;
   ts->x = af_malloc((size_t)ts->nq * ts->K * F + 1, sizeof *ts->x, err);
   ts->n = af_calloc((size_t)ts->nq + 1, sizeof *ts->n, err);
+  ts->qw = af_malloc((size_t)ts->nq + 1, sizeof *ts->qw, err);
+  for (int64_t q = 0; ts->qw && q < ts->nq; q++)
+    ts->qw[q] = val->group[q] == AF_EVAL_COLD ? m->learn_cold_weight : 1.0;
   float *blk = af_malloc((size_t)NB * BATCH * N, sizeof *blk, err); /* (NB, BATCH, N) */
-  af_status st = ts->x && ts->n && blk ? AF_OK : AF_ERR_NOMEM;
+  af_status st = ts->x && ts->n && ts->qw && blk ? AF_OK : AF_ERR_NOMEM;
   for (int64_t q0 = 0; q0 < ts->nq && st == AF_OK; q0 += BATCH) {
     const int64_t nq = ts->nq - q0 < BATCH ? ts->nq - q0 : BATCH;
     if ((st = base_blocks(m, fv, val, q0, nq, threads, blk, err)) != AF_OK)
@@ -281,9 +285,12 @@ static double newton_step(const train_set *ts, double l2, struct af_eval_learned
   double g[F], H[F * F] = {0};
   for (int k = 0; k < F; k++)
     g[k] = l2 * l->w[k], H[k * F + k] = l2;
-  const double inv_p = 1.0 / (double)(l->pairs ? l->pairs : 1);
+  double wsum = 0; /* the pairs' total weight */
+  for (int64_t q = 0; q < ts->nq; q++)
+    wsum += ts->qw[q] * (ts->n[q] > 0 ? ts->n[q] - 1 : 0);
   for (int64_t q = 0; q < ts->nq; q++) {
     const double *xp = ts->x + (size_t)q * ts->K * F;
+    const double inv_p = ts->qw[q] / (wsum > 0 ? wsum : 1);
     for (int j = 1; j < ts->n[q]; j++) {
       double d[F], z = 0;
       for (int k = 0; k < F; k++)
@@ -320,9 +327,10 @@ static void fit_weights(const train_set *ts, double l2, struct af_eval_learned *
 
 af_status af_eval_learned_fit(fitted *f, const af_eval_method *m, const af_eval_split *sp,
                               int threads, af_error *err) {
-  if (m->learn_pool < 1 || m->learn_pool > MAX_C || !(m->learn_l2 > 0))
-    return af_error_set(err, AF_ERR_ARG, "%s: negatives must be in [1, %d] and l2 > 0", m->name,
-                        MAX_C);
+  if (m->learn_pool < 1 || m->learn_pool > MAX_C || !(m->learn_l2 > 0) ||
+      !(m->learn_cold_weight > 0))
+    return af_error_set(err, AF_ERR_ARG, "%s: pool must be in [1, %d], l2 and cold weight > 0",
+                        m->name, MAX_C);
   f->learned = af_calloc(1, sizeof *f->learned, err);
   if (!f->learned)
     return AF_ERR_NOMEM;
@@ -344,7 +352,7 @@ af_status af_eval_learned_fit(fitted *f, const af_eval_method *m, const af_eval_
     st = collect(m, &fv, &val, threads, &ts, err);
   if (st == AF_OK)
     fit_weights(&ts, m->learn_l2, f->learned);
-  free(ts.x), free(ts.n);
+  free(ts.x), free(ts.n), free(ts.qw);
   af_eval_fitted_free(&fv);
   af_eval_split_free(&val);
   if (st == AF_OK)
