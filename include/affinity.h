@@ -218,7 +218,8 @@ size_t af_normalize_ws(char *s);
 /* ---------------------------------------------------------------- io/catalog */
 /* Product catalog: one row per product, loaded from a CSV with a header.
  *
- * Ids are trimmed and their inner whitespace collapsed (af_normalize_ws); so
+ * Ids are trimmed and their inner whitespace collapsed (af_normalize_ws: the
+ * one id rule of docs/data-formats.md, also applied by embed and baskets); so
  * are text and category fields. A duplicate id is an error naming both lines;
  * an empty id, a row with the wrong number of fields, invalid UTF-8 and a
  * missing column are errors naming file and line (or column). */
@@ -910,7 +911,6 @@ void af_pair_stats_compute(int64_t n, int64_t n_a, int64_t n_b, int64_t n_ab, af
  *   lift:   count(a, b) n / (count(a) count(b))
  * highest first; equal scores are broken by the lower item index. Rows with
  * fewer than k neighbours are padded with index -1 and score 0. */
-
 typedef enum { AF_ITEMCF_COSINE = 0, AF_ITEMCF_LIFT = 1 } af_itemcf_measure;
 
 /* Parses "cosine" / "lift". */
@@ -923,6 +923,25 @@ af_status af_itemcf_topk(const af_cooccur *co, af_itemcf_measure measure, int k,
 
 /* Score of the pair under measure, from counts (n = baskets). */
 double af_itemcf_score(af_itemcf_measure measure, int64_t n, int64_t n_a, int64_t n_b, int64_t n_ab);
+
+/* Item-KNN with shrinkage (Sarwar et al. 2001; shrinkage as in Koren 2008):
+ *   s(a, b) = count(a, b) / (sqrt(count(a) count(b)) + shrink)
+ * over the pairs with count(a, b) >= min_count; each item keeps its k best
+ * neighbours (ties: lower index). A query Q scores b by the sum over q in Q
+ * of s(q, b) when b is among q's kept neighbours. Shrinkage pulls the
+ * similarity of pairs seen in few baskets towards 0. */
+typedef struct {
+  int32_t n_items;
+  int64_t *off; /* (n_items + 1) CSR rows */
+  int32_t *nbr; /* (off[n_items]) best first */
+  float *sim;   /* (off[n_items]) */
+} af_itemknn;
+
+af_status af_itemknn_build(const af_cooccur *co, int k, double shrink, int64_t min_count,
+                           af_itemknn *out, af_error *err);
+void af_itemknn_free(af_itemknn *m);
+/* out[b] += sum over q in query of s(q, b) (out (n_items)). */
+void af_itemknn_query_scores(const af_itemknn *m, const int32_t *query, int n_query, float *out);
 
 /* ---------------------------------------------------------------- assoc/rules */
 /* Frequent itemsets (FP-growth, engine/assoc/fpgrowth.c) and association rules
@@ -1222,6 +1241,74 @@ af_status af_fuse_align_embeddings(const char *source, const char *const *emb_id
                                    const float *emb, int64_t n_emb, int d,
                                    const char *const *ids, int64_t n_catalog, float *out,
                                    af_error *err);
+
+/* ---------------------------------------------------------------- assoc/ease */
+/* EASE: embarrassingly shallow autoencoder (Steck, WWW 2019), a closed-form
+ * linear item-item model.
+ *
+ * With X the (baskets, n) 0/1 matrix of the modelled products and
+ * G = X^T X the Gram matrix (G[i,j] = baskets holding both i and j, G[i,i] =
+ * baskets holding i), B minimises ||X - X B||^2 + lambda ||B||^2 subject to
+ * diag(B) = 0. Its closed form is
+ *   P = (G + lambda I)^{-1},   B = I - P diag(1 / diag(P)),
+ * i.e. B[i,j] = -P[i,j] / P[j,j] (i != j), B[j,j] = 0; it satisfies the
+ * normal equations ((G + lambda I) B)[i,j] = G[i,j] for every i != j.
+ * A query Q scores a candidate j by sum over q in Q of B[q, j].
+ *
+ * Modelled products: those in at least min_count training baskets. The
+ * solve is dense: O(n^2) memory (8 n^2 bytes while solving, 4 n^2 after) and
+ * O(n^3) time (a Cholesky factorisation and inverse, LAPACK dpotrf + dpotri
+ * from OpenBLAS), so n is capped at max_items: above it only the max_items
+ * most-bought products are modelled (ties: lower catalog row), the others
+ * score 0 (docs/evaluation.md has the measured cost). */
+typedef struct {
+  double lambda;     /* L2 weight, > 0 (default 100: chosen on Instacart's validation split) */
+  int64_t min_count; /* products in fewer training baskets are not modelled (default 2) */
+  int64_t max_items; /* size limit of the dense solve (default 5000) */
+} af_ease_options;
+
+#define AF_EASE_DEFAULT_OPTIONS {.lambda = 100.0, .min_count = 2, .max_items = 5000}
+
+typedef struct {
+  int32_t N;          /* catalog products (baskets' n_items) */
+  int64_t n;          /* modelled products */
+  int64_t n_eligible; /* products with >= min_count baskets, before the max_items cap */
+  int32_t *items;     /* (n) catalog rows of the modelled products, ascending */
+  int32_t *local;     /* (N) catalog row -> index into items, or -1 */
+  float *B;           /* (n, n) row-major: B[i * n + j] weight of item i for candidate j */
+  double seconds;     /* fit time (Gram + solve) */
+} af_ease_model;
+
+/* In place: A (n, n) symmetric positive definite -> A^{-1} (LAPACK dpotrf +
+ * dpotri); an error naming dpotrf's info when A is not positive definite. */
+af_status af_spd_inverse(double *A, int64_t n, af_error *err);
+
+/* In place: G (n, n) symmetric Gram matrix on entry, B on return (row-major,
+ * B[i * n + j]). An error when G + lambda I is not positive definite. */
+af_status af_ease_solve(double *G, int64_t n, double lambda, af_error *err);
+
+/* Fits EASE on the baskets (item index = catalog row). */
+af_status af_ease_fit(const af_baskets *train, const af_ease_options *o, af_ease_model *out,
+                      af_error *err);
+void af_ease_free(af_ease_model *m);
+
+/* out[j] += sum over the modelled query items q of B[q, j] (out (N)). */
+void af_ease_query_scores(const af_ease_model *m, const int32_t *query, int n_query, float *out);
+
+/* res's complement rows replaced by related (N, k) / score (N, k) (catalog
+ * rows best first, -1 padded; N = baskets->n_items), with their co-purchase
+ * count and lift from baskets and the text cosine of emb (N, d; NULL: 0);
+ * res's substitutes stay, each product's after its complements. */
+af_status af_fuse_replace_complements(const af_baskets *baskets, int k, const int32_t *related,
+                                      const float *score, const float *emb, int d,
+                                      af_fuse_result *res, af_error *err);
+
+/* associate with EASE complements: res's complement rows are replaced by
+ * each modelled product's k best candidates with B[a, b] > 0 (ties: lower
+ * row), with their co-purchase count and lift from baskets and the text
+ * cosine of emb (N, d, L2-normalised; NULL: 0); res's substitutes stay. */
+af_status af_ease_complements(const af_ease_model *m, const af_baskets *baskets, int k,
+                              const float *emb, int d, af_fuse_result *res, af_error *err);
 
 /* ---------------------------------------------------------------- assoc/groups */
 /* Product groups from the complement graph (docs/report.md).
@@ -1651,7 +1738,6 @@ af_status af_train_evaluate(af_model *m, const af_device *dev, const af_tokenize
  *
  * Seeds: everything random is Philox4x32-10 (philox.h) of (seed, stream,
  * index), so a split depends on the seed and the data only. */
-
 enum { AF_EVAL_WARM = 0, AF_EVAL_COLD = 1, AF_EVAL_N_GROUPS = 2 };
 #define AF_EVAL_NK 2
 extern const int af_eval_ks[AF_EVAL_NK]; /* {10, 20} */
@@ -1710,7 +1796,10 @@ typedef enum {
   AF_EVAL_ITEMCF,     /* sum over query items of the item-CF cosine */
   AF_EVAL_TEXT,       /* cosine to the mean (or max over) query items' embeddings */
   AF_EVAL_FUSION,     /* sum over query items of the fused complement score F */
-  AF_EVAL_CUSTOM      /* a caller's scoring function (tests) */
+  AF_EVAL_CUSTOM,     /* a caller's scoring function (tests) */
+  AF_EVAL_EASE,       /* sum over query items of the EASE weight B[q, b] (assoc/ease.h) */
+  AF_EVAL_ITEMKNN,    /* sum over query items of the shrunk item-KNN similarity (assoc/itemcf.h) */
+  AF_EVAL_LEARNED     /* a linear ranker over the features below, fitted on a validation split */
 } af_eval_kind;
 
 /* Custom scorer: writes scores (N) for one query. */
@@ -1739,6 +1828,20 @@ typedef struct {
   double text_weight;
   double cold_text_weight;
   int popularity_ties; /* break equal scores by training popularity (default 1) */
+  /* EASE */
+  af_ease_options ease;
+  /* ITEMKNN: k neighbours per item, shrinkage, pair threshold min_count */
+  int knn_k;
+  double knn_shrink;
+  /* LEARNED: category codes per level (-1 unknown) for the category-match
+   * features; the validation split's seed; negatives per query and source */
+  int n_levels;
+  const int32_t *const *category; /* (n_levels) arrays (N) */
+  const int32_t *n_codes;         /* (n_levels) codes per level */
+  uint64_t learn_seed;
+  int learn_pool;
+  double learn_l2;
+  double learn_cold_weight; /* weight of the pairs of validation queries hiding a cold item (1) */
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;
@@ -1746,13 +1849,119 @@ typedef struct {
 
 void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name);
 
+/* The learned ranker's features of candidate b for query Q (docs/evaluation.md). */
+enum {
+  AF_EVAL_F_EASE, AF_EVAL_F_ITEMCF, AF_EVAL_F_RULES, AF_EVAL_F_FUSION, AF_EVAL_F_TEXT,
+  AF_EVAL_F_TEXT_COLD, AF_EVAL_F_CAT0, AF_EVAL_F_CAT1, AF_EVAL_F_LOG_POP, AF_EVAL_F_HISTORY,
+  AF_EVAL_F_EASE_LOGQ, AF_EVAL_F_TEXT_LOGQ, AF_EVAL_F_COLD_MAP, AF_EVAL_F_SELL_PRIOR,
+  AF_EVAL_F_CAT_PROFILE, AF_EVAL_N_FEATURES
+};
+extern const char *const af_eval_feature_names[AF_EVAL_N_FEATURES];
+
 typedef struct {
   af_eval_metrics group[AF_EVAL_N_GROUPS];
   double seconds; /* fitting + scoring + ranking */
+  int64_t modelled, eligible; /* EASE: products modelled, and those with >= min_count baskets */
+  double weights[AF_EVAL_N_FEATURES]; /* LEARNED: the ranker's weights (standardised features) */
+  int64_t train_pairs;                /* LEARNED: pairs it was fitted on */
 } af_eval_result;
 
 af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int threads,
                       af_eval_result *out, af_error *err);
+/* As af_eval_run; ranks (n_queries) or NULL gets each query's rank of its
+ * hidden item, in query order. */
+af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, int threads,
+                            af_eval_result *out, int64_t *ranks, af_error *err);
+
+/* Dense codes of category names (N): equal names share a code, 0, 1, ... in
+ * order of first appearance; "" or NULL is -1. *n_codes the number used. */
+af_status af_eval_category_codes(const char *const *names, int64_t N, int32_t *codes,
+                                 int32_t *n_codes, af_error *err);
+
+/* associate with the learned ranker: every product a of the catalog
+ * (baskets->n_items) as the one-item query {a}; m a LEARNED method (fitted
+ * here: base models on all of baskets, the ranker on a validation split
+ * carved from them). related, score (N, k): a's k best candidates of its
+ * pool, best first, -1 padded. */
+af_status af_eval_learned_complements(const af_eval_method *m, const af_baskets *baskets, int k,
+                                      int threads, int32_t *related, float *score,
+                                      af_error *err);
+
+/* ---- tuning on a validation split ----------------------------------------------- */
+typedef enum {
+  AF_EVAL_TUNE_EASE_LAMBDA, /* m->ease.lambda */
+  AF_EVAL_TUNE_KNN_SHRINK   /* m->knn_shrink */
+} af_eval_tune_param;
+
+/* Runs m on the validation split val once per grid value of param and picks
+ * the value with the highest Recall@10 over all of val's queries (ties: the
+ * first). score (n_grid) gets each value's Recall@10; *best its index. */
+af_status af_eval_tune(const af_eval_method *m, af_eval_tune_param param, const double *grid,
+                       int n_grid, const af_eval_split *val, int threads, double *score,
+                       int *best, af_error *err);
+
+/* ---- paired bootstrap -------------------------------------------------------------- */
+typedef struct {
+  int64_t n;           /* queries in the group */
+  double diff;         /* mean over the group of [ra <= K] - [rb <= K] */
+  double lo, hi;       /* percentile interval (2.5%, 97.5%) of the resampled means */
+} af_eval_interval;
+
+/* Paired bootstrap of the Recall@K difference of two methods' ranks over the
+ * queries with group[q] == g (group NULL or g < 0: all): n_boot resamples of
+ * those queries with replacement, drawn by Philox (seed, stream 4, resample
+ * index); the interval's ends are the resampled means at the order
+ * statistics floor(0.025 (n_boot - 1)) and ceil(0.975 (n_boot - 1)). */
+af_status af_eval_bootstrap(const int64_t *ra, const int64_t *rb, const unsigned char *group,
+                            int g, int64_t n_queries, int K, int n_boot, uint64_t seed,
+                            af_eval_interval *out, af_error *err);
+
+/* ---- the outputs: eval.json and the per-query ranks (eval_report.c) ----------- */
+typedef struct {
+  const char *name;
+  af_eval_result r;
+  const int64_t *ranks;                    /* (n_queries) or NULL */
+  af_eval_interval diff[AF_EVAL_N_GROUPS]; /* Recall@10 minus the reference's (with ranks) */
+} af_eval_row;
+
+typedef struct {
+  const char *method, *param; /* e.g. "ease", "lambda" */
+  const double *grid, *score; /* (n) values and their validation Recall@10 */
+  int n, best;
+} af_eval_tuning;
+
+typedef struct {
+  const char *catalog, *baskets, *test_baskets; /* file names; test_baskets NULL: random split */
+  int64_t products;
+  int validation;                       /* evaluated on the validation split */
+  const af_eval_split *split;
+  const af_eval_split_options *split_options;
+  const af_eval_row *rows;
+  int n_rows;
+  int reference;                        /* row of the bootstrap reference, -1: none */
+  int n_boot;
+  uint64_t boot_seed;
+  const af_fuse_options *fusion;        /* the fusion rows' options, NULL: no fusion row */
+  double text_weight, cold_text_weight; /* fusion's additive text term */
+  const af_eval_tuning *tuning;
+  int n_tuning;
+} af_eval_report;
+
+/* Reference row for the bootstrap: the row with the best Recall@10 over all
+ * queries among those with is_baseline[i] != 0 (ties: the first); -1 if none. */
+int af_eval_best_row(const af_eval_row *rows, int n, const unsigned char *is_baseline);
+/* Fills rows[i].diff for every row with ranks against rows[ref] (paired
+ * bootstrap, r->n_boot resamples, seed r->boot_seed). */
+af_status af_eval_compare_rows(af_eval_row *rows, int n, int ref, const af_eval_split *sp,
+                               int n_boot, uint64_t seed, af_error *err);
+/* eval.json (docs/evaluation.md), atomically. */
+af_status af_eval_write_json(const char *path, const af_eval_report *r, af_error *err);
+/* CSV query,basket,group,hidden_id,<one rank column per row> (rows with
+ * ranks), atomically. basket_ids (the split's basket indexing) or NULL: the
+ * basket index; ids (N) the catalog ids. */
+af_status af_eval_write_ranks(const char *path, const af_eval_report *r,
+                              const char *const *basket_ids, const char *const *ids,
+                              af_error *err);
 
 #endif /* AF_HIDE_EVAL */
 

@@ -272,3 +272,43 @@ TEST(Report, OpensInHeadlessChromiumAndFiguresRender) {
 #endif
 
 }  // namespace
+
+namespace {
+
+// The heatmaps split complements with direct evidence (bought together in >=
+// the run's itemcf_min_count baskets) from those borrowed from text
+// neighbours; the network draws the borrowed ones dotted.
+TEST(Report, HeatmapsSplitDirectFromBorrowedEvidence) {
+  std::string dir = aft::temp_dir("report-evidence");
+  write_folder(dir);
+  std::string run = aft::read_file(dir + "/run.json");
+  run.replace(run.find("\"parameters\": {\"k\": 20}"), 23, "\"parameters\": {\"k\": 20, \"itemcf_min_count\": 5}");
+  aft::write_file(dir + "/run.json", run);
+  int direct = 0, borrowed = 0;  // the fixture's complement counts: 2 + (i + d) % 9
+  for (int i = 0; i < 24; i++)
+    for (int d : {1, 2, 5}) (2 + (i + d) % 9 >= 5 ? direct : borrowed)++;
+  ASSERT_GT(direct, 0);
+  ASSERT_GT(borrowed, 0);
+  std::string out, err;
+  ASSERT_EQ(aft::run(report_cmd(dir), &out, &err), 0) << err;
+  std::string html = aft::read_file(dir + "/report.html");
+  EXPECT_NE(html.find("at least 5 baskets (" + std::to_string(direct) + " associations). The " +
+                      std::to_string(borrowed) + " whose"),
+            std::string::npos);
+  EXPECT_NE(html.find("id=\"heatmap-svg\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"heatmap-borrowed-svg\""), std::string::npos);
+  // the cell counts of the two maps add up to the complement rows of each kind
+  auto cell_sum = [&](const std::string &id) {
+    size_t a = html.find("id=\"" + id + "\""), b = html.find("</svg>", a);
+    double s = 0;
+    for (size_t p = a; (p = html.find("</title></rect>", p)) != std::string::npos && p < b; p++) {
+      size_t c = html.rfind(": ", p);
+      s += std::stod(html.substr(c + 2, p - c - 2));
+    }
+    return s;
+  };
+  EXPECT_EQ(cell_sum("heatmap-svg"), direct);
+  EXPECT_EQ(cell_sum("heatmap-borrowed-svg"), borrowed);
+}
+
+}  // namespace

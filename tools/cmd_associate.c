@@ -26,6 +26,10 @@ static const af_flag_spec FLAGS[] = {
     {"sub-pool", "N", "text neighbours examined for substitutes (default 50)"},
     {"sub-min-cosine", "X", "minimum text cosine of a substitute (default 0.6)"},
     {"sub-max-lift", "X", "maximum co-purchase lift of a substitute (default 1)"},
+    {"complements", "M", "complement scores: fusion (default), ease or learned (substitutes stay fusion's)"},
+    {"ease-lambda", "X", "EASE: L2 weight (default 100; `affinity eval` chooses it on a validation split)"},
+    {"ease-min-count", "N", "EASE: model products in at least N baskets (default 2)"},
+    {"ease-max-items", "N", "EASE: size limit of the dense solve; above it the N most-bought (default 5000)"},
     {"out", "FILE", "associations CSV (required)"},
 };
 
@@ -41,6 +45,69 @@ static const af_cmd_spec SPEC = {
     FLAGS,
     sizeof FLAGS / sizeof FLAGS[0],
 };
+
+static af_status ease_options(const af_args *a, af_ease_options *o, af_error *err) {
+  *o = (af_ease_options)AF_EASE_DEFAULT_OPTIONS;
+  AF_TRY(af_arg_f64(a, "ease-lambda", o->lambda, 1e-9, 1e12, &o->lambda, err));
+  AF_TRY(af_arg_i64(a, "ease-min-count", o->min_count, 1, INT32_MAX, &o->min_count, err));
+  return af_arg_i64(a, "ease-max-items", o->max_items, 1, 46340, &o->max_items, err);
+}
+
+/* --complements learned: the learned ranker (docs/evaluation.md) with each
+ * product as a one-item query. */
+static af_status learned_rows(const af_args *a, const af_assoc_input *ai, const float *emb, int d,
+                              const af_fuse_options *fo, int k, int32_t *related, float *score,
+                              af_error *err) {
+  const int64_t N = ai->in.catalog.n;
+  int32_t *codes[2] = {NULL, NULL}, n_codes[2] = {0, 0};
+  af_eval_method m;
+  af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
+  af_status st = ease_options(a, &m.ease, err);
+  m.emb = emb, m.d = d, m.fuse = *fo, m.min_count = fo->min_count;
+  m.n_levels = ai->n_levels < 2 ? ai->n_levels : 2;
+  for (int l = 0; st == AF_OK && l < m.n_levels; l++) {
+    codes[l] = af_malloc((size_t)N + 1, sizeof **codes, err);
+    st = codes[l] ? af_eval_category_codes(ai->levels[l], N, codes[l], &n_codes[l], err)
+                  : AF_ERR_NOMEM;
+  }
+  m.category = (const int32_t *const *)codes, m.n_codes = n_codes;
+  if (st == AF_OK)
+    st = af_eval_learned_complements(&m, &ai->in.baskets, k, fo->threads, related, score, err);
+  free(codes[0]), free(codes[1]);
+  return st;
+}
+
+/* --complements ease|learned: their complement rows replace fusion's. */
+static af_status other_complements(const af_args *a, const af_assoc_input *ai, const float *emb,
+                                   int d, const af_fuse_options *fo, int k, af_fuse_result *res,
+                                   af_error *err) {
+  const char *c = af_arg_str(a, "complements");
+  if (!c || strcmp(c, "fusion") == 0)
+    return AF_OK;
+  if (strcmp(c, "learned") == 0) {
+    const int64_t N = ai->in.catalog.n;
+    int32_t *related = af_malloc((size_t)N * k + 1, sizeof *related, err); /* (N, k) */
+    float *score = af_malloc((size_t)N * k + 1, sizeof *score, err);       /* (N, k) */
+    af_status st = related && score ? learned_rows(a, ai, emb, d, fo, k, related, score, err)
+                                    : AF_ERR_NOMEM;
+    if (st == AF_OK)
+      st = af_fuse_replace_complements(&ai->in.baskets, k, related, score, emb, d, res, err);
+    free(related), free(score);
+    return st;
+  }
+  if (strcmp(c, "ease") != 0)
+    return af_error_set(err, AF_ERR_ARG, "--complements: expected fusion, ease or learned, got '%s'",
+                        c);
+  af_ease_options o;
+  AF_TRY(ease_options(a, &o, err));
+  af_ease_model m = {0};
+  AF_TRY(af_ease_fit(&ai->in.baskets, &o, &m, err));
+  fprintf(stderr, "affinity associate: EASE modelled %lld of %lld products (lambda %g) in %.1f s\n",
+          (long long)m.n, (long long)m.n_eligible, o.lambda, m.seconds);
+  af_status st = af_ease_complements(&m, &ai->in.baskets, k, emb, d, res, err);
+  af_ease_free(&m);
+  return st;
+}
 
 int af_cmd_associate(int argc, char **argv) {
   af_args a;
@@ -97,6 +164,7 @@ int af_cmd_associate(int argc, char **argv) {
   double t0 = af_now_seconds();
   af_fuse_input in = {ai.in.catalog.n, d, emb, &ai.in.baskets, ai.n_levels, ai.levels};
   if ((st = af_fuse_run(&opt, &in, &res, &err)) != AF_OK ||
+      (st = other_complements(&a, &ai, emb, d, &opt, (int)k, &res, &err)) != AF_OK ||
       (st = af_fuse_write_csv(out, (const char *const *)ai.in.catalog.ids,
                               (const char *const *)ai.in.catalog.names, &res, &err)) != AF_OK)
     goto fail;

@@ -740,9 +740,24 @@ af_status af_fuse_align_embeddings(const char *source, const char *const *emb_id
   af_strmap *map = NULL;
   AF_TRY(af_strmap_create((size_t)n_emb, &map, err));
   af_status st = AF_OK;
+  char *id = NULL;
+  size_t id_cap = 0;
   for (int64_t i = 0; i < n_emb && st == AF_OK; i++) {
+    /* the one id rule: the file's ids normalised as the catalog's are (a file
+     * from an older `affinity embed` may hold them verbatim) */
+    size_t l = strlen(emb_ids[i]);
+    if (l + 1 > id_cap) {
+      char *nb = af_realloc(id, l + 1, 1, err);
+      if (!nb) {
+        st = AF_ERR_NOMEM;
+        break;
+      }
+      id = nb, id_cap = l + 1;
+    }
+    memcpy(id, emb_ids[i], l + 1);
+    l = af_normalize_ws(id);
     int64_t existing;
-    st = af_strmap_put(map, emb_ids[i], strlen(emb_ids[i]), i, &existing, NULL, err);
+    st = af_strmap_put(map, id, l, i, &existing, NULL, err);
     if (st == AF_OK && existing >= 0)
       st = af_error_set(err, AF_ERR_FORMAT, "%s: id '%s' appears twice (rows %lld and %lld)",
                         source, emb_ids[i], (long long)existing, (long long)i);
@@ -765,6 +780,7 @@ af_status af_fuse_align_embeddings(const char *source, const char *const *emb_id
     for (int c = 0; c < d; c++)
       y[c] = (float)(x[c] * inv);
   }
+  free(id);
   af_strmap_free(map);
   return st;
 }

@@ -11,9 +11,12 @@
 #include <time.h>
 
 #include "affinity.h"
+#include "eval/eval_internal.h"
 #include "base/topk.h"
 
 enum { BATCH = 128 };
+
+typedef af_eval_fitted fitted;
 
 void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name) {
   memset(m, 0, sizeof *m);
@@ -25,25 +28,18 @@ void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name)
   m->rules_min_confidence = 0.0;
   m->popularity_ties = 1;
   af_fuse_default_options(&m->fuse);
+  m->ease = (af_ease_options)AF_EASE_DEFAULT_OPTIONS;
+  m->knn_k = 100;
+  m->knn_shrink = 10;
+  m->learn_seed = 43;
+  m->learn_pool = 50;
+  m->learn_l2 = 1e-3;
+  m->learn_cold_weight = 1.0;
 }
 
-/* ---- fitted state of a method -------------------------------------------------- */
-typedef struct {
-  int32_t N;
-  float *pop;            /* (N) POPULARITY */
-  af_cooccur co;         /* ITEMCF */
-  float *cf;             /* (co nnz) ITEMCF cosines, 0 below min_count */
-  /* RULES: one-item-consequent rules grouped by their smallest antecedent item */
-  int64_t *r_off;        /* (N + 1) */
-  int32_t *r_ante;       /* (n_rules, 3): antecedent items ascending, -1 padded */
-  int32_t *r_cons;       /* (n_rules) */
-  float *r_conf;         /* (n_rules) */
-  int r_width;
-  af_fuse_model *fuse;   /* FUSION */
-  float *text_coef;      /* (N) FUSION text term weight per candidate, or NULL */
-} fitted;
 
-static void fitted_free(fitted *f) {
+
+void af_eval_fitted_free(fitted *f) {
   free(f->pop);
   af_cooccur_free(&f->co);
   free(f->cf);
@@ -53,9 +49,20 @@ static void fitted_free(fitted *f) {
   free(f->r_conf);
   af_fuse_model_free(f->fuse);
   free(f->text_coef);
+  af_ease_free(&f->ease);
+  af_itemknn_free(&f->knn);
+  af_eval_learned_free(f->learned);
+  af_eval_cold_free(f->cold);
 }
 
-static af_status fit_itemcf(fitted *f, const af_eval_method *m, const af_eval_split *sp,
+static af_status fit_knn(fitted *f, const af_eval_method *m, const af_eval_split *sp,
+                         af_error *err) {
+  AF_TRY(af_cooccur_build(&sp->train, m->min_count < 1 ? 1 : m->min_count, &f->co, err));
+  return af_itemknn_build(&f->co, m->knn_k, m->knn_shrink, m->min_count < 1 ? 1 : m->min_count,
+                          &f->knn, err);
+}
+
+af_status af_eval_fit_itemcf(fitted *f, const af_eval_method *m, const af_eval_split *sp,
                             af_error *err) {
   AF_TRY(af_cooccur_build(&sp->train, m->min_count < 1 ? 1 : m->min_count, &f->co, err));
   int64_t nnz = f->co.offsets[f->N];
@@ -69,7 +76,7 @@ static af_status fit_itemcf(fitted *f, const af_eval_method *m, const af_eval_sp
   return AF_OK;
 }
 
-static af_status fit_rules(fitted *f, const af_eval_method *m, const af_eval_split *sp,
+af_status af_eval_fit_rules(fitted *f, const af_eval_method *m, const af_eval_split *sp,
                            af_error *err) {
   const int64_t nb = sp->train.n_baskets;
   if (nb == 0)
@@ -124,7 +131,26 @@ static af_status fit_rules(fitted *f, const af_eval_method *m, const af_eval_spl
   return st;
 }
 
-static af_status fit(fitted *f, const af_eval_method *m, const af_eval_split *sp, af_error *err) {
+af_status af_eval_fit_fusion(fitted *f, const af_eval_method *m, const af_eval_split *sp,
+                             af_error *err) {
+  if (!m->emb)
+    return af_error_set(err, AF_ERR_ARG, "%s: fusion needs embeddings", m->name);
+  if (m->fuse.text_alpha == 0 && (m->text_weight != 0 || m->cold_text_weight != 0)) {
+    f->text_coef = af_malloc((size_t)f->N + 1, sizeof *f->text_coef, err);
+    if (!f->text_coef)
+      return AF_ERR_NOMEM;
+    for (int32_t b = 0; b < f->N; b++) {
+      double n = f->pop[b];
+      double w = n <= 0 ? 0 : m->fuse.history_prior == 0 ? 1 : n / (n + m->fuse.history_prior);
+      f->text_coef[b] = (float)(m->text_weight + m->cold_text_weight * (1 - w));
+    }
+  }
+  af_fuse_input in = {f->N, m->d, m->emb, &sp->train, 0, NULL};
+  return af_fuse_model_build(&m->fuse, &in, 0, &f->fuse, err);
+}
+
+af_status af_eval_fit(fitted *f, const af_eval_method *m, const af_eval_split *sp, int threads,
+                      af_error *err) {
   memset(f, 0, sizeof *f);
   f->N = sp->N;
   f->pop = af_calloc((size_t)f->N + 1, sizeof *f->pop, err);
@@ -136,25 +162,13 @@ static af_status fit(fitted *f, const af_eval_method *m, const af_eval_split *sp
   case AF_EVAL_POPULARITY:
     return AF_OK;
   case AF_EVAL_ITEMCF:
-    return fit_itemcf(f, m, sp, err);
+    return af_eval_fit_itemcf(f, m, sp, err);
   case AF_EVAL_RULES:
-    return fit_rules(f, m, sp, err);
-  case AF_EVAL_FUSION: {
-    if (!m->emb)
-      return af_error_set(err, AF_ERR_ARG, "%s: fusion needs embeddings", m->name);
-    if (m->fuse.text_alpha == 0 && (m->text_weight != 0 || m->cold_text_weight != 0)) {
-      f->text_coef = af_malloc((size_t)f->N + 1, sizeof *f->text_coef, err);
-      if (!f->text_coef)
-        return AF_ERR_NOMEM;
-      for (int32_t b = 0; b < f->N; b++) {
-        double n = f->pop[b];
-        double w = n <= 0 ? 0 : m->fuse.history_prior == 0 ? 1 : n / (n + m->fuse.history_prior);
-        f->text_coef[b] = (float)(m->text_weight + m->cold_text_weight * (1 - w));
-      }
-    }
-    af_fuse_input in = {f->N, m->d, m->emb, &sp->train, 0, NULL};
-    return af_fuse_model_build(&m->fuse, &in, 0, &f->fuse, err);
-  }
+    return af_eval_fit_rules(f, m, sp, err);
+  case AF_EVAL_FUSION:
+    return af_eval_fit_fusion(f, m, sp, err);
+  case AF_EVAL_LEARNED:
+    return af_eval_learned_fit(f, m, sp, threads, err);
   case AF_EVAL_TEXT:
     if (!m->emb)
       return af_error_set(err, AF_ERR_ARG, "%s: text method needs embeddings", m->name);
@@ -163,6 +177,10 @@ static af_status fit(fitted *f, const af_eval_method *m, const af_eval_split *sp
     if (!m->fn)
       return af_error_set(err, AF_ERR_ARG, "%s: no scoring function", m->name);
     return AF_OK;
+  case AF_EVAL_EASE:
+    return af_ease_fit(&sp->train, &m->ease, &f->ease, err);
+  case AF_EVAL_ITEMKNN:
+    return fit_knn(f, m, sp, err);
   }
   return af_error_set(err, AF_ERR_ARG, "unknown evaluation method %d", (int)m->kind);
 }
@@ -269,9 +287,11 @@ static void itemcf_row(const fitted *f, const int32_t *q, int nq, float *row) {
       row[f->co.nbr[j]] += f->cf[j];
 }
 
-static af_status score_batch(const af_eval_method *m, const fitted *f, const af_eval_split *sp,
-                             int64_t q0, int64_t nq, int threads, float *rows, af_error *err) {
+af_status af_eval_score_batch(const af_eval_method *m, const fitted *f, const af_eval_split *sp,
+                              int64_t q0, int64_t nq, int threads, float *rows, af_error *err) {
   const int32_t N = sp->N;
+  if (m->kind == AF_EVAL_LEARNED)
+    return af_eval_learned_rows(m, f, sp, q0, nq, threads, rows, err);
   if (m->kind == AF_EVAL_TEXT)
     return m->text_max ? text_max_rows(m, sp, q0, nq, rows, err)
                        : text_mean_rows(m, sp, q0, nq, 1.0f, 0, rows, err);
@@ -342,6 +362,12 @@ static af_status score_batch(const af_eval_method *m, const fitted *f, const af_
       case AF_EVAL_CUSTOM:
         m->fn(m->ctx, qi, n, row);
         break;
+      case AF_EVAL_EASE:
+        af_ease_query_scores(&f->ease, qi, n, row);
+        break;
+      case AF_EVAL_ITEMKNN:
+        af_itemknn_query_scores(&f->knn, qi, n, row);
+        break;
       default:
         break;
       }
@@ -355,25 +381,37 @@ static af_status score_batch(const af_eval_method *m, const fitted *f, const af_
 
 af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int threads,
                       af_eval_result *out, af_error *err) {
+  return af_eval_run_ranks(m, sp, threads, out, NULL, err);
+}
+
+af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, int threads,
+                            af_eval_result *out, int64_t *ranks, af_error *err) {
   memset(out, 0, sizeof *out);
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (threads <= 0)
     threads = omp_get_max_threads();
   fitted f;
-  af_status st = fit(&f, m, sp, err);
+  af_status st = af_eval_fit(&f, m, sp, threads, err);
   if (st != AF_OK) {
-    fitted_free(&f);
+    af_eval_fitted_free(&f);
     return af_error_prefix(err, "evaluating %s: ", m->name);
   }
   const int32_t N = sp->N;
+  out->modelled = f.ease.n;
+  if (f.learned) {
+    for (int k = 0; k < AF_EVAL_N_FEATURES; k++)
+      out->weights[k] = f.learned->w[k];
+    out->train_pairs = f.learned->pairs;
+  }
+  out->eligible = f.ease.n_eligible;
   int64_t *rank = af_malloc(BATCH, sizeof *rank, err);
   float *rows = af_malloc((size_t)BATCH * N, sizeof *rows, err); // (BATCH, N)
   if (!rank || !rows)
     st = AF_ERR_NOMEM;
   for (int64_t q0 = 0; q0 < sp->n_queries && st == AF_OK; q0 += BATCH) {
     int64_t nq = sp->n_queries - q0 < BATCH ? sp->n_queries - q0 : BATCH;
-    if ((st = score_batch(m, &f, sp, q0, nq, threads, rows, err)) != AF_OK)
+    if ((st = af_eval_score_batch(m, &f, sp, q0, nq, threads, rows, err)) != AF_OK)
       break;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < nq; i++) {
@@ -383,12 +421,14 @@ af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int thre
     }
     for (int64_t i = 0; i < nq; i++)
       af_eval_metrics_add(&out->group[sp->group[q0 + i]], rank[i]);
+    if (ranks)
+      memcpy(ranks + q0, rank, sizeof *rank * (size_t)nq);
   }
   for (int g = 0; g < AF_EVAL_N_GROUPS; g++)
     af_eval_metrics_finish(&out->group[g]);
   free(rank);
   free(rows);
-  fitted_free(&f);
+  af_eval_fitted_free(&f);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   out->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   if (st != AF_OK)

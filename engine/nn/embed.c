@@ -310,6 +310,11 @@ af_status af_embed_catalog(const af_model *m, const af_device *dev, const af_cat
         st = af_error_set(err, AF_ERR_IO, "%s: changed while being read", src->path);
         break;
       }
+      /* the one id rule (docs/data-formats.md): ids and texts normalised as
+       * the catalog loader does, so the file matches af_catalog_load's ids */
+      af_normalize_ws(f[r.id_col]);
+      for (int t = 0; t < r.n_text; t++)
+        af_normalize_ws(f[r.text_cols[t]]);
       const char *id = f[r.id_col];
       int64_t line = af_csv_record_line(r.csv);
       if (id[0] == '\0') {

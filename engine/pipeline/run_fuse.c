@@ -68,62 +68,48 @@ af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err) {
   return st;
 }
 
-static void json_num(FILE *f, double x) {
-  if (isfinite(x))
-    fprintf(f, "%.17g", x);
-  else
-    fputs("null", f);
-}
+enum { N_METHODS = 7, N_BOOT = 2000 };
 
-/* eval.json in the format of `affinity eval` (tools/cmd_eval.c). */
-static af_status write_eval(const char *path, const af_run_data *d, const af_eval_split *sp,
-                            const af_eval_split_options *so, af_eval_method *ms,
-                            const af_eval_result *rs, int n, af_error *err) {
-  char tmp[AF_PATH_MAX];
-  FILE *f = NULL;
-  AF_TRY(af_atomic_open(path, tmp, &f, err));
-  fputs("{\n  \"catalog\": ", f);
-  af_write_json_string(f, d->o->catalog);
-  fputs(",\n  \"baskets\": ", f);
-  af_write_json_string(f, d->o->baskets);
-  fprintf(f,
-          ",\n  \"test_baskets\": null,\n  \"products\": %lld,\n  \"protocol\": {\"split\": "
-          "\"random\", \"seed\": %llu, \"test_fraction\": %.17g, \"cold_fraction\": %.17g, "
-          "\"train_baskets\": %lld, \"test_baskets\": %lld, \"test_baskets_too_small\": %lld, "
-          "\"cold_products\": %lld, \"queries\": %lld, \"cold_queries_seeded\": %lld, \"ks\": "
-          "[%d, %d]},\n  \"methods\": [",
-          (long long)d->catalog.n, (unsigned long long)so->seed, so->test_fraction,
-          so->cold_fraction, (long long)sp->train.n_baskets, (long long)sp->n_test_baskets,
-          (long long)sp->n_test_too_small, (long long)sp->n_cold_products,
-          (long long)sp->n_queries, (long long)sp->n_cold_seeded, af_eval_ks[0], af_eval_ks[1]);
-  static const char *const GROUPS[2] = {"warm", "cold"};
-  for (int i = 0; i < n; i++) {
-    fputs(i ? ",\n    {\"name\": " : "\n    {\"name\": ", f);
-    af_write_json_string(f, ms[i].name);
-    fputs(", \"seconds\": ", f);
-    json_num(f, rs[i].seconds);
-    for (int g = 0; g < AF_EVAL_N_GROUPS; g++) {
-      const af_eval_metrics *m = &rs[i].group[g];
-      fprintf(f, ", \"%s\": {\"queries\": %lld", GROUPS[g], (long long)m->n);
-      for (int k = 0; k < AF_EVAL_NK; k++) {
-        fprintf(f, ", \"recall@%d\": ", af_eval_ks[k]);
-        json_num(f, m->recall[k]);
-        fprintf(f, ", \"ndcg@%d\": ", af_eval_ks[k]);
-        json_num(f, m->ndcg[k]);
-      }
-      fputs(", \"mrr\": ", f);
-      json_num(f, m->mrr);
-      fputc('}', f);
-    }
-    fputc('}', f);
+/* popularity, rules, item-CF, EASE (lambda 100, not tuned in a run), the
+ * run's text model, fusion, and the learned ranker (its weights fitted on a
+ * validation split of the training baskets; the catalog's category column
+ * for its category features). */
+static void init_methods(const af_run_data *d, const float *emb, int dim,
+                         const int32_t *const *codes, const int32_t *n_codes,
+                         af_eval_method *ms) {
+  static const af_eval_kind kind[N_METHODS] = {AF_EVAL_POPULARITY, AF_EVAL_RULES, AF_EVAL_ITEMCF,
+                                               AF_EVAL_EASE, AF_EVAL_TEXT, AF_EVAL_FUSION,
+                                               AF_EVAL_LEARNED};
+  static const char *const name[N_METHODS] = {"popularity", "rules", "itemcf", "ease",
+                                              "text", "fusion", "learned"};
+  for (int i = 0; i < N_METHODS; i++) {
+    af_eval_method_init(&ms[i], kind[i], name[i]);
+    if (i >= 4)
+      ms[i].emb = emb, ms[i].d = dim;
   }
-  fputs("\n  ]\n}\n", f);
-  return af_atomic_fclose(f, tmp, path, err);
+  fuse_options(d->o, &ms[5].fuse);
+  af_eval_method *l = &ms[6];
+  l->fuse = ms[5].fuse, l->min_count = 2;
+  l->n_levels = codes[0] ? 1 : 0, l->category = codes, l->n_codes = n_codes;
 }
 
-/* Every method of docs/evaluation.md that the run has the inputs for:
- * popularity, rules, item-CF, the run's text model, fusion; default
- * protocol (seed 42, 20% of baskets held out, 10% of sold products cold). */
+/* rows (N_METHODS) with ranks (N_METHODS, n_queries + 1) and intervals
+ * against the best co-purchase method; *ref its row. */
+static af_status evaluate(af_eval_method *ms, const af_eval_split *sp, uint64_t seed, int threads,
+                          af_eval_row *rows, int64_t *ranks, int *ref, af_error *err) {
+  for (int n = 0; n < N_METHODS; n++) {
+    int64_t *r = ranks + n * (sp->n_queries + 1);
+    rows[n] = (af_eval_row){.name = ms[n].name, .ranks = r};
+    AF_TRY(af_eval_run_ranks(&ms[n], sp, threads, &rows[n].r, r, err));
+  }
+  static const unsigned char baseline[N_METHODS] = {1, 1, 1, 1, 0, 0, 0};
+  *ref = af_eval_best_row(rows, N_METHODS, baseline);
+  return af_eval_compare_rows(rows, N_METHODS, *ref, sp, N_BOOT, seed, err);
+}
+
+/* Every method of docs/evaluation.md that the run has the inputs for, on the
+ * default protocol (seed 42, 20% of baskets held out, 10% of sold products
+ * cold), into eval.json through the writer `affinity eval` uses. */
 af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
   float *emb = NULL;
   int dim = 0;
@@ -132,24 +118,29 @@ af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
   af_eval_split_default_options(&so);
   af_eval_split sp = {0};
   af_status st = af_eval_split_random(&d->baskets, &so, &sp, err);
-  af_eval_method ms[5];
-  af_eval_result rs[5];
-  memset(rs, 0, sizeof rs);
-  af_eval_method_init(&ms[0], AF_EVAL_POPULARITY, "popularity");
-  af_eval_method_init(&ms[1], AF_EVAL_RULES, "rules");
-  af_eval_method_init(&ms[2], AF_EVAL_ITEMCF, "itemcf");
-  af_eval_method_init(&ms[3], AF_EVAL_TEXT, "text");
-  af_eval_method_init(&ms[4], AF_EVAL_FUSION, "fusion");
-  for (int i = 3; i < 5; i++) {
-    ms[i].emb = emb;
-    ms[i].d = dim;
+  int32_t *codes[1] = {NULL}, n_codes[1] = {0};
+  if (st == AF_OK && d->catalog.categories) {
+    codes[0] = af_malloc((size_t)d->catalog.n + 1, sizeof **codes, err);
+    st = codes[0] ? af_eval_category_codes((const char *const *)d->catalog.categories,
+                                           d->catalog.n, codes[0], &n_codes[0], err)
+                  : AF_ERR_NOMEM;
   }
-  fuse_options(d->o, &ms[4].fuse);
-  int n = 0;
-  for (; st == AF_OK && n < 5; n++)
-    st = af_eval_run(&ms[n], &sp, d->o->threads, &rs[n], err);
+  af_eval_method ms[N_METHODS];
+  init_methods(d, emb, dim, (const int32_t *const *)codes, n_codes, ms);
+  af_eval_row rows[N_METHODS];
+  int64_t *ranks = st == AF_OK ? af_malloc((size_t)N_METHODS * (sp.n_queries + 1), sizeof *ranks,
+                                           err)
+                               : NULL;
+  int ref = -1;
   if (st == AF_OK)
-    st = write_eval(out[0], d, &sp, &so, ms, rs, 5, err);
+    st = ranks ? evaluate(ms, &sp, so.seed, d->o->threads, rows, ranks, &ref, err) : AF_ERR_NOMEM;
+  af_eval_report rep = {.catalog = d->o->catalog, .baskets = d->o->baskets,
+                        .products = d->catalog.n, .split = &sp, .split_options = &so,
+                        .rows = rows, .n_rows = N_METHODS, .reference = ref, .n_boot = N_BOOT,
+                        .boot_seed = so.seed, .fusion = &ms[5].fuse};
+  if (st == AF_OK)
+    st = af_eval_write_json(out[0], &rep, err);
+  free(ranks), free(codes[0]);
   af_eval_split_free(&sp);
   free(emb);
   return st;

@@ -97,6 +97,7 @@ static void data_free(af_report_data *d) {
   free(d->nodes);
   free(d->edges);
   free(d->heat);
+  free(d->heat_borrowed);
 }
 
 static char *dup_s(const char *s, af_error *err) {
@@ -203,14 +204,24 @@ static af_status categories(af_report_data *d, af_error *err) {
   }
   free(sorted);
   d->heat = af_calloc((size_t)d->n_cat * (size_t)d->n_cat + 1, sizeof *d->heat, err);
-  if (!d->heat)
+  d->heat_borrowed = af_calloc((size_t)d->n_cat * (size_t)d->n_cat + 1, sizeof *d->heat, err);
+  if (!d->heat || !d->heat_borrowed)
     return AF_ERR_NOMEM;
+  /* the minimum evidence: the run's co-purchase threshold (fusion's min_count) */
+  const cJSON *par = cJSON_GetObjectItem(d->run, "parameters");
+  const cJSON *mc = cJSON_GetObjectItem(par, "itemcf_min_count");
+  d->min_evidence = cJSON_IsNumber(mc) && mc->valuedouble >= 1 ? (int64_t)mc->valuedouble : 2;
   for (int64_t i = 0; i < d->as.n; i++) {
     const af_assoc *a = &d->as.rows[i];
     if (!a->substitute)
-      d->heat[(int64_t)d->prod_cat[a->a] * d->n_cat + d->prod_cat[a->b]] += 1;
+      (af_report_direct(d, a) ? d->heat : d->heat_borrowed)[(int64_t)d->prod_cat[a->a] * d->n_cat +
+                                                             d->prod_cat[a->b]] += 1;
   }
   return AF_OK;
+}
+
+int af_report_direct(const af_report_data *d, const af_assoc *a) {
+  return a->count >= d->min_evidence;
 }
 
 typedef struct {

@@ -54,7 +54,8 @@ static void legend(const af_report_data *d, FILE *f) {
       fputs("</TD></TR>", f);
     }
   fputs("<TR><TD COLSPAN=\"2\" ALIGN=\"LEFT\"><FONT COLOR=\"" COLOR_COMPLEMENT
-        "\">━━ complement</FONT></TD></TR><TR><TD COLSPAN=\"2\" ALIGN=\"LEFT\"><FONT COLOR=\"" COLOR_SUBSTITUTE
+        "\">━━ complement</FONT></TD></TR><TR><TD COLSPAN=\"2\" ALIGN=\"LEFT\"><FONT COLOR=\"" COLOR_COMPLEMENT
+        "\">┄┄ complement, borrowed evidence</FONT></TD></TR><TR><TD COLSPAN=\"2\" ALIGN=\"LEFT\"><FONT COLOR=\"" COLOR_SUBSTITUTE
         "\">╍╍ substitute</FONT></TD></TR></TABLE>>];\n",
         f);
   free(used);
@@ -104,11 +105,13 @@ static af_status network_dot(const af_report_data *d, char **text, af_error *err
     double w = max_score[a->substitute] > 0 ? a->score / max_score[a->substitute] : 1;
     char tip[256];
     snprintf(tip, sizeof tip, "%s: score %.3f, together %lld, lift %.2f, text cosine %.2f",
-             a->substitute ? "substitute" : "complement", a->score, (long long)a->count,
+             a->substitute ? "substitute"
+             : af_report_direct(d, a) ? "complement" : "complement (borrowed evidence)", a->score, (long long)a->count,
              isfinite(a->lift) ? a->lift : 0.0, isfinite(a->cosine) ? a->cosine : 0.0);
+    /* complements: solid with direct evidence, dotted when borrowed from text */
     fprintf(f, "  n%d -- n%d [color=\"%s\", penwidth=%.2f, style=%s, tooltip=", ia, ib,
             a->substitute ? COLOR_SUBSTITUTE : COLOR_COMPLEMENT, 0.8 + 4.2 * w,
-            a->substitute ? "dashed" : "solid");
+            a->substitute ? "dashed" : af_report_direct(d, a) ? "solid" : "dotted");
     dot_str(f, tip);
     fputs("];\n", f);
   }

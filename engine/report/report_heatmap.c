@@ -1,6 +1,8 @@
-/* The category x category heatmap as inline SVG: cell (i, j) counts the
+/* The category x category heatmaps as inline SVG: cell (i, j) counts the
  * complement rows of associations.csv from a product of category i to one of
- * category j; colour on a log scale (log(1+v)/log(1+max)), white to dark blue. */
+ * category j, those with direct evidence (bought together in >= min_evidence
+ * baskets) and those whose evidence is borrowed from text neighbours apart;
+ * colour on a log scale (log(1+v)/log(1+max)), white to dark blue. */
 #include <math.h>
 #include <string.h>
 
@@ -9,21 +11,21 @@
 #define LEFT 170
 #define TOP 150
 
-void af_report_heatmap_svg(const af_report_data *d, FILE *f) {
+static void heat_svg(const af_report_data *d, const double *heat, const char *id, FILE *f) {
   int n = d->n_cat;
   /* cells fill about 560 px, between 22 and 48 px each */
   int CELL = n > 0 ? 560 / n : 48;
   CELL = CELL < 22 ? 22 : CELL > 48 ? 48 : CELL;
   double max = 0;
   for (int i = 0; i < n * n; i++)
-    if (d->heat[i] > max)
-      max = d->heat[i];
+    if (heat[i] > max)
+      max = heat[i];
   int w = LEFT + n * CELL + 20, h = TOP + n * CELL + 20;
   fprintf(f,
-          "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"heatmap-svg\" width=\"%d\" height=\"%d\" "
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"%s\" width=\"%d\" height=\"%d\" "
           "viewBox=\"0 0 %d %d\" font-family=\"Noto Sans CJK SC, DejaVu Sans, sans-serif\" "
           "font-size=\"11\">\n<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
-          w, h, w, h, w, h);
+          id, w, h, w, h, w, h);
   for (int j = 0; j < n; j++) {
     char lab[96];
     af_utf8_truncate(d->cat_names[j], 22, lab, sizeof lab);
@@ -40,7 +42,7 @@ void af_report_heatmap_svg(const af_report_data *d, FILE *f) {
     af_html_escape(f, lab);
     fputs("</text>\n", f);
     for (int j = 0; j < n; j++) {
-      double v = d->heat[(int64_t)i * n + j];
+      double v = heat[(int64_t)i * n + j];
       double t = max > 0 ? log1p(v) / log1p(max) : 0;
       char col[8];
       af_heat_color(t, col);
@@ -61,4 +63,12 @@ void af_report_heatmap_svg(const af_report_data *d, FILE *f) {
     }
   }
   fputs("</svg>\n", f);
+}
+
+void af_report_heatmap_svg(const af_report_data *d, FILE *f) {
+  heat_svg(d, d->heat, "heatmap-svg", f);
+}
+
+void af_report_heatmap_borrowed_svg(const af_report_data *d, FILE *f) {
+  heat_svg(d, d->heat_borrowed, "heatmap-borrowed-svg", f);
 }

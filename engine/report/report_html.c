@@ -212,10 +212,16 @@ static void network_section(const af_report_data *d, const char *svg, FILE *f) {
 }
 
 static void heatmap_section(const af_report_data *d, FILE *f) {
-  fputs("<h2>Category &times; category complements</h2>\n<p class=\"sub\">Number of complement "
-        "associations from a product of the row's category to one of the column's (log colour "
-        "scale).</p>\n",
-        f);
+  double direct = 0, borrowed = 0;
+  for (int i = 0; i < d->n_cat * d->n_cat; i++)
+    direct += d->heat[i], borrowed += d->heat_borrowed[i];
+  fprintf(f,
+          "<h2>Category &times; category complements</h2>\n<p class=\"sub\">Number of complement "
+          "associations from a product of the row's category to one of the column's (log colour "
+          "scale) with <b>direct evidence</b>: the two products were bought together in at least "
+          "%lld baskets (%.0f associations). The %.0f whose evidence is borrowed from text "
+          "neighbours are in the second map.</p>\n",
+          (long long)d->min_evidence, direct, borrowed);
   if (d->n_cat == 1 && strcmp(d->cat_names[0], "(none)") == 0)
     fputs("<p class=\"note\">The catalog of this run has no category column: one cell.</p>\n", f);
   fputs("<div class=\"fig\" id=\"heatmap-figure\"><div id=\"heatmap-svg-box\" "
@@ -223,6 +229,14 @@ static void heatmap_section(const af_report_data *d, FILE *f) {
         f);
   af_report_heatmap_svg(d, f);
   fputs("</div></div>\n", f);
+  fprintf(f,
+          "<h3>Borrowed evidence</h3>\n<p class=\"sub\">Complements bought together in fewer "
+          "than %lld baskets: their score comes from text neighbours' co-purchases (fusion's "
+          "back-off), e.g. products never sold.</p>\n<div class=\"fig\" "
+          "id=\"heatmap-borrowed-figure\">\n",
+          (long long)d->min_evidence);
+  af_report_heatmap_borrowed_svg(d, f);
+  fputs("</div>\n", f);
 }
 
 /* The five best rows of a product and type, by score (ties: file order). */

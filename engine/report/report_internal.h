@@ -38,7 +38,9 @@ typedef struct {
   int64_t *nodes; /* (n_nodes) product rows */
   int n_edges;
   int64_t *edges; /* (n_edges) rows of as */
-  double *heat;   /* (n_cat, n_cat) complement associations from category i to j */
+  double *heat;   /* (n_cat, n_cat) complements from category i to j with direct evidence */
+  double *heat_borrowed; /* (n_cat, n_cat) the others: evidence borrowed from text neighbours */
+  int64_t min_evidence;  /* direct: the pair was bought together in >= this many baskets */
 } af_report_data;
 
 /* report_graph.c: Graphviz. *svg is malloc'd (the <svg> element only). */
@@ -47,6 +49,10 @@ af_status af_report_network(const af_report_data *d, char **svg, const char *png
 af_status af_report_heatmap_png(const af_report_data *d, const char *png_path, af_error *err);
 /* report_heatmap.c: the heatmap as inline SVG written to f. */
 void af_report_heatmap_svg(const af_report_data *d, FILE *f);
+/* The same for the complements with borrowed evidence (id heatmap-borrowed-svg). */
+void af_report_heatmap_borrowed_svg(const af_report_data *d, FILE *f);
+/* 1 when the complement row a has direct evidence (count >= min_evidence). */
+int af_report_direct(const af_report_data *d, const af_assoc *a);
 /* report_html.c */
 af_status af_report_html(const af_report_data *d, const char *network_svg, const char *html_path,
                          af_error *err);
