@@ -1,6 +1,5 @@
-/* Linear layer forward (CPU): one sgemm from the BLAS, bias added after. */
-#include <cblas.h>
-
+/* Linear layer forward (CPU): one of our GEMMs (cpu/gemm.h), bias added after. */
+#include "cpu/gemm.h"
 #include "ops.h"
 
 void af_cpu_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N,
@@ -8,8 +7,8 @@ void af_cpu_linear_forward(float *out, const float *inp, const float *w, const f
   if (N == 0)
     return;
   // out (N, OC) = inp (N, IC) @ w^T (IC, OC)
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out,
-              OC);
+  // A = inp (N, IC) row-major; B (IC, OC) = w^T: element (p, j) at w[j*IC + p]
+  af_sgemm(N, OC, IC, inp, IC, 1, w, 1, IC, out, OC, 0);
   if (bias) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
