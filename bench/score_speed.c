@@ -25,7 +25,9 @@ int main(int argc, char **argv) {
   }
   int64_t N = atoll(argv[1]);
   int d = atoi(argv[2]), k = atoi(argv[3]);
-  af_score_options opt = {atoi(argv[4]), argc > 5 ? atoll(argv[5]) : 0, argc > 6 ? atoll(argv[6]) : 0};
+  af_score_options opt = {.threads = atoi(argv[4]),
+                         .block_rows = argc > 5 ? atoll(argv[5]) : 0,
+                         .block_cols = argc > 6 ? atoll(argv[6]) : 0};
   int64_t rows = argc > 7 ? atoll(argv[7]) : N;
   float *x = malloc(sizeof(float) * (size_t)N * d); // (N, d)
   int64_t *nbr = malloc(sizeof(int64_t) * (size_t)rows * k); // (rows, k)

@@ -30,6 +30,7 @@ typedef struct {
   int threads;        /* OpenMP threads; 0 = the OpenMP default */
   int64_t block_rows; /* query rows per parallel task; 0 = default (256) */
   int64_t block_cols; /* base columns kept hot per pass; 0 = default (512) */
+  int asymmetric;     /* 1: all-pairs never takes the symmetric path (tests, benchmarks) */
 } af_score_options;
 
 /* A base matrix packed for scoring: (ceil(N/32), d, 32) panels, zero padded. */
@@ -50,10 +51,21 @@ af_status af_score_index_search(const af_score_index *ix, const float *queries, 
                                 float min_score, int64_t *nbr, float *scr,
                                 const af_score_options *opt, af_error *err);
 
+/* All N rows of emb (N, d), packed in ix, against all of emb, each row
+ * excluding itself, computing each pair of rows once (score(i, j) is
+ * score(j, i) bit for bit: the fma chain's products commute) and feeding
+ * both rows' top-k. The output is identical, bit for bit, to
+ * af_score_index_search with exclude[i] = i, for any threads and block sizes.
+ * nbr, scr (N, k): the heaps live there, so no memory beyond the output. */
+af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *emb, int k,
+                                       float min_score, int64_t *nbr, float *scr,
+                                       const af_score_options *opt, af_error *err);
+
 /* All-pairs convenience: rows [row0, row1) of emb (N, d) against all of emb,
  * each row excluding itself. nbr, scr (row1 - row0, k). Builds the packed
  * index each call: when scoring many row ranges, build one index and call
- * af_score_index_search instead. */
+ * af_score_index_search instead. All rows (row0 = 0, row1 = N) take the
+ * symmetric path unless opt->asymmetric. */
 af_status af_topk_all_pairs(const float *emb, int64_t N, int d, int k, float min_score,
                             int64_t row0, int64_t row1, int64_t *nbr, float *scr,
                             const af_score_options *opt, af_error *err);
