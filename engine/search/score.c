@@ -237,20 +237,19 @@ typedef struct {
   const af_score_index *ix;
   const float *emb; // (N, d)
   af_topk *heaps;   // (N)
+  float *thr;       // (N + NR) each heap's threshold, kept contiguous for the column compares
   int64_t bs;       // rows per block
 } sym_job;
 
 /* Offers tile (mr rows, NR columns from col0) column-wise to the column rows' heaps. */
-static void select_cols(af_topk *heaps, const float tile[MR][NR], int mr, int64_t row0,
-                        int64_t col0, int64_t n) {
-  float thr[NR] __attribute__((aligned(64)));
-  for (int c = 0; c < NR; c++) /* thresholds only rise: a stale one filters less, never wrongly */
-    thr[c] = col0 + c < n ? af_topk_threshold(&heaps[col0 + c]) : INFINITY;
+static void select_cols(af_topk *heaps, float *thr, const float tile[MR][NR], int mr,
+                        int64_t row0, int64_t col0, int64_t n) {
+  float *t = thr + col0; // (NR): INFINITY past n, so padding columns never pass
   for (int r = 0; r < mr; r++) {
 #if defined(__AVX512F__)
     uint32_t mask =
-        (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(tile[r]), _mm512_load_ps(thr), _CMP_GE_OQ) |
-        ((uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(tile[r] + 16), _mm512_load_ps(thr + 16),
+        (uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(tile[r]), _mm512_loadu_ps(t), _CMP_GE_OQ) |
+        ((uint32_t)_mm512_cmp_ps_mask(_mm512_loadu_ps(tile[r] + 16), _mm512_loadu_ps(t + 16),
                                       _CMP_GE_OQ)
          << 16);
     while (mask) {
@@ -258,12 +257,15 @@ static void select_cols(af_topk *heaps, const float tile[MR][NR], int mr, int64_
       mask &= mask - 1;
 #else
     for (int c = 0; c < NR; c++) {
-      if (!(tile[r][c] >= thr[c]))
+      if (!(tile[r][c] >= t[c]))
         continue;
 #endif
-      af_topk_push(&heaps[col0 + c], tile[r][c], row0 + r);
+      af_topk *h = &heaps[col0 + c];
+      af_topk_push(h, tile[r][c], row0 + r);
+      t[c] = af_topk_threshold(h);
     }
   }
+  (void)n;
 }
 
 /* Block pair: rows [i0, i1) against panels [p0, p1); cols = 1 also feeds the columns. */
@@ -279,10 +281,12 @@ static void sym_pair(const sym_job *job, int64_t i0, int64_t i1, int64_t p0, int
       a[r] = job->emb + (size_t)(r0 + (r < mr ? r : mr - 1)) * (size_t)d;
     for (int64_t p = p0; p < p1; p++) {
       tile_scores(a, ix->panels + (size_t)p * (size_t)d * NR, d, tile);
-      for (int r = 0; r < mr; r++)
+      for (int r = 0; r < mr; r++) {
         select_row(&job->heaps[r0 + r], tile[r], p * NR, ix->n, cols ? -1 : r0 + r, NULL);
+        job->thr[r0 + r] = af_topk_threshold(&job->heaps[r0 + r]);
+      }
       if (cols)
-        select_cols(job->heaps, (const float(*)[NR])tile, mr, r0, p * NR, ix->n);
+        select_cols(job->heaps, job->thr, (const float(*)[NR])tile, mr, r0, p * NR, ix->n);
     }
   }
 }
@@ -318,18 +322,25 @@ af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *em
   if (N == 0 || k == 0)
     return AF_OK;
   af_topk *heaps = af_malloc((size_t)N, sizeof *heaps, err); // (N)
-  if (!heaps)
+  float *thr = heaps ? af_malloc((size_t)N + NR, sizeof *thr, err) : NULL; // (N + NR)
+  if (!thr) {
+    free(heaps);
     return AF_ERR_NOMEM;
+  }
+  for (int64_t i = N; i < N + NR; i++)
+    thr[i] = INFINITY;
   int64_t bs = opt && opt->block_rows > 0 ? opt->block_rows : 256;
   bs = (bs + NR - 1) / NR * NR; /* blocks are whole panels */
-  sym_job job = {ix, emb, heaps, bs};
+  sym_job job = {ix, emb, heaps, thr, bs};
   const int64_t nb = (N + bs - 1) / bs, m = nb + (nb & 1); /* m even: one bye when nb is odd */
   int threads = opt && opt->threads > 0 ? opt->threads : omp_get_max_threads();
 #pragma omp parallel num_threads(threads)
   {
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < N; i++)
+    for (int64_t i = 0; i < N; i++) {
       af_topk_init(&heaps[i], scr + (size_t)i * k, nbr + (size_t)i * k, k, min_score);
+      thr[i] = af_topk_threshold(&heaps[i]);
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < nb; b++) {
       int64_t r0, r1, p0, p1;
@@ -354,6 +365,7 @@ af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *em
       af_topk_extract(&heaps[i], nbr + (size_t)i * k, scr + (size_t)i * k, k);
   }
   free(heaps);
+  free(thr);
   return AF_OK;
 }
 
