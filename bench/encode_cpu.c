@@ -10,8 +10,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "io/catalog.h"
-#include "nn/embed.h"
+#include "affinity.h"
+#include "nn/model.h"
 
 static double clock_s(clockid_t id) {
   struct timespec ts;

@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "io/baskets.h"
-#include "assoc/rules.h"
+#include "affinity.h"
 
 static double clock_s(clockid_t id) {
   struct timespec ts;

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <time.h>
 
-#include "search/score.h"
+#include "affinity.h"
 
 /* BENCH_CLOCK=cpu: process CPU time instead of wall time (stable on a shared
  * machine; run with OMP_WAIT_POLICY=passive so idle workers do not spin). */

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "nn/tokenizer.h"
+#include "affinity.h"
 
 static double now_s(void) {
   struct timespec t;

@@ -12,10 +12,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "nn/embed.h"
+#include "affinity.h"
 #include "nn/model.h"
-#include "nn/tokenizer.h"
-#include "train/train.h"
 
 static double now(void) {
   struct timespec ts;

@@ -17,31 +17,12 @@
 
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef enum { AF_BACKEND_CPU = 0, AF_BACKEND_CUDA = 1 } af_backend;
-
-typedef struct af_device {
-  af_backend backend;
-  int n_threads;     /* CPU threads for our kernels (0 = OpenMP default) */
-  void *cuda;        /* af_cuda_context* when backend == AF_BACKEND_CUDA */
-} af_device;
-
-/* A CPU device with n_threads threads (0: all cores). */
-af_device af_device_cpu(int n_threads);
-
-/* A CUDA device (GPU `ordinal`): creates the stream, cuBLAS handle and
- * workspace. AF_ERR_UNSUPPORTED when the build has no CUDA or no GPU is there. */
-af_status af_device_cuda(int ordinal, af_device *out, af_error *err);
-void af_device_release(af_device *dev);
-/* 1 when this build has CUDA and a GPU is visible. */
-int af_cuda_available(void);
-
-/* Memory on the device (host memory for the CPU backend). */
 void *af_dev_malloc(const af_device *dev, size_t bytes, af_error *err);
 void af_dev_free(const af_device *dev, void *ptr);
 af_status af_dev_upload(const af_device *dev, void *dst, const void *host_src, size_t bytes,

@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "train/adamw.h"
+#include "affinity.h"
 #include "train/loss.h"
 #include "ops.h"
 #include "ops_backward.h"

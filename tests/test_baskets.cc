@@ -13,8 +13,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/baskets.h"
-#include "io/catalog.h"
+#include "affinity.h"
 }
 
 namespace {

@@ -14,8 +14,8 @@
 #include "test_util.h"
 
 extern "C" {
-#include "nn/embed.h"
-#include "io/embfile.h"
+#include "affinity.h"
+#include "nn/model.h"
 #include "io/h5util.h"
 }
 

@@ -12,7 +12,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/embfile.h"
+#include "affinity.h"
 #include "io/h5util.h"
 }
 

@@ -16,10 +16,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/baskets.h"
-#include "io/embfile.h"
-#include "eval/eval.h"
-#include "assoc/fuse.h"
+#include "affinity.h"
 #include "nn/model.h"
 }
 

@@ -12,7 +12,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "nn/export_hf.h"
+#include "affinity.h"
 #include "nn/model.h"
 }
 

@@ -18,9 +18,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/baskets.h"
-#include "io/embfile.h"
-#include "assoc/fuse.h"
+#include "affinity.h"
 #include "nn/model.h"
 }
 

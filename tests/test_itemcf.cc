@@ -14,9 +14,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/baskets.h"
-#include "assoc/cooccur.h"
-#include "assoc/itemcf.h"
+#include "affinity.h"
 }
 
 namespace {

@@ -22,8 +22,7 @@
 extern "C" {
 #include <cjson/cJSON.h>
 
-#include "io/baskets.h"
-#include "assoc/rules.h"
+#include "affinity.h"
 }
 
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 
 extern "C" {
-#include "base/out_format.h"
+#include "affinity.h"
 }
 
 namespace {

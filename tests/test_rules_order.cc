@@ -14,8 +14,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/baskets.h"
-#include "assoc/rules.h"
+#include "affinity.h"
 }
 
 namespace {

@@ -13,8 +13,7 @@
 #include <vector>
 
 extern "C" {
-#include "io/baskets.h"
-#include "assoc/rules.h"
+#include "affinity.h"
 }
 
 namespace {

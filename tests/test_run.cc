@@ -15,10 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "io/embfile.h"
-#include "assoc/groups.h"
-#include "report/recommend.h"
-#include "pipeline/run.h"
+#include "affinity.h"
 #include "test_util.h"
 
 namespace {

@@ -24,10 +24,7 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/embfile.h"
-#include "search/nbrfile.h"
-#include "search/score.h"
-#include "nn/embed.h"
+#include "affinity.h"
 #include "nn/model.h"
 }
 

@@ -19,7 +19,7 @@
 #include <vector>
 
 extern "C" {
-#include "nn/tokenizer.h"
+#include "affinity.h"
 #include "nn/unicode_bert.h"
 }
 #include "test_util.h"

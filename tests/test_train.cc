@@ -33,11 +33,9 @@
 #include "test_util.h"
 
 extern "C" {
-#include "io/baskets.h"
+#include "affinity.h"
 #include "io/h5util.h"
 #include "nn/model.h"
-#include "train/pairs.h"
-#include "train/train.h"
 }
 
 namespace {
@@ -169,6 +167,7 @@ TEST(Train, AdamWStepsMatchPyTorch) {
   ASSERT_EQ(af_trainer_create(&M.m, &dev, &cfg, &t, &err), AF_OK) << err.msg;
   const int n_micro = (int)losses.size(), stride = 2 * (int)batch + 1;
   double worst = 0;
+  std::vector<double> gmax((size_t)M.m.n_floats, 0.0);  // (n_floats) max |gradient| over steps
   for (int mb = 0; mb < n_micro; mb++) {
     af_batch b{2 * (int)batch, (int)(tok[mb + 1] - tok[mb]), ids.data() + tok[mb],
                cus.data() + (size_t)mb * stride};
@@ -177,23 +176,55 @@ TEST(Train, AdamWStepsMatchPyTorch) {
     worst = std::max(worst, (double)std::fabs(loss - losses[mb]));
     EXPECT_NEAR(loss, losses[mb], 1e-5 * std::max(1.0f, std::fabs(losses[mb]))) << "micro " << mb;
     if ((mb + 1) % accum == 0) {
+      const float *g = af_trainer_grad(t);  // (n_floats) this step's summed gradient
+      for (int64_t q = 0; q < M.m.n_floats; q++)
+        gmax[q] = std::max(gmax[q], (double)std::fabs(g[q]));
       double lr = 0, norm = 0;
       ASSERT_EQ(af_trainer_step(t, (int)accum, &lr, &norm, &err), AF_OK) << err.msg;
       EXPECT_NEAR(lr, lrs[mb / accum], 1e-12) << "step " << mb / accum;
     }
   }
   std::printf("  %d micro-batch losses, worst abs error %.2e\n", n_micro, worst);
-  // Final parameters: printed (the losses above are the test's criterion);
-  // also a loose sanity bound: AdamW moves each weight by <= ~lr per step.
-  double pworst = 0;
+  // Final parameters. AdamW's update m/(sqrt(v)+eps) divides by the gradient's
+  // own scale, so where the true gradient is zero the update is rounding noise
+  // blown up to lr size, with a sign no two implementations share. That is
+  // the attention key bias: adding b_k to every key adds q.b_k to every score
+  // of a softmax row, which the softmax ignores, so d loss / d b_k = 0 exactly
+  // (ours and torch's are ~1e-9 of float noise). Those elements (gradient below
+  // kNoise in every step) get the bound any AdamW step obeys, |step| <= lr *
+  // (1 - beta1) / sqrt(1 - beta2) ~ 3.2 lr (Kingma & Ba, sec. 2.1), and their
+  // gradient is checked to be noise; every other element must match torch to
+  // 1e-5: fp32 rounding of parameters ~0.1..1 over 3 steps (measured 1.1e-6 on
+  // AMD Zen 4 and Intel Xeon). A wrong AdamW (bias correction, decay on the
+  // wrong tensors, eps placement) moves weights by 1e-5..1e-3 and fails here.
+  const double kNoise = 1e-7, kAdamStepBound = 3.2 * cfg.lr;
+  double pworst = 0, noise_worst = 0;
+  int64_t n_noise = 0, n_checked = 0;
   for (int i = 0; i < M.m.n_params; i++) {
     const af_param_info *p = &M.m.params[i];
     auto ref = read_all<float>(f, (std::string("final/") + p->name).c_str(), H5T_NATIVE_FLOAT);
-    for (int64_t k = 0; k < p->numel; k++)
-      pworst = std::max(pworst, (double)std::fabs(M.m.data[p->offset + k] - ref[k]));
+    bool key_bias = std::strstr(p->name, "attention.self.key.bias") != nullptr;
+    for (int64_t k = 0; k < p->numel; k++) {
+      double d = std::fabs(M.m.data[p->offset + k] - ref[k]), g = gmax[p->offset + k];
+      if (key_bias) {
+        EXPECT_LT(g, kNoise) << p->name << "[" << k << "]: its true gradient is 0";
+      }
+      if (g < kNoise) {
+        n_noise++;
+        noise_worst = std::max(noise_worst, d);
+        EXPECT_LE(d, 3 * kAdamStepBound) << p->name << "[" << k << "]";  // 3 steps
+      } else {
+        n_checked++;
+        pworst = std::max(pworst, d);
+        EXPECT_LE(d, 1e-5) << p->name << "[" << k << "] gradient " << g;
+      }
+    }
   }
-  std::printf("  final parameters: max abs difference %.2e (lr %.0e)\n", pworst, cfg.lr);
-  EXPECT_LE(pworst, 1e-4);
+  std::printf("  final parameters: max abs difference %.2e on %lld elements with a gradient; "
+              "%.2e on %lld at the noise floor (lr %.0e)\n",
+              pworst, (long long)n_checked, noise_worst, (long long)n_noise, cfg.lr);
+  // The noise set is the key biases and the rows of tokens no batch uses.
+  EXPECT_GT(n_checked, 5 * n_noise) << "few elements have a gradient: the fixture is wrong";
   af_h5_close(f, "steps.h5", nullptr);
   af_trainer_free(t);
 }

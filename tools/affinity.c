@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "io/h5util.h"
+#include "affinity.h"
 
 typedef struct {
   const char *name;
@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     printf("affinity %s\n", AF_VERSION_STRING);
     return 0;
   }
-  af_h5_quiet();
+  af_library_init();
   for (size_t i = 0; i < N_COMMANDS; i++)
     if (strcmp(argv[1], COMMANDS[i].name) == 0)
       return COMMANDS[i].fn(argc - 1, argv + 1);

@@ -6,9 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn/embed.h"
-#include "io/embfile.h"
-#include "assoc/fuse.h"
+#include "affinity.h"
 
 af_status af_assoc_input_load(const af_args *a, af_assoc_input *ai, af_error *err) {
   memset(ai, 0, sizeof *ai);
@@ -86,17 +84,17 @@ static af_status vectors_from_model(const af_args *a, const char *path, const af
   AF_TRY(af_arg_i64(a, "threads", 0, 0, 4096, &threads, err));
   af_device dev;
   AF_TRY(af_cli_device(a, (int)threads, &dev, err));
-  af_model m;
+  af_model *m = NULL;
   af_tokenizer *tok = NULL;
   af_encoder *enc = NULL;
-  af_status st = af_model_load(path, &m, err);
+  af_status st = af_model_open(path, &m, err);
   if (st != AF_OK) {
     af_device_release(&dev);
     return st;
   }
-  if ((st = af_model_tokenizer(&m, 0, &tok, err)) == AF_OK &&
-      (st = af_encoder_create(&m, &dev, &enc, err)) == AF_OK) {
-    *d = m.cfg.hidden_size;
+  if ((st = af_model_tokenizer(m, 0, &tok, err)) == AF_OK &&
+      (st = af_encoder_create(m, &dev, &enc, err)) == AF_OK) {
+    *d = af_model_get_config(m)->hidden_size;
     *out = af_malloc((size_t)c->n * *d + 1, sizeof **out, err);
     if (!*out)
       st = AF_ERR_NOMEM;
@@ -124,7 +122,7 @@ static af_status vectors_from_model(const af_args *a, const char *path, const af
     af_encoder_free(enc);
   if (tok)
     af_tokenizer_free(tok);
-  af_model_free(&m);
+  af_model_close(m);
   af_device_release(&dev);
   if (st != AF_OK) {
     free(*out);

@@ -6,8 +6,7 @@
 
 #include <stdio.h>
 
-#include "io/baskets.h"
-#include "io/catalog.h"
+#include "affinity.h"
 #include "cli.h"
 
 #define AF_BASKET_INPUT_FLAGS                                                                   \

@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
-#include "ops.h"
+#include "affinity.h"
 
 #include <errno.h>
 #include <math.h>

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 /* One flag a command accepts. `value` is NULL for a boolean flag, else a
  * placeholder shown in --help ("FILE", "N"). */

@@ -6,7 +6,7 @@
 #include "assoc_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "assoc/fuse.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_ASSOC_INPUT_FLAGS,

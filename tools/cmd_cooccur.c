@@ -2,12 +2,10 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "base/atomic_file.h"
 #include "basket_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "assoc/cooccur.h"
-#include "base/out_format.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_BASKET_INPUT_FLAGS,
@@ -26,39 +24,10 @@ static const af_cmd_spec SPEC = {
     sizeof FLAGS / sizeof FLAGS[0],
 };
 
-static af_status write_pairs(const char *out, const af_basket_input *in, const af_cooccur *co,
-                             af_error *err) {
-  char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(out, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
-  fputs("item_a,item_b,count,support,confidence_ab,confidence_ba,lift,leverage,conviction,jaccard,cosine",
-        f);
-  fputs(in->has_catalog ? ",name_a,name_b\n" : "\n", f);
-  int64_t pos = 0, cnt;
-  int32_t row = 0, a, b;
-  while (af_cooccur_next(co, &pos, &row, &a, &b, &cnt)) {
-    af_pair_stats s;
-    af_pair_stats_compute(co->n_baskets, co->item_count[a], co->item_count[b], cnt, &s);
-    af_write_csv_field(f, in->baskets.item_ids[a]);
-    fputc(',', f);
-    af_write_csv_field(f, in->baskets.item_ids[b]);
-    fprintf(f, ",%lld,%.10g,%.10g,%.10g,%.10g,%.10g,", (long long)cnt, s.support, s.confidence_ab,
-            s.confidence_ba, s.lift, s.leverage);
-    if (isfinite(s.conviction))
-      fprintf(f, "%.10g", s.conviction);
-    else
-      fputs("inf", f);
-    fprintf(f, ",%.10g,%.10g", s.jaccard, s.cosine);
-    if (in->has_catalog) {
-      fputc(',', f);
-      af_write_csv_field(f, in->catalog.names[a]);
-      fputc(',', f);
-      af_write_csv_field(f, in->catalog.names[b]);
-    }
-    fputc('\n', f);
-  }
-  return af_atomic_fclose(f, tmp, out, err);
+/* The item labels: ids, and names when a catalog was given. */
+static af_item_labels labels_of(const af_basket_input *in) {
+  return (af_item_labels){.ids = (const char *const *)in->baskets.item_ids,
+                          .names = in->has_catalog ? (const char *const *)in->catalog.names : NULL};
 }
 
 int af_cmd_cooccur(int argc, char **argv) {
@@ -81,8 +50,9 @@ int af_cmd_cooccur(int argc, char **argv) {
       (st = af_basket_input_load(&a, &in, &err)) != AF_OK)
     goto fail;
   af_basket_input_print_report("cooccur", &in, stderr);
+  af_item_labels lab = labels_of(&in);
   if ((st = af_cooccur_build(&in.baskets, min_count, &co, &err)) != AF_OK ||
-      (st = write_pairs(out, &in, &co, &err)) != AF_OK)
+      (st = af_cooccur_write_csv(out, &co, min_count, &lab, &err)) != AF_OK)
     goto fail;
   fprintf(stderr, "affinity cooccur: %lld pairs with count >= %lld -> %s\n",
           (long long)af_cooccur_n_pairs(&co), (long long)min_count, out);

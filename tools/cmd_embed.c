@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "nn/embed.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"model", "M.h5", "encoder checkpoint (required)"},
@@ -42,7 +42,7 @@ int af_cmd_embed(int argc, char **argv) {
   const char *model_path, *catalog, *id_col, *out, **text_cols = NULL;
   int64_t max_len, batch_tokens, threads;
   af_device dev;
-  af_model m;
+  af_model *m = NULL;
   int have_model = 0, rc = 0;
   int n_text = af_arg_all(&a, "text-column", &text_cols);
   if (af_arg_required(&a, "model", &model_path, &err) != AF_OK ||
@@ -55,7 +55,7 @@ int af_cmd_embed(int argc, char **argv) {
       af_arg_i64(&a, "threads", 0, 0, 4096, &threads, &err) != AF_OK ||
       af_cli_device(&a, (int)threads, &dev, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
-  } else if (af_model_load(model_path, &m, &err) != AF_OK) {
+  } else if (af_model_open(model_path, &m, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
     af_device_release(&dev);
   } else {
@@ -75,19 +75,19 @@ int af_cmd_embed(int argc, char **argv) {
     opt.progress_ctx = &prog;
     int64_t n = 0;
     double t0 = af_now_seconds();
-    if (af_embed_catalog(&m, &dev, &src, &opt, out, &n, &err) != AF_OK) {
+    if (af_embed_catalog(m, &dev, &src, &opt, out, &n, &err) != AF_OK) {
       rc = af_cli_fail(SPEC.cmd, &err);
     } else {
       af_progress_done(&prog);
       double dt = af_now_seconds() - t0;
       fprintf(stderr, "embedded %lld rows of %s in %.1f s (%.0f rows/s) -> %s [%lld x %d]\n",
               (long long)n, catalog, dt, n / (dt > 0 ? dt : 1), out, (long long)n,
-              m.cfg.hidden_size);
+              af_model_get_config(m)->hidden_size);
     }
     af_device_release(&dev);
   }
   if (have_model)
-    af_model_free(&m);
+    af_model_close(m);
   free(text_cols);
   af_args_free(&a);
   return rc;

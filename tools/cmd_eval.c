@@ -5,11 +5,9 @@
 #include <string.h>
 
 #include "assoc_input.h"
-#include "base/atomic_file.h"
+#include "affinity.h"
 #include "cli.h"
 #include "commands.h"
-#include "eval/eval.h"
-#include "base/out_format.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_ASSOC_INPUT_FLAGS,
@@ -144,9 +142,8 @@ static af_status write_json(const char *path, const af_args *a, const af_assoc_i
                             const af_eval_split *sp, const af_eval_split_options *so,
                             const row *rows, int n, af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(path, tmp, &f, err));
   const char *test = af_arg_str(a, "test-baskets");
   fputs("{\n  \"catalog\": ", f);
   af_write_json_string(f, af_arg_str(a, "catalog"));

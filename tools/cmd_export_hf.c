@@ -2,8 +2,7 @@
 #include <stdio.h>
 
 #include "cli.h"
-#include "nn/export_hf.h"
-#include "nn/model.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"model", "CKPT.h5", "checkpoint (imported, trained or a training checkpoint) (required)"},
@@ -26,18 +25,18 @@ int af_cmd_export_hf(int argc, char **argv) {
   af_error err = {0};
   const char *model_path = NULL, *out = NULL;
   int rc = 0;
-  af_model m;
+  af_model *m = NULL;
   if (af_arg_required(&a, "model", &model_path, &err) != AF_OK ||
       af_arg_required(&a, "out", &out, &err) != AF_OK ||
-      af_model_load(model_path, &m, &err) != AF_OK) {
+      af_model_open(model_path, &m, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
   } else {
-    if (af_export_hf(&m, out, &err) != AF_OK)
+    if (af_export_hf(m, out, &err) != AF_OK)
       rc = af_cli_fail(SPEC.cmd, &err);
     else
-      fprintf(stderr, "exported %s (%d tensors, %lld floats) -> %s\n", model_path, m.n_params,
-              (long long)m.n_floats, out);
-    af_model_free(&m);
+      fprintf(stderr, "exported %s (%d tensors, %lld floats) -> %s\n", model_path, af_model_n_tensors(m),
+              (long long)af_model_n_floats(m), out);
+    af_model_close(m);
   }
   af_args_free(&a);
   return rc;

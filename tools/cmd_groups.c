@@ -5,7 +5,7 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "assoc/groups.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"run", "DIR", "run folder written by affinity run (required)"},

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "nn/model.h"
 
 static const af_flag_spec FLAGS[] = {
     {"out", "FILE.h5", "checkpoint to write (required)"},
@@ -32,27 +31,24 @@ int af_cmd_import_hf(int argc, char **argv) {
   } else if (af_arg_required(&a, "out", &out, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
   } else {
-    af_model m;
-    if (af_model_import_hf(a.positional[0], &m, &err) != AF_OK) {
+    af_model *m = NULL;
+    if (af_model_open_hf(a.positional[0], &m, &err) != AF_OK) {
       rc = af_cli_fail(SPEC.cmd, &err);
     } else {
       const char *name = af_arg_str(&a, "name");
-      if (name) {
-        free(m.name);
-        m.name = strdup(name);
-      }
-      if (af_model_save(out, &m, &err) != AF_OK) {
+      if ((name && af_model_set_name(m, name, &err) != AF_OK) ||
+          af_model_save(out, m, &err) != AF_OK) {
         rc = af_cli_fail(SPEC.cmd, &err);
       } else {
-        const af_model_config *c = &m.cfg;
+        const af_model_config *c = af_model_get_config(m);
         fprintf(stderr,
                 "imported %s: hidden %d, layers %d, heads %d, intermediate %d, vocab %d, "
                 "%s pooling%s, max_seq_len %d, %lld parameters -> %s\n",
                 a.positional[0], c->hidden_size, c->num_layers, c->num_heads, c->intermediate_size,
-                m.n_vocab, c->pooling == AF_POOL_CLS ? "CLS" : "mean",
-                c->normalize ? " + L2 norm" : "", c->max_seq_len, (long long)m.n_floats, out);
+                af_model_vocab_size(m), c->pooling == AF_POOL_CLS ? "CLS" : "mean",
+                c->normalize ? " + L2 norm" : "", c->max_seq_len, (long long)af_model_n_floats(m), out);
       }
-      af_model_free(&m);
+      af_model_close(m);
     }
   }
   af_args_free(&a);

@@ -2,13 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "base/atomic_file.h"
 #include "basket_input.h"
 #include "cli.h"
 #include "commands.h"
-#include "assoc/cooccur.h"
-#include "assoc/itemcf.h"
-#include "base/out_format.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     AF_BASKET_INPUT_FLAGS,
@@ -27,33 +24,10 @@ static const af_cmd_spec SPEC = {
     sizeof FLAGS / sizeof FLAGS[0],
 };
 
-static af_status write_neighbors(const char *out, const af_basket_input *in, const af_cooccur *co,
-                                 int k, const int32_t *nbr, const double *score, af_error *err) {
-  char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(out, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
-  fputs(in->has_catalog ? "item,rank,neighbor,score,count,item_name,neighbor_name\n"
-                        : "item,rank,neighbor,score,count\n",
-        f);
-  for (int32_t a = 0; a < co->n_items; a++)
-    for (int r = 0; r < k; r++) {
-      int32_t b = nbr[(int64_t)a * k + r];
-      if (b < 0)
-        break;
-      af_write_csv_field(f, in->baskets.item_ids[a]);
-      fprintf(f, ",%d,", r + 1);
-      af_write_csv_field(f, in->baskets.item_ids[b]);
-      fprintf(f, ",%.10g,%lld", score[(int64_t)a * k + r], (long long)af_cooccur_count(co, a, b));
-      if (in->has_catalog) {
-        fputc(',', f);
-        af_write_csv_field(f, in->catalog.names[a]);
-        fputc(',', f);
-        af_write_csv_field(f, in->catalog.names[b]);
-      }
-      fputc('\n', f);
-    }
-  return af_atomic_fclose(f, tmp, out, err);
+/* The item labels: ids, and names when a catalog was given. */
+static af_item_labels labels_of(const af_basket_input *in) {
+  return (af_item_labels){.ids = (const char *const *)in->baskets.item_ids,
+                          .names = in->has_catalog ? (const char *const *)in->catalog.names : NULL};
 }
 
 int af_cmd_itemcf(int argc, char **argv) {
@@ -82,6 +56,7 @@ int af_cmd_itemcf(int argc, char **argv) {
       (st = af_basket_input_load(&a, &in, &err)) != AF_OK)
     goto fail;
   af_basket_input_print_report("itemcf", &in, stderr);
+  af_item_labels lab = labels_of(&in);
   if ((st = af_cooccur_build(&in.baskets, min_count, &co, &err)) != AF_OK)
     goto fail;
   nbr = af_malloc((size_t)co.n_items * (size_t)k + 1, sizeof *nbr, &err);
@@ -91,7 +66,7 @@ int af_cmd_itemcf(int argc, char **argv) {
     goto fail;
   }
   if ((st = af_itemcf_topk(&co, measure, (int)k, min_count, nbr, score, &err)) != AF_OK ||
-      (st = write_neighbors(out, &in, &co, (int)k, nbr, score, &err)) != AF_OK)
+      (st = af_itemcf_write_csv(out, &co, (int)k, nbr, score, &lab, &err)) != AF_OK)
     goto fail;
   fprintf(stderr, "affinity itemcf: top %lld neighbours of %d items -> %s\n", (long long)k,
           co.n_items, out);

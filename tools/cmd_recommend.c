@@ -6,8 +6,7 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "io/csv.h"
-#include "report/recommend.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"run", "DIR", "run folder written by affinity run (required)"},

@@ -7,8 +7,8 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "ops.h"
-#include "pipeline/run.h"
+#include "affinity.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"out", "DIR", "run folder to write (required)"},

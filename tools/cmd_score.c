@@ -7,7 +7,7 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "search/nbrfile.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"embeddings", "FILE", "embeddings file (HDF5, from affinity embed)"},

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "nn/embed.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"model", "M.h5", "checkpoint whose vocabulary and options to use (required)"},
@@ -26,16 +26,16 @@ int af_cmd_tokenize(int argc, char **argv) {
   af_error err = {0};
   const char *model_path;
   int64_t max_len = 0;
-  af_model m;
+  af_model *m = NULL;
   af_tokenizer *tok = NULL;
   int rc = 0, have_model = 0;
   if (af_arg_required(&a, "model", &model_path, &err) != AF_OK ||
       af_arg_i64(&a, "max-len", 0, 2, 1 << 20, &max_len, &err) != AF_OK ||
-      af_model_load(model_path, &m, &err) != AF_OK) {
+      af_model_open(model_path, &m, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
   } else {
     have_model = 1;
-    if (af_model_tokenizer(&m, (int)max_len, &tok, &err) != AF_OK)
+    if (af_model_tokenizer(m, (int)max_len, &tok, &err) != AF_OK)
       rc = af_cli_fail(SPEC.cmd, &err);
   }
   if (tok) {
@@ -72,7 +72,7 @@ int af_cmd_tokenize(int argc, char **argv) {
     af_tokenizer_free(tok);
   }
   if (have_model)
-    af_model_free(&m);
+    af_model_close(m);
   af_args_free(&a);
   return rc;
 }

@@ -11,10 +11,7 @@
 
 #include "basket_input.h"
 #include "cli.h"
-#include "nn/embed.h"
-#include "train/pairs.h"
-#include "nn/tokenizer.h"
-#include "train/train.h"
+#include "affinity.h"
 
 static const af_flag_spec FLAGS[] = {
     {"model", "M.h5", "encoder checkpoint to start from (required unless --resume)"},
@@ -96,7 +93,7 @@ int af_cmd_train(int argc, char **argv) {
     return started;
   af_error err = {0};
   int rc = 0;
-  af_model m;
+  af_model *m = NULL;
   int have_model = 0, have_input = 0;
   af_trainer *t = NULL;
   af_tokenizer *tok = NULL;
@@ -173,10 +170,11 @@ int af_cmd_train(int argc, char **argv) {
 
   /* 1. the model and trainer: from a training checkpoint, or fresh */
   if (resume) {
-    st = af_train_checkpoint_load(resume, &dev, &m, &t, &meta, &err);
+    if ((st = af_model_alloc(&m, &err)) == AF_OK)
+      st = af_train_checkpoint_load(resume, &dev, m, &t, &meta, &err);
     have_model = st == AF_OK;
   } else {
-    st = af_model_load(model_path, &m, &err);
+    st = af_model_open(model_path, &m, &err);
     have_model = st == AF_OK;
   }
   const af_train_config *rc_cfg = t ? af_trainer_config(t) : NULL;
@@ -184,7 +182,7 @@ int af_cmd_train(int argc, char **argv) {
   if (st == AF_OK && resume)
     max_len = meta.max_len;
   if (st == AF_OK)
-    st = af_model_tokenizer(&m, (int)max_len, &tok, &err);
+    st = af_model_tokenizer(m, (int)max_len, &tok, &err);
   if (st == AF_OK && !resume)
     max_len = af_tokenizer_options_of(tok)->max_len;
 
@@ -245,7 +243,7 @@ int af_cmd_train(int argc, char **argv) {
     cfg.symmetric = af_arg_flag(&a, "symmetric");
     cfg.seed = (uint64_t)seed;
     if (st == AF_OK)
-      st = af_trainer_create(&m, &dev, &cfg, &t, &err);
+      st = af_trainer_create(m, &dev, &cfg, &t, &err);
     meta.n_train = tr.n;
     meta.n_val = va.n;
     meta.data_fingerprint = af_pair_set_fingerprint(&tr);
@@ -303,7 +301,9 @@ int af_cmd_train(int argc, char **argv) {
   if (have_input)
     af_basket_input_free(&in);
   if (have_model)
-    af_model_free(&m);
+    af_model_close(m);
+  else
+    free(m); /* allocated, but the checkpoint did not load */
   af_args_free(&a);
   return rc;
 }

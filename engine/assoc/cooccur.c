@@ -1,5 +1,5 @@
 /* Sparse co-occurrence counting (see cooccur.h). */
-#include "assoc/cooccur.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assoc/rules.h"
+#include "affinity.h"
 
 /* A node is split in two arrays by use: the upward walks and the child
  * searches read `link` (16 bytes), the header walks read `cnt`. */

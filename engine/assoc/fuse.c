@@ -1,6 +1,6 @@
 /* Complements and substitutes from co-purchases and text (see fuse.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "assoc/fuse.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <omp.h>
@@ -8,9 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "assoc/cooccur.h"
-#include "search/score.h"
 #include "base/strmap.h"
 #include "base/topk.h"
 
@@ -733,9 +730,8 @@ static void csv_field(FILE *f, const char *s) {
 af_status af_fuse_write_csv(const char *path, const char *const *ids, const char *const *names,
                             const af_fuse_result *r, af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(path, tmp, &f, err));
   fputs("product_id,product,related_id,related,type,score,count,lift,cosine\n", f);
   for (int64_t i = 0; i < r->n; i++) {
     const af_association *a = &r->rows[i];

@@ -1,14 +1,12 @@
 /* Product groups from the complement graph: the graph, label propagation,
  * grouping and groups.csv (see groups.h; Louvain in groups_louvain.c). */
-#include "assoc/groups.h"
+#include "affinity.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
 #include "assoc/groups_internal.h"
-#include "base/out_format.h"
 
 void af_groups_default_options(af_groups_options *o) {
   o->method = AF_GROUPS_LOUVAIN;
@@ -262,9 +260,8 @@ static void csv_field(FILE *f, const char *s) { af_write_csv_field(f, s); }
 af_status af_groups_write_csv(const char *path, const af_catalog *p, const af_groups *g,
                               af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(path, tmp, &f, err));
   fputs("group,group_size,rank,product_id,product,category,strength\n", f);
   for (int64_t k = 0; k < g->n_groups; k++) {
     int64_t size = g->offsets[k + 1] - g->offsets[k];

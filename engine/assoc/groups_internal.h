@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 /* Louvain on the undirected graph given as CSR over n nodes (off (n + 1),
  * adj/w (off[n]), each edge in both rows, no self entries). label (n) out:

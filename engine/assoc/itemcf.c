@@ -1,5 +1,5 @@
 /* Item-CF top-k neighbours (see itemcf.h). */
-#include "assoc/itemcf.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <string.h>

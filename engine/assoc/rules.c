@@ -1,5 +1,5 @@
 /* Association rules from frequent itemsets (see rules.h). */
-#include "assoc/rules.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdlib.h>

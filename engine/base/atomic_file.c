@@ -1,6 +1,6 @@
 /* Whole-or-nothing output files (see atomic_file.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "base/atomic_file.h"
+#include "affinity.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,13 +35,19 @@ void af_discard_file(const char *tmp) {
     remove(tmp);
 }
 
-FILE *af_atomic_fopen(const char *final_path, char *tmp, af_error *err) {
-  if (af_tmp_path(final_path, tmp, err) != AF_OK)
-    return NULL;
-  FILE *f = fopen(tmp, "wb");
-  if (!f)
-    af_error_set(err, AF_ERR_IO, "%s: cannot create: %s", final_path, strerror(errno));
-  return f;
+af_status af_atomic_open(const char *final_path, char *tmp, FILE **out, af_error *err) {
+  *out = NULL;
+  AF_TRY(af_tmp_path(final_path, tmp, err));
+  *out = fopen(tmp, "wb");
+  if (!*out)
+    return af_error_set(err, AF_ERR_IO, "%s: cannot create: %s", final_path, strerror(errno));
+  return AF_OK;
+}
+
+void af_atomic_abort(FILE *f, const char *tmp) {
+  if (f)
+    fclose(f);
+  af_discard_file(tmp);
 }
 
 af_status af_atomic_fclose(FILE *f, const char *tmp, const char *final_path, af_error *err) {

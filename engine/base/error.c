@@ -1,5 +1,5 @@
 /* Error recording and checked allocation (see error.h). */
-#include "base/error.h"
+#include "affinity.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* CSV/JSON output helpers (see out_format.h). */
-#include "base/out_format.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdint.h>

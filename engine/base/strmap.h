@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -10,10 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "assoc/cooccur.h"
-#include "eval/eval.h"
-#include "assoc/rules.h"
-#include "search/score.h"
+#include "affinity.h"
 #include "base/topk.h"
 
 enum { BATCH = 128 };

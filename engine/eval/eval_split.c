@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/eval.h"
+#include "affinity.h"
 #include "base/philox.h"
 
 const int af_eval_ks[AF_EVAL_NK] = {10, 20};

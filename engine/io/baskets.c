@@ -1,12 +1,11 @@
 /* Basket loading and cleaning (see baskets.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "io/baskets.h"
+#include "affinity.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/catalog.h"
 #include "io/csv.h"
 #include "base/strmap.h"
 

@@ -1,6 +1,6 @@
 /* Product catalog loading (see catalog.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "io/catalog.h"
+#include "affinity.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
 
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,10 +37,6 @@ void af_csv_close(af_csv *r);
 af_status af_csv_column(char *const *header, int n, const char *name, const char *path, int *idx,
                         af_error *err);
 
-/* Trims leading/trailing whitespace and collapses each inner run of
- * whitespace (space, tab, CR, LF, VT, FF) to one space, in place. Returns the
- * new length. */
-size_t af_normalize_ws(char *s);
 
 /* 1 when the n bytes at s are valid UTF-8 (no overlongs, no surrogates,
  * nothing above U+10FFFF). */

@@ -1,13 +1,12 @@
 /* The embeddings file (see embfile.h and docs/embeddings-format.md). */
 #define _POSIX_C_SOURCE 200809L
-#include "io/embfile.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
 #include "io/h5util.h"
 
 /* ---- reading ---------------------------------------------------------------- */

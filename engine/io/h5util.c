@@ -410,3 +410,5 @@ af_status af_h5_attr_get_f64(hid_t loc, const char *obj, const char *attr, doubl
                              af_error *err) {
   return attr_get_num(loc, obj, attr, H5T_NATIVE_DOUBLE, value, err);
 }
+
+void af_library_init(void) { af_h5_quiet(); }

@@ -8,7 +8,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
 #include "io/csv.h"
 #include "io/run_files.h"
 #include "base/strmap.h"

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
 
 #define AF_ST_MAX_HEADER (100u * 1024u * 1024u) /* the format's own limit */
 
@@ -310,10 +310,11 @@ af_status af_safetensors_write_f32(const char *path, int n, const char *const *n
     return af_error_set(err, AF_ERR_NOMEM, "out of memory building safetensors header");
   size_t hlen = strlen(json), padded = (hlen + 7) & ~(size_t)7; /* 8-byte aligned data */
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f) {
+  FILE *f = NULL;
+  af_status ost = af_atomic_open(path, tmp, &f, err);
+  if (ost != AF_OK) {
     free(json);
-    return err ? err->code : AF_ERR_IO;
+    return ost;
   }
   unsigned char lenbuf[8];
   for (int i = 0; i < 8; i++)

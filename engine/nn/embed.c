@@ -1,12 +1,12 @@
 /* Text to embeddings (see embed.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "nn/embed.h"
+#include "affinity.h"
+#include "nn/model.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/csv.h"
-#include "io/embfile.h"
 #include "base/strmap.h"
 
 #define CHUNK_ROWS 4096 /* rows tokenized together (in parallel) before encoding */

@@ -1,6 +1,7 @@
 /* Hugging Face / sentence-transformers export (engine/export_hf.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "nn/export_hf.h"
+#include "affinity.h"
+#include "nn/model.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -10,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "base/atomic_file.h"
 #include "io/safetensors.h"
 
 static af_status write_text(const char *dir, const char *name, const char *text, af_error *err) {

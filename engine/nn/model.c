@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
 #include "io/h5util.h"
 
 #define AF_CHECKPOINT_FORMAT "affinity-checkpoint"
@@ -338,3 +338,55 @@ af_status af_model_load(const char *path, af_model *m, af_error *err) {
   af_h5_close(f, path, NULL);
   return st;
 }
+
+/* ---- the public handle (affinity.h) ------------------------------------------- */
+
+af_status af_model_alloc(af_model **out, af_error *err) {
+  *out = af_calloc(1, sizeof **out, err);
+  return *out ? AF_OK : AF_ERR_NOMEM;
+}
+
+static af_status open_with(af_status (*fill)(const char *, af_model *, af_error *),
+                           const char *path, af_model **out, af_error *err) {
+  AF_TRY(af_model_alloc(out, err));
+  af_status st = fill(path, *out, err);
+  if (st != AF_OK) {
+    free(*out); /* fill frees what it allocated on failure */
+    *out = NULL;
+  }
+  return st;
+}
+
+af_status af_model_open(const char *path, af_model **out, af_error *err) {
+  return open_with(af_model_load, path, out, err);
+}
+
+af_status af_model_open_hf(const char *dir, af_model **out, af_error *err) {
+  return open_with(af_model_import_hf, dir, out, err);
+}
+
+void af_model_close(af_model *m) {
+  if (!m)
+    return;
+  af_model_free(m);
+  free(m);
+}
+
+const af_model_config *af_model_get_config(const af_model *m) { return &m->cfg; }
+
+const char *af_model_name(const af_model *m) { return m->name ? m->name : ""; }
+
+af_status af_model_set_name(af_model *m, const char *name, af_error *err) {
+  size_t n = strlen(name) + 1;
+  char *copy = af_malloc(n, 1, err);
+  if (!copy)
+    return AF_ERR_NOMEM;
+  memcpy(copy, name, n);
+  free(m->name);
+  m->name = copy;
+  return AF_OK;
+}
+
+int af_model_vocab_size(const af_model *m) { return m->n_vocab; }
+int af_model_n_tensors(const af_model *m) { return m->n_params; }
+int64_t af_model_n_floats(const af_model *m) { return m->n_floats; }

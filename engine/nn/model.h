@@ -11,33 +11,12 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 #include "ops.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum { AF_POOL_MEAN = 0, AF_POOL_CLS = 1 } af_pooling;
-
-typedef struct {
-  int vocab_size;        /* V */
-  int hidden_size;       /* C */
-  int num_layers;        /* L */
-  int num_heads;         /* NH */
-  int intermediate_size; /* F */
-  int max_position;      /* P */
-  int type_vocab_size;   /* TT */
-  float layer_norm_eps;
-  af_pooling pooling;
-  int normalize;   /* L2-normalise the pooled embedding */
-  int max_seq_len; /* tokens per sequence incl. [CLS]/[SEP] (sentence-transformers max_seq_length) */
-  int has_pooler;  /* the checkpoint carries pooler.dense (kept for export; unused here) */
-  /* tokenizer options */
-  int lowercase;
-  int strip_accents; /* 1, 0, -1 = follow lowercase */
-  int tokenize_chinese_chars;
-} af_model_config;
 
 typedef struct {
   char name[96]; /* Hugging Face name, e.g. "encoder.layer.0.attention.self.query.weight" */
@@ -99,34 +78,6 @@ af_status af_model_write_h5(hid_t file, const af_model *m, af_error *err);
 af_status af_model_read_h5(hid_t file, const char *path, af_model *m, af_error *err);
 af_status af_model_save(const char *path, const af_model *m, af_error *err);
 af_status af_model_load(const char *path, af_model *m, af_error *err);
-
-/* ---- forward ----------------------------------------------------------------- */
-
-/* A packed batch: B sequences, T tokens in all, host arrays. */
-typedef struct {
-  int B, T;
-  const int32_t *ids;        /* (T) */
-  const int32_t *cu_seqlens; /* (B + 1), cu_seqlens[0] = 0, cu_seqlens[B] = T */
-} af_batch;
-
-/* Runs a model on a device: the parameters (copied to the device for CUDA)
- * and activation buffers sized for the largest batch seen so far. */
-typedef struct af_encoder af_encoder;
-
-af_status af_encoder_create(const af_model *m, const af_device *dev, af_encoder **out,
-                            af_error *err);
-void af_encoder_free(af_encoder *enc);
-/* C of the encoder's model. */
-int af_encoder_hidden_size(const af_encoder *enc);
-/* Re-copies the host parameters to the device (after training changed them). */
-af_status af_encoder_sync_params(af_encoder *enc, af_error *err);
-
-/* out (B, C) host: pooled (and, if the model says so, L2-normalised)
- * embeddings. hidden (L + 1, T, C) host, may be NULL: the embedding output and
- * each layer's output (Hugging Face's output_hidden_states). Sequences must
- * have 1..cfg.max_position tokens. */
-af_status af_encoder_forward(af_encoder *enc, const af_batch *batch, float *out, float *hidden,
-                             af_error *err);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,7 @@
  * punctuation, and each finished word (at most 100 code points, else [UNK])
  * is split greedily into the longest vocab pieces, "##"-prefixed after the
  * first. The vocab is an open-addressing hash table over the token bytes. */
-#include "nn/tokenizer.h"
+#include "affinity.h"
 
 #include <stdio.h>
 #include <stdlib.h>

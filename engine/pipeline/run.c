@@ -1,7 +1,7 @@
 /* The pipeline driver (see run.h): stage keys, the manifest, run.json, and
  * the stages that call the library. */
 #define _POSIX_C_SOURCE 200809L
-#include "pipeline/run.h"
+#include "affinity.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -12,17 +12,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "base/atomic_file.h"
-#include "io/catalog.h"
-#include "assoc/cooccur.h"
 #include "io/csv.h"
-#include "nn/embed.h"
 #include "io/h5util.h"
-#include "assoc/itemcf.h"
 #include "nn/model.h"
-#include "search/nbrfile.h"
-#include "report/report.h"
-#include "assoc/rules.h"
+#include "io/run_files.h"
 #include "pipeline/run_stages.h"
 
 void af_run_default_options(af_run_options *o) {
@@ -72,10 +65,11 @@ static af_status json_write(const char *path, const cJSON *j, af_error *err) {
   if (!text)
     return af_error_set(err, AF_ERR_NOMEM, "%s: cannot format JSON", path);
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f) {
+  FILE *f = NULL;
+  af_status ost = af_atomic_open(path, tmp, &f, err);
+  if (ost != AF_OK) {
     free(text);
-    return err ? err->code : AF_ERR_IO;
+    return ost;
   }
   fputs(text, f);
   fputc('\n', f);

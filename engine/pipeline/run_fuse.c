@@ -5,12 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "io/embfile.h"
+#include "affinity.h"
 #include "pipeline/run_stages.h"
 
-#include "eval/eval.h"
-#include "assoc/fuse.h"
 
 /* The run's embeddings in catalog order, L2-normalised: *emb (N, d). */
 static af_status aligned_embeddings(af_run_data *d, float **emb, int *dim, af_error *err) {
@@ -83,9 +80,8 @@ static af_status write_eval(const char *path, const af_run_data *d, const af_eva
                             const af_eval_split_options *so, af_eval_method *ms,
                             const af_eval_result *rs, int n, af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(path, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(path, tmp, &f, err));
   fputs("{\n  \"catalog\": ", f);
   af_write_json_string(f, d->o->catalog);
   fputs(",\n  \"baskets\": ", f);

@@ -6,13 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "nn/embed.h"
-#include "assoc/itemcf.h"
+#include "affinity.h"
 #include "nn/model.h"
-#include "search/nbrfile.h"
-#include "report/report.h"
-#include "assoc/rules.h"
 #include "pipeline/run_stages.h"
 
 af_status af_run_data_load(af_run_data *d, af_error *err) {
@@ -62,9 +57,8 @@ static af_status need_cooccur(af_run_data *d, af_error *err) {
 
 af_status af_stage_load(af_run_data *d, char *const *out, af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(out[0], tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(out[0], tmp, &f, err));
   fputs("product_id,product,category,baskets\n", f);
   const af_catalog *c = &d->catalog;
   for (int64_t i = 0; i < c->n; i++) {
@@ -113,38 +107,11 @@ af_status af_stage_score(af_run_data *d, char *const *out, af_error *err) {
   return af_score_file(emb, out[0], &so, err);
 }
 
-/* ---- rules ------------------------------------------------------------------- */
+/* ---- rules, co-occurrence, item-CF (writers: engine/assoc/assoc_files.h) ---------- */
 
-static void side_csv(FILE *f, const af_catalog *c, const int32_t *it, int n) {
-  char buf[4096];
-  size_t w = 0;
-  buf[0] = '\0';
-  for (int i = 0; i < n; i++) {
-    int k = snprintf(buf + w, sizeof buf - w, "%s%s", i ? " | " : "", c->names[it[i]]);
-    if (k < 0 || (size_t)k >= sizeof buf - w) {
-      w = sizeof buf - 1;
-      break;
-    }
-    w += (size_t)k;
-  }
-  af_write_csv_field(f, buf);
-}
-
-static void side_json(FILE *f, const af_catalog *c, const int32_t *it, int n, int ids) {
-  fputc('[', f);
-  for (int i = 0; i < n; i++) {
-    if (i)
-      fputs(", ", f);
-    af_write_json_string(f, ids ? c->ids[it[i]] : c->names[it[i]]);
-  }
-  fputc(']', f);
-}
-
-static void json_num(FILE *f, double x) {
-  if (isfinite(x))
-    fprintf(f, "%.17g", x);
-  else
-    fputs("null", f);
+static af_item_labels catalog_labels(const af_catalog *c) {
+  return (af_item_labels){.ids = (const char *const *)c->ids,
+                          .names = (const char *const *)c->names};
 }
 
 af_status af_stage_rules(af_run_data *d, char *const *out, af_error *err) {
@@ -152,146 +119,35 @@ af_status af_stage_rules(af_run_data *d, char *const *out, af_error *err) {
   af_itemsets fi = {0};
   af_rules rs = {0};
   af_status st = af_fpgrowth(&d->baskets, o->min_support, o->max_itemset_len, &fi, err);
-  af_rules_options ro = {o->min_confidence, 0, 0, AF_RUN_MAX_RULES};
+  af_rules_options ro = {.min_confidence = o->min_confidence, .max_rules = AF_RUN_MAX_RULES};
   if (st == AF_OK)
     st = af_rules_generate(&fi, &ro, &rs, err);
-  const af_catalog *c = &d->catalog;
-  for (int jsonl = 0; st == AF_OK && jsonl < 2; jsonl++) {
-    char tmp[AF_PATH_MAX];
-    FILE *f = af_atomic_fopen(out[jsonl], tmp, err);
-    if (!f) {
-      st = err ? err->code : AF_ERR_IO;
-      break;
-    }
-    if (!jsonl)
-      fputs("antecedent,consequent,support,confidence,lift,leverage,conviction,count,"
-            "antecedent_ids,consequent_ids\n",
-            f);
-    for (int64_t i = 0; i < rs.n_rules; i++) {
-      const af_rule *r = &rs.rules[i];
-      int32_t a[32], cs[32];
-      int na = af_rule_side(&fi, r, 0, a), nc = af_rule_side(&fi, r, 1, cs);
-      if (jsonl) {
-        fputs("{\"antecedent\": ", f);
-        side_json(f, c, a, na, 0);
-        fputs(", \"consequent\": ", f);
-        side_json(f, c, cs, nc, 0);
-        fputs(", \"antecedent_ids\": ", f);
-        side_json(f, c, a, na, 1);
-        fputs(", \"consequent_ids\": ", f);
-        side_json(f, c, cs, nc, 1);
-        const char *keys[] = {"support", "confidence", "lift", "leverage", "conviction"};
-        double vals[] = {r->support, r->confidence, r->lift, r->leverage, r->conviction};
-        for (int k = 0; k < 5; k++) {
-          fprintf(f, ", \"%s\": ", keys[k]);
-          json_num(f, vals[k]);
-        }
-        fprintf(f, ", \"count\": %lld}\n", (long long)r->count);
-      } else {
-        side_csv(f, c, a, na);
-        fputc(',', f);
-        side_csv(f, c, cs, nc);
-        fprintf(f, ",%.10g,%.10g,%.10g,%.10g,", r->support, r->confidence, r->lift, r->leverage);
-        if (isfinite(r->conviction))
-          fprintf(f, "%.10g", r->conviction);
-        else
-          fputs("inf", f);
-        fprintf(f, ",%lld,", (long long)r->count);
-        char ids[4096];
-        for (int side = 0; side < 2; side++) {
-          const int32_t *it = side ? cs : a;
-          int n = side ? nc : na;
-          size_t w = 0;
-          ids[0] = '\0';
-          for (int k = 0; k < n && w < sizeof ids - 1; k++) {
-            int m = snprintf(ids + w, sizeof ids - w, "%s%s", k ? " " : "", c->ids[it[k]]);
-            w = m < 0 ? w : (size_t)m + w >= sizeof ids ? sizeof ids - 1 : w + (size_t)m;
-          }
-          af_write_csv_field(f, ids);
-          fputc(side ? '\n' : ',', f);
-        }
-      }
-    }
-    st = af_atomic_fclose(f, tmp, out[jsonl], err);
-  }
+  af_item_labels lab = catalog_labels(&d->catalog);
+  for (int jsonl = 0; st == AF_OK && jsonl < 2; jsonl++)
+    st = af_rules_write(out[jsonl], jsonl, &fi, &rs, &lab, err);
   af_rules_free(&rs);
   af_itemsets_free(&fi);
   return st;
 }
 
-/* ---- co-occurrence, item-CF ---------------------------------------------------------- */
-
 af_status af_stage_cooccur(af_run_data *d, char *const *out, af_error *err) {
   AF_TRY(need_cooccur(d, err));
-  const af_cooccur *co = &d->co;
-  const af_catalog *c = &d->catalog;
-  char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(out[0], tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
-  fputs("item_a,item_b,count,support,confidence_ab,confidence_ba,lift,leverage,conviction,jaccard,"
-        "cosine,name_a,name_b\n",
-        f);
-  int64_t pos = 0, cnt;
-  int32_t row = 0, a, b;
-  while (af_cooccur_next(co, &pos, &row, &a, &b, &cnt)) {
-    if (cnt < d->o->cooccur_min_count)
-      continue;
-    af_pair_stats s;
-    af_pair_stats_compute(co->n_baskets, co->item_count[a], co->item_count[b], cnt, &s);
-    af_write_csv_field(f, c->ids[a]);
-    fputc(',', f);
-    af_write_csv_field(f, c->ids[b]);
-    fprintf(f, ",%lld,%.10g,%.10g,%.10g,%.10g,%.10g,", (long long)cnt, s.support, s.confidence_ab,
-            s.confidence_ba, s.lift, s.leverage);
-    if (isfinite(s.conviction))
-      fprintf(f, "%.10g", s.conviction);
-    else
-      fputs("inf", f);
-    fprintf(f, ",%.10g,%.10g,", s.jaccard, s.cosine);
-    af_write_csv_field(f, c->names[a]);
-    fputc(',', f);
-    af_write_csv_field(f, c->names[b]);
-    fputc('\n', f);
-  }
-  return af_atomic_fclose(f, tmp, out[0], err);
+  af_item_labels lab = catalog_labels(&d->catalog);
+  return af_cooccur_write_csv(out[0], &d->co, d->o->cooccur_min_count, &lab, err);
 }
 
 af_status af_stage_itemcf(af_run_data *d, char *const *out, af_error *err) {
   AF_TRY(need_cooccur(d, err));
   const af_cooccur *co = &d->co;
-  const af_catalog *c = &d->catalog;
   int k = d->o->itemcf_k;
   int32_t *nbr = af_malloc((size_t)co->n_items * (size_t)k + 1, sizeof *nbr, err); // (n_items, k)
   double *score = af_malloc((size_t)co->n_items * (size_t)k + 1, sizeof *score, err); // (n_items, k)
   af_status st = AF_ERR_NOMEM;
   if (nbr && score)
     st = af_itemcf_topk(co, AF_ITEMCF_COSINE, k, d->o->itemcf_min_count, nbr, score, err);
-  char tmp[AF_PATH_MAX];
-  FILE *f = NULL;
-  if (st == AF_OK) {
-    f = af_atomic_fopen(out[0], tmp, err);
-    if (!f)
-      st = err ? err->code : AF_ERR_IO;
-  }
-  if (st == AF_OK) {
-    fputs("item,rank,neighbor,score,count,item_name,neighbor_name\n", f);
-    for (int32_t a = 0; a < co->n_items; a++)
-      for (int r = 0; r < k; r++) {
-        int32_t b = nbr[(int64_t)a * k + r];
-        if (b < 0)
-          break;
-        af_write_csv_field(f, c->ids[a]);
-        fprintf(f, ",%d,", r + 1);
-        af_write_csv_field(f, c->ids[b]);
-        fprintf(f, ",%.10g,%lld,", score[(int64_t)a * k + r], (long long)af_cooccur_count(co, a, b));
-        af_write_csv_field(f, c->names[a]);
-        fputc(',', f);
-        af_write_csv_field(f, c->names[b]);
-        fputc('\n', f);
-      }
-    st = af_atomic_fclose(f, tmp, out[0], err);
-  }
+  af_item_labels lab = catalog_labels(&d->catalog);
+  if (st == AF_OK)
+    st = af_itemcf_write_csv(out[0], co, k, nbr, score, &lab, err);
   free(nbr);
   free(score);
   return st;

@@ -6,10 +6,7 @@
 
 #include <cJSON.h>
 
-#include "io/baskets.h"
-#include "io/catalog.h"
-#include "assoc/cooccur.h"
-#include "pipeline/run.h"
+#include "affinity.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -7,12 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
+#include "io/run_files.h"
+#include "nn/model.h"
 #include "pipeline/run_stages.h"
 
-#include "nn/embed.h"
-#include "train/pairs.h"
-#include "train/train.h"
 
 #define FINETUNE_MAX_LEN 32 /* tokens per title while training: product titles are short */
 #define FINETUNE_BATCH 32

@@ -1,6 +1,6 @@
 /* Basket recommendations with their reasons (see recommend.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "report/recommend.h"
+#include "affinity.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -9,10 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
 #include "io/csv.h"
-#include "io/embfile.h"
-#include "search/nbrfile.h"
 #include "io/run_files.h"
 
 void af_recommend_default_options(af_recommend_options *o) {

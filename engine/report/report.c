@@ -1,7 +1,7 @@
 /* The report: reading a run folder, choosing what the figures show, and
  * writing the HTML and PNGs (see report.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "report/report.h"
+#include "affinity.h"
 
 #include <errno.h>
 #include <math.h>
@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "base/atomic_file.h"
 #include "io/csv.h"
 #include "report/report_internal.h"
 #include "io/run_files.h"

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
 #include "report/report_internal.h"
 
 #define AF_FONT "Noto Sans CJK SC,DejaVu Sans,sans-serif"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
+#include "affinity.h"
 #include "report/report_internal.h"
 
 static const char CSS[] =
@@ -416,9 +416,8 @@ static void meta_section(const af_report_data *d, FILE *f) {
 af_status af_report_html(const af_report_data *d, const char *network_svg, const char *html_path,
                          af_error *err) {
   char tmp[AF_PATH_MAX];
-  FILE *f = af_atomic_fopen(html_path, tmp, err);
-  if (!f)
-    return err ? err->code : AF_ERR_IO;
+  FILE *f = NULL;
+  AF_TRY(af_atomic_open(html_path, tmp, &f, err));
   fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
              "<title>affinity report</title>\n<style>%s</style>\n</head>\n<body>\n",
           CSS);

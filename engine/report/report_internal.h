@@ -5,7 +5,7 @@
 #include <cJSON.h>
 #include <stdio.h>
 
-#include "report/report.h"
+#include "affinity.h"
 #include "io/run_files.h"
 
 typedef struct {

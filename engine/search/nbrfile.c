@@ -1,14 +1,12 @@
 /* The neighbours file, shard merge and the scoring driver (see nbrfile.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "search/nbrfile.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/atomic_file.h"
-#include "io/embfile.h"
 #include "io/h5util.h"
 
 void af_shard_rows(int64_t N, int shard_i, int shard_n, int64_t *row0, int64_t *row1) {

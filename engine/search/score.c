@@ -6,7 +6,7 @@
  * the slab in registers; the 8 x 32 tile of scores is then compared against
  * the 8 rows' top-k thresholds and only the few candidates that pass touch
  * the heaps. Scores never leave the tile buffer. */
-#include "search/score.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <omp.h>

@@ -2,7 +2,7 @@
  * The per-element arithmetic follows torch's single-tensor AdamW operation by
  * operation in float, with the scalar factors computed in double as Python
  * does, so that results agree with torch to a few float ulps. */
-#include "train/adamw.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <string.h>

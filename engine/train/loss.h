@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "base/error.h"
+#include "affinity.h"
 
 #ifdef __cplusplus
 extern "C" {

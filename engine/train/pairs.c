@@ -1,13 +1,12 @@
 /* Training pairs from co-purchases or a CSV, seeded split and epoch order
  * (engine/pairs.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "train/pairs.h"
+#include "affinity.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "assoc/cooccur.h"
 #include "io/csv.h"
 #include "base/philox.h"
 

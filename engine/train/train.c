@@ -1,7 +1,8 @@
 /* The training forward/backward of the encoder and the optimizer step
  * (engine/train.h; math in docs/training.md). CPU only: the backward ops run
  * on the CPU backend (kernels/ops_backward.h). */
-#include "train/train.h"
+#include "affinity.h"
+#include "nn/model.h"
 
 #include <math.h>
 #include <stdlib.h>

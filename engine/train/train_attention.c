@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "base/philox.h"
-#include "train/train.h"
+#include "affinity.h"
 
 static int64_t probs_offset(const int32_t *cu, int b, int NH) {
   int64_t off = 0;

@@ -9,10 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "nn/embed.h"
-#include "train/pairs.h"
-#include "nn/tokenizer.h"
-#include "train/train.h"
+#include "affinity.h"
+#include "nn/model.h"
 
 static double now_s(void) {
   struct timespec ts;

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "cuda_ops.h"
-#include "base/error.h"
+#include "affinity.h"
 
 struct af_cuda_context {
   int device;               // CUDA ordinal
