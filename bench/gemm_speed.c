@@ -3,7 +3,8 @@
  *   bench_gemm_speed M threads [runs [cpu]]
  * Shapes: for (K, N) in MiniLM's {384, 1536} and BERT-base's {768, 3072}, the
  * forward out = x W^T (M x N x K) and both backward products dX = dY W and
- * dW = dY^T X. OpenBLAS runs with OPENBLAS_CORETYPE as the caller set it (the
+ * dW = dY^T X; also our bf16 path (inputs rounded to bf16, fp32 accumulation)
+ * where the CPU has AVX512_BF16, its ratio against fp32 OpenBLAS. OpenBLAS runs with OPENBLAS_CORETYPE as the caller set it (the
  * peer only: our kernels never call OpenBLAS); its threads follow OpenMP's
  * (Debian's OpenMP build), set here with omp_set_num_threads. */
 #include <cblas.h>
@@ -50,24 +51,26 @@ static void run_blas(const shape *s, const float *a, const float *b, float *c) {
 
 static double time_one(const shape *s, const float *a, const float *b, float *c, int which) {
   double t0 = now();
+  static const af_gemm_isa isa[] = {AF_GEMM_AUTO, AF_GEMM_AVX2, AF_GEMM_AUTO, AF_GEMM_AVX512_BF16};
   if (which == 2)
     run_blas(s, a, b, c);
   else
-    run_ours(s, a, b, c, which ? AF_GEMM_AVX2 : AF_GEMM_AUTO);
+    run_ours(s, a, b, c, isa[which]);
   return now() - t0;
 }
 
-/* Medians t[3] (ours, our AVX2 path, OpenBLAS) of runs rounds, the three
- * alternating within each round so that a noisy neighbour hits all alike. */
+/* Medians t[W] (ours, our AVX2 path, OpenBLAS, our bf16 path when the CPU has
+ * it) of runs rounds, alternating within each round so that a noisy neighbour
+ * hits all alike. */
 static void medians(const shape *s, const float *a, const float *b, float *c, int runs,
-                    double med[3]) {
-  double t[3][32];
-  for (int w = 0; w < 3; w++)
+                    double med[4], int W) {
+  double t[4][32];
+  for (int w = 0; w < W; w++)
     time_one(s, a, b, c, w); /* warm-up */
   for (int r = 0; r < runs; r++)
-    for (int w = 0; w < 3; w++)
+    for (int w = 0; w < W; w++)
       t[w][r] = time_one(s, a, b, c, w);
-  for (int w = 0; w < 3; w++) {
+  for (int w = 0; w < W; w++) {
     qsort(t[w], (size_t)runs, sizeof t[w][0], cmp);
     med[w] = t[w][runs / 2];
   }
@@ -109,16 +112,19 @@ int main(int argc, char **argv) {
     a[i] = c[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
   for (size_t i = 0; i < 3072u * 3072u; i++)
     b[i] = (float)((i * 40503u) % 1000) / 1000.0f - 0.5f;
-  printf("%-28s %10s %10s %10s %8s\n", "shape (M x N x K)", "ours", "avx2 path", "OpenBLAS",
-         "ratio");
+  int W = af_gemm_isa_supported(AF_GEMM_AVX512_BF16) ? 4 : 3;
+  printf("%-28s %10s %10s %10s %8s %10s %8s\n", "shape (M x N x K)", "ours", "avx2 path",
+         "OpenBLAS", "ratio", "ours bf16", "ratio");
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     const shape *s = &shapes[i];
     double fl = 2.0 * s->M * s->N * s->K * 1e-9;
-    double med[3];
-    medians(s, a, b, c, runs, med);
-    double to = med[0], t2 = med[1], tb = med[2];
-    printf("%-28s %7.1f GF %7.1f GF %7.1f GF %7.2fx\n", s->name, fl / to, fl / t2, fl / tb,
-           tb / to);
+    double med[4] = {0, 0, 0, 0};
+    medians(s, a, b, c, runs, med, W);
+    double to = med[0], t2 = med[1], tb = med[2], t16 = med[3];
+    printf("%-28s %7.1f GF %7.1f GF %7.1f GF %7.2fx", s->name, fl / to, fl / t2, fl / tb, tb / to);
+    if (W == 4)
+      printf(" %7.1f GF %7.2fx", fl / t16, tb / t16);
+    printf("\n");
   }
   free(a);
   free(b);

@@ -215,3 +215,68 @@ TEST(Gemm, BestPathIsNamed) {
 }
 
 } // namespace
+
+namespace {
+
+float round_bf16(float f) {  // nearest even, as the packing does
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// The bf16 path: inputs rounded to bf16 (8 significant bits: unit roundoff
+// 2^-8 each), products of two bf16 exact in fp32, fp32 accumulation.
+// (1) Against the float64 product of the bf16-rounded inputs it must meet the
+//     same fp32 accumulation bound gamma_{K+1} as the fp32 paths: this checks
+//     the pairing of K elements, the packing and the edges exactly.
+// (2) Against the float64 product of the original inputs: |err| <= (2 * 2^-8
+//     + 2^-16 + gamma_{K+1}) sum |a b|, the input rounding bound.
+TEST(GemmBf16, MatchesRoundedReferenceAndInputRoundingBound) {
+  if (!af_gemm_isa_supported(AF_GEMM_AVX512_BF16))
+    GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  struct S { int M, N, K; Layout lay; } shapes[] = {
+      {37, 1536, 384, kNT}, {37, 384, 1536, kNT}, {33, 768, 385, kNN}, {385, 33, 7, kTN},
+      {1, 7, 1, kNT},       {7, 33, 33, kNN},     {150, 3100, 400, kNT}};
+  for (auto &s : shapes) {
+    Problem p = make(s.M, s.N, s.K, s.lay, 17 + s.K);
+    Problem r = p;  // the same problem with bf16-rounded inputs
+    for (auto &x : r.a) x = round_bf16(x);
+    for (auto &x : r.b) x = round_bf16(x);
+    for (int acc : {0, 1}) {
+      std::vector<float> c = run(p, AF_GEMM_AVX512_BF16, acc);
+      double ratio;
+      EXPECT_EQ(verify(r, reference(r), c, acc, &ratio), 0)
+          << "rounded reference M=" << s.M << " N=" << s.N << " K=" << s.K;
+      // (2): scale the bound by hand.
+      Ref ref = reference(p);
+      const double u = std::ldexp(1.0, -24), gamma = (p.K + 1) * u / (1 - (p.K + 1) * u);
+      const double rel = 2 * std::ldexp(1.0, -8) + std::ldexp(1.0, -16) + 1.01 * gamma;
+      int bad = 0;
+      for (int i = 0; i < p.M; i++)
+        for (int j = 0; j < p.N; j++) {
+          double want = ref.sum[(size_t)i * p.N + j], mag = ref.mag[(size_t)i * p.N + j];
+          double c0 = p.c0[i * p.ldc + j];
+          if (acc) want += c0;
+          if (std::fabs(c[i * p.ldc + j] - want) > rel * mag + gamma * std::fabs(c0)) bad++;
+        }
+      EXPECT_EQ(bad, 0) << "input bound M=" << s.M << " N=" << s.N << " K=" << s.K;
+    }
+  }
+}
+
+TEST(GemmBf16, SameBitsForAnyThreadCount) {
+  if (!af_gemm_isa_supported(AF_GEMM_AVX512_BF16))
+    GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  Problem p = make(301, 1536, 385, kNT, 9);
+  int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  std::vector<float> ref = run(p, AF_GEMM_AVX512_BF16, 1);
+  omp_set_num_threads(3);
+  std::vector<float> c = run(p, AF_GEMM_AVX512_BF16, 1);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(std::memcmp(ref.data(), c.data(), c.size() * sizeof(float)), 0);
+}
+
+}  // namespace

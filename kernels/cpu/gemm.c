@@ -18,13 +18,15 @@
 
 #include "cpu/gemm_kernels.h"
 
-#define KC 384  /* K per packed block: A micro-panel 12 x 384 + B micro-panel 384 x 32 */
+#define KC 384  /* K per packed block: A micro-panel 12 x 384 + B micro-panel 384 x 32
+                   (bf16: 768, as 384 pairs in the same bytes) */
 #define MC 144  /* rows per A block (a multiple of every MR) */
 #define NC 3072 /* columns per B block (a multiple of every NR) */
 
 typedef struct {
   int mr, nr;
   af_gemm_ukr_fn ukr;
+  int bf16; /* panels hold bf16 pairs along K (kp = ceil(kc / 2) steps) */
 } ukr_desc;
 
 void af_gemm_ukr_scalar(int kc, const float *ap, const float *bp, float *c, int64_t ldc,
@@ -49,6 +51,8 @@ int af_gemm_isa_supported(af_gemm_isa isa) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   case AF_GEMM_AVX512:
     return __builtin_cpu_supports("avx512f");
+  case AF_GEMM_AVX512_BF16:
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
   }
   return 0;
 }
@@ -62,8 +66,8 @@ af_gemm_isa af_gemm_isa_best(void) {
 }
 
 const char *af_gemm_isa_name(af_gemm_isa isa) {
-  static const char *const names[] = {"auto", "scalar", "avx2", "avx512"};
-  return isa >= AF_GEMM_AUTO && isa <= AF_GEMM_AVX512 ? names[isa] : "?";
+  static const char *const names[] = {"auto", "scalar", "avx2", "avx512", "avx512_bf16"};
+  return isa >= AF_GEMM_AUTO && isa <= AF_GEMM_AVX512_BF16 ? names[isa] : "?";
 }
 
 static ukr_desc pick(af_gemm_isa isa) {
@@ -71,11 +75,13 @@ static ukr_desc pick(af_gemm_isa isa) {
     isa = af_gemm_isa_best();
   while (isa > AF_GEMM_SCALAR && !af_gemm_isa_supported(isa))
     isa = (af_gemm_isa)(isa - 1);
+  if (isa == AF_GEMM_AVX512_BF16)
+    return (ukr_desc){AF_GEMM_AVX512_MR, AF_GEMM_AVX512_NR, af_gemm_ukr_avx512_bf16, 1};
   if (isa == AF_GEMM_AVX512)
-    return (ukr_desc){AF_GEMM_AVX512_MR, AF_GEMM_AVX512_NR, af_gemm_ukr_avx512};
+    return (ukr_desc){AF_GEMM_AVX512_MR, AF_GEMM_AVX512_NR, af_gemm_ukr_avx512, 0};
   if (isa == AF_GEMM_AVX2)
-    return (ukr_desc){AF_GEMM_AVX2_MR, AF_GEMM_AVX2_NR, af_gemm_ukr_avx2};
-  return (ukr_desc){AF_GEMM_SCALAR_MR, AF_GEMM_SCALAR_NR, af_gemm_ukr_scalar};
+    return (ukr_desc){AF_GEMM_AVX2_MR, AF_GEMM_AVX2_NR, af_gemm_ukr_avx2, 0};
+  return (ukr_desc){AF_GEMM_SCALAR_MR, AF_GEMM_SCALAR_NR, af_gemm_ukr_scalar, 0};
 }
 
 typedef struct {
@@ -89,6 +95,49 @@ typedef struct {
   int accumulate;
   ukr_desc u;
 } gemm_job;
+
+/* fp32 -> bf16, round to nearest even (NaN stays NaN). */
+static inline uint32_t bf16_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    return (u >> 16) | 0x40u;
+  return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+/* The 32-bit bf16 pair (x[p], x[p+1]) of a strided vector, 0 past kc. */
+static inline uint32_t bf16_pair(const float *x, int64_t stride, int p, int kc) {
+  uint32_t lo = bf16_bits(x[(int64_t)p * stride]);
+  uint32_t hi = p + 1 < kc ? bf16_bits(x[(int64_t)(p + 1) * stride]) : 0u;
+  return lo | hi << 16;
+}
+
+/* bf16 twin of pack_b_panel: micro-panel (kp, nr) of pairs along K. */
+static void pack_b_panel_bf16(const gemm_job *g, int p0, int kc, int j0, int nc, int panel,
+                              float *bp) {
+  const int nr = g->u.nr, kp = (kc + 1) / 2;
+  uint32_t *dst = (uint32_t *)(void *)bp + (int64_t)panel * kp * nr; // (kp, nr)
+  int jb = j0 + panel * nr, w = nc - panel * nr < nr ? nc - panel * nr : nr;
+  for (int j = 0; j < nr; j++) {
+    const float *src = j < w ? g->b + (int64_t)p0 * g->rsb + (int64_t)(jb + j) * g->csb : NULL;
+    for (int q = 0; q < kp; q++)
+      dst[(int64_t)q * nr + j] = src ? bf16_pair(src, g->rsb, 2 * q, kc) : 0u;
+  }
+}
+
+/* bf16 twin of pack_a: micro-panels (kp, mr) of pairs along K. */
+static void pack_a_bf16(const gemm_job *g, int i0, int mc, int p0, int kc, float *ap) {
+  const int mr = g->u.mr, kp = (kc + 1) / 2;
+  for (int ib = 0; ib < mc; ib += mr) {
+    uint32_t *dst = (uint32_t *)(void *)ap + (int64_t)(ib / mr) * kp * mr; // (kp, mr)
+    int h = mc - ib < mr ? mc - ib : mr;
+    for (int r = 0; r < mr; r++) {
+      const float *src = r < h ? g->a + (int64_t)(i0 + ib + r) * g->rsa + (int64_t)p0 * g->csa : NULL;
+      for (int q = 0; q < kp; q++)
+        dst[(int64_t)q * mr + r] = src ? bf16_pair(src, g->csa, 2 * q, kc) : 0u;
+    }
+  }
+}
 
 /* B rows [p0, p0+kc) x columns [j0, j0+nc) into micro-panels bp (ceil(nc/nr), kc, nr). */
 static void pack_b_panel(const gemm_job *g, int p0, int kc, int j0, int nc, int panel,
@@ -159,6 +208,8 @@ static void pack_a(const gemm_job *g, int i0, int mc, int p0, int kc, float *ap)
 static void macro_kernel(const gemm_job *g, const float *ap, const float *bp, int i0, int mc,
                          int j0, int nc, int pa, int pb, int kc, int load_c) {
   const int mr = g->u.mr, nr = g->u.nr;
+  if (g->u.bf16)
+    kc = (kc + 1) / 2; /* packed depth: bf16 pairs, one 32-bit word each */
   float tile[AF_GEMM_AVX512_MR * AF_GEMM_AVX512_NR] __attribute__((aligned(64)));
   for (int ib = 0; ib < mc; ib += mr) {
     const float *a = ap + (int64_t)(ib / mr) * kc * mr; // (kc, mr)
@@ -216,17 +267,26 @@ static void gemm_blocked(const gemm_job *g, float *bp, float *ap_all, int thread
       int n_jc = n_ic >= 2 * team ? 1 : (2 * team + n_ic - 1) / n_ic;
       if (n_jc > n_panels)
         n_jc = n_panels;
-      for (int p0 = 0; p0 < g->K; p0 += KC) {
-        int kc = g->K - p0 < KC ? g->K - p0 : KC;
+      /* bf16 packs pairs: twice the K per block in the same bytes and registers' depth */
+      const int kc_max = g->u.bf16 ? 2 * KC : KC;
+      for (int p0 = 0; p0 < g->K; p0 += kc_max) {
+        int kc = g->K - p0 < kc_max ? g->K - p0 : kc_max;
 #pragma omp for schedule(static)
-        for (int panel = 0; panel < n_panels; panel++)
-          pack_b_panel(g, p0, kc, j0, nc, panel, bp);
+        for (int panel = 0; panel < n_panels; panel++) {
+          if (g->u.bf16)
+            pack_b_panel_bf16(g, p0, kc, j0, nc, panel, bp);
+          else
+            pack_b_panel(g, p0, kc, j0, nc, panel, bp);
+        }
         int load_c = g->accumulate || p0 > 0;
 #pragma omp for schedule(dynamic, 1)
         for (int item = 0; item < n_ic * n_jc; item++) {
           int ic = item / n_jc, jc = item % n_jc;
           int i0 = ic * MC, mc = g->M - i0 < MC ? g->M - i0 : MC;
-          pack_a(g, i0, mc, p0, kc, ap);
+          if (g->u.bf16)
+            pack_a_bf16(g, i0, mc, p0, kc, ap);
+          else
+            pack_a(g, i0, mc, p0, kc, ap);
           int pa = (int)((int64_t)n_panels * jc / n_jc);
           int pb = (int)((int64_t)n_panels * (jc + 1) / n_jc);
           macro_kernel(g, ap, bp, i0, mc, j0, nc, pa, pb, kc, load_c);

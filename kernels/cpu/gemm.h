@@ -24,6 +24,9 @@ typedef enum {
   AF_GEMM_SCALAR = 1, /* portable C */
   AF_GEMM_AVX2 = 2,   /* AVX2 + FMA, 6 x 16 tiles */
   AF_GEMM_AVX512 = 3, /* AVX-512F, 12 x 32 tiles */
+  AF_GEMM_AVX512_BF16 = 4, /* A and B rounded to bf16 (nearest even) while packing, fp32
+                              accumulation with vdpbf16ps (AVX512_BF16), 12 x 32 tiles.
+                              Never picked by AUTO: asked for by the bf16 mode only. */
 } af_gemm_isa;
 
 /* Nonzero if this CPU (and build) can run the path. AUTO and SCALAR always can. */
@@ -32,8 +35,9 @@ int af_gemm_isa_supported(af_gemm_isa isa);
 af_gemm_isa af_gemm_isa_best(void);
 const char *af_gemm_isa_name(af_gemm_isa isa);
 
-/* C (+)= A . B on the given path (AUTO = best; an unsupported path falls back to
- * the best supported one below it). M, N, K >= 0. */
+/* C (+)= A . B on the given path (AUTO = best fp32 path; an unsupported path
+ * falls back to the best supported one below it, bf16 to fp32 AVX-512: callers
+ * of the bf16 path check af_gemm_isa_supported first). M, N, K >= 0. */
 void af_gemm_isa_run(af_gemm_isa isa, int M, int N, int K, const float *a, int64_t rsa,
                      int64_t csa, const float *b, int64_t rsb, int64_t csb, float *c,
                      int64_t ldc, int accumulate);

@@ -24,6 +24,9 @@ void af_gemm_ukr_avx512(int kc, const float *ap, const float *bp, float *c, int6
                         int load_c);
 void af_gemm_ukr_avx2(int kc, const float *ap, const float *bp, float *c, int64_t ldc,
                       int load_c);
+/* bf16: kc counts bf16 pairs along K, the panels hold 32-bit pairs (see gemm_bf16.c). */
+void af_gemm_ukr_avx512_bf16(int kp, const float *ap, const float *bp, float *c, int64_t ldc,
+                             int load_c);
 void af_gemm_ukr_scalar(int kc, const float *ap, const float *bp, float *c, int64_t ldc,
                         int load_c);
 
