@@ -147,7 +147,15 @@ typedef struct af_device {
   af_backend backend;
   int n_threads;     /* CPU threads for our kernels (0 = OpenMP default) */
   void *cuda;        /* af_cuda_context* when backend == AF_BACKEND_CUDA */
+  int bf16;          /* CPU: the linear layers' GEMMs take bf16 inputs with fp32
+                        accumulation (AVX512_BF16); set with af_device_set_precision */
 } af_device;
+
+/* precision "fp32" (or NULL) or "bf16" (docs/performance.md): bf16 weights and
+ * activations into the GEMMs with fp32 accumulation; LayerNorm, softmax, GELU,
+ * pooling, the loss and the optimizer stay fp32. bf16 needs the CPU backend on
+ * a CPU with AVX512_BF16; otherwise an error says so and dev is unchanged. */
+af_status af_device_set_precision(af_device *dev, const char *precision, af_error *err);
 
 /* A CPU device with n_threads threads (0: all cores). */
 af_device af_device_cpu(int n_threads);

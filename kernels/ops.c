@@ -12,7 +12,7 @@
 #endif
 
 af_device af_device_cpu(int n_threads) {
-  af_device d = {AF_BACKEND_CPU, n_threads, NULL};
+  af_device d = {AF_BACKEND_CPU, n_threads, NULL, 0};
   if (n_threads > 0)
     omp_set_num_threads(n_threads);
   return d;
@@ -50,7 +50,10 @@ void af_op_linear_forward(const af_device *dev, float *out, const float *inp, co
     return;
   }
 #endif
-  af_cpu_linear_forward(out, inp, w, bias, N, IC, OC);
+  if (dev->bf16)
+    af_cpu_linear_forward_bf16(out, inp, w, bias, N, IC, OC);
+  else
+    af_cpu_linear_forward(out, inp, w, bias, N, IC, OC);
 }
 
 void af_op_gelu_forward(const af_device *dev, float *out, const float *inp, int64_t n) {

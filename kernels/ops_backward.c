@@ -41,7 +41,10 @@ void af_op_linear_backward(const af_device *dev, float *dinp, float *dw, float *
                            const float *dout, const float *inp, const float *w, int N, int IC,
                            int OC) {
   CPU_ONLY(dev);
-  af_cpu_linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC);
+  if (dev->bf16)
+    af_cpu_linear_backward_bf16(dinp, dw, dbias, dout, inp, w, N, IC, OC);
+  else
+    af_cpu_linear_backward(dinp, dw, dbias, dout, inp, w, N, IC, OC);
 }
 
 void af_op_gelu_backward(const af_device *dev, float *dinp, const float *dout, const float *inp,

@@ -17,6 +17,8 @@ static const af_flag_spec FLAGS[] = {
     {"delimiter", "C", "CSV field delimiter (default ,; 'tab' for TSV)"},
     {"device", "cpu|cuda", "where to run the encoder (default cpu)"},
     {"threads", "N", "CPU threads (default: all cores)"},
+    {"precision", "fp32|bf16", "GEMM inputs: fp32 (default) or bf16 with fp32 accumulation "
+                               "(CPUs with AVX512_BF16; LayerNorm/softmax stay fp32)"},
 };
 static const af_cmd_spec SPEC = {
     "embed",
@@ -41,7 +43,7 @@ int af_cmd_embed(int argc, char **argv) {
   af_error err = {0};
   const char *model_path, *catalog, *id_col, *out, **text_cols = NULL;
   int64_t max_len, batch_tokens, threads;
-  af_device dev;
+  af_device dev = {0};
   af_model *m = NULL;
   int have_model = 0, rc = 0;
   int n_text = af_arg_all(&a, "text-column", &text_cols);
@@ -53,8 +55,10 @@ int af_cmd_embed(int argc, char **argv) {
       af_arg_i64(&a, "max-len", 0, 3, 1 << 20, &max_len, &err) != AF_OK ||
       af_arg_i64(&a, "batch-tokens", 8192, 16, 1 << 24, &batch_tokens, &err) != AF_OK ||
       af_arg_i64(&a, "threads", 0, 0, 4096, &threads, &err) != AF_OK ||
-      af_cli_device(&a, (int)threads, &dev, &err) != AF_OK) {
+      af_cli_device(&a, (int)threads, &dev, &err) != AF_OK ||
+      af_device_set_precision(&dev, af_arg_str(&a, "precision"), &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
+    af_device_release(&dev);
   } else if (af_model_open(model_path, &m, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
     af_device_release(&dev);

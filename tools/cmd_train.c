@@ -43,6 +43,9 @@ static const af_flag_spec FLAGS[] = {
     {"eval-every", "N", "validation Recall@10 every N steps (default: start and end)"},
     {"resume", "CKPT.h5", "continue a run from its checkpoint (same data flags)"},
     {"threads", "N", "CPU threads (default: all cores)"},
+    {"precision", "fp32|bf16", "GEMM inputs, forward and backward: fp32 (default) or bf16 with "
+                               "fp32 accumulation (AVX512_BF16 CPUs; weights, LayerNorm, "
+                               "softmax, loss and AdamW stay fp32)"},
 };
 static const af_cmd_spec SPEC = {
     "train",
@@ -167,6 +170,11 @@ int af_cmd_train(int argc, char **argv) {
     return rc;
   }
   af_device dev = af_device_cpu((int)threads);
+  if ((st = af_device_set_precision(&dev, af_arg_str(&a, "precision"), &err)) != AF_OK) {
+    rc = af_cli_fail(SPEC.cmd, &err);
+    af_args_free(&a);
+    return rc;
+  }
 
   /* 1. the model and trainer: from a training checkpoint, or fresh */
   if (resume) {

@@ -161,6 +161,7 @@ extern "C" af_status af_device_cuda(int ordinal, af_device *out, af_error *err) 
   out->backend = AF_BACKEND_CUDA;
   out->n_threads = 0;
   out->cuda = ctx;
+  out->bf16 = 0;
   return AF_OK;
 }
 

@@ -1,0 +1,30 @@
+/* The device's GEMM precision (af_device_set_precision, docs/performance.md). */
+#include <string.h>
+
+#include "cpu/gemm.h"
+#include "ops.h"
+
+af_status af_device_set_precision_for(af_device *dev, const char *precision, int cpu_bf16,
+                                      af_error *err) {
+  if (!precision || strcmp(precision, "fp32") == 0) {
+    dev->bf16 = 0;
+    return AF_OK;
+  }
+  if (strcmp(precision, "bf16") != 0)
+    return af_error_set(err, AF_ERR_ARG, "precision '%s' is not fp32 or bf16", precision);
+  if (dev->backend != AF_BACKEND_CPU)
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "precision bf16 is a CPU mode (the CUDA path is fp32); use the CPU "
+                        "or fp32");
+  if (!cpu_bf16)
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "precision bf16 needs a CPU with AVX512_BF16 (the vdpbf16ps "
+                        "instruction); this CPU does not have it: use fp32");
+  dev->bf16 = 1;
+  return AF_OK;
+}
+
+af_status af_device_set_precision(af_device *dev, const char *precision, af_error *err) {
+  return af_device_set_precision_for(dev, precision, af_gemm_isa_supported(AF_GEMM_AVX512_BF16),
+                                     err);
+}
