@@ -427,6 +427,17 @@ af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *em
                                        float min_score, int64_t *nbr, float *scr,
                                        const af_score_options *opt, af_error *err);
 
+/* The bf16 mode of the symmetric all-pairs (docs/scoring.md): candidates
+ * (k + margin per row) from a bf16 kernel with fp32 accumulation, each
+ * rescored with the fp32 kernel's exact arithmetic, the top-k taken again.
+ * The output equals af_score_all_pairs_symmetric's bit for bit except where a
+ * true neighbour was not among the candidates; *n_unsure (may be NULL) counts
+ * the rows where that is possible by the bf16 error bound (an upper bound on
+ * the rows that differ). AF_ERR_UNSUPPORTED on a CPU without AVX512_BF16. */
+af_status af_score_all_pairs_bf16(const af_score_index *ix, const float *emb, int k, int margin,
+                                  float min_score, int64_t *nbr, float *scr,
+                                  const af_score_options *opt, int64_t *n_unsure, af_error *err);
+
 /* All-pairs convenience: rows [row0, row1) of emb (N, d) against all of emb,
  * each row excluding itself. nbr, scr (row1 - row0, k). Builds the packed
  * index each call: when scoring many row ranges, build one index and call
@@ -482,6 +493,10 @@ typedef struct {
   float min_score;   /* -INFINITY for none */
   int shard_i, shard_n; /* 0 and 1 for the whole file */
   af_score_options score;
+  int bf16;          /* 1: bf16 candidates (k + bf16_margin) rescored in fp32 (unsharded only) */
+  int bf16_margin;   /* extra candidates per row in bf16 mode; < 0: k */
+  int64_t *bf16_unsure; /* may be NULL; receives the rows where a neighbour may be lost
+                           (af_score_all_pairs_bf16) */
   af_score_progress_fn progress; /* may be NULL */
   void *progress_ctx;
 } af_score_file_options;

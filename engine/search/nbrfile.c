@@ -249,7 +249,10 @@ static af_status score_symmetric(const af_embeddings *e, const af_score_index *i
   int64_t *nbr = af_malloc((size_t)N * (size_t)k, sizeof *nbr, err); // (N, k)
   float *scr = af_malloc((size_t)N * (size_t)k, sizeof *scr, err);   // (N, k)
   af_status st = nbr && scr ? AF_OK : AF_ERR_NOMEM;
-  if (st == AF_OK)
+  if (st == AF_OK && opt->bf16)
+    st = af_score_all_pairs_bf16(ix, e->emb, k, opt->bf16_margin < 0 ? k : opt->bf16_margin,
+                                 opt->min_score, nbr, scr, &opt->score, opt->bf16_unsure, err);
+  else if (st == AF_OK)
     st = af_score_all_pairs_symmetric(ix, e->emb, k, opt->min_score, nbr, scr, &opt->score, err);
   const int64_t chunk = 16384;
   for (int64_t r = 0; st == AF_OK && r < N; r += chunk) {
@@ -267,8 +270,12 @@ static af_status score_rows(const af_embeddings *e, const af_score_index *ix, nb
                             int64_t row0, int64_t row1, const af_score_file_options *opt,
                             af_error *err) {
   int k = o->k;
-  if (row0 == 0 && row1 == e->n && k > 0 && !opt->score.asymmetric &&
-      e->n * (int64_t)k * 12 <= AF_SYMMETRIC_MAX_BYTES)
+  if (opt->bf16 && (row0 != 0 || row1 != e->n))
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "precision bf16 scores all rows at once (the symmetric path); it does "
+                        "not take a shard: use fp32 with --shard");
+  if (row0 == 0 && row1 == e->n && k > 0 &&
+      (opt->bf16 || (!opt->score.asymmetric && e->n * (int64_t)k * 12 <= AF_SYMMETRIC_MAX_BYTES)))
     return score_symmetric(e, ix, o, opt, err);
   /* Rows per chunk: at most about 64 MiB of results, 1024 to 16384 rows. */
   int64_t chunk = k ? ((int64_t)64 << 20) / ((int64_t)k * 12) : row1 - row0;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/topk.h"
+#include "search/score_internal.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -239,6 +240,10 @@ typedef struct {
   af_topk *heaps;   // (N)
   float *thr;       // (N + NR) each heap's threshold, kept contiguous for the column compares
   int64_t bs;       // rows per block
+  /* bf16 candidates (score_bf16.c): rows and panels as bf16 pairs, NULL for fp32 */
+  const uint32_t *rows16;   // (N, d2)
+  const uint32_t *panels16; // (n_panels, d2, NR)
+  int d2;                   // ceil(d / 2)
 } sym_job;
 
 /* Offers tile (mr rows, NR columns from col0) column-wise to the column rows' heaps. */
@@ -272,15 +277,22 @@ static void select_cols(af_topk *heaps, float *thr, const float tile[MR][NR], in
 static void sym_pair(const sym_job *job, int64_t i0, int64_t i1, int64_t p0, int64_t p1,
                      int cols) {
   const af_score_index *ix = job->ix;
-  const int d = ix->d;
+  const int d = ix->d, d2 = job->d2;
   float tile[MR][NR] __attribute__((aligned(64)));
   for (int64_t r0 = i0; r0 < i1; r0 += MR) {
     int mr = i1 - r0 < MR ? (int)(i1 - r0) : MR;
     const float *a[MR]; /* a partial group repeats its last row; those scores are ignored */
-    for (int r = 0; r < MR; r++)
-      a[r] = job->emb + (size_t)(r0 + (r < mr ? r : mr - 1)) * (size_t)d;
+    const uint32_t *a16[MR];
+    for (int r = 0; r < MR; r++) {
+      int64_t row = r0 + (r < mr ? r : mr - 1);
+      a[r] = job->emb + (size_t)row * (size_t)d;
+      a16[r] = job->rows16 ? job->rows16 + (size_t)row * (size_t)d2 : NULL;
+    }
     for (int64_t p = p0; p < p1; p++) {
-      tile_scores(a, ix->panels + (size_t)p * (size_t)d * NR, d, tile);
+      if (job->rows16)
+        af_score_tile_bf16(a16, job->panels16 + (size_t)p * (size_t)d2 * NR, d2, tile);
+      else
+        tile_scores(a, ix->panels + (size_t)p * (size_t)d * NR, d, tile);
       for (int r = 0; r < mr; r++) {
         select_row(&job->heaps[r0 + r], tile[r], p * NR, ix->n, cols ? -1 : r0 + r, NULL);
         job->thr[r0 + r] = af_topk_threshold(&job->heaps[r0 + r]);
@@ -311,13 +323,9 @@ static void tournament_pair(int64_t m, int64_t rnd, int64_t q, int64_t *x, int64
   }
 }
 
-af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *emb, int k,
-                                       float min_score, int64_t *nbr, float *scr,
-                                       const af_score_options *opt, af_error *err) {
-  if (k < 0 || k > AF_SCORE_MAX_K)
-    return af_error_set(err, AF_ERR_ARG, "k = %d is outside [0, %d]", k, AF_SCORE_MAX_K);
-  if (isnan(min_score))
-    return af_error_set(err, AF_ERR_ARG, "min_score is NaN");
+af_status af_score_sym_run(const af_score_index *ix, const float *emb, const uint32_t *rows16,
+                           const uint32_t *panels16, int k, float min_score, int64_t *nbr,
+                           float *scr, const af_score_options *opt, af_error *err) {
   const int64_t N = ix->n;
   if (N == 0 || k == 0)
     return AF_OK;
@@ -331,7 +339,7 @@ af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *em
     thr[i] = INFINITY;
   int64_t bs = opt && opt->block_rows > 0 ? opt->block_rows : 256;
   bs = (bs + NR - 1) / NR * NR; /* blocks are whole panels */
-  sym_job job = {ix, emb, heaps, thr, bs};
+  sym_job job = {ix, emb, heaps, thr, bs, rows16, panels16, (ix->d + 1) / 2};
   const int64_t nb = (N + bs - 1) / bs, m = nb + (nb & 1); /* m even: one bye when nb is odd */
   int threads = opt && opt->threads > 0 ? opt->threads : omp_get_max_threads();
 #pragma omp parallel num_threads(threads)
@@ -368,6 +376,19 @@ af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *em
   free(thr);
   return AF_OK;
 }
+
+af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *emb, int k,
+                                       float min_score, int64_t *nbr, float *scr,
+                                       const af_score_options *opt, af_error *err) {
+  if (k < 0 || k > AF_SCORE_MAX_K)
+    return af_error_set(err, AF_ERR_ARG, "k = %d is outside [0, %d]", k, AF_SCORE_MAX_K);
+  if (isnan(min_score))
+    return af_error_set(err, AF_ERR_ARG, "min_score is NaN");
+  return af_score_sym_run(ix, emb, NULL, NULL, k, min_score, nbr, scr, opt, err);
+}
+
+const float *af_score_index_panels(const af_score_index *ix) { return ix->panels; }
+int64_t af_score_index_n_panels(const af_score_index *ix) { return ix->n_panels; }
 
 af_status af_topk_all_pairs(const float *emb, int64_t N, int d, int k, float min_score,
                             int64_t row0, int64_t row1, int64_t *nbr, float *scr,
