@@ -1,4 +1,4 @@
-/* Training-step throughput of the CPU trainer (engine/train.h) on MiniLM-style
+/* Training-step throughput of the CPU trainer (include/affinity.h) on MiniLM-style
  * pair batches. Reads the batch texts from a file written by
  * bench/train_cpu.py (one "anchor\tpositive" per line, in batch order), runs
  * `warmup` untimed steps and `steps` timed ones (forward + MNR loss + backward

@@ -783,8 +783,8 @@ af_status af_itemcf_topk(const af_cooccur *co, af_itemcf_measure measure, int k,
 double af_itemcf_score(af_itemcf_measure measure, int64_t n, int64_t n_a, int64_t n_b, int64_t n_ab);
 
 /* ---------------------------------------------------------------- assoc/rules */
-/* Frequent itemsets (FP-growth, engine/fpgrowth.c) and association rules
- * (engine/rules.c).
+/* Frequent itemsets (FP-growth, engine/assoc/fpgrowth.c) and association rules
+ * (engine/assoc/rules.c).
  *
  * Support of an itemset is its basket count over n_baskets. An itemset is
  * frequent when count / n_baskets >= min_support evaluated in double
@@ -1072,7 +1072,7 @@ af_status af_fuse_align_embeddings(const char *source, const char *const *emb_id
  *  louvain (default): modularity clustering (Blondel et al. 2008), made
  *    deterministic (nodes in catalog order, a move needs a strictly larger
  *    gain, ties to the community seen first); local moving, then communities
- *    become nodes, repeated while anything moves (engine/groups_louvain.c).
+ *    become nodes, repeated while anything moves (engine/assoc/groups_louvain.c).
  *  lpa: weighted label propagation (Raghavan, Albert, Kumara 2007), made
  *    deterministic: every node starts with its own label; sweeps visit nodes
  *    in catalog order and give each the label with the largest summed edge
@@ -1186,7 +1186,7 @@ float af_clip_coef(double total_norm, double max_norm);
  * From a CSV (header row, first two columns anchor, positive): same shuffle
  * and split.
  *
- * Every draw is Philox4x32-10 (engine/philox.h) with key = seed on a fixed
+ * Every draw is Philox4x32-10 (engine/base/philox.h) with key = seed on a fixed
  * stream, so the sets and every epoch's order are functions of (data, options,
  * seed) alone. The epoch order is a Fisher-Yates shuffle on stream
  * AF_PAIRS_STREAM_EPOCH + epoch: a data cursor (epoch, position) is all a
@@ -1254,8 +1254,8 @@ uint64_t af_pairs_rand_below(uint64_t seed, uint64_t stream, uint64_t i, uint64_
  * Dropout follows Hugging Face's BertModel in train mode: hidden dropout
  * after the embeddings' LayerNorm, after the attention output dense and after
  * the FFN output dense (before each residual add), and attention-probability
- * dropout on the softmax (engine/train_attention.c). Masks come from Philox
- * (engine/philox.h) with key = seed and
+ * dropout on the softmax (engine/train/train_attention.c). Masks come from Philox
+ * (engine/base/philox.h) with key = seed and
  *   stream = micro * AF_TRAIN_DROPOUT_SITES(L) + site,
  * site 0 = embeddings, 1 + 3l = layer l attention probabilities, 2 + 3l =
  * layer l attention output, 3 + 3l = layer l FFN output, micro = step *
@@ -1336,7 +1336,7 @@ af_status af_trainer_accumulate(af_trainer *t, const af_batch *pairs, uint64_t m
 af_status af_trainer_step(af_trainer *t, int n_micro, double *lr, double *grad_norm,
                           af_error *err);
 
-/* ---- attention-probability dropout (engine/train_attention.c) ------------------
+/* ---- attention-probability dropout (engine/train/train_attention.c) ------------------
  * probs: the undropped softmax saved by af_op_attention_forward (layout of
  * ops.h). forward: out (T, C) = (m ⊙ P / (1 - p)) V. backward: dqkv (T, 3C) +=. */
 void af_train_attention_dropout_forward(float *out, const float *probs, const float *qkv,
@@ -1346,7 +1346,7 @@ void af_train_attention_dropout_backward(float *dqkv, const float *dout, const f
                                          const float *probs, const int32_t *cu_seqlens, int B,
                                          int C, int NH, float p, uint64_t seed, uint64_t stream);
 
-/* ---- checkpoints (engine/train_checkpoint.c) -------------------------------- */
+/* ---- checkpoints (engine/train/train_checkpoint.c) -------------------------------- */
 
 /* What the loop stores beside the model and optimizer. */
 typedef struct {
@@ -1373,7 +1373,7 @@ af_status af_train_checkpoint_load(const char *path, const af_device *dev, af_mo
 /* 1 when the file looks like a training checkpoint (has /optim and /train). */
 int af_train_checkpoint_is(const char *path);
 
-/* ---- the loop (engine/train_loop.c) ------------------------------------------ */
+/* ---- the loop (engine/train/train_loop.c) ------------------------------------------ */
 
 
 /* One record of the loop's progress, handed to the callback (the CLI prints
@@ -1645,15 +1645,15 @@ void af_recommendations_free(af_recommendations *r);
  *
  * Stages, each writing its outputs into the run folder DIR:
  *   load      products.csv (the cleaned catalog: product_id,product,category,baskets)
- *   embed     embeddings.h5                       (engine/embed.h)
- *   score     neighbors.h5                        (engine/nbrfile.h)
- *   rules     rules.csv, rules.jsonl              (engine/rules.h)      baskets only
- *   cooccur   cooccur.csv                         (engine/cooccur.h)    baskets only
- *   itemcf    itemcf.csv                          (engine/itemcf.h)     baskets only
- *   finetune  finetuned.h5 (with fine_tune_steps)  (engine/train.h)      baskets only
- *   associate associations.csv                    (engine/fuse.h)
- *   eval      eval.json                           (engine/eval.h)       baskets only
- *   report    report.html, network.png, heatmap.png (engine/report.h)
+ *   embed     embeddings.h5                       (include/affinity.h)
+ *   score     neighbors.h5                        (include/affinity.h)
+ *   rules     rules.csv, rules.jsonl              (include/affinity.h)      baskets only
+ *   cooccur   cooccur.csv                         (include/affinity.h)    baskets only
+ *   itemcf    itemcf.csv                          (include/affinity.h)     baskets only
+ *   finetune  finetuned.h5 (with fine_tune_steps)  (include/affinity.h)      baskets only
+ *   associate associations.csv                    (include/affinity.h)
+ *   eval      eval.json                           (include/affinity.h)       baskets only
+ *   report    report.html, network.png, heatmap.png (include/affinity.h)
  * and run.json (metadata, parameters, per-stage timings).
  *
  * Re-running skips a stage when its key is unchanged and its outputs exist.

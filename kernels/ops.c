@@ -143,6 +143,17 @@ void *af_dev_malloc(const af_device *dev, size_t bytes, af_error *err) {
   return af_malloc(bytes, 1, err);
 }
 
+af_status af_dev_alloc(const af_device *dev, size_t bytes, void **out, af_error *err) {
+#ifdef AF_HAVE_CUDA
+  if (ON_CUDA(dev)) {
+    *out = af_cuda_malloc(dev->cuda, bytes, err);
+    return *out ? AF_OK : AF_ERR_CUDA; /* af_cuda_malloc reports only cudaMalloc failures */
+  }
+#endif
+  *out = af_malloc(bytes, 1, err);
+  return *out ? AF_OK : AF_ERR_NOMEM;
+}
+
 void af_dev_free(const af_device *dev, void *ptr) {
 #ifdef AF_HAVE_CUDA
   if (ON_CUDA(dev)) {

@@ -23,6 +23,8 @@
 extern "C" {
 #endif
 
+/* Device memory: *out (NULL on failure) of bytes on dev. */
+af_status af_dev_alloc(const af_device *dev, size_t bytes, void **out, af_error *err);
 void *af_dev_malloc(const af_device *dev, size_t bytes, af_error *err);
 void af_dev_free(const af_device *dev, void *ptr);
 af_status af_dev_upload(const af_device *dev, void *dst, const void *host_src, size_t bytes,

@@ -34,7 +34,7 @@ int af_backward_supported(const af_device *dev);
 /* ---- dropout ------------------------------------------------------------------
  * Element i of an n-element tensor is kept iff u_i < 1 - p_drop, where u_i is
  * word i % 4 of Philox4x32-10 block i / 4 with key `seed` and stream `stream`
- * (engine/philox.h), as a 24-bit uniform in [0, 1). Kept values are scaled by
+ * (engine/base/philox.h), as a 24-bit uniform in [0, 1). Kept values are scaled by
  * 1 / (1 - p_drop) (inverted dropout, as torch). The mask is a function of
  * (seed, stream, i) only: it is never stored; backward draws it again. The
  * caller gives every dropout site of every step its own stream, e.g.

@@ -1,4 +1,4 @@
-// AdamW, the linear warm-up schedule and global-norm clipping (engine/adamw.h)
+// AdamW, the linear warm-up schedule and global-norm clipping (include/affinity.h)
 // against torch.optim.AdamW (foreach=False), transformers'
 // get_linear_schedule_with_warmup and torch.nn.utils.clip_grad_norm_, from
 // tests/data/optim/adamw.json and tiny_model.json

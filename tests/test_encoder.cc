@@ -30,7 +30,8 @@ struct Fixture {
 Fixture load_fixture(const std::string &path, int C) {
   Fixture f;
   af_error err{};
-  hid_t h = af_h5_open(path.c_str(), 0, &err);
+  hid_t h = H5I_INVALID_HID;
+  af_h5_open(path.c_str(), 0, &h, &err);
   EXPECT_GE(h, 0) << err.msg;
   int rank;
   hsize_t dims[8];

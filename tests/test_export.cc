@@ -1,4 +1,4 @@
-// affinity export-hf (engine/export_hf.h): export -> import round trip is
+// affinity export-hf (include/affinity.h): export -> import round trip is
 // exact (configuration, vocabulary, every parameter bit), the folder has
 // every file sentence-transformers needs, re-export over an existing folder
 // replaces its files, and errors leave nothing half-written.

@@ -1,4 +1,4 @@
-// Multiple-negatives ranking loss (engine/loss.h) against sentence-transformers:
+// Multiple-negatives ranking loss (engine/train/loss.h) against sentence-transformers:
 // tests/data/optim/mnr_loss.json holds inputs, loss and autograd gradients of
 // MultipleNegativesRankingLoss.compute_loss_from_embeddings (float32), plain
 // and symmetric (directions query_to_doc + doc_to_query, per_direction), with

@@ -1,4 +1,4 @@
-// af_format_g10 (engine/out_format.c, the rules CSV writer's number format)
+// af_format_g10 (engine/base/out_format.c, the rules CSV writer's number format)
 // must write exactly the bytes of printf's "%.10g" -- the reference is the C
 // library's own snprintf, on values shaped like rule measures (ratios of
 // counts, their products and differences), random doubles over the whole

@@ -200,6 +200,29 @@ TEST_F(Run, RulesEqualTheRulesCommand) {
     for (int c = 0; c < 8; c++) EXPECT_EQ(a[r][c], b[r][c]) << "row " << r << " col " << c;
 }
 
+// One writer per file (engine/assoc/assoc_files.c): the run's rules, co-occurrence
+// and item-CF files are byte for byte what the commands write from the same
+// baskets and catalog with the run's parameters (docs/architecture.md).
+TEST_F(Run, AssociationFilesEqualTheCommandsFiles) {
+  const std::string data = " --baskets " + q(g->orders) + " --catalog " + q(g->products);
+  const struct {
+    std::string cmd, file;
+  } cases[] = {
+      {"rules --min-support 0.05 --min-confidence 0.05 --max-len 3 --max-rules 10000", "rules.csv"},
+      {"rules --min-support 0.05 --min-confidence 0.05 --max-len 3 --max-rules 10000", "rules.jsonl"},
+      {"cooccur --min-count 2", "cooccur.csv"},
+      {"itemcf --k 10 --min-count 2", "itemcf.csv"},
+  };
+  for (const auto &c : cases) {
+    std::string out = g->dir + "/cmd_" + c.file, err;
+    ASSERT_EQ(aft::run(q(aft::cli()) + " " + c.cmd + data + " --out " + q(out), nullptr, &err), 0)
+        << c.cmd << ": " << err;
+    std::string ours = aft::read_file(out), run = aft::read_file(g->run + "/" + c.file);
+    EXPECT_GT(ours.size(), 100u) << c.file;
+    EXPECT_EQ(ours, run) << c.file << ": the command and the run stage wrote different files";
+  }
+}
+
 TEST_F(Run, AssociationsFollowTheirDefinitions) {
   af_embeddings e;
   af_error err;

@@ -1,4 +1,4 @@
-// The training loop (engine/train.h, engine/pairs.h, affinity train):
+// The training loop (include/affinity.h, include/affinity.h, affinity train):
 //  - every parameter's gradient of one batch against PyTorch autograd
 //    (tests/data/train/grads.h5, tools/reference/make_train_fixtures.py);
 //  - 3 AdamW steps with accumulation, warm-up and clipping against torch
@@ -81,7 +81,8 @@ TEST(Train, GradientsMatchPyTorch) {
   ASSERT_TRUE(M.ok);
   M.m.cfg.normalize = 1;  // the fixture's pipeline: mean pooling -> normalise -> MNR
   af_error err{};
-  hid_t f = af_h5_open(data("train/grads.h5").c_str(), 0, &err);
+  hid_t f = H5I_INVALID_HID;
+  af_h5_open(data("train/grads.h5").c_str(), 0, &f, &err);
   ASSERT_GE(f, 0) << err.msg;
   auto ids = read_all<int32_t>(f, "ids", H5T_NATIVE_INT32);
   auto cu = read_all<int32_t>(f, "cu_seqlens", H5T_NATIVE_INT32);
@@ -142,7 +143,8 @@ TEST(Train, AdamWStepsMatchPyTorch) {
   ASSERT_TRUE(M.ok);
   M.m.cfg.normalize = 1;
   af_error err{};
-  hid_t f = af_h5_open(data("train/steps.h5").c_str(), 0, &err);
+  hid_t f = H5I_INVALID_HID;
+  af_h5_open(data("train/steps.h5").c_str(), 0, &f, &err);
   ASSERT_GE(f, 0) << err.msg;
   auto ids = read_all<int32_t>(f, "micro_ids", H5T_NATIVE_INT32);
   auto tok = read_all<int64_t>(f, "micro_tok", H5T_NATIVE_INT64);
@@ -447,7 +449,8 @@ TEST(Train, CheckpointLayoutMatchesDocumentation) {
   af_train_meta meta{0, 8, 100, 5, 1, 0, 32};
   std::string path = aft::temp_dir("train-layout") + "/c.h5";
   ASSERT_EQ(af_train_checkpoint_save(path.c_str(), t, &meta, &err), AF_OK) << err.msg;
-  hid_t f = af_h5_open(path.c_str(), 0, &err);
+  hid_t f = H5I_INVALID_HID;
+  af_h5_open(path.c_str(), 0, &f, &err);
   ASSERT_GE(f, 0);
   size_t checked = 0;
   for (auto &w : entries) {

@@ -41,6 +41,11 @@ const char *af_basket_input_name(const af_basket_input *in, int32_t item) {
   return in->baskets.item_ids[item];
 }
 
+af_item_labels af_basket_input_labels(const af_basket_input *in) {
+  return (af_item_labels){.ids = (const char *const *)in->baskets.item_ids,
+                          .names = in->has_catalog ? (const char *const *)in->catalog.names : NULL};
+}
+
 void af_basket_input_free(af_basket_input *in) {
   af_baskets_free(&in->baskets);
   if (in->has_catalog)

@@ -30,6 +30,8 @@ af_status af_basket_input_load(const af_args *a, af_basket_input *in, af_error *
 void af_basket_input_print_report(const char *cmd, const af_basket_input *in, FILE *f);
 /* Display name of an item: the catalog name, else its id. */
 const char *af_basket_input_name(const af_basket_input *in, int32_t item);
+/* The item labels for the association writers: ids, and names with a catalog. */
+af_item_labels af_basket_input_labels(const af_basket_input *in);
 void af_basket_input_free(af_basket_input *in);
 
 #endif

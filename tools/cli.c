@@ -227,3 +227,16 @@ af_status af_cli_device(const af_args *a, int n_threads, af_device *dev, af_erro
   }
   return af_error_set(err, AF_ERR_ARG, "--device: '%s' is not cpu, cuda or cuda:N", d);
 }
+
+int af_cli_main(const af_cmd_spec *spec, int argc, char **argv, af_cmd_fn fn) {
+  af_args a;
+  int rc = af_cli_start(spec, argc, argv, &a);
+  if (rc >= 0)
+    return rc;
+  af_error err = {0};
+  af_status st = a.n_positional ? af_error_set(&err, AF_ERR_ARG, "unexpected argument '%s'",
+                                               a.positional[0])
+                                : fn(&a, &err);
+  af_args_free(&a);
+  return st == AF_OK ? 0 : af_cli_fail(spec->cmd, &err);
+}

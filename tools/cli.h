@@ -48,6 +48,10 @@ void af_args_free(af_args *a);
  * code to return (a is then freed). */
 int af_cli_start(const af_cmd_spec *spec, int argc, char **argv, af_args *a);
 void af_print_help(const af_cmd_spec *spec, FILE *out);
+/* The whole of a command whose work is fn: af_cli_start, no positional
+ * argument, fn(a, err), then the exit code (af_cli_fail's on an error). */
+typedef af_status (*af_cmd_fn)(const af_args *a, af_error *err);
+int af_cli_main(const af_cmd_spec *spec, int argc, char **argv, af_cmd_fn fn);
 
 /* Last value given for name, or NULL. */
 const char *af_arg_str(const af_args *a, const char *name);

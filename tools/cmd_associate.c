@@ -43,15 +43,11 @@ static const af_cmd_spec SPEC = {
 };
 
 int af_cmd_associate(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail(SPEC.cmd, &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   af_assoc_input ai = {0};
   float *emb = NULL;
   int d = 0;

@@ -24,22 +24,12 @@ static const af_cmd_spec SPEC = {
     sizeof FLAGS / sizeof FLAGS[0],
 };
 
-/* The item labels: ids, and names when a catalog was given. */
-static af_item_labels labels_of(const af_basket_input *in) {
-  return (af_item_labels){.ids = (const char *const *)in->baskets.item_ids,
-                          .names = in->has_catalog ? (const char *const *)in->catalog.names : NULL};
-}
-
 int af_cmd_itemcf(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail("itemcf", &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   af_basket_input in = {0};
   af_cooccur co = {0};
   int32_t *nbr = NULL;
@@ -56,7 +46,7 @@ int af_cmd_itemcf(int argc, char **argv) {
       (st = af_basket_input_load(&a, &in, &err)) != AF_OK)
     goto fail;
   af_basket_input_print_report("itemcf", &in, stderr);
-  af_item_labels lab = labels_of(&in);
+  af_item_labels lab = af_basket_input_labels(&in);
   if ((st = af_cooccur_build(&in.baskets, min_count, &co, &err)) != AF_OK)
     goto fail;
   nbr = af_malloc((size_t)co.n_items * (size_t)k + 1, sizeof *nbr, &err);

@@ -66,15 +66,4 @@ static af_status run(const af_args *a, af_error *err) {
   return AF_OK;
 }
 
-int af_cmd_report(int argc, char **argv) {
-  af_args a;
-  int rc = af_cli_start(&SPEC, argc, argv, &a);
-  if (rc >= 0)
-    return rc;
-  af_error err = {0};
-  af_status st = a.n_positional ? af_error_set(&err, AF_ERR_ARG, "unexpected argument '%s'",
-                                               a.positional[0])
-                                : run(&a, &err);
-  af_args_free(&a);
-  return st == AF_OK ? 0 : af_cli_fail("report", &err);
-}
+int af_cmd_report(int argc, char **argv) { return af_cli_main(&SPEC, argc, argv, run); }

@@ -33,22 +33,12 @@ static const af_cmd_spec SPEC = {
     sizeof FLAGS / sizeof FLAGS[0],
 };
 
-/* The item labels: ids, and names when a catalog was given. */
-static af_item_labels labels_of(const af_basket_input *in) {
-  return (af_item_labels){.ids = (const char *const *)in->baskets.item_ids,
-                          .names = in->has_catalog ? (const char *const *)in->catalog.names : NULL};
-}
-
 int af_cmd_rules(int argc, char **argv) {
-  af_error err = {0};
   af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail("rules", &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
+  af_error err = {0};
   af_basket_input in = {0};
   af_itemsets fi = {0};
   af_rules rs = {0};
@@ -92,7 +82,7 @@ int af_cmd_rules(int argc, char **argv) {
   if ((st = af_rules_generate(&fi, &ro, &rs, &err)) != AF_OK)
     goto fail;
   double t3 = af_now_seconds();
-  af_item_labels lab = labels_of(&in);
+  af_item_labels lab = af_basket_input_labels(&in);
   if ((st = af_rules_write(out, jsonl, &fi, &rs, &lab, &err)) != AF_OK)
     goto fail;
   fprintf(stderr,

@@ -1,5 +1,5 @@
 /* affinity score: all-pairs top-k neighbours of an embeddings file, or the
- * merge of shard outputs. Thin over engine/nbrfile.h. */
+ * merge of shard outputs. Thin over include/affinity.h. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,16 +102,12 @@ static af_status run(const af_args *a, af_error *err) {
 }
 
 int af_cmd_score(int argc, char **argv) {
+  af_args a; /* not af_cli_main: --merge takes the shard files as arguments */
+  int started = af_cli_start(&SPEC, argc, argv, &a);
+  if (started >= 0)
+    return started;
   af_error err = {0};
-  af_args a;
-  if (af_args_parse(&SPEC, argc, argv, &a, &err) != AF_OK)
-    return af_cli_fail("score", &err);
-  if (a.help) {
-    af_print_help(&SPEC, stdout);
-    af_args_free(&a);
-    return 0;
-  }
   af_status st = run(&a, &err);
   af_args_free(&a);
-  return st == AF_OK ? 0 : af_cli_fail("score", &err);
+  return st == AF_OK ? 0 : af_cli_fail(SPEC.cmd, &err);
 }

@@ -1,5 +1,5 @@
 /* affinity train: contrastive fine-tuning of the encoder on co-purchase pairs
- * (or a CSV of pairs) on the CPU; thin over engine/train.h and engine/pairs.h. */
+ * (or a CSV of pairs) on the CPU; thin over include/affinity.h and include/affinity.h. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -89,229 +89,227 @@ static af_status make_dir(const char *dir, af_error *err) {
   return AF_OK;
 }
 
+/* The parsed flags. */
+typedef struct {
+  const char *out, *model_path, *resume, *pairs_csv;
+  int64_t steps, stop_after, batch, accum, warmup, max_len, seed, save_every, keep, eval_every;
+  int64_t threads, min_count, max_pairs, max_val;
+  double epochs, lr, wd, max_norm, dropout, attn_dropout, scale, min_lift, val_fraction;
+} train_flags;
+
+static af_status parse_flags(const af_args *a, train_flags *f, af_error *err) {
+  memset(f, 0, sizeof *f);
+  f->model_path = af_arg_str(a, "model");
+  f->resume = af_arg_str(a, "resume");
+  f->pairs_csv = af_arg_str(a, "pairs");
+  AF_TRY(af_arg_required(a, "out", &f->out, err));
+  if (!f->model_path && !f->resume)
+    return af_error_set(err, AF_ERR_ARG, "missing required flag --model (or --resume)");
+  if (!f->pairs_csv && !af_arg_str(a, "baskets"))
+    return af_error_set(err, AF_ERR_ARG, "give --baskets (with --catalog) or --pairs");
+  if (af_arg_str(a, "steps") && af_arg_str(a, "epochs"))
+    return af_error_set(err, AF_ERR_ARG, "give --steps or --epochs, not both");
+  const int64_t big = INT64_C(1) << 40;
+  const struct {
+    const char *name;
+    int64_t def, lo, hi, *v;
+  } ints[] = {
+      {"steps", 0, 1, big, &f->steps},          {"stop-after", 0, 1, big, &f->stop_after},
+      {"batch", 32, 1, 1 << 16, &f->batch},      {"grad-accum", 1, 1, 1 << 16, &f->accum},
+      {"warmup", -1, 0, big, &f->warmup},        {"max-len", 0, 3, 1 << 20, &f->max_len},
+      {"seed", 42, 0, INT64_MAX, &f->seed},      {"save-every", 0, 0, big, &f->save_every},
+      {"keep", 3, 0, 1 << 30, &f->keep},         {"eval-every", 0, 0, big, &f->eval_every},
+      {"threads", 0, 0, 4096, &f->threads},      {"min-count", 2, 1, big, &f->min_count},
+      {"max-pairs", 0, 0, big, &f->max_pairs},   {"max-val", 1000, 0, 1 << 24, &f->max_val},
+  };
+  for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+    AF_TRY(af_arg_i64(a, ints[i].name, ints[i].def, ints[i].lo, ints[i].hi, ints[i].v, err));
+  const struct {
+    const char *name;
+    double def, lo, hi, *v;
+  } reals[] = {
+      {"epochs", 1.0, 1e-6, 1e6, &f->epochs},
+      {"lr", 2e-5, 0, 10, &f->lr},
+      {"weight-decay", 0.01, 0, 10, &f->wd},
+      {"max-grad-norm", 1.0, 0, 1e9, &f->max_norm},
+      {"dropout", 0.1, 0, 0.99, &f->dropout},
+      {"attention-dropout", 0.1, 0, 0.99, &f->attn_dropout},
+      {"scale", 20.0, 1e-6, 1e6, &f->scale},
+      {"min-lift", 1.0, 0, 1e12, &f->min_lift},
+      {"val-fraction", 0.05, 0, 0.9, &f->val_fraction},
+  };
+  for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
+    AF_TRY(af_arg_f64(a, reals[i].name, reals[i].def, reals[i].lo, reals[i].hi, reals[i].v, err));
+  return AF_OK;
+}
+
+/* Everything one training run holds; job_free releases what was made. */
+typedef struct {
+  train_flags f;
+  af_device dev;
+  af_model *m;
+  int have_model, have_input;
+  af_trainer *t;
+  af_tokenizer *tok;
+  af_basket_input in;
+  af_pair_set tr, va;
+  af_train_meta meta;
+} train_job;
+
+static void job_free(train_job *j) {
+  af_trainer_free(j->t);
+  af_tokenizer_free(j->tok);
+  af_pair_set_free(&j->tr);
+  af_pair_set_free(&j->va);
+  if (j->have_input)
+    af_basket_input_free(&j->in);
+  if (j->have_model)
+    af_model_close(j->m);
+  else
+    free(j->m); /* allocated, but the checkpoint did not load */
+}
+
+/* 1. The model (and with --resume the trainer) and its tokenizer. */
+static af_status load_model(train_job *j, af_error *err) {
+  train_flags *f = &j->f;
+  if (f->resume) {
+    AF_TRY(af_model_alloc(&j->m, err));
+    AF_TRY(af_train_checkpoint_load(f->resume, &j->dev, j->m, &j->t, &j->meta, err));
+    j->have_model = 1;
+    f->max_len = j->meta.max_len;
+  } else {
+    AF_TRY(af_model_open(f->model_path, &j->m, err));
+    j->have_model = 1;
+  }
+  AF_TRY(af_model_tokenizer(j->m, (int)f->max_len, &j->tok, err));
+  if (!f->resume)
+    f->max_len = af_tokenizer_options_of(j->tok)->max_len;
+  return AF_OK;
+}
+
+/* 2. The training and validation pairs (a resumed run must see the same). */
+static af_status load_pairs(train_job *j, const af_args *a, af_error *err) {
+  const train_flags *f = &j->f;
+  af_pairs_options po;
+  af_pairs_default_options(&po);
+  po.min_count = f->min_count;
+  po.min_lift = f->min_lift;
+  po.max_pairs = f->max_pairs;
+  po.val_fraction = f->val_fraction;
+  po.max_val = f->max_val;
+  po.seed = j->t ? af_trainer_config(j->t)->seed : (uint64_t)f->seed;
+  if (f->pairs_csv) {
+    AF_TRY(af_pairs_from_csv(f->pairs_csv, &po, &j->tr, &j->va, err));
+  } else {
+    AF_TRY(af_basket_input_load(a, &j->in, err));
+    j->have_input = 1;
+    af_basket_input_print_report(SPEC.cmd, &j->in, stderr);
+    AF_TRY(af_pairs_from_baskets(&j->in.baskets, j->in.has_catalog ? &j->in.catalog : NULL, &po,
+                                 &j->tr, &j->va, err));
+  }
+  fprintf(stderr, "affinity train: %lld training pairs, %lld validation pairs\n",
+          (long long)j->tr.n, (long long)j->va.n);
+  const af_train_meta *mt = &j->meta;
+  if (f->resume && (mt->n_train != j->tr.n || mt->n_val != j->va.n ||
+                    mt->data_fingerprint != af_pair_set_fingerprint(&j->tr)))
+    return af_error_set(err, AF_ERR_ARG,
+                        "%s: the training pairs differ from the checkpoint's (%lld/%lld pairs now, "
+                        "%lld/%lld then): give the same data flags as the first run",
+                        f->resume, (long long)j->tr.n, (long long)j->va.n, (long long)mt->n_train,
+                        (long long)mt->n_val);
+  return AF_OK;
+}
+
+/* 3. A fresh trainer, or the resumed one's schedule stretched to --steps. */
+static af_status make_trainer(train_job *j, const af_args *a, af_error *err) {
+  const train_flags *f = &j->f;
+  if (f->resume) {
+    int64_t was = af_trainer_config(j->t)->total_steps;
+    if (f->steps > 0 && was != f->steps) {
+      fprintf(stderr, "affinity train: schedule changed from %lld to %lld steps\n",
+              (long long)was, (long long)f->steps);
+      AF_TRY(af_trainer_set_total_steps(j->t, f->steps, err));
+    }
+    return AF_OK;
+  }
+  if (j->tr.n < f->batch)
+    return af_error_set(err, AF_ERR_ARG, "%lld training pairs: fewer than --batch %lld",
+                        (long long)j->tr.n, (long long)f->batch);
+  af_train_config cfg;
+  af_train_default_config(&cfg);
+  cfg.batch = (int)f->batch;
+  cfg.grad_accum = (int)f->accum;
+  int64_t per_epoch = j->tr.n / f->batch / f->accum;
+  cfg.total_steps = f->steps > 0 ? f->steps
+                                 : (int64_t)ceil(f->epochs * (double)(per_epoch > 0 ? per_epoch : 1));
+  if (cfg.total_steps < 1)
+    cfg.total_steps = 1;
+  cfg.warmup = f->warmup >= 0 ? f->warmup : cfg.total_steps / 10;
+  cfg.lr = f->lr;
+  cfg.adamw.weight_decay = (float)f->wd;
+  cfg.max_grad_norm = f->max_norm;
+  cfg.dropout = (float)f->dropout;
+  cfg.attn_dropout = (float)f->attn_dropout;
+  cfg.scale = (float)f->scale;
+  cfg.symmetric = af_arg_flag(a, "symmetric");
+  cfg.seed = (uint64_t)f->seed;
+  AF_TRY(af_trainer_create(j->m, &j->dev, &cfg, &j->t, err));
+  j->meta.n_train = j->tr.n;
+  j->meta.n_val = j->va.n;
+  j->meta.data_fingerprint = af_pair_set_fingerprint(&j->tr);
+  j->meta.max_len = f->max_len;
+  return AF_OK;
+}
+
+/* 4. The loop, with progress on stderr. */
+static af_status run_loop(train_job *j, af_error *err) {
+  const train_flags *f = &j->f;
+  const af_train_config *c = af_trainer_config(j->t);
+  fprintf(stderr,
+          "affinity train: %s step %lld of %lld; batch %d x %d, lr %.2e, warm-up %lld, dropout "
+          "%.2f/%.2f, max-len %lld, seed %llu\n",
+          f->resume ? "resuming at" : "starting at", (long long)af_trainer_steps_done(j->t),
+          (long long)c->total_steps, c->batch, c->grad_accum, c->lr, (long long)c->warmup,
+          c->dropout, c->attn_dropout, (long long)f->max_len, (unsigned long long)c->seed);
+  loop_ctx lc;
+  af_progress_init(&lc.prog, "train", c->total_steps);
+  lc.tty = lc.prog.enabled;
+  af_train_loop_options lo = {.train = &j->tr,
+                              .val = &j->va,
+                              .max_len = (int)f->max_len,
+                              .stop_after = f->stop_after,
+                              .save_every = f->save_every,
+                              .keep = f->keep,
+                              .eval_every = f->eval_every,
+                              .out_dir = f->out,
+                              .on_event = on_event,
+                              .ctx = &lc};
+  AF_TRY(af_train_run(j->t, j->tok, &lo, &j->meta, err));
+  af_progress_done(&lc.prog);
+  fprintf(stderr, "affinity train: %lld steps done; %s/%s\n",
+          (long long)af_trainer_steps_done(j->t), f->out,
+          af_trainer_steps_done(j->t) == c->total_steps ? "final.h5" : "step-*.h5");
+  return AF_OK;
+}
+
 int af_cmd_train(int argc, char **argv) {
   af_args a;
   int started = af_cli_start(&SPEC, argc, argv, &a);
   if (started >= 0)
     return started;
   af_error err = {0};
-  int rc = 0;
-  af_model *m = NULL;
-  int have_model = 0, have_input = 0;
-  af_trainer *t = NULL;
-  af_tokenizer *tok = NULL;
-  af_basket_input in;
-  af_pair_set tr = {0}, va = {0};
-  af_train_meta meta;
-  memset(&meta, 0, sizeof meta);
-  memset(&in, 0, sizeof in);
-
-  const char *out = NULL, *model_path = af_arg_str(&a, "model"), *resume = af_arg_str(&a, "resume");
-  const char *pairs_csv = af_arg_str(&a, "pairs");
-  int64_t steps, stop_after, batch, accum, warmup, max_len, seed, save_every, keep, eval_every;
-  int64_t threads, min_count, max_pairs, max_val;
-  double epochs, lr, wd, max_norm, dropout, attn_dropout, scale, min_lift, val_fraction;
-  af_status st = af_arg_required(&a, "out", &out, &err);
-  if (st == AF_OK && !model_path && !resume)
-    st = af_error_set(&err, AF_ERR_ARG, "missing required flag --model (or --resume)");
-  if (st == AF_OK && !pairs_csv && !af_arg_str(&a, "baskets"))
-    st = af_error_set(&err, AF_ERR_ARG, "give --baskets (with --catalog) or --pairs");
-  if (st == AF_OK && af_arg_str(&a, "steps") && af_arg_str(&a, "epochs"))
-    st = af_error_set(&err, AF_ERR_ARG, "give --steps or --epochs, not both");
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "steps", 0, 1, INT64_C(1) << 40, &steps, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "epochs", 1.0, 1e-6, 1e6, &epochs, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "stop-after", 0, 1, INT64_C(1) << 40, &stop_after, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "batch", 32, 1, 1 << 16, &batch, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "grad-accum", 1, 1, 1 << 16, &accum, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "warmup", -1, 0, INT64_C(1) << 40, &warmup, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "max-len", 0, 3, 1 << 20, &max_len, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "seed", 42, 0, INT64_MAX, &seed, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "save-every", 0, 0, INT64_C(1) << 40, &save_every, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "keep", 3, 0, 1 << 30, &keep, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "eval-every", 0, 0, INT64_C(1) << 40, &eval_every, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "threads", 0, 0, 4096, &threads, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "min-count", 2, 1, INT64_C(1) << 40, &min_count, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "max-pairs", 0, 0, INT64_C(1) << 40, &max_pairs, &err);
-  if (st == AF_OK)
-    st = af_arg_i64(&a, "max-val", 1000, 0, 1 << 24, &max_val, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "lr", 2e-5, 0, 10, &lr, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "weight-decay", 0.01, 0, 10, &wd, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "max-grad-norm", 1.0, 0, 1e9, &max_norm, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "dropout", 0.1, 0, 0.99, &dropout, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "attention-dropout", 0.1, 0, 0.99, &attn_dropout, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "scale", 20.0, 1e-6, 1e6, &scale, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "min-lift", 1.0, 0, 1e12, &min_lift, &err);
-  if (st == AF_OK)
-    st = af_arg_f64(&a, "val-fraction", 0.05, 0, 0.9, &val_fraction, &err);
-  if (st != AF_OK) {
-    rc = af_cli_fail(SPEC.cmd, &err);
-    af_args_free(&a);
-    return rc;
-  }
-  af_device dev = af_device_cpu((int)threads);
-  if ((st = af_device_set_precision(&dev, af_arg_str(&a, "precision"), &err)) != AF_OK) {
-    rc = af_cli_fail(SPEC.cmd, &err);
-    af_args_free(&a);
-    return rc;
-  }
-
-  /* 1. the model and trainer: from a training checkpoint, or fresh */
-  if (resume) {
-    if ((st = af_model_alloc(&m, &err)) == AF_OK)
-      st = af_train_checkpoint_load(resume, &dev, m, &t, &meta, &err);
-    have_model = st == AF_OK;
-  } else {
-    st = af_model_open(model_path, &m, &err);
-    have_model = st == AF_OK;
-  }
-  const af_train_config *rc_cfg = t ? af_trainer_config(t) : NULL;
-  const uint64_t pair_seed = rc_cfg ? rc_cfg->seed : (uint64_t)seed;
-  if (st == AF_OK && resume)
-    max_len = meta.max_len;
-  if (st == AF_OK)
-    st = af_model_tokenizer(m, (int)max_len, &tok, &err);
-  if (st == AF_OK && !resume)
-    max_len = af_tokenizer_options_of(tok)->max_len;
-
-  /* 2. the pairs */
-  af_pairs_options po;
-  af_pairs_default_options(&po);
-  po.min_count = min_count;
-  po.min_lift = min_lift;
-  po.max_pairs = max_pairs;
-  po.val_fraction = val_fraction;
-  po.max_val = max_val;
-  po.seed = pair_seed;
+  train_job j;
+  memset(&j, 0, sizeof j);
+  af_status st = parse_flags(&a, &j.f, &err);
   if (st == AF_OK) {
-    if (pairs_csv) {
-      st = af_pairs_from_csv(pairs_csv, &po, &tr, &va, &err);
-    } else {
-      st = af_basket_input_load(&a, &in, &err);
-      have_input = st == AF_OK;
-      if (st == AF_OK) {
-        af_basket_input_print_report(SPEC.cmd, &in, stderr);
-        st = af_pairs_from_baskets(&in.baskets, in.has_catalog ? &in.catalog : NULL, &po, &tr,
-                                   &va, &err);
-      }
-    }
+    j.dev = af_device_cpu((int)j.f.threads);
+    if ((st = af_device_set_precision(&j.dev, af_arg_str(&a, "precision"), &err)) == AF_OK &&
+        (st = load_model(&j, &err)) == AF_OK && (st = load_pairs(&j, &a, &err)) == AF_OK &&
+        (st = make_trainer(&j, &a, &err)) == AF_OK && (st = make_dir(j.f.out, &err)) == AF_OK)
+      st = run_loop(&j, &err);
   }
-  if (st == AF_OK)
-    fprintf(stderr, "affinity train: %lld training pairs, %lld validation pairs\n",
-            (long long)tr.n, (long long)va.n);
-  if (st == AF_OK && resume &&
-      (meta.n_train != tr.n || meta.n_val != va.n ||
-       meta.data_fingerprint != af_pair_set_fingerprint(&tr)))
-    st = af_error_set(&err, AF_ERR_ARG,
-                      "%s: the training pairs differ from the checkpoint's (%lld/%lld pairs now, "
-                      "%lld/%lld then): give the same data flags as the first run",
-                      resume, (long long)tr.n, (long long)va.n, (long long)meta.n_train,
-                      (long long)meta.n_val);
-
-  /* 3. a fresh trainer */
-  if (st == AF_OK && !resume) {
-    af_train_config cfg;
-    af_train_default_config(&cfg);
-    cfg.batch = (int)batch;
-    cfg.grad_accum = (int)accum;
-    if (tr.n < batch)
-      st = af_error_set(&err, AF_ERR_ARG, "%lld training pairs: fewer than --batch %lld",
-                        (long long)tr.n, (long long)batch);
-    int64_t per_epoch = tr.n / batch / accum;
-    cfg.total_steps = steps > 0 ? steps : (int64_t)ceil(epochs * (double)(per_epoch > 0 ? per_epoch : 1));
-    if (cfg.total_steps < 1)
-      cfg.total_steps = 1;
-    cfg.warmup = warmup >= 0 ? warmup : cfg.total_steps / 10;
-    cfg.lr = lr;
-    cfg.adamw.weight_decay = (float)wd;
-    cfg.max_grad_norm = max_norm;
-    cfg.dropout = (float)dropout;
-    cfg.attn_dropout = (float)attn_dropout;
-    cfg.scale = (float)scale;
-    cfg.symmetric = af_arg_flag(&a, "symmetric");
-    cfg.seed = (uint64_t)seed;
-    if (st == AF_OK)
-      st = af_trainer_create(m, &dev, &cfg, &t, &err);
-    meta.n_train = tr.n;
-    meta.n_val = va.n;
-    meta.data_fingerprint = af_pair_set_fingerprint(&tr);
-    meta.max_len = max_len;
-  } else if (st == AF_OK && steps > 0) {
-    /* resume with a longer schedule */
-    int64_t was = af_trainer_config(t)->total_steps;
-    if (was != steps) {
-      fprintf(stderr, "affinity train: schedule changed from %lld to %lld steps\n",
-              (long long)was, (long long)steps);
-      st = af_trainer_set_total_steps(t, steps, &err);
-    }
-  }
-  if (st == AF_OK)
-    st = make_dir(out, &err);
-
-  /* 4. the loop */
-  if (st == AF_OK) {
-    const af_train_config *c = af_trainer_config(t);
-    fprintf(stderr,
-            "affinity train: %s step %lld of %lld; batch %d x %d, lr %.2e, warm-up %lld, dropout "
-            "%.2f/%.2f, max-len %lld, seed %llu\n",
-            resume ? "resuming at" : "starting at", (long long)af_trainer_steps_done(t),
-            (long long)c->total_steps, c->batch, c->grad_accum, c->lr, (long long)c->warmup,
-            c->dropout, c->attn_dropout, (long long)max_len, (unsigned long long)c->seed);
-    loop_ctx lc;
-    af_progress_init(&lc.prog, "train", c->total_steps);
-    lc.tty = lc.prog.enabled;
-    af_train_loop_options lo;
-    memset(&lo, 0, sizeof lo);
-    lo.train = &tr;
-    lo.val = &va;
-    lo.max_len = (int)max_len;
-    lo.stop_after = stop_after;
-    lo.save_every = save_every;
-    lo.keep = keep;
-    lo.eval_every = eval_every;
-    lo.out_dir = out;
-    lo.on_event = on_event;
-    lo.ctx = &lc;
-    st = af_train_run(t, tok, &lo, &meta, &err);
-    if (st == AF_OK) {
-      af_progress_done(&lc.prog);
-      fprintf(stderr, "affinity train: %lld steps done; %s/%s\n",
-              (long long)af_trainer_steps_done(t), out,
-              af_trainer_steps_done(t) == c->total_steps ? "final.h5" : "step-*.h5");
-    }
-  }
-  if (st != AF_OK)
-    rc = af_cli_fail(SPEC.cmd, &err);
-  af_trainer_free(t);
-  af_tokenizer_free(tok);
-  af_pair_set_free(&tr);
-  af_pair_set_free(&va);
-  if (have_input)
-    af_basket_input_free(&in);
-  if (have_model)
-    af_model_close(m);
-  else
-    free(m); /* allocated, but the checkpoint did not load */
+  int rc = st == AF_OK ? 0 : af_cli_fail(SPEC.cmd, &err);
+  job_free(&j);
   af_args_free(&a);
   return rc;
 }

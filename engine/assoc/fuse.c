@@ -709,24 +709,6 @@ void af_fuse_result_free(af_fuse_result *r) {
   memset(r, 0, sizeof *r);
 }
 
-static void csv_field(FILE *f, const char *s) {
-  size_t n = strlen(s);
-  int quote = n && (s[0] == ' ' || s[n - 1] == ' ');
-  if (!quote && strpbrk(s, ",\"\r\n"))
-    quote = 1;
-  if (!quote) {
-    fputs(s, f);
-    return;
-  }
-  fputc('"', f);
-  for (const char *p = s; *p; p++) {
-    if (*p == '"')
-      fputc('"', f);
-    fputc(*p, f);
-  }
-  fputc('"', f);
-}
-
 af_status af_fuse_write_csv(const char *path, const char *const *ids, const char *const *names,
                             const af_fuse_result *r, af_error *err) {
   char tmp[AF_PATH_MAX];
@@ -735,13 +717,13 @@ af_status af_fuse_write_csv(const char *path, const char *const *ids, const char
   fputs("product_id,product,related_id,related,type,score,count,lift,cosine\n", f);
   for (int64_t i = 0; i < r->n; i++) {
     const af_association *a = &r->rows[i];
-    csv_field(f, ids[a->product]);
+    af_write_csv_field(f, ids[a->product]);
     fputc(',', f);
-    csv_field(f, names[a->product]);
+    af_write_csv_field(f, names[a->product]);
     fputc(',', f);
-    csv_field(f, ids[a->related]);
+    af_write_csv_field(f, ids[a->related]);
     fputc(',', f);
-    csv_field(f, names[a->related]);
+    af_write_csv_field(f, names[a->related]);
     fprintf(f, ",%s,%.6g,%lld,", a->type == AF_ASSOC_COMPLEMENT ? "complement" : "substitute",
             a->score, (long long)a->count);
     if (a->count > 0)

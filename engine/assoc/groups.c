@@ -56,35 +56,36 @@ static int member_cmp(const void *x, const void *y) {
   return a->i < b->i ? -1 : a->i > b->i;
 }
 
-af_status af_groups_compute(const af_catalog *p, const af_assoc_list *as,
-                            const af_groups_options *o, af_groups *out, af_error *err) {
-  memset(out, 0, sizeof *out);
-  af_groups_options def;
-  if (!o) {
-    af_groups_default_options(&def);
-    o = &def;
-  }
-  int64_t n = p->n;
-  edge *ed = af_malloc((size_t)as->n + 1, sizeof *ed, err); /* (<= as->n) */
-  int64_t *deg = af_calloc((size_t)n + 2, sizeof *deg, err); /* (n + 1) CSR offsets */
-  int64_t *label = af_malloc((size_t)n + 1, sizeof *label, err); /* (n) -1: not in the graph */
-  double *acc = af_calloc((size_t)n + 1, sizeof *acc, err);     /* (n) weight per label */
-  int64_t *touched = af_malloc((size_t)n + 1, sizeof *touched, err);
-  int64_t *adj = NULL;
-  double *adj_w = NULL;
-  group_key *keys = NULL;
-  member *mem = NULL;
-  int64_t *gid = NULL;
-  af_status st = AF_OK;
-  if (!ed || !deg || !label || !acc || !touched) {
-    st = AF_ERR_NOMEM;
+/* The undirected weighted graph as CSR: off (n + 1), adj and w (off[n]); every
+ * edge appears in both of its rows, no self loops. */
+typedef struct {
+  int64_t n;
+  int64_t *off, *adj;
+  double *w;
+} graph;
+
+static void graph_free(graph *g) {
+  free(g->off);
+  free(g->adj);
+  free(g->w);
+}
+
+/* Complement rows with score > 0 and >= min_score, one edge per pair weighted
+ * by the larger score of its two directions. */
+static af_status build_graph(int64_t n, const af_assoc_list *as, double min_score, graph *g,
+                             af_error *err) {
+  memset(g, 0, sizeof *g);
+  g->n = n;
+  edge *ed = af_malloc((size_t)as->n + 1, sizeof *ed, err);       /* (<= as->n) */
+  g->off = af_calloc((size_t)n + 2, sizeof *g->off, err);         /* (n + 1) */
+  int64_t *cursor = af_malloc((size_t)n + 1, sizeof *cursor, err); /* (n) fill position */
+  af_status st = AF_ERR_NOMEM;
+  if (!ed || !g->off || !cursor)
     goto done;
-  }
-  /* undirected edges, max over directions */
   int64_t ne = 0;
   for (int64_t i = 0; i < as->n; i++) {
     const af_assoc *a = &as->rows[i];
-    if (a->substitute || a->a == a->b || !(a->score >= o->min_score) || !(a->score > 0))
+    if (a->substitute || a->a == a->b || !(a->score >= min_score) || !(a->score > 0))
       continue;
     ed[ne++] = (edge){a->a < a->b ? a->a : a->b, a->a < a->b ? a->b : a->a, a->score};
   }
@@ -99,48 +100,49 @@ af_status af_groups_compute(const af_catalog *p, const af_assoc_list *as,
     }
   }
   for (int64_t i = 0; i < m; i++) {
-    deg[ed[i].u + 1]++;
-    deg[ed[i].v + 1]++;
+    g->off[ed[i].u + 1]++;
+    g->off[ed[i].v + 1]++;
   }
   for (int64_t i = 0; i < n; i++)
-    deg[i + 1] += deg[i];
-  adj = af_malloc((size_t)(2 * m) + 1, sizeof *adj, err);     /* (2m) */
-  adj_w = af_malloc((size_t)(2 * m) + 1, sizeof *adj_w, err); /* (2m) */
-  if (!adj || !adj_w) {
-    st = AF_ERR_NOMEM;
+    g->off[i + 1] += g->off[i];
+  g->adj = af_malloc((size_t)(2 * m) + 1, sizeof *g->adj, err); /* (2m) */
+  g->w = af_malloc((size_t)(2 * m) + 1, sizeof *g->w, err);     /* (2m) */
+  if (!g->adj || !g->w)
     goto done;
-  }
   for (int64_t i = 0; i < n; i++)
-    touched[i] = deg[i]; /* fill cursor */
+    cursor[i] = g->off[i];
   for (int64_t i = 0; i < m; i++) {
-    adj[touched[ed[i].u]] = ed[i].v;
-    adj_w[touched[ed[i].u]++] = ed[i].w;
-    adj[touched[ed[i].v]] = ed[i].u;
-    adj_w[touched[ed[i].v]++] = ed[i].w;
+    g->adj[cursor[ed[i].u]] = ed[i].v;
+    g->w[cursor[ed[i].u]++] = ed[i].w;
+    g->adj[cursor[ed[i].v]] = ed[i].u;
+    g->w[cursor[ed[i].v]++] = ed[i].w;
   }
-  if (o->method == AF_GROUPS_LOUVAIN) {
-    if ((st = af_groups_louvain(n, deg, adj, adj_w, o->max_sweeps, label, &out->sweeps, err)) !=
-        AF_OK)
-      goto done;
-    out->converged = 1;
-  } else {
-    for (int64_t i = 0; i < n; i++)
-      label[i] = deg[i + 1] > deg[i] ? i : -1;
-  }
-  /* label propagation */
-  int changed = o->method == AF_GROUPS_LPA;
-  while (changed && out->sweeps < o->max_sweeps) {
+  st = AF_OK;
+done:
+  free(ed);
+  free(cursor);
+  if (st != AF_OK)
+    graph_free(g);
+  return st;
+}
+
+/* Weighted label propagation (groups.h), starting from label; acc and
+ * touched (n) are scratch, zero on entry and exit. */
+static void label_propagation(const graph *g, int max_sweeps, int64_t *label, double *acc,
+                              int64_t *touched, af_groups *out) {
+  int changed = 1;
+  while (changed && out->sweeps < max_sweeps) {
     changed = 0;
     out->sweeps++;
-    for (int64_t u = 0; u < n; u++) {
+    for (int64_t u = 0; u < g->n; u++) {
       if (label[u] < 0)
         continue;
       int64_t nt = 0;
-      for (int64_t e = deg[u]; e < deg[u + 1]; e++) {
-        int64_t l = label[adj[e]];
+      for (int64_t e = g->off[u]; e < g->off[u + 1]; e++) {
+        int64_t l = label[g->adj[e]];
         if (acc[l] == 0)
           touched[nt++] = l;
-        acc[l] += adj_w[e];
+        acc[l] += g->w[e];
       }
       double best = 0;
       for (int64_t t = 0; t < nt; t++)
@@ -162,34 +164,41 @@ af_status af_groups_compute(const af_catalog *p, const af_assoc_list *as,
       }
     }
   }
-  if (o->method == AF_GROUPS_LPA)
-    out->converged = !changed;
-  /* modularity of the result */
-  double m2 = 0;
-  for (int64_t e = 0; e < deg[n]; e++)
-    m2 += adj_w[e];
-  for (int64_t i = 0; i < n; i++)
-    acc[i] = 0; /* acc: k-sum per label */
-  double inside = 0;
-  for (int64_t i = 0; i < n; i++)
-    for (int64_t e = deg[i]; e < deg[i + 1]; e++) {
-      acc[label[i]] += adj_w[e];
-      if (label[adj[e]] == label[i])
-        inside += adj_w[e];
+  out->converged = !changed;
+}
+
+/* Q = sum over groups of in/2m - (tot/2m)^2; acc (n) is scratch. */
+static double modularity(const graph *g, const int64_t *label, double *acc) {
+  double m2 = 0, inside = 0;
+  for (int64_t e = 0; e < g->off[g->n]; e++)
+    m2 += g->w[e];
+  for (int64_t i = 0; i < g->n; i++)
+    acc[i] = 0; /* k-sum per label */
+  for (int64_t i = 0; i < g->n; i++)
+    for (int64_t e = g->off[i]; e < g->off[i + 1]; e++) {
+      acc[label[i]] += g->w[e];
+      if (label[g->adj[e]] == label[i])
+        inside += g->w[e];
     }
-  out->modularity = 0;
-  if (m2 > 0) {
-    out->modularity = inside / m2;
-    for (int64_t i = 0; i < n; i++)
-      out->modularity -= (acc[i] / m2) * (acc[i] / m2);
-  }
-  /* groups by size */
-  keys = af_malloc((size_t)n + 1, sizeof *keys, err);
-  gid = af_malloc((size_t)n + 1, sizeof *gid, err); /* (n) label -> key slot, then group */
-  if (!keys || !gid) {
-    st = AF_ERR_NOMEM;
+  if (m2 <= 0)
+    return 0;
+  double q = inside / m2;
+  for (int64_t i = 0; i < g->n; i++)
+    q -= (acc[i] / m2) * (acc[i] / m2);
+  return q;
+}
+
+/* Groups from the labels: numbered by size, members by strength (groups.h). */
+static af_status make_groups(const graph *g, const int64_t *label, af_groups *out,
+                             af_error *err) {
+  const int64_t n = g->n;
+  group_key *keys = af_malloc((size_t)n + 1, sizeof *keys, err);
+  int64_t *gid = af_malloc((size_t)n + 1, sizeof *gid, err);  /* (n) label -> key slot, then group */
+  int64_t *fill = af_calloc((size_t)n + 1, sizeof *fill, err); /* (n) members placed per group */
+  member *mem = NULL;
+  af_status st = AF_ERR_NOMEM;
+  if (!keys || !gid || !fill)
     goto done;
-  }
   int64_t ng = 0, total = 0;
   for (int64_t i = 0; i < n; i++)
     gid[i] = -1;
@@ -205,51 +214,76 @@ af_status af_groups_compute(const af_catalog *p, const af_assoc_list *as,
     keys[gid[l]].size++;
   }
   qsort(keys, (size_t)ng, sizeof *keys, group_cmp);
-  for (int64_t g = 0; g < ng; g++)
-    gid[keys[g].label] = g;
+  for (int64_t k = 0; k < ng; k++)
+    gid[keys[k].label] = k;
   out->n_groups = ng;
   out->offsets = af_calloc((size_t)ng + 2, sizeof *out->offsets, err);
   out->members = af_malloc((size_t)total + 1, sizeof *out->members, err);
   out->strength = af_malloc((size_t)total + 1, sizeof *out->strength, err);
   mem = af_malloc((size_t)total + 1, sizeof *mem, err);
-  if (!out->offsets || !out->members || !out->strength || !mem) {
-    st = AF_ERR_NOMEM;
+  if (!out->offsets || !out->members || !out->strength || !mem)
     goto done;
-  }
-  for (int64_t g = 0; g < ng; g++)
-    out->offsets[g + 1] = out->offsets[g] + keys[g].size;
-  for (int64_t i = 0; i < n; i++)
-    touched[i] = 0;
+  for (int64_t k = 0; k < ng; k++)
+    out->offsets[k + 1] = out->offsets[k] + keys[k].size;
   for (int64_t i = 0; i < n; i++) {
     if (label[i] < 0)
       continue;
-    int64_t g = gid[label[i]];
+    int64_t k = gid[label[i]];
     double s = 0;
-    for (int64_t e = deg[i]; e < deg[i + 1]; e++)
-      if (label[adj[e]] == label[i])
-        s += adj_w[e];
-    mem[out->offsets[g] + touched[g]++] = (member){s, i};
+    for (int64_t e = g->off[i]; e < g->off[i + 1]; e++)
+      if (label[g->adj[e]] == label[i])
+        s += g->w[e];
+    mem[out->offsets[k] + fill[k]++] = (member){s, i};
   }
-  for (int64_t g = 0; g < ng; g++) {
-    member *b = mem + out->offsets[g];
-    int64_t k = out->offsets[g + 1] - out->offsets[g];
-    qsort(b, (size_t)k, sizeof *b, member_cmp);
-    for (int64_t j = 0; j < k; j++) {
-      out->members[out->offsets[g] + j] = b[j].i;
-      out->strength[out->offsets[g] + j] = b[j].s;
+  for (int64_t k = 0; k < ng; k++) {
+    member *b = mem + out->offsets[k];
+    int64_t cnt = out->offsets[k + 1] - out->offsets[k];
+    qsort(b, (size_t)cnt, sizeof *b, member_cmp);
+    for (int64_t j = 0; j < cnt; j++) {
+      out->members[out->offsets[k] + j] = b[j].i;
+      out->strength[out->offsets[k] + j] = b[j].s;
     }
   }
+  st = AF_OK;
 done:
-  free(ed);
-  free(deg);
+  free(keys);
+  free(gid);
+  free(fill);
+  free(mem);
+  return st;
+}
+
+af_status af_groups_compute(const af_catalog *p, const af_assoc_list *as,
+                            const af_groups_options *o, af_groups *out, af_error *err) {
+  memset(out, 0, sizeof *out);
+  af_groups_options def;
+  if (!o) {
+    af_groups_default_options(&def);
+    o = &def;
+  }
+  const int64_t n = p->n;
+  graph g;
+  AF_TRY(build_graph(n, as, o->min_score, &g, err));
+  int64_t *label = af_malloc((size_t)n + 1, sizeof *label, err);     /* (n) -1: not in the graph */
+  double *acc = af_calloc((size_t)n + 1, sizeof *acc, err);          /* (n) weight per label */
+  int64_t *touched = af_malloc((size_t)n + 1, sizeof *touched, err); /* (n) labels seen */
+  af_status st = label && acc && touched ? AF_OK : AF_ERR_NOMEM;
+  if (st == AF_OK && o->method == AF_GROUPS_LOUVAIN) {
+    st = af_groups_louvain(n, g.off, g.adj, g.w, o->max_sweeps, label, &out->sweeps, err);
+    out->converged = 1;
+  } else if (st == AF_OK) {
+    for (int64_t i = 0; i < n; i++)
+      label[i] = g.off[i + 1] > g.off[i] ? i : -1;
+    label_propagation(&g, o->max_sweeps, label, acc, touched, out);
+  }
+  if (st == AF_OK) {
+    out->modularity = modularity(&g, label, acc);
+    st = make_groups(&g, label, out, err);
+  }
+  graph_free(&g);
   free(label);
   free(acc);
   free(touched);
-  free(adj);
-  free(adj_w);
-  free(keys);
-  free(mem);
-  free(gid);
   if (st != AF_OK)
     af_groups_free(out);
   return st;

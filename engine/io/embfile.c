@@ -102,9 +102,8 @@ static af_status dup_or_default(char **s, af_error *err) {
 
 af_status af_embeddings_read(const char *path, af_embeddings *out, af_error *err) {
   memset(out, 0, sizeof *out);
-  hid_t f = af_h5_open(path, 0, err);
-  if (f < 0)
-    return err ? err->code : AF_ERR_FORMAT;
+  hid_t f;
+  AF_TRY(af_h5_open(path, 0, &f, err));
   af_status st = read_embeddings(f, out, err);
   H5Fclose(f);
   if (st == AF_OK)

@@ -14,16 +14,16 @@ hid_t af_h5_create(const char *path, af_error *err) {
   return f;
 }
 
-hid_t af_h5_open(const char *path, int writable, af_error *err) {
+af_status af_h5_open(const char *path, int writable, hid_t *out, af_error *err) {
+  *out = H5I_INVALID_HID;
   htri_t is = H5Fis_hdf5(path);
-  if (is <= 0) {
-    af_error_set(err, AF_ERR_FORMAT, "%s: not a readable HDF5 file", path);
-    return H5I_INVALID_HID;
-  }
-  hid_t f = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0)
-    af_error_set(err, AF_ERR_FORMAT, "%s: cannot open HDF5 file (corrupted or truncated?)", path);
-  return f;
+  if (is <= 0)
+    return af_error_set(err, AF_ERR_FORMAT, "%s: not a readable HDF5 file", path);
+  *out = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (*out < 0)
+    return af_error_set(err, AF_ERR_FORMAT, "%s: cannot open HDF5 file (corrupted or truncated?)",
+                        path);
+  return AF_OK;
 }
 
 af_status af_h5_close(hid_t file, const char *path, af_error *err) {
@@ -336,23 +336,22 @@ int af_h5_attr_exists(hid_t loc, const char *obj, const char *attr) {
   return H5Aexists_by_name(loc, obj, attr, H5P_DEFAULT) > 0;
 }
 
-static hid_t attr_open(hid_t loc, const char *obj, const char *attr, af_error *err) {
-  if (!af_h5_attr_exists(loc, obj, attr)) {
-    af_error_set(err, AF_ERR_FORMAT, "missing attribute %s on %s", attr, obj);
-    return H5I_INVALID_HID;
-  }
-  hid_t a = H5Aopen_by_name(loc, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0)
-    af_error_set(err, AF_ERR_HDF5, "cannot open attribute %s on %s", attr, obj);
-  return a;
+static af_status attr_open(hid_t loc, const char *obj, const char *attr, hid_t *a,
+                           af_error *err) {
+  *a = H5I_INVALID_HID;
+  if (!af_h5_attr_exists(loc, obj, attr))
+    return af_error_set(err, AF_ERR_FORMAT, "missing attribute %s on %s", attr, obj);
+  *a = H5Aopen_by_name(loc, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
+  if (*a < 0)
+    return af_error_set(err, AF_ERR_HDF5, "cannot open attribute %s on %s", attr, obj);
+  return AF_OK;
 }
 
 af_status af_h5_attr_get_str(hid_t loc, const char *obj, const char *attr, char **value,
                              af_error *err) {
   *value = NULL;
-  hid_t a = attr_open(loc, obj, attr, err);
-  if (a < 0)
-    return err ? err->code : AF_ERR_FORMAT;
+  hid_t a;
+  AF_TRY(attr_open(loc, obj, attr, &a, err));
   hid_t ft = H5Aget_type(a);
   af_status result = AF_OK;
   if (H5Tget_class(ft) != H5T_STRING) {
@@ -388,9 +387,8 @@ af_status af_h5_attr_get_str(hid_t loc, const char *obj, const char *attr, char 
 
 static af_status attr_get_num(hid_t loc, const char *obj, const char *attr, hid_t type,
                               void *value, af_error *err) {
-  hid_t a = attr_open(loc, obj, attr, err);
-  if (a < 0)
-    return err ? err->code : AF_ERR_FORMAT;
+  hid_t a;
+  AF_TRY(attr_open(loc, obj, attr, &a, err));
   hid_t ft = H5Aget_type(a);
   H5T_class_t cls = H5Tget_class(ft);
   H5Tclose(ft);

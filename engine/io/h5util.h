@@ -18,9 +18,10 @@ extern "C" {
  * setting; the CLI and tests call it once at start). */
 void af_h5_quiet(void);
 
-/* Create (truncate) or open a file. Return H5I_INVALID_HID on failure. */
+/* Create (truncate) a file: H5I_INVALID_HID on failure (err says why). */
 hid_t af_h5_create(const char *path, af_error *err);
-hid_t af_h5_open(const char *path, int writable, af_error *err);
+/* Opens a file into *out (H5I_INVALID_HID on failure). */
+af_status af_h5_open(const char *path, int writable, hid_t *out, af_error *err);
 af_status af_h5_close(hid_t file, const char *path, af_error *err);
 
 int af_h5_exists(hid_t loc, const char *name);

@@ -47,19 +47,24 @@ static af_status reserve(af_encoder *e, int T, int B, af_error *err) {
   free_activations(e);
   const af_device *d = &e->dev;
   const size_t C = (size_t)e->m->cfg.hidden_size, F = (size_t)e->m->cfg.intermediate_size;
-  e->ids = af_dev_malloc(d, sizeof(int32_t) * nT, err);
-  e->pos = e->ids ? af_dev_malloc(d, sizeof(int32_t) * nT, err) : NULL;
-  e->cu = e->pos ? af_dev_malloc(d, sizeof(int32_t) * (nB + 1), err) : NULL;
-  e->x = e->cu ? af_dev_malloc(d, sizeof(float) * nT * C, err) : NULL;
-  e->qkv = e->x ? af_dev_malloc(d, sizeof(float) * nT * 3 * C, err) : NULL;
-  e->att = e->qkv ? af_dev_malloc(d, sizeof(float) * nT * C, err) : NULL;
-  e->h = e->att ? af_dev_malloc(d, sizeof(float) * nT * C, err) : NULL;
-  e->ffn = e->h ? af_dev_malloc(d, sizeof(float) * nT * F, err) : NULL;
-  e->pooled = e->ffn ? af_dev_malloc(d, sizeof(float) * nB * C, err) : NULL;
-  e->pos_host = e->pooled ? af_malloc((size_t)nT, sizeof(int32_t), err) : NULL;
-  if (!e->pos_host) {
+  struct {
+    void **dst;
+    size_t bytes;
+  } bufs[] = {
+      {(void **)&e->ids, sizeof(int32_t) * nT},     {(void **)&e->pos, sizeof(int32_t) * nT},
+      {(void **)&e->cu, sizeof(int32_t) * (nB + 1)}, {(void **)&e->x, sizeof(float) * nT * C},
+      {(void **)&e->qkv, sizeof(float) * nT * 3 * C}, {(void **)&e->att, sizeof(float) * nT * C},
+      {(void **)&e->h, sizeof(float) * nT * C},      {(void **)&e->ffn, sizeof(float) * nT * F},
+      {(void **)&e->pooled, sizeof(float) * nB * C},
+  };
+  af_status st = AF_OK;
+  for (size_t i = 0; st == AF_OK && i < sizeof bufs / sizeof bufs[0]; i++)
+    st = af_dev_alloc(d, bufs[i].bytes, bufs[i].dst, err);
+  if (st == AF_OK && !(e->pos_host = af_malloc((size_t)nT, sizeof(int32_t), err)))
+    st = AF_ERR_NOMEM;
+  if (st != AF_OK) {
     free_activations(e);
-    return err ? err->code : AF_ERR_NOMEM;
+    return st;
   }
   e->cap_T = nT;
   e->cap_B = nB;
@@ -76,10 +81,12 @@ af_status af_encoder_create(const af_model *m, const af_device *dev, af_encoder 
   if (dev->backend == AF_BACKEND_CPU) {
     e->params = m->data;
   } else {
-    e->params = af_dev_malloc(dev, sizeof(float) * (size_t)m->n_floats, err);
-    if (!e->params || af_encoder_sync_params(e, err) != AF_OK) {
+    af_status st = af_dev_alloc(dev, sizeof(float) * (size_t)m->n_floats, (void **)&e->params, err);
+    if (st == AF_OK)
+      st = af_encoder_sync_params(e, err);
+    if (st != AF_OK) {
       af_encoder_free(e);
-      return err ? err->code : AF_ERR_NOMEM;
+      return st;
     }
   }
   *out = e;

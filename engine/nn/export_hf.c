@@ -1,4 +1,4 @@
-/* Hugging Face / sentence-transformers export (engine/export_hf.h). */
+/* Hugging Face / sentence-transformers export (include/affinity.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "affinity.h"
 #include "nn/model.h"

@@ -369,11 +369,12 @@ af_status af_model_import_hf(const char *dir, af_model *m, af_error *err) {
   AF_TRY(parse_config(dir, &c, err));
   AF_TRY(parse_tokenizer_and_st(dir, &c, err));
   AF_TRY(probe_pooler(dir, &c.has_pooler, err));
-  if (af_model_create(&c, m, err) != AF_OK) {
+  af_status st = af_model_create(&c, m, err);
+  if (st != AF_OK) {
     af_error_prefix(err, "%s/config.json: ", dir);
-    return err ? err->code : AF_ERR_FORMAT;
+    return st;
   }
-  af_status st = read_vocab(dir, m, err);
+  st = read_vocab(dir, m, err);
   if (st == AF_OK)
     st = read_weights(dir, m, err);
   if (st == AF_OK) {

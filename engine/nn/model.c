@@ -140,9 +140,10 @@ af_status af_model_create(const af_model_config *cfg, af_model *m, af_error *err
   AF_TRY(check_config(cfg, err));
   m->cfg = *cfg;
   table_builder tb = {0};
-  if (build_table(cfg, &tb, err) != AF_OK) {
+  af_status st = build_table(cfg, &tb, err);
+  if (st != AF_OK) {
     free(tb.items);
-    return err ? err->code : AF_ERR_NOMEM;
+    return st;
   }
   /* q, k, v weights (and biases) must be contiguous: true when C*C and C are
    * multiples of ALIGN_FLOATS, which check_config guarantees. */
@@ -331,9 +332,8 @@ af_status af_model_save(const char *path, const af_model *m, af_error *err) {
 }
 
 af_status af_model_load(const char *path, af_model *m, af_error *err) {
-  hid_t f = af_h5_open(path, 0, err);
-  if (f < 0)
-    return err ? err->code : AF_ERR_IO;
+  hid_t f;
+  AF_TRY(af_h5_open(path, 0, &f, err));
   af_status st = af_model_read_h5(f, path, m, err);
   af_h5_close(f, path, NULL);
   return st;

@@ -275,7 +275,7 @@ static af_status write_run_json(run_ctx *c, int final, af_error *err) {
   cJSON_AddNumberToObject(p, "itemcf_min_count", (double)o->itemcf_min_count);
   cJSON_AddNumberToObject(p, "substitute_min_cosine", o->substitute_min_cosine);
   cJSON_AddNumberToObject(p, "assoc_k", o->assoc_k);
-  cJSON_AddStringToObject(p, "associations", "fusion (engine/fuse.h)");
+  cJSON_AddStringToObject(p, "associations", "fusion (include/affinity.h)");
   cJSON_AddNumberToObject(p, "threads", o->threads);
 
   cJSON_AddItemToObject(j, "stages", cJSON_Duplicate(c->timings, 1));
@@ -367,7 +367,7 @@ static af_status pipeline(run_ctx *c, af_error *err) {
     char *name = NULL;
     hid_t f = H5I_INVALID_HID;
     if (af_run_path(o->out_dir, "embeddings.h5", ep, NULL) == AF_OK &&
-        (f = af_h5_open(ep, 0, NULL)) != H5I_INVALID_HID &&
+        af_h5_open(ep, 0, &f, NULL) == AF_OK &&
         af_h5_attr_get_str(f, ".", "model", &name, NULL) == AF_OK)
       snprintf(d->model_name, sizeof d->model_name, "%s", name);
     free(name);

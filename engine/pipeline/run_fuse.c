@@ -1,5 +1,5 @@
 /* The associate and eval stages of `affinity run` through the fusion and
- * evaluation library (engine/fuse.h, engine/eval.h). */
+ * evaluation library (include/affinity.h, include/affinity.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

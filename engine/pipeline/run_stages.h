@@ -42,10 +42,10 @@ af_status af_stage_rules(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_cooccur(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_itemcf(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_report(af_run_data *d, char *const *out, af_error *err);
-/* Fusion and evaluation through engine/fuse.h and engine/eval.h (run_fuse.c). */
+/* Fusion and evaluation through include/affinity.h and include/affinity.h (run_fuse.c). */
 af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err);
 af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err);
-/* Fine-tuning through engine/train.h (run_train.c). */
+/* Fine-tuning through include/affinity.h (run_train.c). */
 af_status af_stage_finetune(af_run_data *d, char *const *out, af_error *err);
 
 #ifdef __cplusplus

@@ -1,6 +1,6 @@
 /* The optional fine-tune stage of `affinity run` (--fine-tune-steps N):
  * contrastive fine-tuning of the encoder on co-purchase pairs through
- * engine/train.h and engine/pairs.h, saved as DIR/finetuned.h5, which the
+ * include/affinity.h and include/affinity.h, saved as DIR/finetuned.h5, which the
  * embed stage then uses. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

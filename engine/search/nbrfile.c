@@ -212,9 +212,8 @@ static af_status read_all(hid_t f, af_neighbors *nb, af_error *err) {
 
 af_status af_neighbors_read(const char *path, af_neighbors *out, af_error *err) {
   memset(out, 0, sizeof *out);
-  hid_t f = af_h5_open(path, 0, err);
-  if (f < 0)
-    return err ? err->code : AF_ERR_FORMAT;
+  hid_t f;
+  AF_TRY(af_h5_open(path, 0, &f, err));
   af_status st = read_all(f, out, err);
   H5Fclose(f);
   if (st != AF_OK) {
@@ -413,9 +412,7 @@ static af_status copy_rows(const shard_in *s, nbr_out *o, af_error *err) {
 
 static af_status merge_open(shard_in *in, int n, char ***ids, af_error *err) {
   for (int i = 0; i < n; i++) {
-    in[i].file = af_h5_open(in[i].path, 0, err);
-    if (in[i].file < 0)
-      return err ? err->code : AF_ERR_FORMAT;
+    AF_TRY(af_h5_open(in[i].path, 0, &in[i].file, err));
     af_status st = read_header(in[i].file, &in[i].h, err);
     if (st != AF_OK)
       return af_error_prefix(err, "%s: ", in[i].path);

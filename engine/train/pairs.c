@@ -1,5 +1,5 @@
 /* Training pairs from co-purchases or a CSV, seeded split and epoch order
- * (engine/pairs.h). */
+ * (include/affinity.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "affinity.h"
 

@@ -1,5 +1,5 @@
 /* The training forward/backward of the encoder and the optimizer step
- * (engine/train.h; math in docs/training.md). CPU only: the backward ops run
+ * (include/affinity.h; math in docs/training.md). CPU only: the backward ops run
  * on the CPU backend (kernels/ops_backward.h). */
 #include "affinity.h"
 #include "nn/model.h"
@@ -137,9 +137,9 @@ static af_status reserve(af_trainer *t, int T, int B, int64_t n_probs, af_error 
   ALLOC(t->dloss, BB * C, sizeof(float));
   ALLOC(t->lossout, BB * C, sizeof(float));
 #undef ALLOC
-  if (!ok) {
+  if (!ok) { /* af_calloc failed and said so in err */
     free_acts(t);
-    return err ? err->code : AF_ERR_NOMEM;
+    return AF_ERR_NOMEM;
   }
   t->cap_T = nT;
   t->cap_B = nB;

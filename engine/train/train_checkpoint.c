@@ -148,8 +148,8 @@ af_status af_train_checkpoint_save(const char *path, const af_trainer *tc,
 
 int af_train_checkpoint_is(const char *path) {
   af_error e;
-  hid_t f = af_h5_open(path, 0, &e);
-  if (f < 0)
+  hid_t f;
+  if (af_h5_open(path, 0, &f, &e) != AF_OK)
     return 0;
   int is = af_h5_exists(f, "optim") && af_h5_exists(f, "train");
   af_h5_close(f, path, NULL);
@@ -208,8 +208,8 @@ af_status af_train_checkpoint_load(const char *path, const af_device *dev, af_mo
                                    af_trainer **out, af_train_meta *meta, af_error *err) {
   *out = NULL;
   memset(m, 0, sizeof *m);
-  hid_t f = af_h5_open(path, 0, err);
-  if (f < 0)
+  hid_t f;
+  if (af_h5_open(path, 0, &f, err) != AF_OK)
     return af_error_set(err, AF_ERR_FORMAT,
                         "%s: cannot open as HDF5 (truncated or corrupted checkpoint?)", path);
   af_status st = AF_OK;

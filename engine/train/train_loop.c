@@ -1,5 +1,5 @@
 /* The fine-tuning loop: batches of pairs in the seeded epoch order, optimizer
- * steps, validation Recall@10, checkpoints and log.jsonl (engine/train.h). */
+ * steps, validation Recall@10, checkpoints and log.jsonl (include/affinity.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <math.h>
