@@ -48,12 +48,22 @@ static inline uint32_t bf16_bits(float f) { /* nearest even; NaN stays NaN */
 
 static inline uint32_t pair(float lo, float hi) { return bf16_bits(lo) | bf16_bits(hi) << 16; }
 
-/* The fp32 score exactly as the fp32 kernel computes it (one fma chain, t = 0..d-1). */
-static float exact_score(const float *x, const float *y, int d) {
-  float acc = 0.0f;
+/* The fp32 scores of x against up to 8 rows y[0..n) of emb, exactly as the fp32
+ * kernel computes them: each one fma chain over t = 0..d-1 from 0 (8 chains
+ * interleaved so that the FMA latency is hidden; each chain's order is kept). */
+static void exact_scores8(const float *x, const float *emb, const int64_t *j, int n, int d,
+                          float out[8]) {
+  const float *y[8];
+  float acc[8];
+  for (int c = 0; c < 8; c++) {
+    y[c] = emb + (size_t)j[c < n ? c : 0] * d;
+    acc[c] = 0.0f;
+  }
   for (int t = 0; t < d; t++)
-    acc = fmaf(x[t], y[t], acc);
-  return acc;
+    for (int c = 0; c < 8; c++)
+      acc[c] = fmaf(x[t], y[c][t], acc[c]);
+  for (int c = 0; c < n; c++)
+    out[c] = acc[c];
 }
 
 /* Rescores row i's candidates (cn, cs: kk, approx, best first) into nbr, scr (k);
@@ -63,8 +73,15 @@ static int rescore_row(const float *emb, int d, int64_t i, const int64_t *cn, co
   af_topk t;
   af_topk_init(&t, scr, nbr, k, min_score);
   int n_cand = 0;
-  for (int c = 0; c < kk && cn[c] >= 0; c++, n_cand++)
-    af_topk_push(&t, exact_score(emb + (size_t)i * d, emb + (size_t)cn[c] * d, d), cn[c]);
+  while (n_cand < kk && cn[n_cand] >= 0)
+    n_cand++;
+  for (int c0 = 0; c0 < n_cand; c0 += 8) {
+    float s[8];
+    int n = n_cand - c0 < 8 ? n_cand - c0 : 8;
+    exact_scores8(emb + (size_t)i * d, emb, cn + c0, n, d, s);
+    for (int c = 0; c < n; c++)
+      af_topk_push(&t, s[c], cn[c0 + c]);
+  }
   int kept = t.size;
   af_topk_extract(&t, nbr, scr, k);
   if (n_cand < kk) /* every row above the candidate floor was a candidate */
