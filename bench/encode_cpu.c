@@ -23,7 +23,7 @@ static double cpu_now(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: %s MODEL.h5 CATALOG.csv ID_COL TEXT_COL [batch_sentences] [reps] [threads]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.h5 CATALOG.csv ID_COL TEXT_COL [batch_sentences] [reps] [threads] [fp32|bf16]\n", argv[0]);
     return 2;
   }
   int batch = argc > 5 ? atoi(argv[5]) : 32, reps = argc > 6 ? atoi(argv[6]) : 3;
@@ -38,6 +38,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   af_device dev = af_device_cpu(threads);
+  if (af_device_set_precision(&dev, argc > 8 ? argv[8] : "fp32", &err) != AF_OK) {
+    fprintf(stderr, "error: %s\n", err.msg);
+    return 1;
+  }
   af_encoder *enc;
   af_tokenizer *tok;
   if (af_encoder_create(&m, &dev, &enc, &err) != AF_OK || af_model_tokenizer(&m, 0, &tok, &err) != AF_OK) {

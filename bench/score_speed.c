@@ -3,7 +3,9 @@
  * scores only, in blocks of 4096 x 4096, no selection, same threads.
  *   bench_score_speed N d k threads [block_rows block_cols [rows]]
  * (OpenBLAS threads follow OPENBLAS_NUM_THREADS / its default: set it to the
- * same count.) The comparison with faiss is bench/score_vs_faiss.py. */
+ * same count.) With rows = N it also times the asymmetric path (every pair
+ * twice) in the same run. BENCH_CLOCK=cpu measures process CPU time.
+ * The comparison with faiss is bench/score_vs_faiss.py. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +14,12 @@
 
 #include "affinity.h"
 
+/* BENCH_CLOCK=cpu: process CPU time instead of wall time (stable on a shared
+ * machine; run with OMP_WAIT_POLICY=passive so idle workers do not spin). */
 static double now(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const char *c = getenv("BENCH_CLOCK");
+  clock_gettime(c && c[0] == 'c' ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -25,7 +30,9 @@ int main(int argc, char **argv) {
   }
   int64_t N = atoll(argv[1]);
   int d = atoi(argv[2]), k = atoi(argv[3]);
-  af_score_options opt = {atoi(argv[4]), argc > 5 ? atoll(argv[5]) : 0, argc > 6 ? atoll(argv[6]) : 0};
+  af_score_options opt = {.threads = atoi(argv[4]),
+                         .block_rows = argc > 5 ? atoll(argv[5]) : 0,
+                         .block_cols = argc > 6 ? atoll(argv[6]) : 0};
   int64_t rows = argc > 7 ? atoll(argv[7]) : N;
   float *x = malloc(sizeof(float) * (size_t)N * d); // (N, d)
   int64_t *nbr = malloc(sizeof(int64_t) * (size_t)rows * k); // (rows, k)
@@ -45,15 +52,24 @@ int main(int argc, char **argv) {
       x[i * d + j] = (float)(x[i * d + j] / sqrt(n2));
   }
   af_error err;
-  double t0 = now();
-  if (af_topk_all_pairs(x, N, d, k, -INFINITY, 0, rows, nbr, scr, &opt, &err) != AF_OK) {
-    fprintf(stderr, "%s\n", err.msg);
-    return 1;
+  /* All rows: the symmetric path (each pair once) and, same run, the asymmetric one. */
+  double t = 0, t_asym = 0;
+  for (int pass = 0; pass < (rows == N ? 2 : 1); pass++) {
+    opt.asymmetric = pass;
+    double t0 = now();
+    if (af_topk_all_pairs(x, N, d, k, -INFINITY, 0, rows, nbr, scr, &opt, &err) != AF_OK) {
+      fprintf(stderr, "%s\n", err.msg);
+      return 1;
+    }
+    *(pass ? &t_asym : &t) = now() - t0;
   }
-  double t = now() - t0;
-  double gflops = 2.0 * rows * N * d / t * 1e-9;
-  printf("N=%lld rows=%lld d=%d k=%d threads=%d: %.3f s, %.1f GFLOP/s, nbr[0][0]=%lld %.6f\n",
+  double gflops = 2.0 * rows * N * d / t * 1e-9; /* the asymmetric count: "effective" for symmetric */
+  printf("N=%lld rows=%lld d=%d k=%d threads=%d: %.3f s, %.1f effective GFLOP/s, nbr[0][0]=%lld %.6f\n",
          (long long)N, (long long)rows, d, k, opt.threads, t, gflops, (long long)nbr[0], scr[0]);
+  if (rows == N)
+    printf("asymmetric (every pair twice): %.3f s; ratio asymmetric/symmetric %.2f\n", t_asym,
+           t_asym / t);
+  double t0;
   const int64_t B = 4096;
   float *tile = malloc(sizeof(float) * (size_t)B * B); // (B, B)
   if (!tile)

@@ -6,6 +6,11 @@ agree on the neighbour lists.
 
     python3 bench/score_vs_faiss.py --n 49688 --k 50 --threads 2 --reps 3
     python3 bench/score_vs_faiss.py --emb embeddings.h5 ...   # a real file
+    python3 bench/score_vs_faiss.py --bf16 ...   # also `affinity score --precision bf16`
+
+With --bf16 each rep also times our bf16 mode (unsharded only), and at the
+end its output is compared with our fp32 output: rows equal bit for bit, and
+neighbours lost (in the fp32 top-k, missing from the bf16 top-k).
 
 Each side is a separate process that reads the same embeddings file and
 writes its neighbours (ours: HDF5 via the CLI; faiss: .npy), so both wall
@@ -92,6 +97,7 @@ def main():
     ap.add_argument("--shard-of", type=int, default=1,
                     help="time only the first of this many row shards on both sides "
                          "(all rows still searched against all rows' base)")
+    ap.add_argument("--bf16", action="store_true", help="also time --precision bf16")
     ap.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--peer", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -115,11 +121,17 @@ def main():
             rows = f["embeddings"].shape[0] // a.shard_of
     print(f"embeddings {emb}  k={a.k} threads={a.threads} query rows={rows} (shard 0/{a.shard_of})  "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    ours, theirs = [], []
+    ours, theirs, b16 = [], [], []
+    bf16_out = os.path.join(a.workdir, "ours_bf16.h5")
     for rep in range(a.reps):
         t, m, _ = timed([a.cli, "score", "--embeddings", emb, "--k", str(a.k), "--threads",
                          str(a.threads), "--shard", f"0/{a.shard_of}", "--out", ours_out], env)
         ours.append((t, m))
+        if a.bf16:
+            tb, mb, _ = timed([a.cli, "score", "--embeddings", emb, "--k", str(a.k), "--threads",
+                               str(a.threads), "--precision", "bf16", "--out", bf16_out], env)
+            b16.append((tb, mb))
+            print(f"run {rep}: affinity bf16 {tb:.2f} s {mb:.0f} MiB", flush=True)
         t2, m2, out = timed([sys.executable, __file__, "--peer", "faiss", "--emb", emb, "--k",
                              str(a.k), "--threads", str(a.threads), "--rows", str(rows), "--out", faiss_out], env)
         theirs.append((t2, m2, float(out.split()[-1])))
@@ -141,6 +153,16 @@ def main():
     print(f"ratio faiss/affinity: {mf / mo:.2f}x end to end, {ms / mo:.2f}x vs faiss search only")
     print(f"agreement: identical neighbour sets in {same_list:.4f} of rows; "
           f"mean overlap@{a.k} (first 2000 rows) {overlap:.4f}")
+    if b16:
+        mb = statistics.median(t for t, _ in b16)
+        with h5py.File(ours_out, "r") as f, h5py.File(bf16_out, "r") as g:
+            n32, s32, n16, s16 = f["neighbors"][:], f["scores"][:], g["neighbors"][:], g["scores"][:]
+        equal = np.all(n32 == n16, 1) & np.all(s32.view(np.int32) == s16.view(np.int32), 1)
+        lost = sum(len(set(x) - set(y)) for x, y in zip(n32, n16))
+        print(f"bf16: median {mb:.2f} s (peak {max(m for _, m in b16):.0f} MiB); "
+              f"ratio faiss/affinity-bf16 {mf / mb:.2f}x end to end, {ms / mb:.2f}x vs search only; "
+              f"fp32/bf16 {mo / mb:.2f}x; rows equal to fp32 bit for bit {equal.mean():.4f}, "
+              f"neighbours lost {lost} of {n32.size}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ static double now(void) {
 
 int main(int argc, char **argv) {
   if (argc < 7) {
-    fprintf(stderr, "usage: %s MODEL.h5 PAIRS.tsv BATCH STEPS WARMUP THREADS [DROPOUT]\n", argv[0]);
+    fprintf(stderr, "usage: %s MODEL.h5 PAIRS.tsv BATCH STEPS WARMUP THREADS [DROPOUT [fp32|bf16]]\n", argv[0]);
     return 2;
   }
   const int B = atoi(argv[3]), steps = atoi(argv[4]), warm = atoi(argv[5]), threads = atoi(argv[6]);
@@ -58,6 +58,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   af_device dev = af_device_cpu(threads);
+  if (af_device_set_precision(&dev, argc > 8 ? argv[8] : "fp32", &err) != AF_OK) {
+    fprintf(stderr, "error: %s\n", err.msg);
+    return 1;
+  }
   af_tokenizer *tok;
   af_train_config cfg;
   af_train_default_config(&cfg);

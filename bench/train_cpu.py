@@ -113,11 +113,17 @@ def main():
     if not os.path.exists(a.pairs):
         make_pairs(a.pairs)
     env = dict(os.environ)
-    env.setdefault("OPENBLAS_CORETYPE", "Haswell")  # as the CLI and tests use
-    runs = {"affinity": [], "torch": []}
+    env.setdefault("OPENBLAS_CORETYPE", "Haswell")  # as the CLI and tests use (our GEMMs ignore it)
+    runs = {"affinity": [], "affinity-bf16": [], "torch": []}
     for r in range(a.reps):
         ours = run_json([a.bin, MODEL_H5, a.pairs, str(a.batch), str(a.steps), str(a.warmup),
                          str(a.threads), "0.1"], env)
+        try:
+            b16 = run_json([a.bin, MODEL_H5, a.pairs, str(a.batch), str(a.steps), str(a.warmup),
+                            str(a.threads), "0.1", "bf16"], env)
+            runs["affinity-bf16"].append(b16)
+        except subprocess.CalledProcessError as e:
+            print(f"bf16: not run ({e.stderr.strip()})")
         ref = run_json([sys.executable, __file__, "--worker", "torch", "--batch", str(a.batch),
                         "--steps", str(a.steps), "--warmup", str(a.warmup), "--threads",
                         str(a.threads), "--pairs", a.pairs], env)
@@ -126,14 +132,17 @@ def main():
         print(f"rep {r}: affinity {ours['tokens_per_s']:.0f} tok/s ({ours['peak_rss_mb']:.0f} MB), "
               f"torch {ref['tokens_per_s']:.0f} tok/s ({ref['peak_rss_mb']:.0f} MB, "
               f"{ref['padded_tokens']} padded / {ref['tokens']} real tokens)", flush=True)
+    runs = {k: v for k, v in runs.items() if v}
     med = {k: statistics.median(x["tokens_per_s"] for x in v) for k, v in runs.items()}
     mem = {k: statistics.median(x["peak_rss_mb"] for x in v) for k, v in runs.items()}
     sps = {k: statistics.median(x["s_per_step"] for x in v) for k, v in runs.items()}
     print(f"batch {a.batch} pairs, {a.steps} timed steps, {a.threads} threads, {a.reps} reps (medians)")
-    for k in ("affinity", "torch"):
-        print(f"  {k:8s} {med[k]:8.1f} tokens/s  {sps[k]:.3f} s/step  peak RSS {mem[k]:.0f} MB")
-    print(f"ratio affinity/torch: {med['affinity'] / med['torch']:.2f}x tokens/s, "
-          f"{mem['affinity'] / mem['torch']:.2f}x peak memory")
+    for k in runs:
+        print(f"  {k:13s} {med[k]:8.1f} tokens/s  {sps[k]:.3f} s/step  peak RSS {mem[k]:.0f} MB")
+    for k in runs:
+        if k != "torch":
+            print(f"ratio {k}/torch: {med[k] / med['torch']:.2f}x tokens/s, "
+                  f"{mem[k] / mem['torch']:.2f}x peak memory")
 
 
 if __name__ == "__main__":

@@ -192,6 +192,14 @@ typedef struct af_device {
   const af_backend_ops *ops; /* the backend's op table */
 } af_device;
 
+/* precision "fp32" (or NULL) or "bf16" (docs/performance.md): bf16 weights and
+ * activations into the GEMMs with fp32 accumulation; LayerNorm, softmax, GELU,
+ * pooling, the loss and the optimizer stay fp32. bf16 needs the CPU backend on
+ * a CPU with AVX512_BF16; otherwise an error says so and dev is unchanged. */
+af_status af_device_set_precision(af_device *dev, const char *precision, af_error *err);
+/* 1 when dev is a CPU device in bf16 mode. */
+int af_device_is_bf16(const af_device *dev);
+
 /* A CPU device with n_threads threads (0: all cores). */
 af_device af_device_cpu(int n_threads);
 
@@ -530,6 +538,7 @@ typedef struct {
   int threads;        /* OpenMP threads; 0 = the OpenMP default */
   int64_t block_rows; /* query rows per parallel task; 0 = default (256) */
   int64_t block_cols; /* base columns kept hot per pass; 0 = default (512) */
+  int asymmetric;     /* 1: all-pairs never takes the symmetric path (tests, benchmarks) */
 } af_score_options;
 
 /* A base matrix packed for scoring: (ceil(N/32), d, 32) panels, zero padded. */
@@ -550,10 +559,32 @@ af_status af_score_index_search(const af_score_index *ix, const float *queries, 
                                 float min_score, int64_t *nbr, float *scr,
                                 const af_score_options *opt, af_error *err);
 
+/* All N rows of emb (N, d), packed in ix, against all of emb, each row
+ * excluding itself, computing each pair of rows once (score(i, j) is
+ * score(j, i) bit for bit: the fma chain's products commute) and feeding
+ * both rows' top-k. The output is identical, bit for bit, to
+ * af_score_index_search with exclude[i] = i, for any threads and block sizes.
+ * nbr, scr (N, k): the heaps live there, so no memory beyond the output. */
+af_status af_score_all_pairs_symmetric(const af_score_index *ix, const float *emb, int k,
+                                       float min_score, int64_t *nbr, float *scr,
+                                       const af_score_options *opt, af_error *err);
+
+/* The bf16 mode of the symmetric all-pairs (docs/scoring.md): candidates
+ * (k + margin per row) from a bf16 kernel with fp32 accumulation, each
+ * rescored with the fp32 kernel's exact arithmetic, the top-k taken again.
+ * The output equals af_score_all_pairs_symmetric's bit for bit except where a
+ * true neighbour was not among the candidates; *n_unsure (may be NULL) counts
+ * the rows where that is possible by the bf16 error bound (an upper bound on
+ * the rows that differ). AF_ERR_UNSUPPORTED on a CPU without AVX512_BF16. */
+af_status af_score_all_pairs_bf16(const af_score_index *ix, const float *emb, int k, int margin,
+                                  float min_score, int64_t *nbr, float *scr,
+                                  const af_score_options *opt, int64_t *n_unsure, af_error *err);
+
 /* All-pairs convenience: rows [row0, row1) of emb (N, d) against all of emb,
  * each row excluding itself. nbr, scr (row1 - row0, k). Builds the packed
  * index each call: when scoring many row ranges, build one index and call
- * af_score_index_search instead. */
+ * af_score_index_search instead. All rows (row0 = 0, row1 = N) take the
+ * symmetric path unless opt->asymmetric. */
 af_status af_topk_all_pairs(const float *emb, int64_t N, int d, int k, float min_score,
                             int64_t row0, int64_t row1, int64_t *nbr, float *scr,
                             const af_score_options *opt, af_error *err);
@@ -604,6 +635,10 @@ typedef struct {
   float min_score;   /* -INFINITY for none */
   int shard_i, shard_n; /* 0 and 1 for the whole file */
   af_score_options score;
+  int bf16;          /* 1: bf16 candidates (k + bf16_margin) rescored in fp32 (unsharded only) */
+  int bf16_margin;   /* extra candidates per row in bf16 mode; < 0: k */
+  int64_t *bf16_unsure; /* may be NULL; receives the rows where a neighbour may be lost
+                           (af_score_all_pairs_bf16) */
   af_score_progress_fn progress; /* may be NULL */
   void *progress_ctx;
   /* NULL or a CPU device: the CPU scorer. A CUDA device: the GPU scorer (bf16

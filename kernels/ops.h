@@ -178,6 +178,13 @@ void af_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float 
                               const float *w, const float *b, int N, int C, float eps);
 void af_cpu_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N,
                            int IC, int OC);
+/* The same with bf16 GEMM inputs, fp32 accumulation (the CPU must have AVX512_BF16). */
+void af_cpu_linear_forward_bf16(float *out, const float *inp, const float *w, const float *bias,
+                                int N, int IC, int OC);
+/* af_device_set_precision for a CPU that has (cpu_bf16 = 1) or lacks AVX512_BF16
+ * (tests force the refusal with 0). */
+af_status af_device_set_precision_for(af_device *dev, const char *precision, int cpu_bf16,
+                                      af_error *err);
 void af_cpu_gelu_forward(float *out, const float *inp, int64_t n);
 void af_cpu_add_forward(float *out, const float *a, const float *b, int64_t n);
 void af_cpu_attention_forward(float *out, float *probs, const float *qkv, const int32_t *cu_seqlens,

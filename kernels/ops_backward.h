@@ -143,6 +143,9 @@ void af_cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *d
                                const float *rstd, int N, int C);
 void af_cpu_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
                             const float *inp, const float *w, int N, int IC, int OC);
+/* The same with bf16 GEMM inputs, fp32 accumulation (the CPU must have AVX512_BF16). */
+void af_cpu_linear_backward_bf16(float *dinp, float *dw, float *dbias, const float *dout,
+                                 const float *inp, const float *w, int N, int IC, int OC);
 void af_cpu_gelu_backward(float *dinp, const float *dout, const float *inp, int64_t n);
 void af_cpu_add_backward(float *da, float *db, const float *dout, int64_t n);
 void af_cpu_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *probs,

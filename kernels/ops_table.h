@@ -117,6 +117,8 @@ struct af_backend_ops {
 
 /* The CPU backend's table: every op (kernels/cpu/backend.c). */
 extern const struct af_backend_ops af_cpu_backend_ops;
+/* The CPU table in bf16 mode: the linear layers on the bf16 GEMM. */
+extern const struct af_backend_ops af_cpu_bf16_backend_ops;
 /* The CUDA backend's table (kernels/cuda/backend.cu; CUDA builds only): memory
  * and the forward ops; training ops are added there as they are written. */
 extern const struct af_backend_ops af_cuda_backend_ops;

@@ -17,8 +17,8 @@ static const af_flag_spec FLAGS[] = {
     {"delimiter", "C", "CSV field delimiter (default ,; 'tab' for TSV)"},
     {"device", "cpu|cuda", "where to run the encoder (default cpu)"},
     {"precision", "fp32|bf16",
-     "encoder arithmetic: bf16 GEMMs with fp32 accumulation, or fp32 throughout (default: bf16 on "
-     "cuda, fp32 on cpu, where bf16 is a slow exact emulation)"},
+     "bf16 GEMM inputs with fp32 accumulation, or fp32 throughout (default: bf16 on cuda, fp32 on "
+     "cpu; cpu bf16 needs AVX512_BF16)"},
     {"threads", "N", "CPU threads (default: all cores)"},
 };
 static const af_cmd_spec SPEC = {
@@ -37,6 +37,17 @@ static af_status parse_precision(const af_args *a, af_precision *out, af_error *
   return s ? af_precision_parse(s, "--precision", out, err) : AF_OK;
 }
 
+/* On the CPU, --precision bf16 is the device's bf16 mode (the linear layers
+ * on the vdpbf16ps GEMM, docs/performance.md) with the fp32 encoder around
+ * it; on a GPU it is the encoder's bf16 path (docs/cuda.md). */
+static af_status cpu_bf16_mode(af_device *dev, af_precision *p, af_error *err) {
+  if (dev->backend != AF_BACKEND_CPU || *p != AF_PRECISION_BF16)
+    return AF_OK;
+  AF_TRY(af_device_set_precision(dev, "bf16", err));
+  *p = AF_PRECISION_FP32;
+  return AF_OK;
+}
+
 static void on_progress(void *ctx, int64_t done, int64_t total) {
   af_progress *p = ctx;
   p->total = total;
@@ -51,7 +62,7 @@ int af_cmd_embed(int argc, char **argv) {
   af_error err = {0};
   const char *model_path, *catalog, *id_col, *out, **text_cols = NULL;
   int64_t max_len, batch_tokens, threads;
-  af_device dev;
+  af_device dev = {0};
   af_precision precision;
   af_model *m = NULL;
   int have_model = 0, rc = 0;
@@ -65,8 +76,10 @@ int af_cmd_embed(int argc, char **argv) {
       af_arg_i64(&a, "batch-tokens", 8192, 16, 1 << 24, &batch_tokens, &err) != AF_OK ||
       af_arg_i64(&a, "threads", 0, 0, 4096, &threads, &err) != AF_OK ||
       parse_precision(&a, &precision, &err) != AF_OK ||
-      af_cli_device(&a, (int)threads, &dev, &err) != AF_OK) {
+      af_cli_device(&a, (int)threads, &dev, &err) != AF_OK ||
+      cpu_bf16_mode(&dev, &precision, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
+    af_device_release(&dev);
   } else if (af_model_open(model_path, &m, &err) != AF_OK) {
     rc = af_cli_fail(SPEC.cmd, &err);
     af_device_release(&dev);

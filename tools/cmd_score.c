@@ -21,6 +21,9 @@ static const af_flag_spec FLAGS[] = {
     {"device", "cpu|cuda",
      "cuda: bf16 tensor-core candidates + fp32 rescore, equal to cpu on every certified row "
      "(default cpu)"},
+    {"precision", "fp32|bf16", "fp32 (default) or bf16 candidates (k + margin per row, AVX512_BF16 "
+                               "CPUs, unsharded runs) rescored with the fp32 arithmetic"},
+    {"bf16-margin", "M", "extra bf16 candidates per row (default: k)"},
     {"merge", NULL, "merge the shard files given as arguments into --out"},
     {"comm-timeout", "S", "under mpirun/srun: seconds a rank waits for the others in a "
                           "collective (default 600)"},
@@ -79,6 +82,15 @@ static af_status run(const af_args *a, af_comm *comm, af_error *err) {
   AF_TRY(af_arg_i64(a, "block-cols", 512, 1, 1 << 24, &cols, err));
   AF_TRY(af_arg_i64(a, "threads", 0, 0, 4096, &threads, err));
   AF_TRY(parse_shard(af_arg_str(a, "shard"), &o.shard_i, &o.shard_n, err));
+  int64_t margin;
+  AF_TRY(af_arg_i64(a, "bf16-margin", -1, -1, AF_SCORE_MAX_K, &margin, err));
+  o.bf16_margin = (int)margin;
+  const char *prec = af_arg_str(a, "precision");
+  af_device probe = af_device_cpu(0);
+  AF_TRY(af_device_set_precision(&probe, prec, err));
+  o.bf16 = af_device_is_bf16(&probe);
+  int64_t unsure = 0;
+  o.bf16_unsure = &unsure;
   o.k = (int)k;
   o.min_score = (float)min_score;
   o.score.threads = (int)threads;
@@ -100,6 +112,11 @@ static af_status run(const af_args *a, af_comm *comm, af_error *err) {
   if (st == AF_OK && dev.backend != AF_BACKEND_CPU)
     fprintf(stderr, "score: %lld rows not certified exact (a bf16 candidate list may have missed "
             "a neighbour)\n", (long long)uncertified);
+  if (st == AF_OK && o.bf16)
+    fprintf(stderr,
+            "score: bf16 candidates rescored in fp32; %lld rows where a neighbour may differ "
+            "from fp32 (by the worst-case bf16 error bound)\n",
+            (long long)unsure);
   af_device_release(&dev);
   return st;
 }

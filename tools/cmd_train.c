@@ -45,6 +45,9 @@ static const af_flag_spec FLAGS[] = {
     {"threads", "N", "CPU threads (default: all cores; per rank under mpirun)"},
     {"comm-timeout", "S", "under mpirun/srun: seconds a rank waits for the others before it "
                           "gives up with an error (default 600)"},
+    {"precision", "fp32|bf16", "GEMM inputs, forward and backward: fp32 (default) or bf16 with "
+                               "fp32 accumulation (AVX512_BF16 CPUs; weights, LayerNorm, "
+                               "softmax, loss and AdamW stay fp32)"},
 };
 static const af_cmd_spec SPEC = {
     "train",
@@ -339,7 +342,8 @@ int af_cmd_train(int argc, char **argv) {
     st = make_comm(&j, &err);
   if (st == AF_OK) {
     j.dev = af_device_cpu((int)j.f.threads);
-    if ((st = load_model(&j, &err)) == AF_OK && (st = load_pairs(&j, &a, &err)) == AF_OK &&
+    if ((st = af_device_set_precision(&j.dev, af_arg_str(&a, "precision"), &err)) == AF_OK &&
+        (st = load_model(&j, &err)) == AF_OK && (st = load_pairs(&j, &a, &err)) == AF_OK &&
         (st = make_trainer(&j, &a, &err)) == AF_OK && (st = make_dir(j.f.out, &err)) == AF_OK)
       st = run_loop(&j, &err);
   }

@@ -219,7 +219,7 @@ static af_status text_neighbours(const af_fuse_model *m, const unsigned char *ke
     }
     st = af_score_index_build(keep ? base : m->emb, nk, d, &ix, err);
   }
-  af_score_options so = {m->opt.threads, 0, 0};
+  af_score_options so = {.threads = m->opt.threads};
   if (st == AF_OK)
     st = af_score_index_search(ix, m->emb, N, self, NULL, k, -INFINITY, nbr, cos, &so, err);
   if (st == AF_OK)

@@ -238,10 +238,45 @@ void af_neighbors_free(af_neighbors *nb) {
 
 /* ---- scoring driver ----------------------------------------------------------- */
 
+/* Results of all rows at once (the symmetric path's heaps) up to this size. */
+#define AF_SYMMETRIC_MAX_BYTES ((int64_t)1 << 30)
+
+/* All rows, each pair computed once (score.h): N x k results held, then streamed out. */
+static af_status score_symmetric(const af_embeddings *e, const af_score_index *ix, nbr_out *o,
+                                 const af_score_file_options *opt, af_error *err) {
+  const int64_t N = e->n;
+  const int k = o->k;
+  int64_t *nbr = af_malloc((size_t)N * (size_t)k, sizeof *nbr, err); // (N, k)
+  float *scr = af_malloc((size_t)N * (size_t)k, sizeof *scr, err);   // (N, k)
+  af_status st = nbr && scr ? AF_OK : AF_ERR_NOMEM;
+  if (st == AF_OK && opt->bf16)
+    st = af_score_all_pairs_bf16(ix, e->emb, k, opt->bf16_margin < 0 ? k : opt->bf16_margin,
+                                 opt->min_score, nbr, scr, &opt->score, opt->bf16_unsure, err);
+  else if (st == AF_OK)
+    st = af_score_all_pairs_symmetric(ix, e->emb, k, opt->min_score, nbr, scr, &opt->score, err);
+  const int64_t chunk = 16384;
+  for (int64_t r = 0; st == AF_OK && r < N; r += chunk) {
+    int64_t n = N - r < chunk ? N - r : chunk;
+    st = out_rows(o, r, n, nbr + (size_t)r * k, scr + (size_t)r * k, err);
+    if (st == AF_OK && opt->progress)
+      opt->progress(opt->progress_ctx, r + n, N);
+  }
+  free(nbr);
+  free(scr);
+  return st;
+}
+
 static af_status score_rows(const af_embeddings *e, const af_score_index *ix, nbr_out *o,
                             int64_t row0, int64_t row1, const af_score_file_options *opt,
                             af_error *err) {
   int k = o->k;
+  if (opt->bf16 && (row0 != 0 || row1 != e->n))
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "precision bf16 scores all rows at once (the symmetric path); it does "
+                        "not take a shard: use fp32 with --shard");
+  if (row0 == 0 && row1 == e->n && k > 0 &&
+      (opt->bf16 || (!opt->score.asymmetric && e->n * (int64_t)k * 12 <= AF_SYMMETRIC_MAX_BYTES)))
+    return score_symmetric(e, ix, o, opt, err);
   /* Rows per chunk: at most about 64 MiB of results, 1024 to 16384 rows. */
   int64_t chunk = k ? ((int64_t)64 << 20) / ((int64_t)k * 12) : row1 - row0;
   if (chunk < 1024)

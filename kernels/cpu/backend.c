@@ -349,40 +349,64 @@ static af_status cpu_l2norm_backward(void *ctx, float *dinp, const float *dout, 
   return AF_OK;
 }
 
-const af_backend_ops af_cpu_backend_ops = {
-    .name = "cpu",
-    .malloc = cpu_malloc,
-    .free = cpu_free,
-    .memcpy = cpu_memcpy,
-    .sync = cpu_sync,
-    .embedding_forward = cpu_embedding_forward,
-    .layernorm_forward = cpu_layernorm_forward,
-    .linear_forward = cpu_linear_forward,
-    .gelu_forward = cpu_gelu_forward,
-    .add_forward = cpu_add_forward,
-    .attention_forward = cpu_attention_forward,
-    .mean_pool_forward = cpu_mean_pool_forward,
-    .cls_pool_forward = cpu_cls_pool_forward,
-    .l2norm_forward = cpu_l2norm_forward,
-    .cast_bf16 = cpu_cast_bf16,
-    .linear_bf16_forward = cpu_linear_bf16_forward,
-    .bias_gelu_bf16_forward = cpu_bias_gelu_bf16_forward,
-    .add_layernorm_forward = cpu_add_layernorm_forward,
-    .attention_bf16_forward = cpu_attention_bf16_forward,
-    .mean_pool_l2norm_forward = cpu_mean_pool_l2norm_forward,
-    .topk_merge_rows = cpu_topk_merge_rows,
-    .rescore_fp32 = cpu_rescore_fp32,
-    .dropout_forward = cpu_dropout_forward,
-    .dropout_backward = cpu_dropout_backward,
-    .attention_dropout_forward = cpu_attention_dropout_forward,
-    .attention_dropout_backward = cpu_attention_dropout_backward,
-    .embedding_backward = cpu_embedding_backward,
-    .layernorm_backward = cpu_layernorm_backward,
-    .linear_backward = cpu_linear_backward,
-    .gelu_backward = cpu_gelu_backward,
-    .add_backward = cpu_add_backward,
-    .attention_backward = cpu_attention_backward,
-    .mean_pool_backward = cpu_mean_pool_backward,
-    .cls_pool_backward = cpu_cls_pool_backward,
-    .l2norm_backward = cpu_l2norm_backward,
-};
+/* bf16 mode (af_device_set_precision, kernels/cpu/precision.c): the linear
+ * layers' GEMMs round their inputs to bf16 and accumulate in fp32
+ * (vdpbf16ps); every other op is the fp32 one. */
+static af_status cpu_linear_forward_bf16(void *ctx, float *out, const float *inp, const float *w,
+                                         const float *bias, int N, int IC, int OC, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_linear_forward_bf16(out, inp, w, bias, N, IC, OC);
+  return AF_OK;
+}
+
+static af_status cpu_linear_backward_bf16(void *ctx, float *dinp, float *dw, float *dbias,
+                                          const float *dout, const float *inp, const float *w,
+                                          int N, int IC, int OC, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_linear_backward_bf16(dinp, dw, dbias, dout, inp, w, N, IC, OC);
+  return AF_OK;
+}
+
+/* The two CPU tables differ only in the linear layers. */
+#define CPU_TABLE(NAME, LINEAR_FWD, LINEAR_BWD) \
+    .name = NAME,                                                   \
+    .malloc = cpu_malloc,                                           \
+    .free = cpu_free,                                               \
+    .memcpy = cpu_memcpy,                                           \
+    .sync = cpu_sync,                                               \
+    .embedding_forward = cpu_embedding_forward,                     \
+    .layernorm_forward = cpu_layernorm_forward,                     \
+    .linear_forward = LINEAR_FWD,                                   \
+    .gelu_forward = cpu_gelu_forward,                               \
+    .add_forward = cpu_add_forward,                                 \
+    .attention_forward = cpu_attention_forward,                     \
+    .mean_pool_forward = cpu_mean_pool_forward,                     \
+    .cls_pool_forward = cpu_cls_pool_forward,                       \
+    .l2norm_forward = cpu_l2norm_forward,                           \
+    .cast_bf16 = cpu_cast_bf16,                                     \
+    .linear_bf16_forward = cpu_linear_bf16_forward,                 \
+    .bias_gelu_bf16_forward = cpu_bias_gelu_bf16_forward,           \
+    .add_layernorm_forward = cpu_add_layernorm_forward,             \
+    .attention_bf16_forward = cpu_attention_bf16_forward,           \
+    .mean_pool_l2norm_forward = cpu_mean_pool_l2norm_forward,       \
+    .topk_merge_rows = cpu_topk_merge_rows,                         \
+    .rescore_fp32 = cpu_rescore_fp32,                               \
+    .dropout_forward = cpu_dropout_forward,                         \
+    .dropout_backward = cpu_dropout_backward,                       \
+    .attention_dropout_forward = cpu_attention_dropout_forward,     \
+    .attention_dropout_backward = cpu_attention_dropout_backward,   \
+    .embedding_backward = cpu_embedding_backward,                   \
+    .layernorm_backward = cpu_layernorm_backward,                   \
+    .linear_backward = LINEAR_BWD,                                  \
+    .gelu_backward = cpu_gelu_backward,                             \
+    .add_backward = cpu_add_backward,                               \
+    .attention_backward = cpu_attention_backward,                   \
+    .mean_pool_backward = cpu_mean_pool_backward,                   \
+    .cls_pool_backward = cpu_cls_pool_backward,                     \
+    .l2norm_backward = cpu_l2norm_backward                         
+
+const af_backend_ops af_cpu_backend_ops = {CPU_TABLE("cpu", cpu_linear_forward, cpu_linear_backward)};
+const af_backend_ops af_cpu_bf16_backend_ops =
+    {CPU_TABLE("cpu (bf16)", cpu_linear_forward_bf16, cpu_linear_backward_bf16)};

@@ -1,15 +1,14 @@
-/* Linear layer forward (CPU): one sgemm from the BLAS, bias added after. */
-#include <cblas.h>
-
+/* Linear layer forward (CPU): one of our GEMMs (cpu/gemm.h), bias added after. */
+#include "cpu/gemm.h"
 #include "ops.h"
 
-void af_cpu_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N,
-                           int IC, int OC) {
+static void linear_forward(af_gemm_isa isa, float *out, const float *inp, const float *w,
+                           const float *bias, int N, int IC, int OC) {
   if (N == 0)
     return;
   // out (N, OC) = inp (N, IC) @ w^T (IC, OC)
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out,
-              OC);
+  // A = inp (N, IC) row-major; B (IC, OC) = w^T: element (p, j) at w[j*IC + p]
+  af_gemm_isa_run(isa, N, OC, IC, inp, IC, 1, w, 1, IC, out, OC, 0);
   if (bias) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
@@ -18,4 +17,14 @@ void af_cpu_linear_forward(float *out, const float *inp, const float *w, const f
         o[j] += bias[j];
     }
   }
+}
+
+void af_cpu_linear_forward(float *out, const float *inp, const float *w, const float *bias, int N,
+                           int IC, int OC) {
+  linear_forward(AF_GEMM_AUTO, out, inp, w, bias, N, IC, OC);
+}
+
+void af_cpu_linear_forward_bf16(float *out, const float *inp, const float *w, const float *bias,
+                                int N, int IC, int OC) {
+  linear_forward(AF_GEMM_AVX512_BF16, out, inp, w, bias, N, IC, OC);
 }
