@@ -248,7 +248,7 @@ TEST_F(CudaBackward, FusedAdamWIsBitEqualInFp32) {
   af_cuda_adamw_tensor table[2] = {{0, na, 1}, {na, nb, 0}};
   float *dp = up(p), *dm = up(m), *dv = up(v);
   uint16_t *work = up(std::vector<uint16_t>(n, 0));
-  af_cuda_adamw_step((af_cuda_context *)dev.cuda, dp, up(gr), dm, dv, work, table, 2, &cs);
+  af_cuda_adamw_step((af_cuda_context *)dev.ctx, dp, up(gr), dm, dv, work, table, 2, &cs);
   auto hp = down(dp, n);
   EXPECT_BITS(hp, rp, "AdamW parameters");
   EXPECT_BITS(down(dm, n), rm, "AdamW m");
@@ -268,7 +268,7 @@ TEST_F(CudaBackward, GradSumOfSquaresIsBitEqual) {
   for (int64_t n : {1, 4096, 4097, 1000003}) {
     auto gr = randu(g, n, -5, 5);
     double got = -1;
-    ASSERT_EQ(af_cuda_grad_sumsq((af_cuda_context *)dev.cuda, up(gr), n, &got, &err), AF_OK)
+    ASSERT_EQ(af_cuda_grad_sumsq((af_cuda_context *)dev.ctx, up(gr), n, &got, &err), AF_OK)
         << err.msg;
     double want = af_grad_sumsq(gr.data(), n);
     EXPECT_EQ(std::memcmp(&got, &want, sizeof got), 0) << n << ": " << got << " vs " << want;

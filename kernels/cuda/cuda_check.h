@@ -1,4 +1,4 @@
-/* Private to kernels/cuda/*.cu: the CUDA context behind af_device.cuda and the
+/* Private to kernels/cuda/*.cu: the CUDA context behind af_device.ctx and the
  * checking helpers every CUDA and cuBLAS call goes through.
  *
  * Two ways of reporting an error:
