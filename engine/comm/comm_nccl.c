@@ -236,8 +236,8 @@ static void nccl_destroy(af_comm *c) {
   if (s->stream)
     cudaStreamDestroy(s->stream);
   af_comm_free(s->boot);
-  if (s->api.lib)
-    dlclose(s->api.lib);
+  /* libnccl stays loaded: it keeps threads and exit handlers of its own, and
+   * unmapping it under them crashes the process at exit. */
   free(s);
   c->impl = NULL;
 }
@@ -323,6 +323,12 @@ static af_status id_by_file(af_comm *c, const char *dir, ncclUniqueId *id, af_er
 
 static af_status nccl_setup(af_comm *c, nccl_state *s, const af_comm_options *opt,
                             af_error *err) {
+  /* A GPU first: NCCL started on a machine without one leaves state behind
+   * that crashes the process at exit. */
+  int n_dev = 0;
+  CUDA_TRY(c, cudaGetDeviceCount(&n_dev));
+  if (n_dev < 1)
+    return af_error_set(err, AF_ERR_CUDA, "rank %d: no CUDA device for the nccl backend", c->rank);
   AF_TRY(load_api(c, s, err));
   ncclUniqueId id;
   memset(&id, 0, sizeof id);
@@ -354,10 +360,6 @@ static af_status nccl_setup(af_comm *c, nccl_state *s, const af_comm_options *op
   } else {
     NCCL_TRY(c, API.GetUniqueId(&id)); /* one rank */
   }
-  int n_dev = 0;
-  CUDA_TRY(c, cudaGetDeviceCount(&n_dev));
-  if (n_dev < 1)
-    return af_error_set(err, AF_ERR_CUDA, "rank %d: no CUDA device for the nccl backend", c->rank);
   s->device = c->local_rank % n_dev;
   CUDA_TRY(c, cudaSetDevice(s->device));
   CUDA_TRY(c, cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking));
