@@ -75,3 +75,10 @@ void af_topk_extract(af_topk *t, int64_t *out_idx, float *out_score, int k_out) 
   }
   t->size = 0;
 }
+
+int af_scored_cmp(const void *x, const void *y) {
+  const af_scored *a = x, *b = y;
+  if (a->score != b->score)
+    return a->score > b->score ? -1 : 1;
+  return a->i < b->i ? -1 : a->i > b->i;
+}

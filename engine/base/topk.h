@@ -45,6 +45,14 @@ void af_topk_push(af_topk *t, float score, int64_t idx);
  * slots past the kept count get index -1 and score -inf. Empties t. */
 void af_topk_extract(af_topk *t, int64_t *out_idx, float *out_score, int k_out);
 
+/* A scored row for a full sort (qsort with af_scored_cmp): highest score
+ * first, ties to the lower index, so the order is deterministic. */
+typedef struct {
+  double score;
+  int64_t i;
+} af_scored;
+int af_scored_cmp(const void *x, const void *y);
+
 #ifdef __cplusplus
 }
 #endif

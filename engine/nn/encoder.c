@@ -190,8 +190,7 @@ void af_encoder_free(af_encoder *e) {
   free(e);
 }
 
-static af_status check_batch(const af_encoder *e, const af_batch *b, af_error *err) {
-  const af_model_config *c = &e->m->cfg;
+af_status af_batch_check(const af_model_config *c, const af_batch *b, af_error *err) {
   if (b->B < 1 || b->T < 1 || b->cu_seqlens[0] != 0 || b->cu_seqlens[b->B] != b->T)
     return af_error_set(err, AF_ERR_ARG, "malformed batch: B=%d T=%d", b->B, b->T);
   for (int i = 0; i < b->B; i++) {
@@ -288,7 +287,7 @@ static af_status pool(af_encoder *e, int B, af_error *err) {
 
 af_status af_encoder_forward(af_encoder *e, const af_batch *b, float *out, float *hidden,
                              af_error *err) {
-  AF_TRY(check_batch(e, b, err));
+  AF_TRY(af_batch_check(&e->m->cfg, b, err));
   AF_TRY(reserve(e, b->T, b->B, err));
   AF_TRY(upload_batch(e, b, err));
   const af_model_config *c = &e->m->cfg;

@@ -79,6 +79,11 @@ af_status af_model_read_h5(hid_t file, const char *path, af_model *m, af_error *
 af_status af_model_save(const char *path, const af_model *m, af_error *err);
 af_status af_model_load(const char *path, af_model *m, af_error *err);
 
+/* A packed batch the model can run: B, T >= 1, cu_seqlens from 0 to T, every
+ * sequence 1..max_position tokens, every id in the vocabulary. The encoder and
+ * the trainer both check with it. */
+af_status af_batch_check(const af_model_config *c, const af_batch *b, af_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /* Basket recommendations with their reasons (see recommend.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "affinity.h"
+#include "base/topk.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -258,18 +259,6 @@ static af_status read_text(const char *run_dir, const af_catalog *p, const char 
   return st;
 }
 
-typedef struct {
-  double score;
-  int64_t i;
-} scored;
-
-static int scored_cmp(const void *x, const void *y) {
-  const scored *a = x, *b = y;
-  if (a->score != b->score)
-    return a->score > b->score ? -1 : 1;
-  return a->i < b->i ? -1 : a->i > b->i;
-}
-
 af_status af_recommend(const char *run_dir, const char *const *basket_ids, int n_basket,
                        const af_recommend_options *o, af_recommendations *out, af_error *err) {
   memset(out, 0, sizeof *out);
@@ -293,7 +282,7 @@ af_status af_recommend(const char *run_dir, const char *const *basket_ids, int n
   char *in_basket = af_calloc((size_t)n + 1, 1, err); /* (n) */
   evidence e;
   memset(&e, 0, sizeof e);
-  scored *sc = NULL;
+  af_scored *sc = NULL;
   af_status st = in_basket ? evidence_alloc(&e, n, err) : AF_ERR_NOMEM;
   for (int i = 0; st == AF_OK && i < n_basket; i++) {
     int64_t r = af_catalog_find(p, basket_ids[i]);
@@ -322,9 +311,9 @@ af_status af_recommend(const char *run_dir, const char *const *basket_ids, int n
         continue;
       double s = e.rule_conf[i] + e.cop_cos[i] + (e.text_with[i] >= 0 ? o->text_weight * e.text_cos[i] : 0);
       if (s > 0)
-        sc[m++] = (scored){s, i};
+        sc[m++] = (af_scored){s, i};
     }
-    qsort(sc, (size_t)m, sizeof *sc, scored_cmp);
+    qsort(sc, (size_t)m, sizeof *sc, af_scored_cmp);
     int k = m < o->k ? (int)m : o->k;
     out->recs = af_calloc((size_t)k + 1, sizeof *out->recs, err);
     if (!out->recs)

@@ -2,6 +2,7 @@
  * writing the HTML and PNGs (see report.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "affinity.h"
+#include "base/topk.h"
 
 #include <errno.h>
 #include <math.h>
@@ -224,19 +225,6 @@ int af_report_direct(const af_report_data *d, const af_assoc *a) {
   return a->count >= d->min_evidence;
 }
 
-typedef struct {
-  double score;
-  int64_t i;
-} scored;
-
-/* Highest score first, ties to the lower index. */
-static int scored_cmp(const void *x, const void *y) {
-  const scored *a = x, *b = y;
-  if (a->score != b->score)
-    return a->score > b->score ? -1 : 1;
-  return a->i < b->i ? -1 : a->i > b->i;
-}
-
 /* Strength of a product: the summed scores of its complement rows (both
  * ends); substitutes count a tenth, so a text-only run still ranks. */
 static af_status rank(af_report_data *d, af_error *err) {
@@ -251,12 +239,12 @@ static af_status rank(af_report_data *d, af_error *err) {
     d->strength[a->a] += w;
     d->strength[a->b] += w;
   }
-  scored *tmp = af_malloc((size_t)n + 1, sizeof *tmp, err);
+  af_scored *tmp = af_malloc((size_t)n + 1, sizeof *tmp, err);
   if (!tmp)
     return AF_ERR_NOMEM;
   for (int64_t i = 0; i < n; i++)
-    tmp[i] = (scored){d->strength[i], i};
-  qsort(tmp, (size_t)n, sizeof *tmp, scored_cmp);
+    tmp[i] = (af_scored){d->strength[i], i};
+  qsort(tmp, (size_t)n, sizeof *tmp, af_scored_cmp);
   for (int64_t i = 0; i < n; i++)
     d->ranked[i] = tmp[i].i;
   free(tmp);
@@ -271,7 +259,7 @@ static af_status select_network(af_report_data *d, af_error *err) {
   int64_t n = d->p.n;
   int *in = af_calloc((size_t)n + 1, sizeof *in, err); /* (n) 1 + node index, 0 = not a node */
   d->nodes = af_malloc((size_t)o->max_nodes + 1, sizeof *d->nodes, err);
-  scored *sc = af_malloc((size_t)d->as.n + 1, sizeof *sc, err);
+  af_scored *sc = af_malloc((size_t)d->as.n + 1, sizeof *sc, err);
   int64_t *order = af_malloc((size_t)d->as.n + 1, sizeof *order, err); /* (as.n) rows by score */
   d->edges = af_malloc((size_t)o->max_edges + 1, sizeof *d->edges, err);
   if (!in || !d->nodes || !order || !d->edges || !sc) {
@@ -288,8 +276,8 @@ static af_status select_network(af_report_data *d, af_error *err) {
     in[r] = d->n_nodes;
   }
   for (int64_t i = 0; i < d->as.n; i++)
-    sc[i] = (scored){d->as.rows[i].score, i};
-  qsort(sc, (size_t)d->as.n, sizeof *sc, scored_cmp);
+    sc[i] = (af_scored){d->as.rows[i].score, i};
+  qsort(sc, (size_t)d->as.n, sizeof *sc, af_scored_cmp);
   for (int64_t i = 0; i < d->as.n; i++)
     order[i] = sc[i].i;
   free(sc);

@@ -232,22 +232,6 @@ void af_trainer_zero_grad(af_trainer *t) {
 /* The gradient of a parameter pointer. */
 static float *G(const af_trainer *t, const float *param) { return t->grad + (param - t->m->data); }
 
-static af_status check_batch(const af_model_config *c, const af_batch *b, af_error *err) {
-  if (b->B < 1 || b->T < 1 || b->cu_seqlens[0] != 0 || b->cu_seqlens[b->B] != b->T)
-    return af_error_set(err, AF_ERR_ARG, "malformed batch: B=%d T=%d", b->B, b->T);
-  for (int i = 0; i < b->B; i++) {
-    int L = b->cu_seqlens[i + 1] - b->cu_seqlens[i];
-    if (L < 1 || L > c->max_position)
-      return af_error_set(err, AF_ERR_ARG, "sequence %d has %d tokens (must be 1..%d)", i, L,
-                          c->max_position);
-  }
-  for (int t = 0; t < b->T; t++)
-    if (b->ids[t] < 0 || b->ids[t] >= c->vocab_size)
-      return af_error_set(err, AF_ERR_ARG, "token id %d out of range [0, %d)", b->ids[t],
-                          c->vocab_size);
-  return AF_OK;
-}
-
 static uint64_t stream_of(const af_trainer *t, int site) {
   return t->micro * AF_TRAIN_DROPOUT_SITES(t->m->cfg.num_layers) + (uint64_t)site;
 }
@@ -305,7 +289,7 @@ static af_status drop_bwd(const af_trainer *t, float *dinp, const float *dout, i
 af_status af_trainer_forward(af_trainer *t, const af_batch *b, uint64_t micro, float *out,
                              af_error *err) {
   const af_model_config *c = &t->m->cfg;
-  AF_TRY(check_batch(c, b, err));
+  AF_TRY(af_batch_check(c, b, err));
   const int64_t n_probs = af_attention_probs_size(b->cu_seqlens, b->B, c->num_heads);
   AF_TRY(reserve(t, b->T, b->B, n_probs, err));
   const af_model_weights *w = &t->m->w;
