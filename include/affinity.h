@@ -1725,6 +1725,8 @@ typedef struct {
   af_comm *comm;        /* data parallel over its ranks (NULL: one process); rank 0
                            alone writes checkpoints and log.jsonl, evaluates and
                            calls on_event */
+  const struct af_basket_examples *baskets; /* set: the basket objective on these examples
+                                        (train unused, one process only) */
 } af_train_loop_options;
 
 /* Runs optimizer steps until total_steps (or stop_after in this call).
@@ -1743,6 +1745,55 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok,
 af_status af_train_evaluate(af_model *m, const af_device *dev, const af_tokenizer *tok,
                             const af_pair_set *val, int max_len, double *recall_at_1,
                             double *recall_at_10, double *mean_rank, af_error *err);
+
+/* ---------------------------------------------------------------- train/basket */
+/* The basket-completion objective (engine/train/basket.c, docs/training.md):
+ * an example is a training basket with one item held out; its query is the
+ * other items (at most max_query of them, drawn with the seed when there are
+ * more), pooled as the mean of their unit-normalised encoder embeddings
+ * (normalised again by the loss); the positive is the held-out item's text;
+ * the other examples' held-out items of the micro-batch are the negatives,
+ * each logit corrected by - log q_j (q = the item's share of the training
+ * baskets' item occurrences) when logq is set, and a candidate that is in
+ * the row's own basket is masked (it is a true positive, not a negative).
+ * The loss gradient flows back into every query item's sequence. */
+
+#define AF_BASKET_STREAM_QUERY 0x424153514b000000ULL /* "BASQK": query sampling */
+#define AF_BASKET_MAX_QUERY 64
+
+typedef struct af_basket_examples {
+  int64_t n;                 /* examples */
+  int64_t *basket;           /* (n) basket index */
+  int32_t *held;             /* (n) the held-out item */
+  double *log_q;             /* (n_items) log share of item occurrences; items never bought:
+                                log(0.5 / occurrences) (never a positive, only for safety) */
+  const af_baskets *baskets; /* borrowed */
+  const char *const *texts;  /* borrowed (n_items) */
+  int max_query;             /* 1..AF_BASKET_MAX_QUERY */
+  int logq;                  /* apply the correction */
+  uint64_t seed;
+} af_basket_examples;
+
+/* Every (basket, item) of the baskets with >= 2 items that have a non-empty
+ * text, in basket order (then item order); max_examples > 0 keeps a seeded
+ * sample of that many (in the same order). */
+af_status af_basket_examples_build(const af_baskets *b, const char *const *texts, int max_query,
+                                   int logq, int64_t max_examples, uint64_t seed,
+                                   af_basket_examples *out, af_error *err);
+void af_basket_examples_free(af_basket_examples *ex);
+/* FNV-1a over the settings and the (basket, held) list (checked on resume). */
+uint64_t af_basket_examples_fingerprint(const af_basket_examples *ex);
+/* q (max_query): the query items of example e (ascending); returns how many.
+ * A function of (seed, e) only: Philox stream AF_BASKET_STREAM_QUERY + e. */
+int af_basket_query(const af_basket_examples *ex, int64_t e, int32_t *q);
+
+/* Forward + basket loss + backward of examples idx (B) as one micro-batch
+ * (each distinct item of the batch is one sequence, tokenised with tok);
+ * gradients accumulate. *loss the mean loss, *tokens the tokens forwarded. */
+af_status af_trainer_accumulate_basket(af_trainer *t, const af_tokenizer *tok,
+                                       const af_basket_examples *ex, const int64_t *idx, int B,
+                                       uint64_t micro, float *loss, int64_t *tokens,
+                                       af_error *err);
 
 #endif /* AF_HIDE_TRAIN */
 
