@@ -1898,7 +1898,8 @@ typedef struct {
   const float *emb; /* (N, d) L2-normalised, catalog order */
   int d;
   int text_max;     /* TEXT: 0 = mean of the query embeddings, 1 = max cosine over them */
-  /* ITEMCF */
+  /* ITEMCF (and ITEMKNN, LEARNED): pairs seen in fewer baskets are ignored
+   * (AF_EVAL_DEFAULT_MIN_COUNT: eval, run and associate share the rule) */
   int64_t min_count;
   /* RULES: FP-growth on the training baskets */
   int64_t rules_min_count; /* itemset support in baskets */
@@ -1928,11 +1929,22 @@ typedef struct {
   int learn_pool;
   double learn_l2;
   double learn_cold_weight; /* weight of the pairs of validation queries hiding a cold item (1) */
+  int learn_listwise;       /* 1: softmax over the query's pool (listwise) instead of the
+                               pairwise logistic loss (0, the default) */
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;
 } af_eval_method;
 
+/* The item-CF pair threshold of eval, run and associate (docs/evaluation.md:
+ * 1 gives warm Recall@20 0.0901, 2 gives 0.1537 on Instacart). */
+#define AF_EVAL_DEFAULT_MIN_COUNT 2
+/* EASE's lambda grid for the validation-split choice (eval and run). */
+#define AF_EVAL_EASE_GRID_N 8
+extern const double af_eval_ease_lambda_grid[AF_EVAL_EASE_GRID_N];
+
+/* Defaults: min_count AF_EVAL_DEFAULT_MIN_COUNT, rules 3/3, ease
+ * AF_EASE_DEFAULT_OPTIONS, knn 100/10, learned seed 43, pool 50, l2 1e-3. */
 void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name);
 
 /* The learned ranker's features of candidate b for query Q (docs/evaluation.md). */

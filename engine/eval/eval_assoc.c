@@ -59,12 +59,13 @@ af_status af_eval_learned_complements(const af_eval_method *m, const af_baskets 
   af_eval_fitted f = {0};
   const int32_t N = baskets->n_items;
   float *rows = af_malloc((size_t)BATCH * N, sizeof *rows, err); /* (BATCH, N) */
-  af_status st = rows ? one_item_queries(baskets, &sp, err) : AF_ERR_NOMEM;
+  float *blk = af_malloc((size_t)AF_EVAL_LEARNED_BLOCKS * BATCH * N, sizeof *blk, err); /* scratch */
+  af_status st = rows && blk ? one_item_queries(baskets, &sp, err) : AF_ERR_NOMEM;
   if (st == AF_OK)
     st = af_eval_fit(&f, m, &sp, threads, err);
   for (int64_t q0 = 0; st == AF_OK && q0 < N; q0 += BATCH) {
     const int64_t nq = N - q0 < BATCH ? N - q0 : BATCH;
-    if ((st = af_eval_score_batch(m, &f, &sp, q0, nq, threads, rows, err)) != AF_OK)
+    if ((st = af_eval_learned_rows_in(m, &f, &sp, q0, nq, threads, rows, blk, err)) != AF_OK)
       break;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < nq; i++)
@@ -72,6 +73,6 @@ af_status af_eval_learned_complements(const af_eval_method *m, const af_baskets 
   }
   af_eval_fitted_free(&f);
   af_eval_split_free(&sp);
-  free(rows);
+  free(rows), free(blk);
   return st;
 }

@@ -26,7 +26,7 @@ void af_run_default_options(af_run_options *o) {
   o->max_itemset_len = 3;
   o->cooccur_min_count = 2;
   o->itemcf_k = 10;
-  o->itemcf_min_count = 2;
+  o->itemcf_min_count = AF_EVAL_DEFAULT_MIN_COUNT; /* the rule eval uses */
   o->substitute_min_cosine = 0.6;
   o->assoc_k = 10;
   o->report_top = 30;
