@@ -148,6 +148,11 @@ TEST_F(Run, WritesEveryOutput) {
     EXPECT_TRUE(aft::file_exists(g->run + "/" + f)) << f;
   std::string rj = aft::read_file(g->run + "/run.json");
   EXPECT_TRUE(aft::file_exists(g->run + "/eval.json"));
+  // EASE's lambda is chosen on the validation split, as `affinity eval` does
+  std::string ej = aft::read_file(g->run + "/eval.json");
+  EXPECT_NE(ej.find("{\"method\": \"ease\", \"param\": \"lambda\", \"split\": \"validation\", "
+                    "\"grid\": [10, 25, 50, 100, 250, 500, 1000, 2500]"),
+            std::string::npos) << ej;
   EXPECT_NE(aft::read_file(g->run + "/report.html").find("<td>fusion</td><td>warm</td>"),
             std::string::npos);
   EXPECT_NE(rj.find("\"complete\":\ttrue"), std::string::npos) << rj;
