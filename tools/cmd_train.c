@@ -244,6 +244,9 @@ static af_status load_model(train_job *j, af_error *err) {
  * split when --split-seed is given (never its test baskets). */
 static af_status load_examples(train_job *j, const af_args *a, af_error *err) {
   const train_flags *f = &j->f;
+  if (j->ranks > 1) /* before anything is loaded or created */
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "--objective basket runs in one process: "
+                        "data-parallel training (mpirun/srun) supports the pair objective only");
   AF_TRY(af_basket_input_load(a, &j->in, err));
   j->have_input = 1;
   if (j->rank == 0)
@@ -378,9 +381,6 @@ static af_status make_comm(train_job *j, af_error *err) {
 static af_status run_loop(train_job *j, af_error *err) {
   const train_flags *f = &j->f;
   const af_train_config *c = af_trainer_config(j->t);
-  if (j->f.basket && j->ranks > 1)
-    return af_error_set(err, AF_ERR_UNSUPPORTED, "--objective basket runs in one process: "
-                        "data-parallel training (mpirun/srun) supports the pair objective only");
   if (j->ranks > c->batch)
     return af_error_set(err, AF_ERR_ARG, "%d ranks for a global batch of %d pairs: use --batch "
                         ">= the rank count", j->ranks, c->batch);
