@@ -1985,6 +1985,13 @@ af_status af_eval_learned_complements(const af_eval_method *m, const af_baskets 
                                       int threads, int32_t *related, float *score,
                                       af_error *err);
 
+/* recommend with the learned ranker: the ranker (fitted as above) scores
+ * every product for the one query `items` (n ascending rows); scores (N):
+ * the pool's scores, -FLT_MAX outside the pool (and for the query items). */
+af_status af_eval_learned_query(const af_eval_method *m, const af_baskets *baskets,
+                                const int32_t *items, int n, int threads, float *scores,
+                                af_error *err);
+
 /* ---- tuning on a validation split ----------------------------------------------- */
 typedef enum {
   AF_EVAL_TUNE_EASE_LAMBDA, /* m->ease.lambda */
@@ -2112,6 +2119,10 @@ typedef struct {
   int k;                  /* recommendations (default 10) */
   double text_weight;     /* default 0.3 */
   double min_text_cosine; /* default 0.5 */
+  int learned;            /* 1: rank by the learned ranker (docs/evaluation.md), refitted on
+                             the run's baskets, products.csv and embeddings.h5; the reasons
+                             stay the evidence above (default 0) */
+  int threads;            /* learned: CPU threads (0: all) */
 } af_recommend_options;
 
 void af_recommend_default_options(af_recommend_options *o);
