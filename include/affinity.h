@@ -1535,7 +1535,9 @@ void af_pairs_epoch_order(int64_t n, uint64_t seed, int64_t epoch, int64_t *perm
 uint64_t af_pairs_rand_below(uint64_t seed, uint64_t stream, uint64_t i, uint64_t bound);
 
 /* ---------------------------------------------------------------- train/train */
-/* Fine-tuning the encoder on the CPU: the training forward (which keeps what
+/* Fine-tuning the encoder on any backend of the op interface (the CPU, or a
+ * CUDA GPU; parameters, gradients, AdamW moments and activations live in the
+ * device's memory, which is host memory on the CPU): the training forward (which keeps what
  * the backward needs), the backward through the whole encoder + pooling + L2
  * normalisation + multiple-negatives ranking loss into a gradient buffer laid
  * out exactly like the parameters (af_model.data, same table and offsets),
@@ -1583,9 +1585,11 @@ void af_train_default_config(af_train_config *cfg);
 
 typedef struct af_trainer af_trainer;
 
-/* Trains m in place (CPU backend only: AF_ERR_UNSUPPORTED otherwise). The
- * trainer keeps pointers to m and allocates gradients and AdamW moments
- * (3 x n_floats floats). */
+/* Trains m (AF_ERR_UNSUPPORTED on a backend without the training ops). The
+ * trainer keeps a pointer to m and allocates gradients and AdamW moments
+ * (3 x n_floats floats) on dev. On the CPU the parameters are m's own buffer,
+ * trained in place; on a GPU they are a device copy, and m's host buffer is
+ * refreshed by af_trainer_sync_host (checkpoints and evaluations do it). */
 af_status af_trainer_create(af_model *m, const af_device *dev, const af_train_config *cfg,
                             af_trainer **out, af_error *err);
 void af_trainer_free(af_trainer *t);
@@ -1595,12 +1599,25 @@ const af_train_config *af_trainer_config(const af_trainer *t);
 af_model *af_trainer_model(const af_trainer *t);
 /* Optimizer steps done so far. */
 int64_t af_trainer_steps_done(const af_trainer *t);
-/* (n_floats) gradient buffer, parallel to m->data (same offsets). */
+/* The device the trainer runs on. */
+const af_device *af_trainer_device(const af_trainer *t);
+/* (n_floats) gradient buffer, parallel to m->data (same offsets), in the
+ * device's memory (host memory on the CPU; af_trainer_read_state copies it). */
 float *af_trainer_grad(af_trainer *t);
-void af_trainer_zero_grad(af_trainer *t);
-/* AdamW moments (n_floats each). */
+af_status af_trainer_zero_grad(af_trainer *t, af_error *err);
+/* AdamW moments (n_floats each), device memory as the gradient. */
 float *af_trainer_moment1(af_trainer *t);
 float *af_trainer_moment2(af_trainer *t);
+/* The parameters being trained (n_floats, device memory; m->data on the CPU). */
+float *af_trainer_params(af_trainer *t);
+/* m->data = the trained parameters (a download on a GPU, nothing on the CPU). */
+af_status af_trainer_sync_host(af_trainer *t, af_error *err);
+/* Host copies (n_floats each) of the gradient and moments; NULL: not wanted. */
+af_status af_trainer_read_state(const af_trainer *t, float *grad, float *m1, float *m2,
+                                af_error *err);
+/* The moments from host copies (n_floats each): resume. */
+af_status af_trainer_write_moments(af_trainer *t, const float *m1, const float *m2,
+                                   af_error *err);
 /* Sets the step counter (resume); moments are filled through the pointers above. */
 void af_trainer_set_steps_done(af_trainer *t, int64_t steps);
 /* Changes the schedule's length (a resumed run extended with --steps); >= steps done. */

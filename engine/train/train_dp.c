@@ -10,6 +10,7 @@
 #include "comm/comm.h"
 #include "nn/model.h"
 #include "train/loss.h"
+#include "ops.h"
 
 void af_train_dropout_at(float *x, const float *dout, const int32_t *cu, int B, int C,
                          const int32_t *gtok, float p, uint64_t seed, uint64_t stream) {
@@ -132,6 +133,26 @@ done:
   return st;
 }
 
+/* The gradient summed over the ranks: in place on the CPU; on a GPU with the
+ * NCCL backend in device memory (after the device's queued backward is done);
+ * on a GPU under the MPI backend through a host copy. */
 af_status af_trainer_allreduce_grad(af_trainer *t, af_comm *comm, af_error *err) {
-  return af_comm_allreduce_sum_f32(comm, af_trainer_grad(t), af_trainer_model(t)->n_floats, err);
+  const af_device *d = af_trainer_device(t);
+  const int64_t n = af_trainer_model(t)->n_floats;
+  float *g = af_trainer_grad(t);
+  if (d->backend == AF_BACKEND_CPU)
+    return af_comm_allreduce_sum_f32(comm, g, n, err);
+  AF_TRY(af_dev_sync(d, err));
+  if (af_comm_backend_of(comm) == AF_COMM_NCCL)
+    return af_comm_allreduce_sum_f32_device(comm, g, n, err);
+  float *h = af_malloc((size_t)n, sizeof(float), err);
+  if (!h)
+    return AF_ERR_NOMEM;
+  af_status st = af_dev_download(d, h, g, sizeof(float) * (size_t)n, err);
+  if (st == AF_OK)
+    st = af_comm_allreduce_sum_f32(comm, h, n, err);
+  if (st == AF_OK)
+    st = af_dev_upload(d, g, h, sizeof(float) * (size_t)n, err);
+  free(h);
+  return st;
 }

@@ -186,7 +186,11 @@ static af_status evaluate(af_trainer *t, const af_tokenizer *tok, const af_train
   ev.is_eval = 1;
   ev.step = af_trainer_steps_done(t);
   ev.n_val = o->val->n;
-  af_device dev = af_device_cpu(0);
+  /* On a GPU the evaluation runs there, on the trained parameters copied back
+   * to the model; on the CPU with every core in fp32, as before. */
+  AF_TRY(af_trainer_sync_host(t, err));
+  const af_device *td = af_trainer_device(t);
+  af_device dev = td->backend == AF_BACKEND_CPU ? af_device_cpu(0) : *td;
   AF_TRY(af_train_evaluate(af_trainer_model(t), &dev, tok, o->val, 0, &ev.recall_at_1,
                            &ev.recall_at_10, &ev.mean_rank, err));
   ev.elapsed_s = now_s() - t0;
