@@ -491,6 +491,16 @@ const char *af_comm_backend_name(af_comm_backend b);
 af_status af_comm_allreduce_sum_f32(af_comm *c, float *buf, int64_t n, af_error *err);
 /* The same on device memory (NCCL backend only; AF_ERR_UNSUPPORTED otherwise). */
 af_status af_comm_allreduce_sum_f32_device(af_comm *c, float *dev_buf, int64_t n, af_error *err);
+/* The device all-reduce queued, not waited for (NCCL backend only;
+ * AF_ERR_UNSUPPORTED otherwise; nothing with one process): it starts after
+ * the work queued so far on after_stream (the trainer's cudaStream_t, from
+ * af_dev_stream) and runs on the communicator's own stream, so the caller
+ * goes on queueing work that does not touch dev_buf (the bucketed gradient
+ * all-reduce overlapping the backward). Same sums as the blocking call. */
+af_status af_comm_allreduce_sum_f32_device_async(af_comm *c, float *dev_buf, int64_t n,
+                                                 void *after_stream, af_error *err);
+/* Blocks until every queued collective of c is done (the timeout applies). */
+af_status af_comm_wait(af_comm *c, af_error *err);
 /* recv (sum of counts bytes) = the ranks' send buffers concatenated in rank
  * order; rank r sends counts[r] bytes. counts (R) must agree on all ranks. */
 af_status af_comm_allgatherv(af_comm *c, const void *send, void *recv, const int64_t *counts,
@@ -1683,6 +1693,17 @@ af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_ba
 
 /* Sums the gradient buffer over the ranks (rank order, af_comm). */
 af_status af_trainer_allreduce_grad(af_trainer *t, af_comm *comm, af_error *err);
+
+/* Bucketed all-reduce overlapping the backward (GPU trainer, nccl backend,
+ * several ranks): with comm set, every following backward queues the
+ * all-reduce of each layer's gradient on the communicator's stream as soon as
+ * that layer's backward is queued, and of the embeddings and pooler at the
+ * end; af_comm_wait(comm) then completes it (instead of
+ * af_trainer_allreduce_grad). The same sums as af_trainer_allreduce_grad
+ * (rank order, element by element). Set it for the last micro-batch of a step
+ * only; NULL turns it off. AF_ERR_UNSUPPORTED when not possible. */
+int af_trainer_can_overlap_reduce(const af_trainer *t, af_comm *comm);
+af_status af_trainer_reduce_in_backward(af_trainer *t, af_comm *comm, af_error *err);
 
 /* ---- checkpoints (engine/train/train_checkpoint.c) -------------------------------- */
 

@@ -10,7 +10,7 @@ int af_backward_supported(const af_device *dev) {
   return o && o->dropout_forward && o->dropout_backward && o->attention_dropout_forward &&
          o->attention_dropout_backward && o->embedding_backward && o->layernorm_backward &&
          o->linear_backward && o->gelu_backward && o->add_backward && o->attention_backward &&
-         o->mean_pool_backward && o->cls_pool_backward && o->l2norm_backward && o->zero && o->copy &&
+         o->mean_pool_backward && o->cls_pool_backward && o->l2norm_backward && o->zero && o->copy && o->stream &&
          o->dropout_tokens_forward && o->dropout_tokens_backward && o->grad_sumsq && o->adamw_step;
 }
 
@@ -100,6 +100,11 @@ af_status af_dev_zero(const af_device *dev, void *dst, size_t bytes, af_error *e
   if (bytes == 0)
     return AF_OK;
   return AF_OP_CALL(dev, zero, err, dst, bytes);
+}
+
+af_status af_dev_stream(const af_device *dev, void **out, af_error *err) {
+  *out = NULL;
+  return AF_OP_CALL(dev, stream, err, out);
 }
 
 af_status af_dev_copy(const af_device *dev, void *dst, const void *src, size_t bytes,

@@ -132,6 +132,10 @@ af_status af_dev_zero(const af_device *dev, void *dst, size_t bytes, af_error *e
 af_status af_dev_copy(const af_device *dev, void *dst, const void *src, size_t bytes,
                       af_error *err);
 
+/* *out = the device's queue: its cudaStream_t on CUDA (for a collective that
+ * must start after the work queued so far), NULL on the CPU. */
+af_status af_dev_stream(const af_device *dev, void **out, af_error *err);
+
 /* Hidden dropout at given positions of a larger batch (data parallel): token t
  * of x (T, C) is token gtok[t] of the global batch, so element c of token t is
  * element gtok[t] * C + c of af_op_dropout_forward's mask (same Philox words).

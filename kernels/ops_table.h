@@ -117,6 +117,7 @@ struct af_backend_ops {
 
   /* ---- the trainer on the device (ops_backward.h: af_dev_zero ... af_op_adamw_step) ---- */
   af_status (*zero)(void *ctx, void *dst, size_t bytes, af_error *err);
+  af_status (*stream)(void *ctx, void **out, af_error *err);
   af_status (*copy)(void *ctx, void *dst, const void *src, size_t bytes, af_error *err);
   af_status (*dropout_tokens_forward)(void *ctx, float *x, const int32_t *gtok, int T, int C,
                                       float p, uint64_t seed, uint64_t stream, af_error *err);

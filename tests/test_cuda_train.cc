@@ -205,14 +205,14 @@ TEST_F(CudaTrain, Bf16LinearMatchesTheRoundedCpuLinear) {
   EXPECT_LE(eb, 1e-5);
 }
 
-struct Run {
+struct TrainRun {
   std::vector<float> losses;
   std::vector<float> params;
 };
 
 // 20 steps x 2 micro-batches of 6 random pairs (2..14 tokens) of tiny_bert_a.
-Run train20(const af_device *d, const char *precision, af_error *err) {
-  Run r;
+TrainRun train20(const af_device *d, const char *precision, af_error *err) {
+  TrainRun r;
   af_model *m = nullptr;
   if (af_model_open_hf(data("tiny_bert_a").c_str(), &m, err) != AF_OK) return r;
   af_device dv = *d;
@@ -252,7 +252,7 @@ out:
   return r;
 }
 
-void compare_runs(const Run &gpu, const Run &ref, double tol, const char *what) {
+void compare_runs(const TrainRun &gpu, const TrainRun &ref, double tol, const char *what) {
   ASSERT_EQ(gpu.losses.size(), 40u);
   ASSERT_EQ(ref.losses.size(), 40u);
   double worst = 0;
@@ -267,21 +267,21 @@ void compare_runs(const Run &gpu, const Run &ref, double tol, const char *what) 
 }
 
 TEST_F(CudaTrain, TwentyStepsFp32MatchTheCpu) {
-  Run ref = train20(&cpu, "fp32", &err);
+  TrainRun ref = train20(&cpu, "fp32", &err);
   ASSERT_EQ(ref.losses.size(), 40u) << err.msg;
-  Run gpu = train20(&dev, "fp32", &err);
+  TrainRun gpu = train20(&dev, "fp32", &err);
   ASSERT_EQ(gpu.losses.size(), 40u) << err.msg;
   compare_runs(gpu, ref, 1e-4, "fp32");
   // the same run twice on the GPU: the same bits (no atomics anywhere)
-  Run again = train20(&dev, "fp32", &err);
+  TrainRun again = train20(&dev, "fp32", &err);
   EXPECT_EQ(again.losses, gpu.losses);
   EXPECT_EQ(again.params, gpu.params);
 }
 
 TEST_F(CudaTrain, TwentyStepsBf16StayWithin2e2OfTheCpu) {
-  Run ref = train20(&cpu, "fp32", &err);
+  TrainRun ref = train20(&cpu, "fp32", &err);
   ASSERT_EQ(ref.losses.size(), 40u) << err.msg;
-  Run gpu = train20(&dev, "bf16", &err);
+  TrainRun gpu = train20(&dev, "bf16", &err);
   ASSERT_EQ(gpu.losses.size(), 40u) << err.msg;
   compare_runs(gpu, ref, 2e-2, "bf16");
 }

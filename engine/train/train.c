@@ -10,6 +10,7 @@
 #include "nn/model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,12 @@ struct af_trainer {
   float *grad, *m1, *m2; /* (n_floats) each, device, parallel to m->data */
   af_adamw_tensor *table; /* (n_table) host: the trained tensors, for the fused AdamW */
   int n_table;
+  /* Gradient buckets (data parallel on GPUs): layer l's parameters are the
+   * contiguous range [layer_lo[l], layer_hi[l]) of the buffer; the rest
+   * (embeddings before, pooler after) is reduced last. */
+  int64_t *layer_lo, *layer_hi; /* (L) each */
+  int buckets_ok;               /* the layers are contiguous and in order */
+  af_comm *reduce_comm;         /* non-NULL: the next backward queues the buckets' all-reduce */
   int64_t steps;
   /* activation capacity */
   int cap_T, cap_B;
@@ -185,6 +192,36 @@ static af_status make_table(af_trainer *t, af_error *err) {
   return AF_OK;
 }
 
+/* Each layer's range of the parameter buffer, from the names
+ * "encoder.layer.<l>.*" (contiguous in the table: nn/model.c). */
+static af_status make_buckets(af_trainer *t, af_error *err) {
+  const af_model *m = t->m;
+  const int L = m->cfg.num_layers;
+  t->layer_lo = af_malloc((size_t)L, sizeof(int64_t), err);
+  t->layer_hi = t->layer_lo ? af_malloc((size_t)L, sizeof(int64_t), err) : NULL;
+  if (!t->layer_hi)
+    return AF_ERR_NOMEM;
+  int64_t in_layers = 0;
+  for (int l = 0; l < L; l++) {
+    char pre[32];
+    const int np = snprintf(pre, sizeof pre, "encoder.layer.%d.", l);
+    t->layer_lo[l] = m->n_floats;
+    t->layer_hi[l] = 0;
+    for (int i = 0; i < m->n_params; i++) {
+      const af_param_info *p = &m->params[i];
+      if (strncmp(p->name, pre, (size_t)np) != 0)
+        continue;
+      t->layer_lo[l] = p->offset < t->layer_lo[l] ? p->offset : t->layer_lo[l];
+      t->layer_hi[l] = p->offset + p->numel > t->layer_hi[l] ? p->offset + p->numel : t->layer_hi[l];
+      in_layers += p->numel;
+    }
+  }
+  t->buckets_ok = L > 0 && in_layers == t->layer_hi[L - 1] - t->layer_lo[0];
+  for (int l = 0; l + 1 < L; l++)
+    t->buckets_ok &= t->layer_hi[l] == t->layer_lo[l + 1];
+  return AF_OK;
+}
+
 /* Parameters (uploaded), zeroed gradients and moments on the device. */
 static af_status alloc_state(af_trainer *t, af_error *err) {
   const af_device *d = &t->dev;
@@ -218,6 +255,8 @@ af_status af_trainer_create(af_model *m, const af_device *dev, const af_train_co
   t->cfg = *cfg;
   af_status st = make_table(t, err);
   if (st == AF_OK)
+    st = make_buckets(t, err);
+  if (st == AF_OK)
     st = alloc_state(t, err);
   if (st != AF_OK) {
     af_trainer_free(t);
@@ -234,6 +273,8 @@ void af_trainer_free(af_trainer *t) {
   free(t->gtok);
   free(t->gprob);
   free(t->table);
+  free(t->layer_lo);
+  free(t->layer_hi);
   af_dev_free(&t->dev, t->grad);
   af_dev_free(&t->dev, t->m1);
   af_dev_free(&t->dev, t->m2);
@@ -521,6 +562,28 @@ static af_status layer_backward(af_trainer *t, int l, af_error *err) {
                                W(t, lp->qkv_w), T, C, 3 * C, err);
 }
 
+/* Queues the all-reduce of grad [lo, hi) after the backward queued so far. */
+static af_status reduce_range(af_trainer *t, int64_t lo, int64_t hi, af_error *err) {
+  if (hi <= lo)
+    return AF_OK;
+  void *q = NULL;
+  AF_TRY(af_dev_stream(&t->dev, &q, err));
+  return af_comm_allreduce_sum_f32_device_async(t->reduce_comm, t->grad + lo, hi - lo, q, err);
+}
+
+int af_trainer_can_overlap_reduce(const af_trainer *t, af_comm *comm) {
+  return comm && af_comm_size(comm) > 1 && af_comm_backend_of(comm) == AF_COMM_NCCL &&
+         t->dev.backend != AF_BACKEND_CPU && t->buckets_ok;
+}
+
+af_status af_trainer_reduce_in_backward(af_trainer *t, af_comm *comm, af_error *err) {
+  if (comm && !af_trainer_can_overlap_reduce(t, comm))
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "the bucketed gradient all-reduce needs a GPU "
+                        "trainer and the nccl backend with several ranks");
+  t->reduce_comm = comm;
+  return AF_OK;
+}
+
 /* The backward from d loss / d out already in the device's t->dloss (B, C). */
 static af_status backward_device(af_trainer *t, af_error *err) {
   const af_model_config *c = &t->m->cfg;
@@ -541,8 +604,11 @@ static af_status backward_device(af_trainer *t, af_error *err) {
     AF_TRY(af_op_cls_pool_backward(d, t->dx, t->dpooled, t->cu, B, C, err));
   else
     AF_TRY(af_op_mean_pool_backward(d, t->dx, t->dpooled, t->cu, B, C, err));
-  for (int l = c->num_layers - 1; l >= 0; l--)
+  for (int l = c->num_layers - 1; l >= 0; l--) {
     AF_TRY(layer_backward(t, l, err));
+    if (t->reduce_comm) // layer l's gradient is final: reduce it while the rest runs
+      AF_TRY(reduce_range(t, t->layer_lo[l], t->layer_hi[l], err));
+  }
   // xin[0] = dropout(LN(emb))
   AF_TRY(af_dev_zero(d, t->dtmp, bC, err));
   AF_TRY(drop_bwd(t, t->dtmp, t->dx, 0, err));
@@ -552,6 +618,10 @@ static af_status backward_device(af_trainer *t, af_error *err) {
   AF_TRY(af_op_embedding_backward(d, G(t, w->wte), G(t, w->wpe), G(t, w->wtt), t->dh, t->ids,
                                   t->pos, NULL, T, C, err));
   t->have_fwd = 0;
+  if (t->reduce_comm) { // the rest: embeddings before the layers, pooler after
+    AF_TRY(reduce_range(t, 0, t->layer_lo[0], err));
+    AF_TRY(reduce_range(t, t->layer_hi[c->num_layers - 1], t->m->n_floats, err));
+  }
   return AF_OK;
 }
 

@@ -377,6 +377,13 @@ static af_status cpu_zero(void *ctx, void *dst, size_t bytes, af_error *err) {
   return AF_OK;
 }
 
+static af_status cpu_stream(void *ctx, void **out, af_error *err) {
+  (void)ctx;
+  (void)err;
+  *out = NULL;
+  return AF_OK;
+}
+
 static af_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes, af_error *err) {
   (void)ctx;
   (void)err;
@@ -463,6 +470,7 @@ static af_status cpu_adamw_step(void *ctx, float *param, const float *grad, floa
     .l2norm_backward = cpu_l2norm_backward,                         \
     .zero = cpu_zero,                                               \
     .copy = cpu_copy,                                               \
+    .stream = cpu_stream,                                           \
     .dropout_tokens_forward = cpu_dropout_tokens_forward,           \
     .dropout_tokens_backward = cpu_dropout_tokens_backward,         \
     .grad_sumsq = cpu_grad_sumsq,                                   \

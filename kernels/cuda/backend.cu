@@ -225,6 +225,12 @@ static af_status cu_zero(void *v, void *dst, size_t bytes, af_error *err) {
   RUN(v, err, af_cuda_zero(CTX(v), dst, bytes));
 }
 
+static af_status cu_stream(void *v, void **out, af_error *err) {
+  (void)err;
+  *out = af_cuda_stream(CTX(v));
+  return AF_OK;
+}
+
 static af_status cu_copy(void *v, void *dst, const void *src, size_t bytes, af_error *err) {
   RUN(v, err, af_cuda_copy(CTX(v), dst, src, bytes));
 }
@@ -272,6 +278,7 @@ static void cuda_table_training(af_backend_ops *t) {
   t->attention_dropout_backward = cu_attention_dropout_backward;
   t->zero = cu_zero;
   t->copy = cu_copy;
+  t->stream = cu_stream;
   t->dropout_tokens_forward = cu_dropout_tokens_forward;
   t->dropout_tokens_backward = cu_dropout_tokens_backward;
   t->grad_sumsq = cu_grad_sumsq;

@@ -92,6 +92,8 @@ void af_cuda_attention_dropout_backward(af_cuda_context *ctx, float *dqkv, const
 /* ---- the trainer's memory ops and token dropout (train_ops.cu) ------------- */
 void af_cuda_zero(af_cuda_context *ctx, void *dst, size_t bytes);
 void af_cuda_copy(af_cuda_context *ctx, void *dst, const void *src, size_t bytes);
+/* The context's stream as a void * (cudaStream_t). */
+void *af_cuda_stream(af_cuda_context *ctx);
 /* Bit-equal to af_cpu_dropout_tokens: dout NULL forward in place, else backward. */
 void af_cuda_dropout_tokens(af_cuda_context *ctx, float *x, const float *dout,
                             const int32_t *gtok, int T, int C, float p, uint64_t seed,

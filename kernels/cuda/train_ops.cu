@@ -15,6 +15,8 @@ extern "C" void af_cuda_zero(af_cuda_context *ctx, void *dst, size_t bytes) {
   AF_CUDA_RECORD(ctx, cudaMemsetAsync(dst, 0, bytes, ctx->stream));
 }
 
+extern "C" void *af_cuda_stream(af_cuda_context *ctx) { return (void *)ctx->stream; }
+
 extern "C" void af_cuda_copy(af_cuda_context *ctx, void *dst, const void *src, size_t bytes) {
   if (af_cuda_has_pending(ctx) || bytes == 0)
     return;
