@@ -223,6 +223,9 @@ for b in "$W"/bench_*gpu* "$W"/bench_*cuda*; do
   [ -x "$b" ] && run_bench "$(basename "$b")" "$b"
 done
 
+# the training tests and the training benchmark (bench/gpu_check_train.sh), as rows of this table
+[ -f bench/gpu_check_train.sh ] && while IFS='|' read -r a b c d; do record "$a" "$b" "$c" "$d"; done < <(PATH="$W:$PATH" bash bench/gpu_check_train.sh "$LOG" "$W" "$(left)")
+
 # ---- 5. summary -------------------------------------------------------------
 fail=0
 for st in "${states[@]}"; do
