@@ -11,7 +11,7 @@ int af_backward_supported(const af_device *dev) {
          o->attention_dropout_backward && o->embedding_backward && o->layernorm_backward &&
          o->linear_backward && o->gelu_backward && o->add_backward && o->attention_backward &&
          o->mean_pool_backward && o->cls_pool_backward && o->l2norm_backward && o->zero && o->copy && o->stream &&
-         o->dropout_tokens_forward && o->dropout_tokens_backward && o->grad_sumsq && o->adamw_step;
+         o->dropout_tokens_forward && o->dropout_tokens_backward && o->grad_sumsq && o->adamw_step && o->mnr_loss;
 }
 
 af_status af_op_dropout_forward(const af_device *dev, float *out, const float *inp, int64_t n,
@@ -130,6 +130,13 @@ af_status af_op_grad_sumsq(const af_device *dev, const float *grad, int64_t n, d
                            af_error *err) {
   *out = 0.0;
   return AF_OP_CALL(dev, grad_sumsq, err, grad, n, out);
+}
+
+af_status af_op_mnr_loss(const af_device *dev, const float *anchors, const float *positives, int B,
+                         int C, float scale, int symmetric, float *loss, float *d_anchors,
+                         float *d_positives, af_error *err) {
+  return AF_OP_CALL(dev, mnr_loss, err, anchors, positives, B, C, scale, symmetric, loss,
+                    d_anchors, d_positives);
 }
 
 af_status af_op_adamw_step(const af_device *dev, float *param, const float *grad, float *m,

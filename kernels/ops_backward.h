@@ -154,6 +154,16 @@ af_status af_op_dropout_tokens_backward(const af_device *dev, float *dinp, const
 af_status af_op_grad_sumsq(const af_device *dev, const float *grad, int64_t n, double *out,
                            af_error *err);
 
+/* The multiple-negatives ranking loss with in-batch negatives
+ * (engine/train/loss.h's af_mnr_loss with M = 0) on the device: anchors,
+ * positives (B, C) device; *loss host; d_anchors, d_positives (B, C) device,
+ * WRITTEN (may be NULL: forward only). Double inside on every backend; the
+ * CUDA kernels do the CPU's double operations in its order (only exp/log may
+ * differ in the last bit). */
+af_status af_op_mnr_loss(const af_device *dev, const float *anchors, const float *positives, int B,
+                         int C, float scale, int symmetric, float *loss, float *d_anchors,
+                         float *d_positives, af_error *err);
+
 /* One trained tensor of the contiguous parameter buffer (the per-tensor table
  * of the fused AdamW). */
 typedef struct {
@@ -197,6 +207,10 @@ void af_cpu_attention_dropout_backward(float *dqkv, const float *dout, const flo
 void af_cpu_dropout_tokens(float *x, const float *dout, const int32_t *gtok, int T, int C,
                            float p, uint64_t seed, uint64_t stream);
 double af_cpu_grad_sumsq(const float *grad, int64_t n);
+/* af_mnr_loss's kernel (kernels/cpu/mnr_loss.c; engine/train/loss.h documents it). */
+af_status af_cpu_mnr_loss(const float *anchors, const float *positives, const float *negatives,
+                          int B, int M, int C, float scale, int symmetric, float *loss,
+                          float *d_anchors, float *d_positives, float *d_negatives, af_error *err);
 void af_cpu_adamw_update(float *param, const float *grad, float *m, float *v, int64_t n,
                          int decay, const af_adamw_op_scalars *s);
 void af_cpu_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,

@@ -125,6 +125,9 @@ struct af_backend_ops {
                                        const int32_t *gtok, int T, int C, float p, uint64_t seed,
                                        uint64_t stream, af_error *err);
   af_status (*grad_sumsq)(void *ctx, const float *grad, int64_t n, double *out, af_error *err);
+  af_status (*mnr_loss)(void *ctx, const float *anchors, const float *positives, int B, int C,
+                        float scale, int symmetric, float *loss, float *d_anchors,
+                        float *d_positives, af_error *err);
   af_status (*adamw_step)(void *ctx, float *param, const float *grad, float *m, float *v,
                           uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
                           const af_adamw_op_scalars *s, af_error *err);

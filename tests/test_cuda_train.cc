@@ -12,10 +12,12 @@
 //    loss within 1e-4 (the bound: the two differ only in the order of
 //    fp32 sums, ~1e-6 per op, compounded over 20 AdamW steps), and in bf16
 //    within 2e-2 (the issue's: bf16 GEMM inputs carry 2^-9 relative rounding);
+//  - the fused ranking loss on the device (mnr_loss.cu) against the CPU's;
 //  - the gradient all-reduce of a one-rank NCCL communicator inside the
 //    trainer leaves the gradient unchanged (af_trainer_allreduce_grad).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -203,6 +205,29 @@ TEST_F(CudaTrain, Bf16LinearMatchesTheRoundedCpuLinear) {
   EXPECT_LE(ex, 1e-5);
   EXPECT_LE(ew, 1e-5);
   EXPECT_LE(eb, 1e-5);
+}
+
+// The fused loss (mnr_loss.cu) against the CPU's (the reference checked
+// against sentence-transformers in test_loss): both double inside in the same
+// order; CUDA's double exp/log may differ from glibc's by an ulp, so loss and
+// gradients within 1e-6 relative (float outputs of double sums; a wrong term
+// is O(1)), plain and symmetric, B = 1, 5 and 256 (the benchmark's).
+TEST_F(CudaTrain, FusedMnrLossMatchesTheCpu) {
+  for (int B : {1, 5, 256})
+    for (int sym = 0; sym < 2; sym++) {
+      const int C = 384;
+      auto a = randu(g, (size_t)B * C), p = randu(g, (size_t)B * C);
+      std::vector<float> da(a.size()), dp(p.size());
+      float lc = 0, lg = 0;
+      ASSERT_EQ(af_op_mnr_loss(&cpu, a.data(), p.data(), B, C, 20.f, sym, &lc, da.data(),
+                               dp.data(), &err), AF_OK) << err.msg;
+      float *dad = up(da), *dpd = up(dp);
+      ASSERT_EQ(af_op_mnr_loss(&dev, up(a), up(p), B, C, 20.f, sym, &lg, dad, dpd, &err), AF_OK)
+          << err.msg;
+      EXPECT_NEAR(lg, lc, 1e-6 * std::max(1.0f, std::fabs(lc))) << "B " << B << " sym " << sym;
+      EXPECT_LE(rel_err(down(dad, da.size()), da), 1e-6) << "d anchors, B " << B;
+      EXPECT_LE(rel_err(down(dpd, dp.size()), dp), 1e-6) << "d positives, B " << B;
+    }
 }
 
 struct TrainRun {

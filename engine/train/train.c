@@ -62,7 +62,6 @@ struct af_trainer {
   float *pooled;               /* (B, C) before normalisation */
   float *out;                  /* (B, C) after normalisation */
   float *norms;                /* (B) */
-  float *dhost;                /* (2 B, C) host: embeddings out, loss gradient in */
   /* backward scratch */
   float *dx, *dh, *dtmp, *datt; /* (T, C) */
   float *dF1, *dF2;             /* (T, F) */
@@ -117,9 +116,7 @@ static void free_acts(af_trainer *t) {
 #undef FREE_ONE
   free(t->pos_host);
   free(t->gtok_host);
-  free(t->dhost);
   t->pos_host = t->gtok_host = NULL;
-  t->dhost = NULL;
   t->cap_T = t->cap_B = 0;
   t->cap_probs = 0;
   t->have_fwd = 0;
@@ -142,8 +139,7 @@ static af_status reserve(af_trainer *t, int T, int B, int64_t n_probs, af_error 
   AF_TRAINER_ACTS(ALLOC_ONE)
 #undef ALLOC_ONE
   if (st == AF_OK && (!(t->pos_host = af_malloc(TT, sizeof(int32_t), err)) ||
-                      !(t->gtok_host = af_malloc(TT, sizeof(int32_t), err)) ||
-                      !(t->dhost = af_malloc(2 * BB * C, sizeof(float), err))))
+                      !(t->gtok_host = af_malloc(TT, sizeof(int32_t), err))))
     st = AF_ERR_NOMEM;
   if (st != AF_OK) {
     free_acts(t);
@@ -640,13 +636,10 @@ af_status af_trainer_accumulate(af_trainer *t, const af_batch *pairs, uint64_t m
                         pairs->B);
   const int B = pairs->B / 2, C = t->m->cfg.hidden_size;
   AF_TRY(forward_device(t, pairs, micro, err));
-  // emb (2B, C): anchors then positives; g (2B, C): d loss / d emb (host)
-  float *emb = t->dhost, *g = t->dhost + (size_t)pairs->B * C;
-  const size_t bytes = sizeof(float) * (size_t)pairs->B * C;
-  AF_TRY(af_dev_download(&t->dev, emb, t->out, bytes, err));
-  AF_TRY(af_mnr_loss(emb, emb + (size_t)B * C, NULL, B, 0, C, t->cfg.scale, t->cfg.symmetric, loss,
-                     g, g + (size_t)B * C, NULL, err));
-  AF_TRY(af_dev_upload(&t->dev, t->dloss, g, bytes, err));
+  // out (2B, C): anchors then positives -> dloss (2B, C), on the device
+  const size_t BC = (size_t)B * C;
+  AF_TRY(af_op_mnr_loss(&t->dev, t->out, t->out + BC, B, C, t->cfg.scale, t->cfg.symmetric, loss,
+                        t->dloss, t->dloss + BC, err));
   return backward_device(t, err);
 }
 

@@ -417,6 +417,12 @@ static af_status cpu_grad_sumsq(void *ctx, const float *grad, int64_t n, double 
   return AF_OK;
 }
 
+static af_status cpu_mnr_loss(void *ctx, const float *a, const float *p, int B, int C, float scale,
+                              int symmetric, float *loss, float *da, float *dp, af_error *err) {
+  (void)ctx;
+  return af_cpu_mnr_loss(a, p, NULL, B, 0, C, scale, symmetric, loss, da, dp, NULL, err);
+}
+
 static af_status cpu_adamw_step(void *ctx, float *param, const float *grad, float *m, float *v,
                                 uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
                                 const af_adamw_op_scalars *s, af_error *err) {
@@ -474,6 +480,7 @@ static af_status cpu_adamw_step(void *ctx, float *param, const float *grad, floa
     .dropout_tokens_forward = cpu_dropout_tokens_forward,           \
     .dropout_tokens_backward = cpu_dropout_tokens_backward,         \
     .grad_sumsq = cpu_grad_sumsq,                                   \
+    .mnr_loss = cpu_mnr_loss,                                       \
     .adamw_step = cpu_adamw_step
 
 const af_backend_ops af_cpu_backend_ops = {CPU_TABLE("cpu", cpu_linear_forward, cpu_linear_backward)};

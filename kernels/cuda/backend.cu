@@ -254,6 +254,12 @@ static af_status cu_grad_sumsq(void *v, const float *grad, int64_t n, double *ou
   return af_cuda_grad_sumsq(CTX(v), grad, n, out, err);
 }
 
+static af_status cu_mnr_loss(void *v, const float *a, const float *p, int B, int C, float scale,
+                             int symmetric, float *loss, float *da, float *dp, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_mnr_loss(CTX(v), a, p, B, C, scale, symmetric, loss, da, dp, err);
+}
+
 static af_status cu_adamw_step(void *v, float *param, const float *grad, float *m, float *vv,
                                uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
                                const af_adamw_op_scalars *s, af_error *err) {
@@ -282,6 +288,7 @@ static void cuda_table_training(af_backend_ops *t) {
   t->dropout_tokens_forward = cu_dropout_tokens_forward;
   t->dropout_tokens_backward = cu_dropout_tokens_backward;
   t->grad_sumsq = cu_grad_sumsq;
+  t->mnr_loss = cu_mnr_loss;
   t->adamw_step = cu_adamw_step;
 }
 

@@ -99,6 +99,12 @@ void af_cuda_dropout_tokens(af_cuda_context *ctx, float *x, const float *dout,
                             const int32_t *gtok, int T, int C, float p, uint64_t seed,
                             uint64_t stream);
 
+/* ---- the multiple-negatives ranking loss (mnr_loss.cu): af_op_mnr_loss;
+ * synchronises the stream (the loss goes to the host). */
+af_status af_cuda_mnr_loss(af_cuda_context *ctx, const float *A, const float *P, int B, int C,
+                           float scale, int symmetric, float *loss, float *dA, float *dP,
+                           af_error *err);
+
 /* ---- the linear layer of the bf16 table (linear_bf16_train.cu): fp32
  * interface, GEMM inputs rounded to bf16, fp32 accumulation. */
 void af_cuda_linear_forward_bf16in(af_cuda_context *ctx, float *out, const float *inp,
