@@ -156,4 +156,21 @@ TEST(TrainDevice, TokenDropoutDrawsTheWholeBatchMasks) {
   EXPECT_EQ(0, std::memcmp(gp.data(), gw.data() + shift * C, gp.size() * sizeof(float)));
 }
 
+// `affinity train --device cuda` where no GPU (or no CUDA build) exists: a
+// clear error naming the cause, non-zero exit, no output folder.
+TEST(TrainDevice, CliRefusesCudaClearlyWithoutAGpu) {
+  if (af_cuda_available()) GTEST_SKIP() << "a GPU is present (test_cuda_train trains on it)";
+  std::string dir = aft::temp_dir("train_device_cli");
+  aft::write_file(dir + "/p.csv", "anchor,positive\nmilk,bread\ntea,cups\n");
+  std::string out, errs;
+  int rc = aft::run(aft::cli() + " train --device cuda --model " + aft::source_dir() +
+                        "/weights/none.h5 --pairs " + dir + "/p.csv --out " + dir + "/run",
+                    &out, &errs);
+  EXPECT_NE(rc, 0);
+  EXPECT_TRUE(errs.find("CUDA") != std::string::npos || errs.find("GPU") != std::string::npos)
+      << errs;
+  std::printf("affinity train --device cuda here: %s", errs.c_str());
+  EXPECT_FALSE(aft::file_exists(dir + "/run"));
+}
+
 }  // namespace
