@@ -47,6 +47,8 @@ static const af_flag_spec FLAGS[] = {
                                   "the GPU of the rank's local rank, and gradients go over NCCL"},
     {"comm-timeout", "S", "under mpirun/srun: seconds a rank waits for the others before it "
                           "gives up with an error (default 600)"},
+    {"nccl-id-dir", "DIR", "GPUs under srun without MPI: a folder every node sees, where rank 0 "
+                           "leaves the NCCL bootstrap id for the others"},
     {"precision", "fp32|bf16", "GEMM inputs, forward and backward: fp32 (default) or bf16 with "
                                "fp32 accumulation (CUDA, or CPUs with AVX512_BF16; master "
                                "weights, LayerNorm, softmax, loss and AdamW stay fp32)"},
@@ -282,6 +284,7 @@ static af_status make_comm(train_job *j, const af_args *a, af_error *err) {
   af_comm_options co = af_comm_default_options();
   co.backend = af_comm_launched_parallel() ? AF_COMM_MPI : AF_COMM_SINGLE;
   co.timeout_s = j->f.comm_timeout;
+  co.nccl_id_dir = af_arg_str(a, "nccl-id-dir");
   const char *dev = af_arg_str(a, "device");
   if (co.backend == AF_COMM_MPI && dev && strncmp(dev, "cuda", 4) == 0) {
     /* GPUs: NCCL (bootstrapped over MPI) when the build has it, else MPI. */
