@@ -335,6 +335,18 @@ TEST_F(CudaTrain, OneRankNcclAllReduceInsideTheTrainer) {
   ASSERT_EQ(af_trainer_allreduce_grad(t, c, &err), AF_OK) << err.msg;
   ASSERT_EQ(af_trainer_read_state(t, after.data(), nullptr, nullptr, &err), AF_OK);
   EXPECT_EQ(after, before);
+  // the queued (bucketed) form the loop uses with several ranks: two buckets
+  // after the trainer's stream, then the wait
+  void *q = nullptr;
+  ASSERT_EQ(af_dev_stream(&dev, &q, &err), AF_OK);
+  EXPECT_NE(q, nullptr);
+  float *g = af_trainer_grad(t);
+  ASSERT_EQ(af_comm_allreduce_sum_f32_device_async(c, g, 1000, q, &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_comm_allreduce_sum_f32_device_async(c, g + 1000, (int64_t)n - 1000, q, &err), AF_OK)
+      << err.msg;
+  ASSERT_EQ(af_comm_wait(c, &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_trainer_read_state(t, after.data(), nullptr, nullptr, &err), AF_OK);
+  EXPECT_EQ(after, before);
   af_trainer_free(t);
   af_model_close(m);
   af_comm_free(c);

@@ -110,6 +110,10 @@ TEST(Comm, SingleBackend) {
   ASSERT_EQ(af_comm_all_ok(c, 0, &all, &err), AF_OK);
   EXPECT_EQ(all, 0);
   EXPECT_EQ(af_comm_barrier(c, 0, &err), AF_OK);
+  // the queued device all-reduce: nothing to do with one process
+  EXPECT_EQ(af_comm_allreduce_sum_f32_device_async(c, v, 3, nullptr, &err), AF_OK);
+  EXPECT_EQ(af_comm_wait(c, &err), AF_OK);
+  EXPECT_EQ(v[0], 1.5f);
   af_comm_free(c);
 }
 

@@ -68,6 +68,14 @@ TEST(TrainDevice, EmulatedDeviceTrainsTheCpuBitsAndCheckpointsThem) {
   ASSERT_EQ(af_trainer_create(a, &cpu, &cfg, &tc, &err), AF_OK) << err.msg;
   ASSERT_EQ(af_trainer_create(b, &emu, &cfg, &te, &err), AF_OK) << err.msg;
   ASSERT_NE(af_trainer_params(te), b->data) << "the emulated device keeps its own copy";
+  // the bucketed NCCL all-reduce needs several ranks over NCCL: refused here
+  af_comm *one = nullptr;
+  af_comm_options co = af_comm_default_options();
+  ASSERT_EQ(af_comm_create(&co, &one, &err), AF_OK);
+  EXPECT_EQ(af_trainer_can_overlap_reduce(te, one), 0);
+  EXPECT_EQ(af_trainer_reduce_in_backward(te, one, &err), AF_ERR_UNSUPPORTED);
+  EXPECT_EQ(af_trainer_reduce_in_backward(te, nullptr, &err), AF_OK);
+  af_comm_free(one);
   std::mt19937 g(7);
   const int V = af_model_get_config(a)->vocab_size;
   for (int step = 0; step < 3; step++) {
