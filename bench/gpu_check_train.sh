@@ -21,7 +21,7 @@ row() { printf '%s|%s|%s|%s\n' "$1" "$2" "$3" "$4"; }
 
 # ---- 1. the GPU training tests ---------------------------------------------
 if [ -x "$W/test_cuda_train" ]; then
-  budget=$(( $(left) < 120 ? $(left) : 120 ))
+  budget=$(( $(left) / 3 < 45 ? $(left) / 3 : 45 )) # the rest is for the benchmark
   if [ "$budget" -ge 10 ]; then
     s=$SECONDS
     GTEST_OUTPUT="xml:$LOG/test_cuda_train.xml" timeout -k 5 "$budget" "$W/test_cuda_train" \
@@ -50,7 +50,7 @@ if [ "$budget" -lt 30 ]; then
   exit 0
 fi
 timeout -k 5 "$budget" python3 bench/gpu_check_train.py --ours "$W/bench_train_gpu" \
-  --device cuda --batch 256 --steps 10 --warmup 3 --out "$LOG" --timeout 90 \
+  --device cuda --batch 256 --steps 10 --warmup 3 --out "$LOG" --timeout 60 \
   > "$LOG/train_bench.log" 2>&1
 rc=$?
 grep '^ROW|' "$LOG/train_bench.log" | cut -d'|' -f2-
