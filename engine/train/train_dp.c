@@ -11,6 +11,7 @@
 #include "nn/model.h"
 #include "train/loss.h"
 #include "ops.h"
+#include "ops_backward.h"
 
 void af_train_dropout_at(float *x, const float *dout, const int32_t *cu, int B, int C,
                          const int32_t *gtok, float p, uint64_t seed, uint64_t stream) {
@@ -58,6 +59,33 @@ static void share_of(const af_batch *g, int p0, int p1, int NH, int32_t *ids, in
     cu[k + 1] = T;
   }
   (void)NH;
+}
+
+/* The MNR loss of the global batch: GA, GP (B, C) host -> *loss, dGA, dGP
+ * (B, C) host. On a GPU it runs there (af_op_mnr_loss: O(B^2 C), seconds on a
+ * host core for thousands of pairs); on the CPU it is af_mnr_loss. */
+static af_status global_loss(af_trainer *t, const float *GA, const float *GP, int B, int C,
+                             float *loss, float *dGA, float *dGP, af_error *err) {
+  const af_device *d = af_trainer_device(t);
+  const af_train_config *cfg = af_trainer_config(t);
+  if (d->backend == AF_BACKEND_CPU)
+    return af_mnr_loss(GA, GP, NULL, B, 0, C, cfg->scale, cfg->symmetric, loss, dGA, dGP, NULL,
+                       err);
+  const size_t BC = (size_t)B * C, bytes = sizeof(float) * BC;
+  float *buf = NULL; // a, p, da, dp: (B, C) each
+  AF_TRY(af_dev_alloc(d, 4 * bytes, (void **)&buf, err));
+  af_status st = af_dev_upload(d, buf, GA, bytes, err);
+  if (st == AF_OK)
+    st = af_dev_upload(d, buf + BC, GP, bytes, err);
+  if (st == AF_OK)
+    st = af_op_mnr_loss(d, buf, buf + BC, B, C, cfg->scale, cfg->symmetric, loss, buf + 2 * BC,
+                        buf + 3 * BC, err);
+  if (st == AF_OK)
+    st = af_dev_download(d, dGA, buf + 2 * BC, bytes, err);
+  if (st == AF_OK)
+    st = af_dev_download(d, dGP, buf + 3 * BC, bytes, err);
+  af_dev_free(d, buf);
+  return st;
 }
 
 af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_batch *pairs,
@@ -114,7 +142,7 @@ af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_ba
   if (st == AF_OK)
     st = af_comm_allgatherv(comm, local + (size_t)b * C, GP, counts, err);
   if (st == AF_OK)
-    st = af_mnr_loss(GA, GP, NULL, B, 0, C, cfg->scale, cfg->symmetric, loss, dGA, dGP, NULL, err);
+    st = global_loss(t, GA, GP, B, C, loss, dGA, dGP, err);
   if (st == AF_OK) { // this rank's rows of d loss / d embeddings: (2b, C)
     memcpy(local, dGA + (size_t)p0 * C, sizeof(float) * (size_t)b * C);
     memcpy(local + (size_t)b * C, dGP + (size_t)p0 * C, sizeof(float) * (size_t)b * C);
