@@ -99,7 +99,6 @@ af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_ba
   const int B = pairs->B / 2;
   const af_model_config *mc = &af_trainer_model(t)->cfg;
   const int C = mc->hidden_size, NH = mc->num_heads;
-  const af_train_config *cfg = af_trainer_config(t);
   if (B < R)
     return af_error_set(err, AF_ERR_ARG, "global batch of %d pairs over %d ranks: give every rank "
                         "at least one pair (--batch >= ranks)", B, R);
