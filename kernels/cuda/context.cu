@@ -148,6 +148,13 @@ extern "C" af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void 
   return AF_OK;
 }
 
+extern "C" af_status af_cuda_mem_free(af_cuda_context *ctx, size_t *free_bytes, af_error *err) {
+  (void)ctx;
+  size_t total = 0;
+  AF_CUDA_TRY(err, cudaMemGetInfo(free_bytes, &total));
+  return AF_OK;
+}
+
 extern "C" af_status af_cuda_sync(af_cuda_context *ctx, af_error *err) {
   cudaError_t e = cudaStreamSynchronize(ctx->stream);
   AF_TRY(af_cuda_take_pending(ctx, err));
