@@ -68,7 +68,8 @@ static __device__ void fz_warp_merge(float *s, int *ix, int n, int n2, int lane)
         const int l = i ^ j;
         if (l > i) {
           const bool up = (i & k) == 0;
-          const bool sw = up ? fz_better(s[l], ix[l], s[i], ix[i]) : fz_better(s[i], ix[i], s[l], ix[l]);
+          const bool sw = up ? fz_better(s[l], ix[l], s[i], ix[i])
+                             : fz_better(s[i], ix[i], s[l], ix[l]);
           if (sw) {
             const float ts = s[i];
             s[i] = s[l];
