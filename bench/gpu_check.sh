@@ -170,6 +170,7 @@ run_test() { # $1 = binary, then its arguments
   # On a GPU machine only CudaDevice.RefusedClearlyWithoutGpu may skip.
   if [ "$name" = test_cuda_ops ] && [ "$nskip" -gt 1 ]; then state="$state/GPU-SKIPPED"; fi
   if [ "$name" = test_cuda_backward ] && [ "$nskip" -gt 1 ]; then state="$state/GPU-SKIPPED"; fi
+  if [ "$name" = test_cuda_score ] && [ "$nskip" -gt 0 ]; then state="$state/GPU-SKIPPED"; fi
   record "$name" "$state" $((SECONDS - s)) "${summary:-no summary}; failed $nfail, skipped $nskip"
   if [ "$state" != PASS ]; then
     echo "---- $name: $state (first failures; full log $LOG/$name.log)"

@@ -229,6 +229,7 @@ static af_status dev_alloc_all(dev_job *j, af_error *err) {
 /* Device buffers, the bf16 copy, the shard's query rows, empty lists. */
 static af_status dev_job_init(dev_job *j, const float *emb, af_error *err) {
   AF_TRY(dev_alloc_all(j, err));
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < j->N; i++)
     for (int c = 0; c < j->d; c++)
       j->hb[(size_t)i * j->dp + c] = af_bf16_from_f32(emb[(size_t)i * j->d + c]);
