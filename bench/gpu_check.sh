@@ -201,6 +201,9 @@ if [ "$unpacked" = 1 ]; then
   done
 fi
 
+# the training tests and the training benchmark (bench/gpu_check_train.sh, <= 150 s), as rows of this table
+[ -f bench/gpu_check_train.sh ] && while IFS='|' read -r a b c d; do record "$a" "$b" "$c" "$d"; done < <(PATH="$W:$PATH" bash bench/gpu_check_train.sh "$LOG" "$W" "$(mintime "$(left)" 150)")
+
 # ---- 4. benchmarks ----------------------------------------------------------
 s=$SECONDS
 if timeout 60 python3 -c "import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" \

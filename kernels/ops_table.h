@@ -19,6 +19,7 @@
 
 #include "affinity.h"
 #include "ops.h"
+#include "ops_backward.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -122,6 +123,23 @@ struct af_backend_ops {
                                  const int32_t *cu_seqlens, int B, int C, af_error *err);
   af_status (*l2norm_backward)(void *ctx, float *dinp, const float *dout, const float *out,
                                const float *norms, int N, int C, af_error *err);
+
+  /* ---- the trainer on the device (ops_backward.h: af_dev_zero ... af_op_adamw_step) ---- */
+  af_status (*zero)(void *ctx, void *dst, size_t bytes, af_error *err);
+  af_status (*stream)(void *ctx, void **out, af_error *err);
+  af_status (*copy)(void *ctx, void *dst, const void *src, size_t bytes, af_error *err);
+  af_status (*dropout_tokens_forward)(void *ctx, float *x, const int32_t *gtok, int T, int C,
+                                      float p, uint64_t seed, uint64_t stream, af_error *err);
+  af_status (*dropout_tokens_backward)(void *ctx, float *dinp, const float *dout,
+                                       const int32_t *gtok, int T, int C, float p, uint64_t seed,
+                                       uint64_t stream, af_error *err);
+  af_status (*grad_sumsq)(void *ctx, const float *grad, int64_t n, double *out, af_error *err);
+  af_status (*mnr_loss)(void *ctx, const float *anchors, const float *positives, int B, int C,
+                        float scale, int symmetric, float *loss, float *d_anchors,
+                        float *d_positives, af_error *err);
+  af_status (*adamw_step)(void *ctx, float *param, const float *grad, float *m, float *v,
+                          uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
+                          const af_adamw_op_scalars *s, af_error *err);
 };
 
 /* The CPU backend's table: every op (kernels/cpu/backend.c). */
@@ -131,6 +149,9 @@ extern const struct af_backend_ops af_cpu_bf16_backend_ops;
 /* The CUDA backend's table (kernels/cuda/backend.cu; CUDA builds only): memory
  * and the forward ops; training ops are added there as they are written. */
 extern const struct af_backend_ops af_cuda_backend_ops;
+/* The CUDA table in bf16 mode (training): the linear layers' GEMMs take bf16
+ * inputs with fp32 accumulation (kernels/cuda/linear_bf16_train.cu). */
+extern const struct af_backend_ops af_cuda_bf16_backend_ops;
 
 /* The call of op `op` through dev's table, or the missing-op error. */
 #define AF_OP_CALL(dev, op, err, ...)                                                             \
