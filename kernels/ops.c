@@ -4,6 +4,8 @@
 #include "topk_fused.h"
 
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops_table.h"
 
@@ -158,6 +160,24 @@ af_status af_op_rescore_fp32_range(const af_device *dev, float *out, const float
                                    const float *X, const int64_t *idx, int QT, int kp, int d,
                                    int64_t c0, int64_t c1, af_error *err) {
   return AF_OP_CALL(dev, rescore_fp32_range, err, out, Q, X, idx, QT, kp, d, c0, c1);
+}
+
+af_status af_host_alloc(const af_device *dev, size_t bytes, void **out, af_error *err) {
+  *out = NULL;
+  if (dev->ops && dev->ops->host_alloc) {
+    AF_TRY(dev->ops->host_alloc(dev->ctx, bytes, out, err));
+    memset(*out, 0, bytes);
+    return AF_OK;
+  }
+  *out = af_calloc(bytes ? bytes : 1, 1, err);
+  return *out ? AF_OK : AF_ERR_NOMEM;
+}
+
+void af_host_free(const af_device *dev, void *ptr) {
+  if (dev->ops && dev->ops->host_free)
+    dev->ops->host_free(dev->ctx, ptr);
+  else
+    free(ptr);
 }
 
 af_status af_op_mem_free(const af_device *dev, size_t *free_bytes, af_error *err) {

@@ -196,6 +196,12 @@ af_status af_op_rescore_fp32_range(const af_device *dev, float *out, const float
  * without the op (the CPU) has no device limit: SIZE_MAX. */
 af_status af_op_mem_free(const af_device *dev, size_t *free_bytes, af_error *err);
 
+/* Host memory for transfers: page-locked (cudaMallocHost) on CUDA, so uploads
+ * from it run at the link's full rate; plain malloc on a backend without the
+ * op. Zero-filled. Free with af_host_free on the same device. */
+af_status af_host_alloc(const af_device *dev, size_t bytes, void **out, af_error *err);
+void af_host_free(const af_device *dev, void *ptr);
+
 /* ---- CPU implementations (kernels/cpu) -------------------------------------- */
 /* 1 on success, 0 when a block's 200 KB of working memory could not be allocated. */
 int af_cpu_topk_fused(float *ps, int64_t *pi, int kp, const uint16_t *Q, const uint16_t *X,

@@ -86,6 +86,8 @@ struct af_backend_ops {
                                   const int64_t *idx, int QT, int kp, int d, int64_t c0,
                                   int64_t c1, af_error *err);
   af_status (*mem_free)(void *ctx, size_t *free_bytes, af_error *err);
+  af_status (*host_alloc)(void *ctx, size_t bytes, void **out, af_error *err); /* pinned */
+  void (*host_free)(void *ctx, void *ptr);
 
   /* ---- training (ops_backward.h) ---- */
   af_status (*dropout_forward)(void *ctx, float *out, const float *inp, int64_t n, float p_drop,

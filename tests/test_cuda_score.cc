@@ -175,6 +175,21 @@ TEST_F(CudaScore, FusedKernelEqualsItsTwinOnExactInputs) {
   }
 }
 
+TEST_F(CudaScore, PinnedHostMemoryRoundTrips) {
+  void *h = nullptr;
+  ASSERT_EQ(af_host_alloc(&dev, 1 << 20, &h, &err), AF_OK) << err.msg;
+  std::vector<unsigned char> zero(1 << 20, 0);
+  EXPECT_EQ(std::memcmp(h, zero.data(), zero.size()), 0);
+  for (size_t i = 0; i < zero.size(); i++) ((unsigned char *)h)[i] = (unsigned char)(i * 7);
+  void *d = nullptr;
+  ASSERT_EQ(af_dev_alloc(&dev, zero.size(), &d, &err), AF_OK);
+  ptrs.push_back(d);
+  ASSERT_EQ(af_dev_upload(&dev, d, h, zero.size(), &err), AF_OK);
+  ASSERT_EQ(af_dev_download(&dev, zero.data(), d, zero.size(), &err), AF_OK);
+  EXPECT_EQ(std::memcmp(h, zero.data(), zero.size()), 0);
+  af_host_free(&dev, h);
+}
+
 TEST_F(CudaScore, RescoreRangeEqualsItsTwin) {
   const int QT = 37, kp = 66, d = 384;
   auto X = random_unit(9000, d, 3), Q = random_unit(QT, d, 4);

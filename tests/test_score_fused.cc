@@ -236,6 +236,16 @@ TEST(TopkFused, ChunkSizeDoesNotChangeTheResult) {
   }
 }
 
+TEST(TopkFused, HostAllocIsZeroFilledOnTheCpu) {
+  af_device cpu = af_device_cpu(0);
+  af_error err{};
+  void *p = nullptr;
+  ASSERT_EQ(af_host_alloc(&cpu, 1000, &p, &err), AF_OK) << err.msg;
+  std::vector<unsigned char> zero(1000, 0);
+  EXPECT_EQ(std::memcmp(p, zero.data(), 1000), 0);
+  af_host_free(&cpu, p);
+}
+
 TEST(TopkFused, RefusesWhatTheKernelCannotHold) {
   af_device cpu = af_device_cpu(0);
   af_error err{};

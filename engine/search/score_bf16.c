@@ -194,7 +194,7 @@ static void dev_job_free(dev_job *j) {
   void *dv[] = {j->qb, j->qf, j->ls, j->rs, j->li, j->xb, j->xf, j->ps, j->pi};
   for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++)
     af_dev_free(j->dev, dv[i]);
-  free(j->hb);
+  af_host_free(j->dev, j->hb);
   free(j->h_ls);
   free(j->h_rs);
   free(j->h_li);
@@ -219,11 +219,10 @@ static af_status dev_alloc_all(dev_job *j, af_error *err) {
   j->h_ls = af_malloc(Q * j->kp, sizeof(float), err);
   j->h_rs = j->h_ls ? af_malloc(Q * j->kp, sizeof(float), err) : NULL;
   j->h_li = j->h_rs ? af_malloc(Q * j->kp, sizeof(int64_t), err) : NULL;
-  j->hb = j->h_li ? calloc((size_t)j->N * j->dp, sizeof(uint16_t)) : NULL;
-  if (j->h_li && !j->hb)
-    af_error_set(err, AF_ERR_NOMEM, "bf16 top-k: out of memory for the bf16 copy of %lld x %d",
-                 (long long)j->N, j->dp);
-  return j->hb ? AF_OK : AF_ERR_NOMEM;
+  if (!j->h_li)
+    return AF_ERR_NOMEM;
+  // the bf16 base the chunks stream from: pinned on CUDA (full-rate uploads), zero-padded
+  return af_host_alloc(j->dev, (size_t)j->N * j->dp * sizeof(uint16_t), (void **)&j->hb, err);
 }
 
 /* Device buffers, the bf16 copy, the shard's query rows, empty lists. */

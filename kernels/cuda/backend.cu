@@ -157,6 +157,16 @@ static af_status cu_rescore_fp32_range(void *v, float *out, const float *Q, cons
   RUN(v, err, af_cuda_rescore_fp32_range(CTX(v), out, Q, X, idx, QT, kp, d, c0, c1));
 }
 
+static af_status cu_host_alloc(void *v, size_t bytes, void **out, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_host_alloc(CTX(v), bytes, out, err);
+}
+
+static void cu_host_free(void *v, void *ptr) {
+  if (af_cuda_enter(CTX(v), NULL) == AF_OK)
+    af_cuda_host_free(CTX(v), ptr);
+}
+
 static af_status cu_mem_free(void *v, size_t *free_bytes, af_error *err) {
   AF_TRY(af_cuda_enter(CTX(v), err));
   return af_cuda_mem_free(CTX(v), free_bytes, err);
@@ -347,6 +357,8 @@ static af_backend_ops cuda_table(void) {
   t.topk_merge_partials = cu_topk_merge_partials;
   t.rescore_fp32_range = cu_rescore_fp32_range;
   t.mem_free = cu_mem_free;
+  t.host_alloc = cu_host_alloc;
+  t.host_free = cu_host_free;
   t.dropout_forward = cu_dropout_forward;
   t.dropout_backward = cu_dropout_backward;
   t.embedding_backward = cu_embedding_backward;

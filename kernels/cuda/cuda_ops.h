@@ -78,6 +78,8 @@ void af_cuda_rescore_fp32_range(af_cuda_context *ctx, float *out, const float *Q
                                 const int64_t *idx, int QT, int kp, int d, int64_t c0,
                                 int64_t c1);
 af_status af_cuda_mem_free(af_cuda_context *ctx, size_t *free_bytes, af_error *err);
+af_status af_cuda_host_alloc(af_cuda_context *ctx, size_t bytes, void **out, af_error *err);
+void af_cuda_host_free(af_cuda_context *ctx, void *ptr);
 void af_cuda_mean_pool_l2norm_forward(af_cuda_context *ctx, float *out, const float *inp,
                                       const int32_t *cu_seqlens, int B, int C);
 
