@@ -220,7 +220,7 @@ static af_status load_long(af_csv *r, const af_baskets_options *opt, item_mapper
   AF_TRY(af_csv_column(f, nf, oc, path, &o_idx, err));
   AF_TRY(af_csv_column(f, nf, ic, path, &i_idx, err));
   af_strmap *orders = NULL;
-  AF_TRY(af_strmap_create(1 << 12, &orders, err));
+  AF_TRY(af_strmap_create(1 << 8, &orders, err));
   af_status st = AF_OK;
   int64_t last_basket = -1;
   for (;;) {
@@ -334,7 +334,7 @@ af_status af_baskets_load(const char *path, const af_baskets_options *opt,
   strvec basket_ids = {0};
   af_status st = AF_OK;
   if (!catalog)
-    st = af_strmap_create(1 << 12, &im.items, err);
+    st = af_strmap_create(1 << 8, &im.items, err);
   if (st == AF_OK)
     st = lines ? load_lines(r, &im, &rows, &basket_ids, rep, err)
                : load_long(r, opt, &im, &rows, &basket_ids, rep, err);
