@@ -85,14 +85,15 @@ case_cmd() {
   case $t in
   import-hf)
     mkdir -p "$d/hf/1_Pooling"
-    cp "$HF"/* "$d/hf/"
+    cp -l "$HF"/* "$d/hf/" 2> /dev/null || cp "$HF"/* "$d/hf/" # links: only the mutated file is new
     if [[ $orig == */tiny_bert_b/* ]]; then # a sentence-transformers folder
       local rel=${orig#*/tiny_bert_b/}
       cp "$ROOT/tests/data/tiny_bert_b/modules.json" "$ROOT/tests/data/tiny_bert_b/sentence_bert_config.json" "$d/hf/"
+      rm -f "$d/hf/$rel"
       sed 's/128/64/' "$ROOT/tests/data/tiny_bert_b/1_Pooling/config.json" > "$d/hf/1_Pooling/config.json"
       [ "$rel" = 1_Pooling/config.json ] && sed 's/128/64/' "$in" > "$d/hf/$rel" || cp "$in" "$d/hf/$rel"
     else
-      cp "$in" "$d/hf/$(basename "$orig")"
+      rm -f "$d/hf/$(basename "$orig")" && cp "$in" "$d/hf/$(basename "$orig")"
     fi
     echo "$AF import-hf $(q "$d/hf") --out $(q "$d/out.h5")" ;;
   embed-catalog) echo "$AF embed --model $(q "$F/model.h5") --catalog $(q "$in") $EMBED_ARGS --out $(q "$d/out.h5")" ;;
@@ -103,7 +104,8 @@ case_cmd() {
     mkdir -p "$d/train" && cp "$in" "$d/train/$(basename "$CKPT")"
     echo "$AF train $TRAIN_ARGS --steps 2 --resume $(q "$d/train/$(basename "$CKPT")") --out $(q "$d/train")" ;;
   report)
-    mkdir -p "$d/run" && cp "$F"/run/* "$d/run/" && cp "$in" "$d/run/$(basename "$orig")"
+    mkdir -p "$d/run" && { cp -l "$F"/run/* "$d/run/" 2> /dev/null || cp "$F"/run/* "$d/run/"; }
+    rm -f "$d/run/$(basename "$orig")" && cp "$in" "$d/run/$(basename "$orig")"
     echo "$AF report --run $(q "$d/run") --out $(q "$d/out.html")" ;;
   esac
 }
