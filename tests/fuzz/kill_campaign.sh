@@ -106,6 +106,6 @@ for c in "${order[@]}"; do
   left=$(ls -A "$d" | grep -c '\.tmp\.' || true)
   [ "$left" -eq 0 ] || { bad=$((bad + 1)) fail=1; echo "  $c: $left temporaries left after a complete run"; }
   printf '%-6s %6d %8d %7d %10d %8.1f  volatile: %s\n' "$c" "$KILLS" "$landed" "$intact" "$bad" \
-    "$(echo "$ms / 1000" | bc -l)" "$(echo $volatile)"
+    "$(awk "BEGIN{print $ms / 1000}")" "$(echo $volatile)"
 done
 exit $fail
