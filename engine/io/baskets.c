@@ -51,7 +51,7 @@ static void strvec_free(strvec *s) {
 static af_status rowbuf_push(rowbuf *r, int64_t basket, int32_t item, uint64_t hash,
                              af_error *err) {
   if (r->n == r->cap) {
-    int64_t cap = r->cap ? r->cap * 2 : 1 << 16;
+    int64_t cap = r->cap ? r->cap * 2 : 1024; /* doubling: small files allocate little */
     int64_t *b = af_realloc(r->basket, (size_t)cap, sizeof *b, err);
     if (!b)
       return AF_ERR_NOMEM;
