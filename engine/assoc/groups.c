@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "assoc/groups_internal.h"
+#include "base/topk.h"
 
 void af_groups_default_options(af_groups_options *o) {
   o->method = AF_GROUPS_LOUVAIN;
@@ -42,18 +43,6 @@ static int group_cmp(const void *x, const void *y) {
   if (a->size != b->size)
     return a->size > b->size ? -1 : 1;
   return a->first < b->first ? -1 : a->first > b->first;
-}
-
-typedef struct {
-  double s;
-  int64_t i;
-} member;
-
-static int member_cmp(const void *x, const void *y) {
-  const member *a = x, *b = y;
-  if (a->s != b->s)
-    return a->s > b->s ? -1 : 1;
-  return a->i < b->i ? -1 : a->i > b->i;
 }
 
 /* The undirected weighted graph as CSR: off (n + 1), adj and w (off[n]); every
@@ -195,7 +184,7 @@ static af_status make_groups(const graph *g, const int64_t *label, af_groups *ou
   group_key *keys = af_malloc((size_t)n + 1, sizeof *keys, err);
   int64_t *gid = af_malloc((size_t)n + 1, sizeof *gid, err);  /* (n) label -> key slot, then group */
   int64_t *fill = af_calloc((size_t)n + 1, sizeof *fill, err); /* (n) members placed per group */
-  member *mem = NULL;
+  af_scored *mem = NULL; /* (total) members with their strength */
   af_status st = AF_ERR_NOMEM;
   if (!keys || !gid || !fill)
     goto done;
@@ -233,15 +222,15 @@ static af_status make_groups(const graph *g, const int64_t *label, af_groups *ou
     for (int64_t e = g->off[i]; e < g->off[i + 1]; e++)
       if (label[g->adj[e]] == label[i])
         s += g->w[e];
-    mem[out->offsets[k] + fill[k]++] = (member){s, i};
+    mem[out->offsets[k] + fill[k]++] = (af_scored){.score = s, .i = i};
   }
   for (int64_t k = 0; k < ng; k++) {
-    member *b = mem + out->offsets[k];
+    af_scored *b = mem + out->offsets[k];
     int64_t cnt = out->offsets[k + 1] - out->offsets[k];
-    qsort(b, (size_t)cnt, sizeof *b, member_cmp);
+    qsort(b, (size_t)cnt, sizeof *b, af_scored_cmp); /* strongest first, ties to the lower index */
     for (int64_t j = 0; j < cnt; j++) {
       out->members[out->offsets[k] + j] = b[j].i;
-      out->strength[out->offsets[k] + j] = b[j].s;
+      out->strength[out->offsets[k] + j] = b[j].score;
     }
   }
   st = AF_OK;
