@@ -491,6 +491,16 @@ const char *af_comm_backend_name(af_comm_backend b);
 af_status af_comm_allreduce_sum_f32(af_comm *c, float *buf, int64_t n, af_error *err);
 /* The same on device memory (NCCL backend only; AF_ERR_UNSUPPORTED otherwise). */
 af_status af_comm_allreduce_sum_f32_device(af_comm *c, float *dev_buf, int64_t n, af_error *err);
+/* The device all-reduce queued, not waited for (NCCL backend only;
+ * AF_ERR_UNSUPPORTED otherwise; nothing with one process): it starts after
+ * the work queued so far on after_stream (the trainer's cudaStream_t, from
+ * af_dev_stream) and runs on the communicator's own stream, so the caller
+ * goes on queueing work that does not touch dev_buf (the bucketed gradient
+ * all-reduce overlapping the backward). Same sums as the blocking call. */
+af_status af_comm_allreduce_sum_f32_device_async(af_comm *c, float *dev_buf, int64_t n,
+                                                 void *after_stream, af_error *err);
+/* Blocks until every queued collective of c is done (the timeout applies). */
+af_status af_comm_wait(af_comm *c, af_error *err);
 /* recv (sum of counts bytes) = the ranks' send buffers concatenated in rank
  * order; rank r sends counts[r] bytes. counts (R) must agree on all ranks. */
 af_status af_comm_allgatherv(af_comm *c, const void *send, void *recv, const int64_t *counts,
@@ -839,6 +849,9 @@ typedef struct {
   int max_len;        /* tokens per text incl. [CLS]/[SEP]; 0 = the model's */
   int batch_tokens;   /* token budget of one packed forward batch (default 8192) */
   af_precision precision; /* encoder arithmetic; DEFAULT: bf16 on a GPU, fp32 on the CPU */
+  int pipeline;       /* af_embed_catalog: 0 = on for a GPU, off on the CPU; 1 = on; -1 = off.
+                         On: a second thread reads and tokenizes chunk c + 1 while chunk c is
+                         encoded and written (the same output, bit for bit) */
   af_progress_fn progress; /* may be NULL */
   void *progress_ctx;
 } af_embed_options;
@@ -1541,7 +1554,9 @@ void af_pairs_epoch_order(int64_t n, uint64_t seed, int64_t epoch, int64_t *perm
 uint64_t af_pairs_rand_below(uint64_t seed, uint64_t stream, uint64_t i, uint64_t bound);
 
 /* ---------------------------------------------------------------- train/train */
-/* Fine-tuning the encoder on the CPU: the training forward (which keeps what
+/* Fine-tuning the encoder on any backend of the op interface (the CPU, or a
+ * CUDA GPU; parameters, gradients, AdamW moments and activations live in the
+ * device's memory, which is host memory on the CPU): the training forward (which keeps what
  * the backward needs), the backward through the whole encoder + pooling + L2
  * normalisation + multiple-negatives ranking loss into a gradient buffer laid
  * out exactly like the parameters (af_model.data, same table and offsets),
@@ -1589,9 +1604,11 @@ void af_train_default_config(af_train_config *cfg);
 
 typedef struct af_trainer af_trainer;
 
-/* Trains m in place (CPU backend only: AF_ERR_UNSUPPORTED otherwise). The
- * trainer keeps pointers to m and allocates gradients and AdamW moments
- * (3 x n_floats floats). */
+/* Trains m (AF_ERR_UNSUPPORTED on a backend without the training ops). The
+ * trainer keeps a pointer to m and allocates gradients and AdamW moments
+ * (3 x n_floats floats) on dev. On the CPU the parameters are m's own buffer,
+ * trained in place; on a GPU they are a device copy, and m's host buffer is
+ * refreshed by af_trainer_sync_host (checkpoints and evaluations do it). */
 af_status af_trainer_create(af_model *m, const af_device *dev, const af_train_config *cfg,
                             af_trainer **out, af_error *err);
 void af_trainer_free(af_trainer *t);
@@ -1601,12 +1618,25 @@ const af_train_config *af_trainer_config(const af_trainer *t);
 af_model *af_trainer_model(const af_trainer *t);
 /* Optimizer steps done so far. */
 int64_t af_trainer_steps_done(const af_trainer *t);
-/* (n_floats) gradient buffer, parallel to m->data (same offsets). */
+/* The device the trainer runs on. */
+const af_device *af_trainer_device(const af_trainer *t);
+/* (n_floats) gradient buffer, parallel to m->data (same offsets), in the
+ * device's memory (host memory on the CPU; af_trainer_read_state copies it). */
 float *af_trainer_grad(af_trainer *t);
-void af_trainer_zero_grad(af_trainer *t);
-/* AdamW moments (n_floats each). */
+af_status af_trainer_zero_grad(af_trainer *t, af_error *err);
+/* AdamW moments (n_floats each), device memory as the gradient. */
 float *af_trainer_moment1(af_trainer *t);
 float *af_trainer_moment2(af_trainer *t);
+/* The parameters being trained (n_floats, device memory; m->data on the CPU). */
+float *af_trainer_params(af_trainer *t);
+/* m->data = the trained parameters (a download on a GPU, nothing on the CPU). */
+af_status af_trainer_sync_host(af_trainer *t, af_error *err);
+/* Host copies (n_floats each) of the gradient and moments; NULL: not wanted. */
+af_status af_trainer_read_state(const af_trainer *t, float *grad, float *m1, float *m2,
+                                af_error *err);
+/* The moments from host copies (n_floats each): resume. */
+af_status af_trainer_write_moments(af_trainer *t, const float *m1, const float *m2,
+                                   af_error *err);
 /* Sets the step counter (resume); moments are filled through the pointers above. */
 void af_trainer_set_steps_done(af_trainer *t, int64_t steps);
 /* Changes the schedule's length (a resumed run extended with --steps); >= steps done. */
@@ -1672,6 +1702,17 @@ af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_ba
 
 /* Sums the gradient buffer over the ranks (rank order, af_comm). */
 af_status af_trainer_allreduce_grad(af_trainer *t, af_comm *comm, af_error *err);
+
+/* Bucketed all-reduce overlapping the backward (GPU trainer, nccl backend,
+ * several ranks): with comm set, every following backward queues the
+ * all-reduce of each layer's gradient on the communicator's stream as soon as
+ * that layer's backward is queued, and of the embeddings and pooler at the
+ * end; af_comm_wait(comm) then completes it (instead of
+ * af_trainer_allreduce_grad). The same sums as af_trainer_allreduce_grad
+ * (rank order, element by element). Set it for the last micro-batch of a step
+ * only; NULL turns it off. AF_ERR_UNSUPPORTED when not possible. */
+int af_trainer_can_overlap_reduce(const af_trainer *t, af_comm *comm);
+af_status af_trainer_reduce_in_backward(af_trainer *t, af_comm *comm, af_error *err);
 
 /* ---- checkpoints (engine/train/train_checkpoint.c) -------------------------------- */
 

@@ -10,7 +10,8 @@ int af_backward_supported(const af_device *dev) {
   return o && o->dropout_forward && o->dropout_backward && o->attention_dropout_forward &&
          o->attention_dropout_backward && o->embedding_backward && o->layernorm_backward &&
          o->linear_backward && o->gelu_backward && o->add_backward && o->attention_backward &&
-         o->mean_pool_backward && o->cls_pool_backward && o->l2norm_backward;
+         o->mean_pool_backward && o->cls_pool_backward && o->l2norm_backward && o->zero && o->copy && o->stream &&
+         o->dropout_tokens_forward && o->dropout_tokens_backward && o->grad_sumsq && o->adamw_step && o->mnr_loss;
 }
 
 af_status af_op_dropout_forward(const af_device *dev, float *out, const float *inp, int64_t n,
@@ -91,4 +92,55 @@ af_status af_op_l2norm_backward(const af_device *dev, float *dinp, const float *
                                 const float *out, const float *norms, int N, int C,
                                 af_error *err) {
   return AF_OP_CALL(dev, l2norm_backward, err, dinp, dout, out, norms, N, C);
+}
+
+/* ---- the trainer on the device ------------------------------------------------ */
+
+af_status af_dev_zero(const af_device *dev, void *dst, size_t bytes, af_error *err) {
+  if (bytes == 0)
+    return AF_OK;
+  return AF_OP_CALL(dev, zero, err, dst, bytes);
+}
+
+af_status af_dev_stream(const af_device *dev, void **out, af_error *err) {
+  *out = NULL;
+  return AF_OP_CALL(dev, stream, err, out);
+}
+
+af_status af_dev_copy(const af_device *dev, void *dst, const void *src, size_t bytes,
+                      af_error *err) {
+  if (bytes == 0)
+    return AF_OK;
+  return AF_OP_CALL(dev, copy, err, dst, src, bytes);
+}
+
+af_status af_op_dropout_tokens_forward(const af_device *dev, float *x, const int32_t *gtok, int T,
+                                       int C, float p, uint64_t seed, uint64_t stream,
+                                       af_error *err) {
+  return AF_OP_CALL(dev, dropout_tokens_forward, err, x, gtok, T, C, p, seed, stream);
+}
+
+af_status af_op_dropout_tokens_backward(const af_device *dev, float *dinp, const float *dout,
+                                        const int32_t *gtok, int T, int C, float p, uint64_t seed,
+                                        uint64_t stream, af_error *err) {
+  return AF_OP_CALL(dev, dropout_tokens_backward, err, dinp, dout, gtok, T, C, p, seed, stream);
+}
+
+af_status af_op_grad_sumsq(const af_device *dev, const float *grad, int64_t n, double *out,
+                           af_error *err) {
+  *out = 0.0;
+  return AF_OP_CALL(dev, grad_sumsq, err, grad, n, out);
+}
+
+af_status af_op_mnr_loss(const af_device *dev, const float *anchors, const float *positives, int B,
+                         int C, float scale, int symmetric, float *loss, float *d_anchors,
+                         float *d_positives, af_error *err) {
+  return AF_OP_CALL(dev, mnr_loss, err, anchors, positives, B, C, scale, symmetric, loss,
+                    d_anchors, d_positives);
+}
+
+af_status af_op_adamw_step(const af_device *dev, float *param, const float *grad, float *m,
+                           float *v, uint16_t *work_bf16, const af_adamw_tensor *table,
+                           int n_tensors, const af_adamw_op_scalars *s, af_error *err) {
+  return AF_OP_CALL(dev, adamw_step, err, param, grad, m, v, work_bf16, table, n_tensors, s);
 }

@@ -24,6 +24,7 @@
 #ifndef AF_OPS_BACKWARD_H
 #define AF_OPS_BACKWARD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ops.h"
@@ -122,6 +123,74 @@ af_status af_op_cls_pool_backward(const af_device *dev, float *dinp, const float
 af_status af_op_l2norm_backward(const af_device *dev, float *dinp, const float *dout,
                                 const float *out, const float *norms, int N, int C, af_error *err);
 
+/* ---- trainer memory, token dropout, optimizer (the trainer keeps its state in
+ * device memory through these; on the CPU backend they are plain loops) ------ */
+
+/* dst (bytes) = 0, device memory. */
+af_status af_dev_zero(const af_device *dev, void *dst, size_t bytes, af_error *err);
+/* dst = src (bytes), both device memory, no overlap. */
+af_status af_dev_copy(const af_device *dev, void *dst, const void *src, size_t bytes,
+                      af_error *err);
+
+/* *out = the device's queue: its cudaStream_t on CUDA (for a collective that
+ * must start after the work queued so far), NULL on the CPU. */
+af_status af_dev_stream(const af_device *dev, void **out, af_error *err);
+
+/* Hidden dropout at given positions of a larger batch (data parallel): token t
+ * of x (T, C) is token gtok[t] of the global batch, so element c of token t is
+ * element gtok[t] * C + c of af_op_dropout_forward's mask (same Philox words).
+ * Forward: x = mask * x / (1 - p) in place (p > 0). Backward: dinp += mask *
+ * dout / (1 - p) (p = 0: dinp += dout). gtok (T) device memory. */
+af_status af_op_dropout_tokens_forward(const af_device *dev, float *x, const int32_t *gtok, int T,
+                                       int C, float p, uint64_t seed, uint64_t stream,
+                                       af_error *err);
+af_status af_op_dropout_tokens_backward(const af_device *dev, float *dinp, const float *dout,
+                                        const int32_t *gtok, int T, int C, float p, uint64_t seed,
+                                        uint64_t stream, af_error *err);
+
+/* Sum of squares of grad (n, device) in double, af_grad_sumsq's order (chunks
+ * of 4096 summed in order, chunk sums in chunk order): the same bits on every
+ * backend. *out on the host. */
+af_status af_op_grad_sumsq(const af_device *dev, const float *grad, int64_t n, double *out,
+                           af_error *err);
+
+/* The multiple-negatives ranking loss with in-batch negatives
+ * (engine/train/loss.h's af_mnr_loss with M = 0) on the device: anchors,
+ * positives (B, C) device; *loss host; d_anchors, d_positives (B, C) device,
+ * WRITTEN (may be NULL: forward only). Double inside on every backend; the
+ * CUDA kernels do the CPU's double operations in its order (only exp/log may
+ * differ in the last bit). */
+af_status af_op_mnr_loss(const af_device *dev, const float *anchors, const float *positives, int B,
+                         int C, float scale, int symmetric, float *loss, float *d_anchors,
+                         float *d_positives, af_error *err);
+
+/* One trained tensor of the contiguous parameter buffer (the per-tensor table
+ * of the fused AdamW). */
+typedef struct {
+  int64_t offset, numel;
+  int decay; /* takes weight decay (af_param_decays) */
+} af_adamw_tensor;
+
+/* The scalars of one AdamW step, computed on the host (af_adamw_step_scalars:
+ * double, then rounded to float), plus the gradient factor. */
+typedef struct {
+  float keep_decay;  /* 1 - lr * weight_decay, for decaying tensors */
+  float w1, w2, fb2; /* 1 - beta1, 1 - beta2, beta2 */
+  float step_size;   /* lr / (1 - beta1^step) */
+  float bc2_sqrt;    /* sqrt(1 - beta2^step) */
+  float eps;
+  float grad_scale;  /* accumulation mean x clipping factor */
+} af_adamw_op_scalars;
+
+/* One AdamW step over every tensor of table (host memory, n_tensors) of the
+ * contiguous buffers param, grad, m, v (device, n_floats each): torch's
+ * single-tensor AdamW per element in float (engine/train/adamw.c), the same
+ * bits on every backend in fp32. work_bf16 (device, parameter layout) or NULL:
+ * also the updated parameters rounded to bf16 (the CUDA backend only). */
+af_status af_op_adamw_step(const af_device *dev, float *param, const float *grad, float *m,
+                           float *v, uint16_t *work_bf16, const af_adamw_tensor *table,
+                           int n_tensors, const af_adamw_op_scalars *s, af_error *err);
+
 /* ---- CPU implementations (kernels/cpu/<op>_backward.c, dropout.c) --------------- */
 void af_cpu_dropout_forward(float *out, const float *inp, int64_t n, float p_drop, uint64_t seed,
                             uint64_t stream);
@@ -135,6 +204,15 @@ void af_cpu_attention_dropout_backward(float *dqkv, const float *dout, const flo
                                        const float *probs, const int32_t *cu_seqlens, int B,
                                        int C, int NH, float p, uint64_t seed, uint64_t stream,
     const int64_t *mask_base);
+void af_cpu_dropout_tokens(float *x, const float *dout, const int32_t *gtok, int T, int C,
+                           float p, uint64_t seed, uint64_t stream);
+double af_cpu_grad_sumsq(const float *grad, int64_t n);
+/* af_mnr_loss's kernel (kernels/cpu/mnr_loss.c; engine/train/loss.h documents it). */
+af_status af_cpu_mnr_loss(const float *anchors, const float *positives, const float *negatives,
+                          int B, int M, int C, float scale, int symmetric, float *loss,
+                          float *d_anchors, float *d_positives, float *d_negatives, af_error *err);
+void af_cpu_adamw_update(float *param, const float *grad, float *m, float *v, int64_t n,
+                         int decay, const af_adamw_op_scalars *s);
 void af_cpu_embedding_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
                                const int32_t *ids, const int32_t *pos, const int32_t *type_ids,
                                int T, int C);

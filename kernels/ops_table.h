@@ -19,6 +19,7 @@
 
 #include "affinity.h"
 #include "ops.h"
+#include "ops_backward.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,6 +77,17 @@ struct af_backend_ops {
                                int QT, int CC, int64_t col0, int64_t q0, af_error *err);
   af_status (*rescore_fp32)(void *ctx, float *out, const float *Q, const float *X,
                             const int64_t *idx, int QT, int kp, int d, af_error *err);
+  af_status (*topk_fused)(void *ctx, float *ps, int64_t *pi, int kp, const uint16_t *Q,
+                          const uint16_t *X, int nq, int cc, int dp, int64_t col0, int64_t q0,
+                          int S, af_error *err);
+  af_status (*topk_merge_partials)(void *ctx, float *ls, int64_t *li, int kp, const float *ps,
+                                   const int64_t *pi, int nq, int S, af_error *err);
+  af_status (*rescore_fp32_range)(void *ctx, float *out, const float *Q, const float *X,
+                                  const int64_t *idx, int QT, int kp, int d, int64_t c0,
+                                  int64_t c1, af_error *err);
+  af_status (*mem_free)(void *ctx, size_t *free_bytes, af_error *err);
+  af_status (*host_alloc)(void *ctx, size_t bytes, void **out, af_error *err); /* pinned */
+  void (*host_free)(void *ctx, void *ptr);
 
   /* ---- training (ops_backward.h) ---- */
   af_status (*dropout_forward)(void *ctx, float *out, const float *inp, int64_t n, float p_drop,
@@ -113,6 +125,23 @@ struct af_backend_ops {
                                  const int32_t *cu_seqlens, int B, int C, af_error *err);
   af_status (*l2norm_backward)(void *ctx, float *dinp, const float *dout, const float *out,
                                const float *norms, int N, int C, af_error *err);
+
+  /* ---- the trainer on the device (ops_backward.h: af_dev_zero ... af_op_adamw_step) ---- */
+  af_status (*zero)(void *ctx, void *dst, size_t bytes, af_error *err);
+  af_status (*stream)(void *ctx, void **out, af_error *err);
+  af_status (*copy)(void *ctx, void *dst, const void *src, size_t bytes, af_error *err);
+  af_status (*dropout_tokens_forward)(void *ctx, float *x, const int32_t *gtok, int T, int C,
+                                      float p, uint64_t seed, uint64_t stream, af_error *err);
+  af_status (*dropout_tokens_backward)(void *ctx, float *dinp, const float *dout,
+                                       const int32_t *gtok, int T, int C, float p, uint64_t seed,
+                                       uint64_t stream, af_error *err);
+  af_status (*grad_sumsq)(void *ctx, const float *grad, int64_t n, double *out, af_error *err);
+  af_status (*mnr_loss)(void *ctx, const float *anchors, const float *positives, int B, int C,
+                        float scale, int symmetric, float *loss, float *d_anchors,
+                        float *d_positives, af_error *err);
+  af_status (*adamw_step)(void *ctx, float *param, const float *grad, float *m, float *v,
+                          uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
+                          const af_adamw_op_scalars *s, af_error *err);
 };
 
 /* The CPU backend's table: every op (kernels/cpu/backend.c). */
@@ -122,6 +151,9 @@ extern const struct af_backend_ops af_cpu_bf16_backend_ops;
 /* The CUDA backend's table (kernels/cuda/backend.cu; CUDA builds only): memory
  * and the forward ops; training ops are added there as they are written. */
 extern const struct af_backend_ops af_cuda_backend_ops;
+/* The CUDA table in bf16 mode (training): the linear layers' GEMMs take bf16
+ * inputs with fp32 accumulation (kernels/cuda/linear_bf16_train.cu). */
+extern const struct af_backend_ops af_cuda_bf16_backend_ops;
 
 /* The call of op `op` through dev's table, or the missing-op error. */
 #define AF_OP_CALL(dev, op, err, ...)                                                             \

@@ -110,6 +110,10 @@ TEST(Comm, SingleBackend) {
   ASSERT_EQ(af_comm_all_ok(c, 0, &all, &err), AF_OK);
   EXPECT_EQ(all, 0);
   EXPECT_EQ(af_comm_barrier(c, 0, &err), AF_OK);
+  // the queued device all-reduce: nothing to do with one process
+  EXPECT_EQ(af_comm_allreduce_sum_f32_device_async(c, v, 3, nullptr, &err), AF_OK);
+  EXPECT_EQ(af_comm_wait(c, &err), AF_OK);
+  EXPECT_EQ(v[0], 1.5f);
   af_comm_free(c);
 }
 
@@ -185,6 +189,76 @@ TEST(CommWorker, Collectives) {
   EXPECT_EQ(af_comm_agree(c, AF_OK, &e), AF_OK);
   EXPECT_EQ(af_comm_barrier(c, 0, &err), AF_OK) << err.msg;
   af_comm_free(c);
+}
+
+// The data-parallel trainer on an "emulated device" (the CPU table under a
+// device marked CUDA: separate parameter copy, batch layout and dropout
+// positions uploaded to device buffers, the gradient all-reduce staged
+// through the host, as a GPU rank under the MPI backend does), run by
+// `mpirun -np R <this binary> --gtest_filter=DeviceWorker.*`: every rank's
+// losses, gradient norms and parameters equal those of a CPU trainer on the
+// same rank bit for bit (the same arithmetic; only the memory differs).
+TEST(DeviceWorker, EmulatedDeviceRanksTrainLikeCpuRanks) {
+  if (!is_worker()) GTEST_SKIP() << "runs only under mpirun (see DataParallel.EmulatedDevice*)";
+  af_comm *c = nullptr;
+  af_error err{};
+  af_comm_options o = af_comm_default_options();
+  o.backend = AF_COMM_MPI;
+  o.timeout_s = 60;
+  ASSERT_EQ(af_comm_create(&o, &c, &err), AF_OK) << err.msg;
+  std::string hf = aft::source_dir() + "/tests/data/tiny_bert_a";
+  af_model ma{}, mb{};
+  ASSERT_EQ(af_model_import_hf(hf.c_str(), &ma, &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_model_import_hf(hf.c_str(), &mb, &err), AF_OK) << err.msg;
+  af_train_config cfg;
+  af_train_default_config(&cfg);  // dropout 0.1 hidden and attention: global positions
+  cfg.lr = 1e-3;
+  cfg.total_steps = 3;
+  af_device cpu = af_device_cpu(1), emu = af_device_cpu(1);
+  emu.backend = AF_BACKEND_CUDA;
+  af_trainer *tc = nullptr, *te = nullptr;
+  ASSERT_EQ(af_trainer_create(&ma, &cpu, &cfg, &tc, &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_trainer_create(&mb, &emu, &cfg, &te, &err), AF_OK) << err.msg;
+  const int B = 5;  // global pairs: 2 + 3 (or 1 + 2 + 2) per rank
+  for (int step = 0; step < 3; step++) {
+    std::vector<int32_t> ids, cu(1, 0);
+    for (int s = 0; s < 2 * B; s++) {
+      const int L = 2 + (s * 7 + step * 3) % 9;
+      for (int k = 0; k < L; k++) ids.push_back(1 + (s * 31 + k * 17 + step) % 120);
+      cu.push_back((int32_t)ids.size());
+    }
+    af_batch b = {2 * B, (int)ids.size(), ids.data(), cu.data()};
+    float lc = 0, le = 0;
+    ASSERT_EQ(af_trainer_accumulate_shared(tc, c, &b, (uint64_t)step, &lc, &err), AF_OK) << err.msg;
+    ASSERT_EQ(af_trainer_accumulate_shared(te, c, &b, (uint64_t)step, &le, &err), AF_OK) << err.msg;
+    EXPECT_EQ(lc, le) << "step " << step;
+    ASSERT_EQ(af_trainer_allreduce_grad(tc, c, &err), AF_OK) << err.msg;
+    ASSERT_EQ(af_trainer_allreduce_grad(te, c, &err), AF_OK) << err.msg;
+    double nc = 0, ne = 0;
+    ASSERT_EQ(af_trainer_step(tc, 1, nullptr, &nc, &err), AF_OK) << err.msg;
+    ASSERT_EQ(af_trainer_step(te, 1, nullptr, &ne, &err), AF_OK) << err.msg;
+    EXPECT_EQ(nc, ne) << "step " << step;
+  }
+  ASSERT_EQ(af_trainer_sync_host(te, &err), AF_OK) << err.msg;
+  EXPECT_EQ(std::memcmp(ma.data, mb.data, sizeof(float) * (size_t)ma.n_floats), 0)
+      << "rank " << af_comm_rank(c) << ": parameters differ";
+  af_trainer_free(tc);
+  af_trainer_free(te);
+  af_model_free(&ma);
+  af_model_free(&mb);
+  af_comm_free(c);
+}
+
+TEST(DataParallel, EmulatedDeviceRanksEqualCpuRanks) {
+  SKIP_WITHOUT_MPI();
+  for (int np : {2, 3}) {
+    std::string out, err;
+    int rc = aft::run(mpi_cmd(np) + "-x AF_TEST_COMM_WORKER=1 " + self_path() +
+                          " --gtest_color=no --gtest_filter=DeviceWorker.*",
+                      &out, &err);
+    EXPECT_EQ(rc, 0) << np << " ranks:\n" << out << err;
+    EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << out;
+  }
 }
 
 TEST(Comm, MpiCollectives) {

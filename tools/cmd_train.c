@@ -1,5 +1,5 @@
 /* affinity train: contrastive fine-tuning of the encoder on co-purchase pairs
- * (or a CSV of pairs) on the CPU; thin over include/affinity.h and include/affinity.h. */
+ * (or a CSV of pairs) on the CPU or a CUDA GPU; thin over include/affinity.h. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -43,11 +43,15 @@ static const af_flag_spec FLAGS[] = {
     {"eval-every", "N", "validation Recall@10 every N steps (default: start and end)"},
     {"resume", "CKPT.h5", "continue a run from its checkpoint (same data flags)"},
     {"threads", "N", "CPU threads (default: all cores; per rank under mpirun)"},
+    {"device", "cpu|cuda|cuda:N", "where to train (default cpu); under mpirun/srun `cuda` is "
+                                  "the GPU of the rank's local rank, and gradients go over NCCL"},
     {"comm-timeout", "S", "under mpirun/srun: seconds a rank waits for the others before it "
                           "gives up with an error (default 600)"},
+    {"nccl-id-dir", "DIR", "GPUs under srun without MPI: a folder every node sees, where rank 0 "
+                           "leaves the NCCL bootstrap id for the others"},
     {"precision", "fp32|bf16", "GEMM inputs, forward and backward: fp32 (default) or bf16 with "
-                               "fp32 accumulation (AVX512_BF16 CPUs; weights, LayerNorm, "
-                               "softmax, loss and AdamW stay fp32)"},
+                               "fp32 accumulation (CUDA, or CPUs with AVX512_BF16; master "
+                               "weights, LayerNorm, softmax, loss and AdamW stay fp32)"},
 };
 static const af_cmd_spec SPEC = {
     "train",
@@ -58,7 +62,8 @@ static const af_cmd_spec SPEC = {
     "on a CSV of anchor,positive texts. Logs loss, learning rate, gradient norm, tokens/s and\n"
     "validation Recall@10 to stderr and DIR/log.jsonl; writes DIR/step-XXXXXXX.h5 checkpoints\n"
     "(model + AdamW state + data cursor) and DIR/final.h5. --resume continues bit-exactly\n"
-    "(same thread count). Under `mpirun -np R` (or srun) the R processes train one model\n"
+    "(same thread count and device). --device cuda trains on a GPU (fp32, or bf16 GEMMs with\n"
+    "--precision bf16). Under `mpirun -np R` (or srun) the R processes train one model\n"
     "data-parallel: --batch is the global batch, split over the ranks, with in-batch\n"
     "negatives over all of it; rank 0 writes the checkpoints and the log; any rank count\n"
     "can resume them (docs/distributed.md).",
@@ -275,14 +280,36 @@ static af_status make_trainer(train_job *j, const af_args *a, af_error *err) {
 
 /* The communicator: data parallel when launched by mpirun/srun with several
  * tasks; every rank needs a share of the global batch. */
-static af_status make_comm(train_job *j, af_error *err) {
+static af_status make_comm(train_job *j, const af_args *a, af_error *err) {
   af_comm_options co = af_comm_default_options();
   co.backend = af_comm_launched_parallel() ? AF_COMM_MPI : AF_COMM_SINGLE;
   co.timeout_s = j->f.comm_timeout;
-  AF_TRY(af_comm_create(&co, &j->comm, err));
+  co.nccl_id_dir = af_arg_str(a, "nccl-id-dir");
+  const char *dev = af_arg_str(a, "device");
+  if (co.backend == AF_COMM_MPI && dev && strncmp(dev, "cuda", 4) == 0) {
+    /* GPUs: NCCL (bootstrapped over MPI) when the build has it, else MPI. */
+    co.backend = AF_COMM_NCCL;
+    af_error e2 = {0};
+    if (af_comm_create(&co, &j->comm, &e2) != AF_OK) {
+      if (e2.code != AF_ERR_UNSUPPORTED)
+        return af_error_set(err, e2.code, "%s", e2.msg);
+      co.backend = AF_COMM_MPI; /* a build without NCCL: host all-reduce */
+    }
+  }
+  if (!j->comm)
+    AF_TRY(af_comm_create(&co, &j->comm, err));
   j->rank = af_comm_rank(j->comm);
   j->ranks = af_comm_size(j->comm);
   return AF_OK;
+}
+
+/* The device: --device; under several ranks, `cuda` alone is the GPU of the
+ * rank's local rank (one rank per GPU). */
+static af_status make_device(train_job *j, const af_args *a, af_error *err) {
+  const char *d = af_arg_str(a, "device");
+  if (j->ranks > 1 && d && strcmp(d, "cuda") == 0)
+    return af_device_cuda(af_comm_local_rank(j->comm), &j->dev, err);
+  return af_cli_device(a, (int)j->f.threads, &j->dev, err);
 }
 
 /* 4. The loop, with progress on stderr (rank 0). */
@@ -339,10 +366,10 @@ int af_cmd_train(int argc, char **argv) {
   memset(&j, 0, sizeof j);
   af_status st = parse_flags(&a, &j.f, &err);
   if (st == AF_OK)
-    st = make_comm(&j, &err);
+    st = make_comm(&j, &a, &err);
   if (st == AF_OK) {
-    j.dev = af_device_cpu((int)j.f.threads);
-    if ((st = af_device_set_precision(&j.dev, af_arg_str(&a, "precision"), &err)) == AF_OK &&
+    if ((st = make_device(&j, &a, &err)) == AF_OK &&
+        (st = af_device_set_precision(&j.dev, af_arg_str(&a, "precision"), &err)) == AF_OK &&
         (st = load_model(&j, &err)) == AF_OK && (st = load_pairs(&j, &a, &err)) == AF_OK &&
         (st = make_trainer(&j, &a, &err)) == AF_OK && (st = make_dir(j.f.out, &err)) == AF_OK)
       st = run_loop(&j, &err);
@@ -359,6 +386,7 @@ int af_cmd_train(int argc, char **argv) {
   }
   af_comm_free(j.comm);
   job_free(&j);
+  af_device_release(&j.dev);
   af_args_free(&a);
   return rc;
 }

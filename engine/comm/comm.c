@@ -56,7 +56,8 @@ static void single_destroy(af_comm *c) {}
 static const af_comm_ops kSingleOps = {single_allreduce, single_allreduce_device,
                                        single_allgatherv, single_bcast,
                                        single_barrier,    single_abort,
-                                       single_destroy};
+                                       single_destroy,   NULL,
+                                       NULL};
 
 /* ---- front end --------------------------------------------------------------- */
 
@@ -126,6 +127,22 @@ af_status af_comm_allreduce_sum_f32_device(af_comm *c, float *buf, int64_t n, af
                         "all-reduce of device memory needs the nccl backend (have %s)",
                         af_comm_backend_name(c->backend));
   return trivial(c) ? AF_OK : c->ops->allreduce_f32_device(c, buf, n, err);
+}
+
+af_status af_comm_allreduce_sum_f32_device_async(af_comm *c, float *buf, int64_t n,
+                                                 void *after_stream, af_error *err) {
+  AF_TRY(check_n("all-reduce", n, err));
+  if (trivial(c))
+    return AF_OK;
+  if (!c->ops->allreduce_f32_device_async)
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "a queued all-reduce of device memory needs the nccl backend (have %s)",
+                        af_comm_backend_name(c->backend));
+  return c->ops->allreduce_f32_device_async(c, buf, n, after_stream, err);
+}
+
+af_status af_comm_wait(af_comm *c, af_error *err) {
+  return c->ops->wait ? c->ops->wait(c, err) : AF_OK;
 }
 
 af_status af_comm_allgatherv(af_comm *c, const void *send, void *recv, const int64_t *counts,

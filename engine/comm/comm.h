@@ -22,6 +22,12 @@ typedef struct af_comm_ops {
   af_status (*barrier)(af_comm *c, double timeout_s, af_error *err);
   void (*abort)(af_comm *c, int code);
   void (*destroy)(af_comm *c);
+  /* NCCL only (NULL elsewhere): a device all-reduce queued after the work
+   * queued so far on after_stream (a cudaStream_t), not waited for; wait
+   * blocks until every queued collective is done. */
+  af_status (*allreduce_f32_device_async)(af_comm *c, float *buf, int64_t n, void *after_stream,
+                                          af_error *err);
+  af_status (*wait)(af_comm *c, af_error *err);
 } af_comm_ops;
 
 struct af_comm {

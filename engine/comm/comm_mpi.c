@@ -192,7 +192,8 @@ static void mpi_destroy(af_comm *c) {
 
 static const af_comm_ops kMpiOps = {mpi_allreduce, mpi_allreduce_device, mpi_allgatherv,
                                     mpi_bcast,     mpi_barrier,          mpi_abort,
-                                    mpi_destroy};
+                                    mpi_destroy,   NULL, /* no queued device all-reduce */
+                                    NULL};
 
 af_status af_comm_init_mpi(af_comm *c, const af_comm_options *opt, af_error *err) {
   mpi_state *s = af_calloc(1, sizeof *s, err);

@@ -61,6 +61,7 @@ typedef struct {
   size_t stage_bytes;
   float *sums;       /* device (R * chunk) receive buffer of the all-reduce */
   size_t sums_n;
+  cudaEvent_t ready; /* the queued all-reduce's start: after the caller's work */
 } nccl_state;
 
 static double now_s(void) {
@@ -126,7 +127,8 @@ static af_status reserve(af_comm *c, void **buf, size_t *have, size_t bytes, af_
   return AF_OK;
 }
 
-static af_status nccl_allreduce_device(af_comm *c, float *buf, int64_t n, af_error *err) {
+/* Queues the rank-ordered all-reduce of buf (n, device) on s->stream. */
+static af_status nccl_allreduce_queue(af_comm *c, float *buf, int64_t n, af_error *err) {
   nccl_state *s = c->impl;
   const int R = c->size, me = c->rank;
   int64_t lo, hi;
@@ -156,6 +158,27 @@ static af_status nccl_allreduce_device(af_comm *c, float *buf, int64_t n, af_err
                               s->stream));
   }
   NCCL_TRY(c, API.GroupEnd());
+  return AF_OK;
+}
+
+static af_status nccl_allreduce_device(af_comm *c, float *buf, int64_t n, af_error *err) {
+  AF_TRY(nccl_allreduce_queue(c, buf, n, err));
+  return wait_stream(c, "all-reduce", c->timeout_s, err);
+}
+
+/* After the work queued on after_stream (an event recorded there, waited for
+ * by the communicator's stream), without blocking the host. */
+static af_status nccl_allreduce_async(af_comm *c, float *buf, int64_t n, void *after_stream,
+                                      af_error *err) {
+  nccl_state *s = c->impl;
+  if (!s->ready)
+    CUDA_TRY(c, cudaEventCreateWithFlags(&s->ready, cudaEventDisableTiming));
+  CUDA_TRY(c, cudaEventRecord(s->ready, (cudaStream_t)after_stream));
+  CUDA_TRY(c, cudaStreamWaitEvent(s->stream, s->ready, 0));
+  return nccl_allreduce_queue(c, buf, n, err);
+}
+
+static af_status nccl_wait(af_comm *c, af_error *err) {
   return wait_stream(c, "all-reduce", c->timeout_s, err);
 }
 
@@ -233,6 +256,8 @@ static void nccl_destroy(af_comm *c) {
     cudaFree(s->stage);
   if (s->sums)
     cudaFree(s->sums);
+  if (s->ready)
+    cudaEventDestroy(s->ready);
   if (s->stream)
     cudaStreamDestroy(s->stream);
   af_comm_free(s->boot);
@@ -244,7 +269,7 @@ static void nccl_destroy(af_comm *c) {
 
 static const af_comm_ops kNcclOps = {nccl_allreduce, nccl_allreduce_device, nccl_allgatherv,
                                      nccl_bcast,     nccl_barrier,          nccl_abort,
-                                     nccl_destroy};
+                                     nccl_destroy,   nccl_allreduce_async,  nccl_wait};
 
 /* Opens libnccl and resolves the entry points into s->api. */
 static af_status load_api(af_comm *c, nccl_state *s, af_error *err) {

@@ -3,6 +3,7 @@
  * operation in float, with the scalar factors computed in double as Python
  * does, so that results agree with torch to a few float ulps. */
 #include "affinity.h"
+#include "train/adamw.h"
 
 #include <math.h>
 #include <string.h>
@@ -28,21 +29,22 @@ af_adamw_scalars af_adamw_step_scalars(const af_adamw_config *cfg, double lr, in
 
 void af_adamw_update(float *param, const float *grad, float *m, float *v, int64_t n, double lr,
                      const af_adamw_config *cfg, int decay, int64_t step, float grad_scale) {
-  const af_adamw_scalars s = af_adamw_step_scalars(cfg, lr, step);
-  const float keep = decay ? s.keep_decay : 1.0f;
-  const float w1 = s.w1, w2 = s.w2, fb2 = s.fb2, step_size = s.step_size;
-  const float bc2_sqrt = s.bc2_sqrt, eps = s.eps;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; i++) {
-    float g = grad[i] * grad_scale;
-    float p = param[i] * keep;
-    float mi = m[i] + w1 * (g - m[i]);     // torch lerp_ with weight < 0.5
-    float vi = v[i] * fb2 + w2 * g * g;     // mul_(beta2).addcmul_(g, g, 1 - beta2)
-    float denom = sqrtf(vi) / bc2_sqrt + eps;
-    param[i] = p + -step_size * mi / denom; // addcdiv_(m, denom, value=-step_size)
-    m[i] = mi;
-    v[i] = vi;
-  }
+  const af_adamw_op_scalars s = af_adamw_op_scalars_of(cfg, lr, step, grad_scale);
+  af_cpu_adamw_update(param, grad, m, v, n, decay, &s); // kernels/cpu/adamw.c
+}
+
+af_adamw_op_scalars af_adamw_op_scalars_of(const af_adamw_config *cfg, double lr, int64_t step,
+                                           float grad_scale) {
+  const af_adamw_scalars a = af_adamw_step_scalars(cfg, lr, step);
+  af_adamw_op_scalars s = {.keep_decay = a.keep_decay,
+                           .w1 = a.w1,
+                           .w2 = a.w2,
+                           .fb2 = a.fb2,
+                           .step_size = a.step_size,
+                           .bc2_sqrt = a.bc2_sqrt,
+                           .eps = a.eps,
+                           .grad_scale = grad_scale};
+  return s;
 }
 
 int af_param_decays(const char *hf_name) {
@@ -61,24 +63,7 @@ double af_lr_linear_warmup(double base_lr, int64_t steps_done, int64_t warmup, i
   return base_lr * (rest > 0.0 ? rest : 0.0);
 }
 
-#define AF_SUMSQ_CHUNK 4096 // values per partial sum: the order is fixed by n alone
-
-double af_grad_sumsq(const float *grad, int64_t n) {
-  int64_t n_chunks = (n + AF_SUMSQ_CHUNK - 1) / AF_SUMSQ_CHUNK;
-  double total = 0.0;
-  // Chunks in parallel, their partial sums added in chunk order by the
-  // ordered clause: the same bits for any thread count.
-#pragma omp parallel for ordered schedule(static)
-  for (int64_t ch = 0; ch < n_chunks; ch++) {
-    int64_t i0 = ch * AF_SUMSQ_CHUNK, i1 = i0 + AF_SUMSQ_CHUNK < n ? i0 + AF_SUMSQ_CHUNK : n;
-    double s = 0.0;
-    for (int64_t i = i0; i < i1; i++)
-      s += (double)grad[i] * grad[i];
-#pragma omp ordered
-    total += s;
-  }
-  return total;
-}
+double af_grad_sumsq(const float *grad, int64_t n) { return af_cpu_grad_sumsq(grad, n); }
 
 float af_clip_coef(double total_norm, double max_norm) {
   if (!(max_norm > 0.0))

@@ -59,14 +59,55 @@ static af_status get_u64_hex(hid_t f, const char *obj, const char *key, uint64_t
   return AF_OK;
 }
 
+/* Host-readable moments: the trainer's own on the CPU, else downloaded copies. */
+static af_status host_moments(af_trainer *t, float **m1, float **m2, af_error *err) {
+  if (af_trainer_device(t)->backend == AF_BACKEND_CPU) {
+    *m1 = af_trainer_moment1(t);
+    *m2 = af_trainer_moment2(t);
+    return AF_OK;
+  }
+  const size_t n = (size_t)af_trainer_model(t)->n_floats;
+  *m1 = af_calloc(n, sizeof(float), err);
+  *m2 = *m1 ? af_calloc(n, sizeof(float), err) : NULL;
+  if (!*m2) {
+    free(*m1);
+    *m1 = NULL;
+    return AF_ERR_NOMEM;
+  }
+  af_status st = af_trainer_read_state(t, NULL, *m1, *m2, err);
+  if (st != AF_OK) {
+    free(*m1);
+    free(*m2);
+  }
+  return st;
+}
+
+static void drop_host_moments(af_trainer *t, float *m1, float *m2) {
+  if (m1 == af_trainer_moment1(t))
+    return;
+  free(m1);
+  free(m2);
+}
+
+static af_status write_file(const char *path, af_trainer *t, const float *m1, const float *m2,
+                            const af_train_meta *meta, af_error *err);
+
 af_status af_train_checkpoint_save(const char *path, const af_trainer *tc,
                                    const af_train_meta *meta, af_error *err) {
   af_trainer *t = (af_trainer *)tc;
+  float *m1 = NULL, *m2 = NULL;
+  AF_TRY(af_trainer_sync_host(t, err));
+  AF_TRY(host_moments(t, &m1, &m2, err));
+  af_status st = write_file(path, t, m1, m2, meta, err);
+  drop_host_moments(t, m1, m2);
+  return st;
+}
+
+static af_status write_file(const char *path, af_trainer *t, const float *m1, const float *m2,
+                            const af_train_meta *meta, af_error *err) {
   const af_model *m = af_trainer_model(t);
   const af_train_config *c = af_trainer_config(t);
   const int64_t step = af_trainer_steps_done(t);
-  const float *m1 = af_trainer_moment1(t), *m2 = af_trainer_moment2(t);
-
   char tmp[AF_PATH_MAX];
   AF_TRY(af_tmp_path(path, tmp, err));
   hid_t f = af_h5_create(tmp, err);
@@ -235,6 +276,9 @@ af_status af_train_checkpoint_load(const char *path, const af_device *dev, af_mo
     if (st != AF_OK)
       af_error_prefix(err, "%s: ", path);
   }
+  float *m1 = NULL, *m2 = NULL; /* host moments: the trainer's own on the CPU */
+  if (st == AF_OK)
+    st = host_moments(t, &m1, &m2, err);
   for (int i = 0; i < (have_model ? m->n_params : 0) && st == AF_OK; i++) {
     const af_param_info *p = &m->params[i];
     if (!af_trainer_param_trained(p->name))
@@ -249,17 +293,19 @@ af_status af_train_checkpoint_load(const char *path, const af_device *dev, af_mo
                           (rank == 2 && dims[1] != (hsize_t)p->shape[1])))
         st = af_error_set(err, AF_ERR_FORMAT, "tensor %s has the wrong shape", name);
       if (st == AF_OK)
-        st = af_h5_read(f, name, H5T_NATIVE_FLOAT,
-                        (k ? af_trainer_moment2(t) : af_trainer_moment1(t)) + p->offset,
-                        (size_t)p->numel, err);
+        st = af_h5_read(f, name, H5T_NATIVE_FLOAT, (k ? m2 : m1) + p->offset, (size_t)p->numel,
+                        err);
       if (st != AF_OK)
         af_error_prefix(err, "%s: ", path);
     }
   }
-  if (st == AF_OK &&
-      state_checksum(m, af_trainer_moment1(t), af_trainer_moment2(t), step) != checksum)
+  if (st == AF_OK && state_checksum(m, m1, m2, step) != checksum)
     st = af_error_set(err, AF_ERR_FORMAT,
                       "%s: checksum mismatch: parameters or optimizer state are corrupted", path);
+  if (st == AF_OK)
+    st = af_trainer_write_moments(t, m1, m2, err);
+  if (t && m1)
+    drop_host_moments(t, m1, m2);
   if (af_h5_close(f, path, st == AF_OK ? err : NULL) != AF_OK && st == AF_OK)
     st = AF_ERR_HDF5;
   if (st != AF_OK) {

@@ -10,6 +10,8 @@
 #include "comm/comm.h"
 #include "nn/model.h"
 #include "train/loss.h"
+#include "ops.h"
+#include "ops_backward.h"
 
 void af_train_dropout_at(float *x, const float *dout, const int32_t *cu, int B, int C,
                          const int32_t *gtok, float p, uint64_t seed, uint64_t stream) {
@@ -59,6 +61,33 @@ static void share_of(const af_batch *g, int p0, int p1, int NH, int32_t *ids, in
   (void)NH;
 }
 
+/* The MNR loss of the global batch: GA, GP (B, C) host -> *loss, dGA, dGP
+ * (B, C) host. On a GPU it runs there (af_op_mnr_loss: O(B^2 C), seconds on a
+ * host core for thousands of pairs); on the CPU it is af_mnr_loss. */
+static af_status global_loss(af_trainer *t, const float *GA, const float *GP, int B, int C,
+                             float *loss, float *dGA, float *dGP, af_error *err) {
+  const af_device *d = af_trainer_device(t);
+  const af_train_config *cfg = af_trainer_config(t);
+  if (d->backend == AF_BACKEND_CPU)
+    return af_mnr_loss(GA, GP, NULL, B, 0, C, cfg->scale, cfg->symmetric, loss, dGA, dGP, NULL,
+                       err);
+  const size_t BC = (size_t)B * C, bytes = sizeof(float) * BC;
+  float *buf = NULL; // a, p, da, dp: (B, C) each
+  AF_TRY(af_dev_alloc(d, 4 * bytes, (void **)&buf, err));
+  af_status st = af_dev_upload(d, buf, GA, bytes, err);
+  if (st == AF_OK)
+    st = af_dev_upload(d, buf + BC, GP, bytes, err);
+  if (st == AF_OK)
+    st = af_op_mnr_loss(d, buf, buf + BC, B, C, cfg->scale, cfg->symmetric, loss, buf + 2 * BC,
+                        buf + 3 * BC, err);
+  if (st == AF_OK)
+    st = af_dev_download(d, dGA, buf + 2 * BC, bytes, err);
+  if (st == AF_OK)
+    st = af_dev_download(d, dGP, buf + 3 * BC, bytes, err);
+  af_dev_free(d, buf);
+  return st;
+}
+
 af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_batch *pairs,
                                        uint64_t micro, float *loss, af_error *err) {
   const int R = af_comm_size(comm), r = af_comm_rank(comm);
@@ -70,7 +99,6 @@ af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_ba
   const int B = pairs->B / 2;
   const af_model_config *mc = &af_trainer_model(t)->cfg;
   const int C = mc->hidden_size, NH = mc->num_heads;
-  const af_train_config *cfg = af_trainer_config(t);
   if (B < R)
     return af_error_set(err, AF_ERR_ARG, "global batch of %d pairs over %d ranks: give every rank "
                         "at least one pair (--batch >= ranks)", B, R);
@@ -113,7 +141,7 @@ af_status af_trainer_accumulate_shared(af_trainer *t, af_comm *comm, const af_ba
   if (st == AF_OK)
     st = af_comm_allgatherv(comm, local + (size_t)b * C, GP, counts, err);
   if (st == AF_OK)
-    st = af_mnr_loss(GA, GP, NULL, B, 0, C, cfg->scale, cfg->symmetric, loss, dGA, dGP, NULL, err);
+    st = global_loss(t, GA, GP, B, C, loss, dGA, dGP, err);
   if (st == AF_OK) { // this rank's rows of d loss / d embeddings: (2b, C)
     memcpy(local, dGA + (size_t)p0 * C, sizeof(float) * (size_t)b * C);
     memcpy(local + (size_t)b * C, dGP + (size_t)p0 * C, sizeof(float) * (size_t)b * C);
@@ -132,6 +160,26 @@ done:
   return st;
 }
 
+/* The gradient summed over the ranks: in place on the CPU; on a GPU with the
+ * NCCL backend in device memory (after the device's queued backward is done);
+ * on a GPU under the MPI backend through a host copy. */
 af_status af_trainer_allreduce_grad(af_trainer *t, af_comm *comm, af_error *err) {
-  return af_comm_allreduce_sum_f32(comm, af_trainer_grad(t), af_trainer_model(t)->n_floats, err);
+  const af_device *d = af_trainer_device(t);
+  const int64_t n = af_trainer_model(t)->n_floats;
+  float *g = af_trainer_grad(t);
+  if (d->backend == AF_BACKEND_CPU)
+    return af_comm_allreduce_sum_f32(comm, g, n, err);
+  AF_TRY(af_dev_sync(d, err));
+  if (af_comm_backend_of(comm) == AF_COMM_NCCL)
+    return af_comm_allreduce_sum_f32_device(comm, g, n, err);
+  float *h = af_malloc((size_t)n, sizeof(float), err);
+  if (!h)
+    return AF_ERR_NOMEM;
+  af_status st = af_dev_download(d, h, g, sizeof(float) * (size_t)n, err);
+  if (st == AF_OK)
+    st = af_comm_allreduce_sum_f32(comm, h, n, err);
+  if (st == AF_OK)
+    st = af_dev_upload(d, g, h, sizeof(float) * (size_t)n, err);
+  free(h);
+  return st;
 }

@@ -186,7 +186,11 @@ static af_status evaluate(af_trainer *t, const af_tokenizer *tok, const af_train
   ev.is_eval = 1;
   ev.step = af_trainer_steps_done(t);
   ev.n_val = o->val->n;
-  af_device dev = af_device_cpu(0);
+  /* On a GPU the evaluation runs there, on the trained parameters copied back
+   * to the model; on the CPU with every core in fp32, as before. */
+  AF_TRY(af_trainer_sync_host(t, err));
+  const af_device *td = af_trainer_device(t);
+  af_device dev = td->backend == AF_BACKEND_CPU ? af_device_cpu(0) : *td;
   AF_TRY(af_train_evaluate(af_trainer_model(t), &dev, tok, o->val, 0, &ev.recall_at_1,
                            &ev.recall_at_10, &ev.mean_rank, err));
   ev.elapsed_s = now_s() - t0;
@@ -229,7 +233,13 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
     const int64_t step = af_trainer_steps_done(t);
     double loss_sum = 0;
     int64_t tokens = 0;
+    /* GPUs over NCCL: the last micro-batch's backward reduces layer by layer. */
+    const int overlap = af_trainer_can_overlap_reduce(t, o->comm);
     for (int mb = 0; mb < accum && st == AF_OK; mb++) {
+      if (overlap)
+        st = af_trainer_reduce_in_backward(t, mb == accum - 1 ? o->comm : NULL, err);
+      if (st != AF_OK)
+        break;
       if (meta->position + B > tr->n) { /* drop the last partial batch: next epoch */
         meta->epoch++;
         meta->position = 0;
@@ -262,8 +272,12 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
       break;
     af_train_event ev;
     memset(&ev, 0, sizeof ev);
-    if (af_comm_size(o->comm) > 1)
+    if (overlap) {
+      af_trainer_reduce_in_backward(t, NULL, NULL);
+      st = af_comm_wait(o->comm, err);
+    } else if (af_comm_size(o->comm) > 1) {
       st = af_trainer_allreduce_grad(t, o->comm, err);
+    }
     if (st == AF_OK)
       st = af_trainer_step(t, accum, &ev.lr, &ev.grad_norm, err);
     if (st != AF_OK)

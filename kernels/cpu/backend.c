@@ -225,6 +225,33 @@ static af_status cpu_rescore_fp32(void *ctx, float *out, const float *Q, const f
   return AF_OK;
 }
 
+static af_status cpu_topk_fused(void *ctx, float *ps, int64_t *pi, int kp, const uint16_t *Q,
+                                const uint16_t *X, int nq, int cc, int dp, int64_t col0,
+                                int64_t q0, int S, af_error *err) {
+  (void)ctx;
+  if (!af_cpu_topk_fused(ps, pi, kp, Q, X, nq, cc, dp, col0, q0, S))
+    return af_error_set(err, AF_ERR_NOMEM, "topk_fused: out of memory for a block's lists");
+  return AF_OK;
+}
+
+static af_status cpu_topk_merge_partials(void *ctx, float *ls, int64_t *li, int kp,
+                                         const float *ps, const int64_t *pi, int nq, int S,
+                                         af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_topk_merge_partials(ls, li, kp, ps, pi, nq, S);
+  return AF_OK;
+}
+
+static af_status cpu_rescore_fp32_range(void *ctx, float *out, const float *Q, const float *X,
+                                        const int64_t *idx, int QT, int kp, int d, int64_t c0,
+                                        int64_t c1, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_rescore_fp32_range(out, Q, X, idx, QT, kp, d, c0, c1);
+  return AF_OK;
+}
+
 /* ---- training ------------------------------------------------------------------ */
 
 static af_status cpu_dropout_forward(void *ctx, float *out, const float *inp, int64_t n, float p,
@@ -369,6 +396,74 @@ static af_status cpu_linear_backward_bf16(void *ctx, float *dinp, float *dw, flo
   return AF_OK;
 }
 
+/* The trainer's memory and optimizer ops (ops_backward.h). */
+static af_status cpu_zero(void *ctx, void *dst, size_t bytes, af_error *err) {
+  (void)ctx;
+  (void)err;
+  memset(dst, 0, bytes);
+  return AF_OK;
+}
+
+static af_status cpu_stream(void *ctx, void **out, af_error *err) {
+  (void)ctx;
+  (void)err;
+  *out = NULL;
+  return AF_OK;
+}
+
+static af_status cpu_copy(void *ctx, void *dst, const void *src, size_t bytes, af_error *err) {
+  (void)ctx;
+  (void)err;
+  memcpy(dst, src, bytes);
+  return AF_OK;
+}
+
+static af_status cpu_dropout_tokens_forward(void *ctx, float *x, const int32_t *gtok, int T, int C,
+                                            float p, uint64_t seed, uint64_t stream,
+                                            af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_dropout_tokens(x, NULL, gtok, T, C, p, seed, stream);
+  return AF_OK;
+}
+
+static af_status cpu_dropout_tokens_backward(void *ctx, float *dinp, const float *dout,
+                                             const int32_t *gtok, int T, int C, float p,
+                                             uint64_t seed, uint64_t stream, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_dropout_tokens(dinp, dout, gtok, T, C, p, seed, stream);
+  return AF_OK;
+}
+
+static af_status cpu_grad_sumsq(void *ctx, const float *grad, int64_t n, double *out,
+                                af_error *err) {
+  (void)ctx;
+  (void)err;
+  *out = af_cpu_grad_sumsq(grad, n);
+  return AF_OK;
+}
+
+static af_status cpu_mnr_loss(void *ctx, const float *a, const float *p, int B, int C, float scale,
+                              int symmetric, float *loss, float *da, float *dp, af_error *err) {
+  (void)ctx;
+  return af_cpu_mnr_loss(a, p, NULL, B, 0, C, scale, symmetric, loss, da, dp, NULL, err);
+}
+
+static af_status cpu_adamw_step(void *ctx, float *param, const float *grad, float *m, float *v,
+                                uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
+                                const af_adamw_op_scalars *s, af_error *err) {
+  (void)ctx;
+  if (work_bf16)
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "adamw_step: the cpu backend keeps no bf16 working copy");
+  for (int i = 0; i < n_tensors; i++) {
+    const int64_t o = table[i].offset;
+    af_cpu_adamw_update(param + o, grad + o, m + o, v + o, table[i].numel, table[i].decay, s);
+  }
+  return AF_OK;
+}
+
 /* The two CPU tables differ only in the linear layers. */
 #define CPU_TABLE(NAME, LINEAR_FWD, LINEAR_BWD) \
     .name = NAME,                                                   \
@@ -393,6 +488,9 @@ static af_status cpu_linear_backward_bf16(void *ctx, float *dinp, float *dw, flo
     .mean_pool_l2norm_forward = cpu_mean_pool_l2norm_forward,       \
     .topk_merge_rows = cpu_topk_merge_rows,                         \
     .rescore_fp32 = cpu_rescore_fp32,                               \
+    .topk_fused = cpu_topk_fused,                                   \
+    .topk_merge_partials = cpu_topk_merge_partials,                 \
+    .rescore_fp32_range = cpu_rescore_fp32_range,                   \
     .dropout_forward = cpu_dropout_forward,                         \
     .dropout_backward = cpu_dropout_backward,                       \
     .attention_dropout_forward = cpu_attention_dropout_forward,     \
@@ -405,7 +503,15 @@ static af_status cpu_linear_backward_bf16(void *ctx, float *dinp, float *dw, flo
     .attention_backward = cpu_attention_backward,                   \
     .mean_pool_backward = cpu_mean_pool_backward,                   \
     .cls_pool_backward = cpu_cls_pool_backward,                     \
-    .l2norm_backward = cpu_l2norm_backward                         
+    .l2norm_backward = cpu_l2norm_backward,                         \
+    .zero = cpu_zero,                                               \
+    .copy = cpu_copy,                                               \
+    .stream = cpu_stream,                                           \
+    .dropout_tokens_forward = cpu_dropout_tokens_forward,           \
+    .dropout_tokens_backward = cpu_dropout_tokens_backward,         \
+    .grad_sumsq = cpu_grad_sumsq,                                   \
+    .mnr_loss = cpu_mnr_loss,                                       \
+    .adamw_step = cpu_adamw_step
 
 const af_backend_ops af_cpu_backend_ops = {CPU_TABLE("cpu", cpu_linear_forward, cpu_linear_backward)};
 const af_backend_ops af_cpu_bf16_backend_ops =

@@ -2,9 +2,9 @@
  * GPU current (af_cuda_enter), queues the op on the context's stream, and
  * returns the error the op recorded (an argument it cannot handle, a failed
  * launch or cuBLAS call) at once; a fault inside a running kernel surfaces at
- * the next sync or download. The training ops are NULL until CUDA kernels
- * for them exist: af_op_* then reports "op ... is not implemented by the cuda
- * backend". */
+ * the next sync or download. A NULL entry would make af_op_* report "op ... is
+ * not implemented by the cuda backend"; every op has a CUDA entry now (the
+ * training ones have not run on a GPU yet). */
 #include "cuda_ops.h"
 #include "cuda_ops_backward.h"
 #include "ops_table.h"
@@ -140,6 +140,38 @@ static af_status cu_rescore_fp32(void *v, float *out, const float *Q, const floa
   RUN(v, err, af_cuda_rescore_fp32(CTX(v), out, Q, X, idx, QT, kp, d));
 }
 
+static af_status cu_topk_fused(void *v, float *ps, int64_t *pi, int kp, const uint16_t *Q,
+                               const uint16_t *X, int nq, int cc, int dp, int64_t col0,
+                               int64_t q0, int S, af_error *err) {
+  RUN(v, err, af_cuda_topk_fused(CTX(v), ps, pi, kp, Q, X, nq, cc, dp, col0, q0, S));
+}
+
+static af_status cu_topk_merge_partials(void *v, float *ls, int64_t *li, int kp, const float *ps,
+                                        const int64_t *pi, int nq, int S, af_error *err) {
+  RUN(v, err, af_cuda_topk_merge_partials(CTX(v), ls, li, kp, ps, pi, nq, S));
+}
+
+static af_status cu_rescore_fp32_range(void *v, float *out, const float *Q, const float *X,
+                                       const int64_t *idx, int QT, int kp, int d, int64_t c0,
+                                       int64_t c1, af_error *err) {
+  RUN(v, err, af_cuda_rescore_fp32_range(CTX(v), out, Q, X, idx, QT, kp, d, c0, c1));
+}
+
+static af_status cu_host_alloc(void *v, size_t bytes, void **out, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_host_alloc(CTX(v), bytes, out, err);
+}
+
+static void cu_host_free(void *v, void *ptr) {
+  if (af_cuda_enter(CTX(v), NULL) == AF_OK)
+    af_cuda_host_free(CTX(v), ptr);
+}
+
+static af_status cu_mem_free(void *v, size_t *free_bytes, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_mem_free(CTX(v), free_bytes, err);
+}
+
 /* ---- training (kernels/cuda/*_backward.cu; not yet run on a GPU) --------------------- */
 
 static af_status cu_dropout_forward(void *v, float *out, const float *inp, int64_t n, float p,
@@ -202,8 +234,101 @@ static af_status cu_l2norm_backward(void *v, float *dinp, const float *dout, con
   RUN(v, err, af_cuda_l2norm_backward(CTX(v), dinp, dout, out, norms, N, C));
 }
 
-/* The table, filled member by member (C++17 has no designated initialisers);
- * attention dropout stays NULL: no CUDA kernel for it yet. */
+/* ---- attention dropout and the trainer on the device (not yet run on a GPU) ---------- */
+
+static af_status cu_attention_dropout_forward(void *v, float *out, const float *probs,
+                                              const float *qkv, const int32_t *cu, int B, int C,
+                                              int NH, float p, uint64_t seed, uint64_t stream,
+                                              const int64_t *mask_base, af_error *err) {
+  RUN(v, err, af_cuda_attention_dropout_forward(CTX(v), out, probs, qkv, cu, B, C, NH, p, seed,
+                                                stream, mask_base));
+}
+
+static af_status cu_attention_dropout_backward(void *v, float *dqkv, const float *dout,
+                                               const float *qkv, const float *probs,
+                                               const int32_t *cu, int B, int C, int NH, float p,
+                                               uint64_t seed, uint64_t stream,
+                                               const int64_t *mask_base, af_error *err) {
+  RUN(v, err, af_cuda_attention_dropout_backward(CTX(v), dqkv, dout, qkv, probs, cu, B, C, NH, p,
+                                                 seed, stream, mask_base));
+}
+
+static af_status cu_zero(void *v, void *dst, size_t bytes, af_error *err) {
+  RUN(v, err, af_cuda_zero(CTX(v), dst, bytes));
+}
+
+static af_status cu_stream(void *v, void **out, af_error *err) {
+  (void)err;
+  *out = af_cuda_stream(CTX(v));
+  return AF_OK;
+}
+
+static af_status cu_copy(void *v, void *dst, const void *src, size_t bytes, af_error *err) {
+  RUN(v, err, af_cuda_copy(CTX(v), dst, src, bytes));
+}
+
+static af_status cu_dropout_tokens_forward(void *v, float *x, const int32_t *gtok, int T, int C,
+                                           float p, uint64_t seed, uint64_t stream,
+                                           af_error *err) {
+  RUN(v, err, af_cuda_dropout_tokens(CTX(v), x, NULL, gtok, T, C, p, seed, stream));
+}
+
+static af_status cu_dropout_tokens_backward(void *v, float *dinp, const float *dout,
+                                            const int32_t *gtok, int T, int C, float p,
+                                            uint64_t seed, uint64_t stream, af_error *err) {
+  RUN(v, err, af_cuda_dropout_tokens(CTX(v), dinp, dout, gtok, T, C, p, seed, stream));
+}
+
+static af_status cu_grad_sumsq(void *v, const float *grad, int64_t n, double *out,
+                               af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  AF_TRY(af_cuda_take_pending(CTX(v), err));
+  return af_cuda_grad_sumsq(CTX(v), grad, n, out, err);
+}
+
+static af_status cu_mnr_loss(void *v, const float *a, const float *p, int B, int C, float scale,
+                             int symmetric, float *loss, float *da, float *dp, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_mnr_loss(CTX(v), a, p, B, C, scale, symmetric, loss, da, dp, err);
+}
+
+static af_status cu_adamw_step(void *v, float *param, const float *grad, float *m, float *vv,
+                               uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
+                               const af_adamw_op_scalars *s, af_error *err) {
+  RUN(v, err, af_cuda_adamw_step(CTX(v), param, grad, m, vv, work_bf16, table, n_tensors, s));
+}
+
+static af_status cu_linear_forward_bf16in(void *v, float *out, const float *inp, const float *w,
+                                          const float *bias, int N, int IC, int OC,
+                                          af_error *err) {
+  RUN(v, err, af_cuda_linear_forward_bf16in(CTX(v), out, inp, w, bias, N, IC, OC));
+}
+
+static af_status cu_linear_backward_bf16in(void *v, float *dinp, float *dw, float *dbias,
+                                           const float *dout, const float *inp, const float *w,
+                                           int N, int IC, int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_backward_bf16in(CTX(v), dinp, dw, dbias, dout, inp, w, N, IC, OC));
+}
+
+/* The trainer's entries, added to the table below (one place for merges). */
+static void cuda_table_training(af_backend_ops *t) {
+  t->attention_dropout_forward = cu_attention_dropout_forward;
+  t->attention_dropout_backward = cu_attention_dropout_backward;
+  t->zero = cu_zero;
+  t->copy = cu_copy;
+  t->stream = cu_stream;
+  t->dropout_tokens_forward = cu_dropout_tokens_forward;
+  t->dropout_tokens_backward = cu_dropout_tokens_backward;
+  t->grad_sumsq = cu_grad_sumsq;
+  t->mnr_loss = cu_mnr_loss;
+  t->adamw_step = cu_adamw_step;
+}
+
+/* bf16 mode for training (af_device_set_precision on CUDA): the fp32 table with
+ * the linear layers' GEMM inputs rounded to bf16. */
+static af_backend_ops cuda_bf16_table(void);
+
+/* The table, filled member by member (C++17 has no designated initialisers). */
 static af_backend_ops cuda_table(void) {
   af_backend_ops t = {};
   t.name = "cuda";
@@ -228,6 +353,12 @@ static af_backend_ops cuda_table(void) {
   t.mean_pool_l2norm_forward = cu_mean_pool_l2norm_forward;
   t.topk_merge_rows = cu_topk_merge_rows;
   t.rescore_fp32 = cu_rescore_fp32;
+  t.topk_fused = cu_topk_fused;
+  t.topk_merge_partials = cu_topk_merge_partials;
+  t.rescore_fp32_range = cu_rescore_fp32_range;
+  t.mem_free = cu_mem_free;
+  t.host_alloc = cu_host_alloc;
+  t.host_free = cu_host_free;
   t.dropout_forward = cu_dropout_forward;
   t.dropout_backward = cu_dropout_backward;
   t.embedding_backward = cu_embedding_backward;
@@ -239,7 +370,18 @@ static af_backend_ops cuda_table(void) {
   t.mean_pool_backward = cu_mean_pool_backward;
   t.cls_pool_backward = cu_cls_pool_backward;
   t.l2norm_backward = cu_l2norm_backward;
+  cuda_table_training(&t);
   return t;
 }
 
 extern "C" const af_backend_ops af_cuda_backend_ops = cuda_table();
+
+static af_backend_ops cuda_bf16_table(void) {
+  af_backend_ops t = cuda_table();
+  t.name = "cuda (bf16)";
+  t.linear_forward = cu_linear_forward_bf16in;
+  t.linear_backward = cu_linear_backward_bf16in;
+  return t;
+}
+
+extern "C" const af_backend_ops af_cuda_bf16_backend_ops = cuda_bf16_table();

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cuda_ops.h"
+#include "ops_backward.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,22 +56,10 @@ void af_cuda_l2norm_backward(af_cuda_context *ctx, float *dinp, const float *dou
 
 /* ---- fused AdamW (kernels/cuda/adamw.cu) ----------------------------------- */
 
-/* One trained tensor of the parameter buffer. */
-typedef struct {
-  int64_t offset, numel;
-  int decay; /* takes weight decay (af_param_decays) */
-} af_cuda_adamw_tensor;
-
-/* The scalars of one AdamW step, computed on the host exactly as
- * af_adamw_update computes them (in double, then rounded to float). */
-typedef struct {
-  float keep_decay;  /* 1 - lr * weight_decay, for decaying tensors */
-  float w1, w2, fb2; /* 1 - beta1, 1 - beta2, beta2 */
-  float step_size;   /* lr / (1 - beta1^step) */
-  float bc2_sqrt;    /* sqrt(1 - beta2^step) */
-  float eps;
-  float grad_scale;  /* accumulation mean x clipping factor */
-} af_cuda_adamw_scalars;
+/* The per-tensor table and the step's scalars are the op interface's
+ * (ops_backward.h: af_adamw_tensor, af_adamw_op_scalars). */
+typedef af_adamw_tensor af_cuda_adamw_tensor;
+typedef af_adamw_op_scalars af_cuda_adamw_scalars;
 
 /* One AdamW step over the tensors of the table (host memory, n_tensors) in
  * the contiguous fp32 buffers param, grad, m, v (device), one launch. Each
@@ -88,6 +77,41 @@ void af_cuda_adamw_step(af_cuda_context *ctx, float *param, const float *grad, f
  * to the CPU's bit for bit. Synchronises the stream; *out on the host. */
 af_status af_cuda_grad_sumsq(af_cuda_context *ctx, const float *grad, int64_t n, double *out,
                              af_error *err);
+
+/* ---- attention-probability dropout (attention_dropout.cu) ------------------
+ * Bit-equal to kernels/cpu/attention_dropout.c; mask_base (B) device or NULL. */
+void af_cuda_attention_dropout_forward(af_cuda_context *ctx, float *out, const float *probs,
+                                       const float *qkv, const int32_t *cu_seqlens, int B, int C,
+                                       int NH, float p, uint64_t seed, uint64_t stream,
+                                       const int64_t *mask_base);
+void af_cuda_attention_dropout_backward(af_cuda_context *ctx, float *dqkv, const float *dout,
+                                        const float *qkv, const float *probs,
+                                        const int32_t *cu_seqlens, int B, int C, int NH, float p,
+                                        uint64_t seed, uint64_t stream, const int64_t *mask_base);
+
+/* ---- the trainer's memory ops and token dropout (train_ops.cu) ------------- */
+void af_cuda_zero(af_cuda_context *ctx, void *dst, size_t bytes);
+void af_cuda_copy(af_cuda_context *ctx, void *dst, const void *src, size_t bytes);
+/* The context's stream as a void * (cudaStream_t). */
+void *af_cuda_stream(af_cuda_context *ctx);
+/* Bit-equal to af_cpu_dropout_tokens: dout NULL forward in place, else backward. */
+void af_cuda_dropout_tokens(af_cuda_context *ctx, float *x, const float *dout,
+                            const int32_t *gtok, int T, int C, float p, uint64_t seed,
+                            uint64_t stream);
+
+/* ---- the multiple-negatives ranking loss (mnr_loss.cu): af_op_mnr_loss;
+ * synchronises the stream (the loss goes to the host). */
+af_status af_cuda_mnr_loss(af_cuda_context *ctx, const float *A, const float *P, int B, int C,
+                           float scale, int symmetric, float *loss, float *dA, float *dP,
+                           af_error *err);
+
+/* ---- the linear layer of the bf16 table (linear_bf16_train.cu): fp32
+ * interface, GEMM inputs rounded to bf16, fp32 accumulation. */
+void af_cuda_linear_forward_bf16in(af_cuda_context *ctx, float *out, const float *inp,
+                                   const float *w, const float *bias, int N, int IC, int OC);
+void af_cuda_linear_backward_bf16in(af_cuda_context *ctx, float *dinp, float *dw, float *dbias,
+                                    const float *dout, const float *inp, const float *w, int N,
+                                    int IC, int OC);
 
 #ifdef __cplusplus
 }
