@@ -5,6 +5,8 @@
 # the corpus. Prints the executions reached per target. Any crash, leak, UB
 # report or timeout fails the script; the input that did it is kept in
 # build-fuzz/crashes/ (add it to tests/fuzz/corpus/<target>/ once fixed).
+# Then the short CLI campaigns (tests/fuzz/cli_campaign.sh, 100 mutated files;
+# tests/fuzz/kill_campaign.sh, 2 kills per command): docs/hardening.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-15}
@@ -38,4 +40,19 @@ for corpus in tests/fuzz/corpus/*/; do
   printf 'fuzz_%-12s corpus %3d files ok; %10s executions in %ss, no crash\n' "$name" \
     "$(ls "$corpus" | wc -l)" "$runs" "$SECONDS_EACH"
 done
+# 3. the CLI campaigns, short (docs/hardening.md): 100 byte-mutated input
+# files through the CLI, and 2 kill -9 per command; the ASan build of
+# .ci/sanitize.sh when it is there, else the release build.
+AF=build-asan/affinity
+[ -x "$AF" ] || AF=build/affinity
+if [ -x "$AF" ]; then
+  tests/fuzz/cli_campaign.sh -n "${CLI_CASES:-100}" -b "$PWD/$AF" -w "$PWD/build-fuzz/cli" \
+    > build-fuzz/cli.log 2>&1 || { echo "cli campaign FAILED"; tail -30 build-fuzz/cli.log; status=1; }
+  tail -1 build-fuzz/cli.log
+  tests/fuzz/kill_campaign.sh -k "${KILL_EACH:-2}" -b "$PWD/$AF" -w "$PWD/build-fuzz/kill" \
+    > build-fuzz/kill.log 2>&1 || { echo "kill campaign FAILED"; cat build-fuzz/kill.log; status=1; }
+  cat build-fuzz/kill.log
+else
+  echo "fuzz: no affinity binary (build/ or build-asan/): CLI campaigns skipped"; status=1
+fi
 exit $status

@@ -1179,6 +1179,12 @@ typedef struct {
   double warm_text_weight; /* AF_FUSE_TEXT_MERGE: + this x cosine in the warm list (default 0.05) */
   int query_history;     /* 1: lambda also scaled by the query items' mean 1/(1 + n_q/text_beta),
                             so text counts where the query's own history is thin (default 0) */
+  int64_t memory_limit;  /* bytes for the model, its text-neighbour pools and the result rows
+                            (0 = af_memory_limit_default()): af_fuse_model_build and
+                            af_fuse_run estimate their need before allocating and stop with
+                            AF_ERR_NOMEM naming --memory-limit and the pool flags past it;
+                            the co-occurrence pairs (every pair, at any count) are counted
+                            against what remains as they are found */
 } af_fuse_options;
 
 void af_fuse_default_options(af_fuse_options *opt);

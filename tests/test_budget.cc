@@ -5,7 +5,10 @@
 // are stated at each case); with a 64 MiB limit they stop within a second.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "test_util.h"
 
@@ -94,6 +97,96 @@ TEST(Budget, CooccurHugeBasketsNamesTheFlags) {
   expect_budget_error(aft::cli() + " cooccur --baskets '" + b +
                           "' --baskets-format lines --memory-limit 64M",
                       dir + "/p.csv", {"co-occurrence pairs", "--min-count", "--memory-limit"});
+}
+
+// ---- fusion (engine/assoc/fuse.c) ----------------------------------------------
+
+// A catalog of n products, their embeddings (d 4, written by affinity) and
+// baskets (lines format, catalog ids): `full` baskets holding every product,
+// plus one basket of the first two.
+struct FusionFiles {
+  std::string dir, catalog, baskets, emb;
+  FusionFiles(const std::string &tag, int n, int full) {
+    dir = aft::temp_dir(tag);
+    catalog = dir + "/products.csv", baskets = dir + "/baskets.txt", emb = dir + "/emb.h5";
+    std::string c = "product_id,product_name\n", all, b;
+    std::vector<std::string> ids;
+    for (int i = 0; i < n; i++) {
+      ids.push_back("p" + std::to_string(i));
+      c += ids.back() + ",product " + std::to_string(i) + "\n";
+      all += (i ? "," : "") + ids.back();
+    }
+    aft::write_file(catalog, c);
+    for (int k = 0; k < full; k++) b += all + "\n";
+    aft::write_file(baskets, b + "p0,p1\n");
+    std::vector<char *> idp;
+    for (auto &s : ids) idp.push_back(const_cast<char *>(s.c_str()));
+    std::vector<float> x((size_t)n * 4);
+    for (int i = 0; i < n; i++)
+      for (int j = 0; j < 4; j++) x[(size_t)i * 4 + j] = (float)((i * 7 + j * 3) % 11) + 1;
+    af_embeddings e = {};
+    e.n = n, e.d = 4, e.ids = idp.data(), e.emb = x.data();
+    e.model = const_cast<char *>("budget"), e.pooling = const_cast<char *>("mean");
+    af_error err{};
+    EXPECT_EQ(af_embeddings_write(emb.c_str(), &e, &err), AF_OK) << err.msg;
+  }
+  std::string cmd() const {
+    return aft::cli() + " associate --catalog '" + catalog +
+           "' --id-column product_id --text-column product_name --baskets '" + baskets +
+           "' --baskets-format lines --embeddings '" + emb + "' --threads 1";
+  }
+};
+
+// 3,000 products with --sub-pool 2000: the substitute pools alone are
+// 3,000 x 2,000 x 12 bytes = 72 MB, over a 16 MiB limit.
+TEST(Budget, FusionPoolsNameTheFlags) {
+  FusionFiles f("budget-fuse-pools", 3000, 0);
+  expect_budget_error(f.cmd() + " --sub-pool 2000 --memory-limit 16M", f.dir + "/a.csv",
+                      {"fusion (3000 products, 2000 text neighbours each", "--sub-pool",
+                       "--memory-limit"});
+  std::string err;  // the same input within the limit's reach runs
+  EXPECT_EQ(aft::run(f.cmd() + " --sub-pool 20 --memory-limit 64M --out '" + f.dir + "/ok.csv'",
+                     nullptr, &err), 0) << err;
+}
+
+// 2 baskets of 3,000 products: every pair is stored (fusion counts pairs at
+// any count), 9e6 entries x 12 bytes = 108 MB, over a 16 MiB limit.
+TEST(Budget, FusionPairsNameTheFlag) {
+  FusionFiles f("budget-fuse-pairs", 3000, 2);
+  expect_budget_error(f.cmd() + " --sub-pool 5 --memory-limit 16M", f.dir + "/a.csv",
+                      {"every pair bought together", "largest baskets", "--memory-limit"});
+}
+
+// The default limit (half the RAM, or $AF_MEMORY_LIMIT) protects a caller
+// that sets none: a catalog sized so that its substitute pools alone need
+// twice the default stops before any allocation, within a second (the
+// embeddings, d 1, are a lazily zeroed calloc never touched).
+TEST(Budget, FusionDefaultLimitStopsBeforeAllocating) {
+  const int64_t limit = af_memory_limit_default();
+  const int pool = 2000;
+  const int64_t N = 2 * limit / (12 * pool) + 1;
+  ASSERT_LT(N, (int64_t)INT32_MAX);
+  float *emb = static_cast<float *>(calloc((size_t)N, sizeof(float)));
+  ASSERT_NE(emb, nullptr);
+  int64_t off[1] = {0};
+  int32_t none[1] = {0};
+  af_baskets b{};
+  af_error err{};
+  ASSERT_EQ(af_baskets_from_arrays(0, (int32_t)N, off, none, &b, &err), AF_OK) << err.msg;
+  af_fuse_options o;
+  af_fuse_default_options(&o);
+  o.sub_pool = pool;
+  af_fuse_input in = {N, 1, emb, &b, 0, nullptr};
+  af_fuse_result r{};
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(af_fuse_run(&o, &in, &r, &err), AF_ERR_NOMEM);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(s, 1.0);
+  EXPECT_NE(std::string(err.msg).find("--memory-limit"), std::string::npos) << err.msg;
+  EXPECT_NE(std::string(err.msg).find("--sub-pool"), std::string::npos) << err.msg;
+  EXPECT_EQ(r.n, 0);
+  af_baskets_free(&b);
+  free(emb);
 }
 
 }  // namespace

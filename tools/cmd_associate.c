@@ -30,6 +30,9 @@ static const af_flag_spec FLAGS[] = {
     {"ease-lambda", "X", "EASE: L2 weight (default 100; `affinity eval` chooses it on a validation split)"},
     {"ease-min-count", "N", "EASE: model products in at least N baskets (default 2)"},
     {"ease-max-items", "N", "EASE: size limit of the dense solve; above it the N most-bought (default 5000)"},
+    {"memory-limit", "SIZE",
+     "memory for the fusion model, its text-neighbour pools and the rows, e.g. 512M, 8G "
+     "(default: half the RAM; or $AF_MEMORY_LIMIT)"},
     {"out", "FILE", "associations CSV (required)"},
 };
 
@@ -142,7 +145,10 @@ int af_cmd_associate(int argc, char **argv) {
       (st = af_arg_f64(&a, "sub-min-cosine", opt.sub_min_cosine, -1, 1, &opt.sub_min_cosine,
                        &err)) != AF_OK ||
       (st = af_arg_f64(&a, "sub-max-lift", opt.sub_max_lift, 0, 1e12, &opt.sub_max_lift, &err)) !=
-          AF_OK)
+          AF_OK ||
+      (af_arg_str(&a, "memory-limit") &&
+       (st = af_memory_limit_parse(af_arg_str(&a, "memory-limit"), &opt.memory_limit, &err)) !=
+           AF_OK))
     goto fail;
   opt.k = (int)k;
   opt.min_count = min_count;

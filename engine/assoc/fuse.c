@@ -28,6 +28,7 @@ void af_fuse_default_options(af_fuse_options *opt) {
   opt->warm_text_weight = 0.05;
   opt->query_history = 0;
   opt->text_pool = 100;
+  opt->memory_limit = 0;
 }
 
 af_status af_fuse_check_options(const af_fuse_options *o, af_error *err) {
@@ -63,6 +64,9 @@ af_status af_fuse_check_options(const af_fuse_options *o, af_error *err) {
   if (o->text_pool < 0 || o->text_pool > AF_SCORE_MAX_K)
     return af_error_set(err, AF_ERR_ARG, "text_pool must be in [0, %d], got %d", AF_SCORE_MAX_K,
                         o->text_pool);
+  if (o->memory_limit < 0)
+    return af_error_set(err, AF_ERR_ARG, "memory_limit must be >= 0 (0: the default), got %lld",
+                        (long long)o->memory_limit);
   return AF_OK;
 }
 
@@ -231,8 +235,64 @@ static af_status text_neighbours(const af_fuse_model *m, const unsigned char *ke
   return st;
 }
 
-af_status af_fuse_model_build(const af_fuse_options *opt, const af_fuse_input *in,
-                              int substitutes, af_fuse_model **out, af_error *err) {
+/* ---- memory budget ------------------------------------------------------------ */
+
+/* Text neighbours kept per product by a model with substitutes (pool_w). */
+static int64_t pool_width(const af_fuse_options *o, int64_t N) {
+  int64_t sp = o->sub_pool < N - 1 ? o->sub_pool : N - 1;
+  if (o->text_alpha > 0 && o->text_pool > sp)
+    sp = o->text_pool < N - 1 ? o->text_pool : N - 1;
+  return sp > 0 ? sp : 0;
+}
+
+/* Bytes af_fuse_model_build allocates besides the co-occurrence pairs: the
+ * co-occurrence rows and transposed baskets, T and T^T, the text search
+ * (packed index, neighbours) and, with substitutes, the text-neighbour pools. */
+static int64_t model_bytes(const af_fuse_options *o, const af_fuse_input *in, int substitutes) {
+  const double N = (double)in->N, d = in->d;
+  const double tk = o->text_k < in->N - 1 ? o->text_k : (double)(in->N - 1);
+  const double nnz = (double)in->baskets->offsets[in->baskets->n_baskets];
+  double b = 48 * N + 8 * nnz;             /* co-occurrence rows, the baskets per item */
+  b += 32 * N + 16 * N * (tk + 1);         /* T, T^T: offsets, (index, weight) */
+  b += N * (4 * (d + 32) + 17 + 12 * tk);  /* text search: packed index, rows, nbr + cos */
+  if (substitutes)
+    b += 12 * N * (double)pool_width(o, in->N); /* the pools: (N, pool_w) nbr + cos */
+  return b > 9e18 ? INT64_MAX : (int64_t)b;
+}
+
+/* Bytes af_fuse_run adds: (N, 2k) association rows twice (per product, then
+ * packed) and each thread's scratch and dense scores. */
+static int64_t run_bytes(const af_fuse_options *o, int64_t N) {
+  int threads = o->threads > 0 ? o->threads : omp_get_max_threads();
+  double b = (double)N * (2.0 * 2 * o->k * sizeof(af_association) + 4 + 33.0 * threads);
+  return b > 9e18 ? INT64_MAX : (int64_t)b;
+}
+
+static const char fuse_hint[] =
+    "lower --sub-pool, --text-pool or --text-k (or --k), or raise --memory-limit";
+
+/* The co-occurrence of every pair (min_count 1) within what the rest of the
+ * model leaves of the limit; each stored pair entry also gets an A weight
+ * (4 bytes beside cooccur's 8), so cooccur gets 8/12 of it. */
+static af_status build_pairs(const af_baskets *bk, int64_t left, af_cooccur *co, af_error *err) {
+  af_error e = {0};
+  int64_t cap = left / 12 * 8;
+  af_status st = af_cooccur_build_limited(bk, 1, cap > 0 ? cap : 1, co, &e);
+  if (st == AF_ERR_NOMEM && strstr(e.msg, "(limit")) {
+    char a[32];
+    return af_error_set(err, st,
+                        "fusion: the co-occurrence of every pair bought together (at any count) "
+                        "would need more than the %s the memory limit leaves for it; drop the "
+                        "largest baskets, or raise --memory-limit",
+                        af_format_bytes(left > 0 ? left : 0, a));
+  }
+  if (st != AF_OK && err)
+    *err = e;
+  return st;
+}
+
+static af_status build_model(const af_fuse_options *opt, const af_fuse_input *in,
+                             int substitutes, int64_t extra, af_fuse_model **out, af_error *err) {
   *out = NULL;
   AF_TRY(af_fuse_check_options(opt, err));
   if (!in->baskets || in->baskets->n_items != in->N)
@@ -240,6 +300,14 @@ af_status af_fuse_model_build(const af_fuse_options *opt, const af_fuse_input *i
                         in->baskets ? in->baskets->n_items : -1, (long long)in->N);
   if (in->N < 1 || in->d < 1 || !in->emb)
     return af_error_set(err, AF_ERR_ARG, "fusion: empty catalog or embeddings");
+  const int64_t limit = af_memory_limit_or_default(opt->memory_limit);
+  const int64_t need = model_bytes(opt, in, substitutes);
+  const int64_t fixed = need > INT64_MAX - extra ? INT64_MAX : need + extra;
+  char what[160];
+  snprintf(what, sizeof what, "fusion (%lld products, %lld text neighbours each, %d complement "
+           "rows)", (long long)in->N, (long long)(substitutes ? pool_width(opt, in->N) : 0),
+           opt->k);
+  AF_TRY(af_budget_check(fixed, limit, what, fuse_hint, err));
   af_fuse_model *m = af_calloc(1, sizeof *m, err);
   if (!m)
     return AF_ERR_NOMEM;
@@ -249,7 +317,7 @@ af_status af_fuse_model_build(const af_fuse_options *opt, const af_fuse_input *i
   m->emb = in->emb;
   m->n_levels = in->n_category_levels;
   m->categories = in->categories;
-  af_status st = af_cooccur_build(in->baskets, 1, &m->co, err);
+  af_status st = build_pairs(in->baskets, limit - fixed, &m->co, err);
   if (st != AF_OK)
     goto fail;
   const int64_t nnz = m->co.offsets[m->N];
@@ -309,6 +377,12 @@ af_status af_fuse_model_build(const af_fuse_options *opt, const af_fuse_input *i
 fail:
   af_fuse_model_free(m);
   return st;
+}
+
+af_status af_fuse_model_build(const af_fuse_options *opt, const af_fuse_input *in,
+                              int substitutes, af_fuse_model **out, af_error *err) {
+  /* one query's scratch and dense scores beside the model */
+  return build_model(opt, in, substitutes, 33 * (in->N > 0 ? in->N : 0), out, err);
 }
 
 af_status af_fuse_scratch_create(const af_fuse_model *m, af_fuse_scratch **out, af_error *err) {
@@ -658,7 +732,7 @@ af_status af_fuse_run(const af_fuse_options *opt, const af_fuse_input *in, af_fu
                       af_error *err) {
   memset(out, 0, sizeof *out);
   af_fuse_model *m = NULL;
-  AF_TRY(af_fuse_model_build(opt, in, 1, &m, err));
+  AF_TRY(build_model(opt, in, 1, run_bytes(opt, in->N), &m, err));
   const int64_t N = in->N;
   const int per = 2 * opt->k;
   af_association *rows = af_malloc((size_t)N * per, sizeof *rows, err);

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Arena blocks double from ARENA_FIRST to ARENA_BLOCK bytes: a small map
+ * (one catalog of a few rows) does not take a megabyte. */
+#define ARENA_FIRST ((size_t)1 << 12)
 #define ARENA_BLOCK ((size_t)1 << 20)
 
 /* 32 bytes; keys of up to 8 bytes (most ids) are also kept inline so that a
@@ -108,7 +111,9 @@ int64_t af_strmap_get(const af_strmap *m, const char *key, size_t len) {
 static const char *arena_copy(af_strmap *m, const char *key, size_t len, af_error *err) {
   arena_block *b = m->arena;
   if (!b || b->cap - b->used < len + 1) {
-    size_t cap = len + 1 > ARENA_BLOCK ? len + 1 : ARENA_BLOCK;
+    size_t cap = !b ? ARENA_FIRST : b->cap < ARENA_BLOCK ? 2 * b->cap : ARENA_BLOCK;
+    if (cap < len + 1)
+      cap = len + 1;
     arena_block *nb = af_malloc(1, sizeof *nb + cap, err);
     if (!nb)
       return NULL;

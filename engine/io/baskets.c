@@ -51,7 +51,7 @@ static void strvec_free(strvec *s) {
 static af_status rowbuf_push(rowbuf *r, int64_t basket, int32_t item, uint64_t hash,
                              af_error *err) {
   if (r->n == r->cap) {
-    int64_t cap = r->cap ? r->cap * 2 : 1 << 16;
+    int64_t cap = r->cap ? r->cap * 2 : 1024; /* doubling: small files allocate little */
     int64_t *b = af_realloc(r->basket, (size_t)cap, sizeof *b, err);
     if (!b)
       return AF_ERR_NOMEM;
@@ -220,7 +220,7 @@ static af_status load_long(af_csv *r, const af_baskets_options *opt, item_mapper
   AF_TRY(af_csv_column(f, nf, oc, path, &o_idx, err));
   AF_TRY(af_csv_column(f, nf, ic, path, &i_idx, err));
   af_strmap *orders = NULL;
-  AF_TRY(af_strmap_create(1 << 12, &orders, err));
+  AF_TRY(af_strmap_create(1 << 8, &orders, err));
   af_status st = AF_OK;
   int64_t last_basket = -1;
   for (;;) {
@@ -334,7 +334,7 @@ af_status af_baskets_load(const char *path, const af_baskets_options *opt,
   strvec basket_ids = {0};
   af_status st = AF_OK;
   if (!catalog)
-    st = af_strmap_create(1 << 12, &im.items, err);
+    st = af_strmap_create(1 << 8, &im.items, err);
   if (st == AF_OK)
     st = lines ? load_lines(r, &im, &rows, &basket_ids, rep, err)
                : load_long(r, opt, &im, &rows, &basket_ids, rep, err);

@@ -13,7 +13,7 @@ struct af_csv {
   FILE *f;
   char *path;
   char delim;
-  unsigned char buf[CSV_READ_CHUNK]; /* (CSV_READ_CHUNK) read buffer */
+  unsigned char *buf; /* (CSV_READ_CHUNK) read buffer, not zeroed: a small file touches one page */
   size_t pos, len;
   int at_eof;
   int64_t line;     /* 1-based line of the next byte to read */
@@ -28,7 +28,7 @@ struct af_csv {
 static int refill(af_csv *r) {
   if (r->at_eof)
     return 0;
-  r->len = fread(r->buf, 1, sizeof r->buf, r->f);
+  r->len = fread(r->buf, 1, CSV_READ_CHUNK, r->f);
   r->pos = 0;
   if (r->len == 0) {
     r->at_eof = 1;
@@ -58,12 +58,13 @@ af_status af_csv_open(const char *path, char delimiter, af_csv **out, af_error *
   if (!r)
     return AF_ERR_NOMEM;
   r->path = strdup(path);
+  r->buf = af_malloc(CSV_READ_CHUNK, 1, err);
   r->rec_cap = 256;
   r->rec = af_malloc(r->rec_cap, 1, err);
   r->field_cap = 16;
   r->starts = af_malloc((size_t)r->field_cap, sizeof *r->starts, err);
   r->fields = af_malloc((size_t)r->field_cap, sizeof *r->fields, err);
-  if (!r->path || !r->rec || !r->starts || !r->fields) {
+  if (!r->path || !r->buf || !r->rec || !r->starts || !r->fields) {
     af_csv_close(r);
     return af_error_set(err, AF_ERR_NOMEM, "%s: out of memory opening CSV", path);
   }
@@ -92,6 +93,7 @@ void af_csv_close(af_csv *r) {
   if (r->f)
     fclose(r->f);
   free(r->path);
+  free(r->buf);
   free(r->rec);
   free(r->starts);
   free(r->fields);

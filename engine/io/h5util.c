@@ -28,9 +28,24 @@ static hid_t strong_close_fapl(void) {
   return fapl;
 }
 
+/* A creation property list of class cls (group, dataset or file) that stores
+ * no object times, so the same content gives the same bytes (H5I_INVALID_HID
+ * on failure). */
+static hid_t timeless_plist(hid_t cls) {
+  hid_t p = H5Pcreate(cls);
+  if (p >= 0 && H5Pset_obj_track_times(p, 0) < 0) {
+    H5Pclose(p);
+    return H5I_INVALID_HID;
+  }
+  return p;
+}
+
+hid_t af_h5_dataset_plist(void) { return timeless_plist(H5P_DATASET_CREATE); }
+
 hid_t af_h5_create(const char *path, af_error *err) {
-  /* the user block holds the digest (io/digest.h), written at af_h5_commit */
-  hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = strong_close_fapl();
+  /* the user block holds the digest (io/digest.h), written at af_h5_commit;
+   * the root group stores no times (timeless_plist) */
+  hid_t fcpl = timeless_plist(H5P_FILE_CREATE), fapl = strong_close_fapl();
   hid_t f = H5I_INVALID_HID;
   if (fcpl >= 0 && fapl >= 0 && H5Pset_userblock(fcpl, AF_DIGEST_BLOCK) >= 0)
     f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
@@ -97,11 +112,33 @@ int af_h5_exists(hid_t loc, const char *name) {
   return 1;
 }
 
-static hid_t link_create_plist(void) {
-  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-  if (lcpl >= 0)
-    H5Pset_create_intermediate_group(lcpl, 1);
-  return lcpl;
+/* Creates the missing groups above name ("a/b/c": a and a/b) without times
+ * (libhdf5's own intermediate groups would store them). */
+static af_status make_parents(hid_t loc, const char *name, af_error *err) {
+  char buf[1024];
+  size_t len = strlen(name);
+  if (len >= sizeof buf)
+    return af_error_set(err, AF_ERR_HDF5, "object name too long: %.64s...", name);
+  memcpy(buf, name, len + 1);
+  for (size_t i = 1; i < len; i++) {
+    if (buf[i] != '/')
+      continue;
+    buf[i] = '\0';
+    af_status st = AF_OK;
+    if (!af_h5_exists(loc, buf)) {
+      hid_t gcpl = timeless_plist(H5P_GROUP_CREATE);
+      hid_t g = gcpl >= 0 ? H5Gcreate2(loc, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT) : -1;
+      if (g < 0)
+        st = af_error_set(err, AF_ERR_HDF5, "cannot create group %s", buf);
+      else
+        H5Gclose(g);
+      if (gcpl >= 0)
+        H5Pclose(gcpl);
+    }
+    buf[i] = '/';
+    AF_TRY(st);
+  }
+  return AF_OK;
 }
 
 hid_t af_h5_group(hid_t loc, const char *name, af_error *err) {
@@ -111,9 +148,12 @@ hid_t af_h5_group(hid_t loc, const char *name, af_error *err) {
       af_error_set(err, AF_ERR_HDF5, "cannot open group %s", name);
     return g;
   }
-  hid_t lcpl = link_create_plist();
-  hid_t g = H5Gcreate2(loc, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-  H5Pclose(lcpl);
+  if (make_parents(loc, name, err) != AF_OK)
+    return H5I_INVALID_HID;
+  hid_t gcpl = timeless_plist(H5P_GROUP_CREATE);
+  hid_t g = gcpl >= 0 ? H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT) : -1;
+  if (gcpl >= 0)
+    H5Pclose(gcpl);
   if (g < 0)
     af_error_set(err, AF_ERR_HDF5, "cannot create group %s", name);
   return g;
@@ -144,9 +184,12 @@ af_status af_h5_write(hid_t loc, const char *name, hid_t mem_type, const void *d
   hid_t space = H5Screate_simple(rank, dims, NULL);
   if (space < 0)
     return af_error_set(err, AF_ERR_HDF5, "cannot create dataspace for %s", name);
-  hid_t lcpl = link_create_plist();
-  hid_t ds = H5Dcreate2(loc, name, file_type_for(mem_type), space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-  H5Pclose(lcpl);
+  hid_t dcpl = make_parents(loc, name, err) == AF_OK ? af_h5_dataset_plist() : -1;
+  hid_t ds = dcpl >= 0 ? H5Dcreate2(loc, name, file_type_for(mem_type), space, H5P_DEFAULT, dcpl,
+                                    H5P_DEFAULT)
+                       : -1;
+  if (dcpl >= 0)
+    H5Pclose(dcpl);
   H5Sclose(space);
   if (ds < 0)
     return af_error_set(err, AF_ERR_HDF5, "cannot create dataset %s", name);

@@ -33,6 +33,11 @@ af_status af_h5_open(const char *path, int writable, hid_t *out, af_error *err);
 af_status af_h5_commit(const char *tmp, const char *final_path, af_error *err);
 af_status af_h5_close(hid_t file, const char *path, af_error *err);
 
+/* A dataset creation property list without object times (every dataset we
+ * write uses one, so identical content gives identical bytes); close it with
+ * H5Pclose. H5I_INVALID_HID on failure. */
+hid_t af_h5_dataset_plist(void);
+
 int af_h5_exists(hid_t loc, const char *name);
 hid_t af_h5_group(hid_t loc, const char *name, af_error *err); /* create or open */
 

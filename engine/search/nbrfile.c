@@ -31,7 +31,10 @@ static hid_t create_2d(hid_t file, const char *name, hid_t type, int64_t rows, i
   hid_t space = H5Screate_simple(2, dims, NULL);
   if (space < 0)
     return H5I_INVALID_HID;
-  hid_t ds = H5Dcreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t dcpl = af_h5_dataset_plist(); /* no object times: reproducible bytes */
+  hid_t ds = dcpl >= 0 ? H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT) : -1;
+  if (dcpl >= 0)
+    H5Pclose(dcpl);
   H5Sclose(space);
   return ds;
 }

@@ -8,8 +8,12 @@
 #include "affinity.h"
 #include "nn/model.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
   fuzz_init_hdf5();
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   af_digest_state ds;
   af_error err = {0};
   af_status st = af_digest_check_buffer(data, n, "fuzz.h5", &ds, &err);

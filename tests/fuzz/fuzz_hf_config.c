@@ -1,9 +1,10 @@
 /* The Hugging Face / sentence-transformers folder (af_model_import_hf): the
  * first input byte picks the file to replace in a copy of tests/data/tiny_bert_b
  * (config.json, tokenizer_config.json, modules.json, sentence_bert_config.json,
- * 1_Pooling/config.json, vocab.txt); the rest is its content. */
-#include <sys/stat.h>
-
+ * 1_Pooling/config.json, vocab.txt); the rest is its content. The copy is made
+ * once (LLVMFuzzerInitialize) on /dev/shm, model.safetensors as a link to the
+ * fixture; the replaced file is restored from memory after each input. */
+#define _POSIX_C_SOURCE 200809L
 #include "fuzz_util.h"
 #include "nn/model.h"
 
@@ -13,22 +14,33 @@ static const char *const FILES[] = {"config.json",   "tokenizer_config.json",
 #define N_FILES (sizeof FILES / sizeof FILES[0])
 
 static char dir[256];
+static struct {
+  char *data;
+  size_t n;
+} orig[N_FILES]; /* the fixture's files */
 
-static void copy(const char *from, const char *to) {
-  FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-  if (!a || !b)
+static void put(const char *path, const void *data, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (!f || (n && fwrite(data, 1, n, f) != n))
     abort();
-  char buf[65536];
-  size_t k;
-  while ((k = fread(buf, 1, sizeof buf, a)) > 0)
-    if (fwrite(buf, 1, k, b) != k)
-      abort();
-  fclose(a);
-  fclose(b);
+  fclose(f);
 }
 
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/af-fuzz-%ld-hf", (long)getpid());
+static void slurp(const char *path, char **data, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  if (!f || fseek(f, 0, SEEK_END) != 0)
+    abort();
+  long len = ftell(f);
+  if (len < 0 || fseek(f, 0, SEEK_SET) != 0 || !(*data = malloc((size_t)len + 1)))
+    abort();
+  if (fread(*data, 1, (size_t)len, f) != (size_t)len)
+    abort();
+  fclose(f);
+  *n = (size_t)len;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  snprintf(dir, sizeof dir, "%s/af-fuzz-%ld-hf", fuzz_tmpdir(), (long)getpid());
   char p[512], q[512];
   mkdir(dir, 0755);
   snprintf(p, sizeof p, "%s/1_Pooling", dir);
@@ -36,30 +48,28 @@ static void setup(void) {
   for (size_t i = 0; i < N_FILES; i++) {
     snprintf(p, sizeof p, "%s/tests/data/tiny_bert_b/%s", AF_SOURCE_DIR, FILES[i]);
     snprintf(q, sizeof q, "%s/%s", dir, FILES[i]);
-    copy(p, q);
+    slurp(p, &orig[i].data, &orig[i].n);
+    put(q, orig[i].data, orig[i].n);
   }
   snprintf(p, sizeof p, "%s/tests/data/tiny_bert_b/model.safetensors", AF_SOURCE_DIR);
   snprintf(q, sizeof q, "%s/model.safetensors", dir);
-  copy(p, q);
+  unlink(q);
+  if (symlink(p, q) != 0)
+    abort();
+  return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
-  if (!dir[0])
-    setup();
   if (n < 1)
     return 0;
   size_t which = data[0] % N_FILES;
-  char p[512], orig[512];
+  char p[512];
   snprintf(p, sizeof p, "%s/%s", dir, FILES[which]);
-  FILE *f = fopen(p, "wb");
-  if (!f || (n > 1 && fwrite(data + 1, 1, n - 1, f) != n - 1))
-    abort();
-  fclose(f);
+  put(p, data + 1, n - 1);
   af_model m;
   af_error err = {0};
   if (af_model_import_hf(dir, &m, &err) == AF_OK)
     af_model_free(&m);
-  snprintf(orig, sizeof orig, "%s/tests/data/tiny_bert_b/%s", AF_SOURCE_DIR, FILES[which]);
-  copy(orig, p); /* restore for the next input */
+  put(p, orig[which].data, orig[which].n); /* restore for the next input */
   return 0;
 }

@@ -4,8 +4,12 @@
 #include "affinity.h"
 #include "io/npy.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
   fuzz_init_hdf5();
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n) {
   af_npy_header h;
   af_error err = {0};
   (void)af_npy_parse_header(data, n, "fuzz.npy", &h, &err);

@@ -1,5 +1,8 @@
-/* Shared by the libFuzzer targets (tests/fuzz/README.md): the parsers read
- * files, so each input is written to a per-process temporary file first. */
+/* Shared by the libFuzzer targets (tests/fuzz/README.md). The parsers read
+ * files, so each input is written to a per-process file first: on /dev/shm
+ * (memory) where it exists, else /tmp. One-time setup (vocabularies,
+ * catalogs, fixture folders, HDF5's settings) belongs in
+ * LLVMFuzzerInitialize, not in the per-input function. */
 #ifndef AF_FUZZ_UTIL_H
 #define AF_FUZZ_UTIL_H
 
@@ -7,14 +10,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/h5util.h"
 
-/* /tmp/af-fuzz-<pid>-<tag>; written whole with data[0, n). */
+/* The folder for per-process scratch files: /dev/shm when present. */
+static inline const char *fuzz_tmpdir(void) {
+  struct stat s;
+  return stat("/dev/shm", &s) == 0 && S_ISDIR(s.st_mode) && access("/dev/shm", W_OK) == 0
+             ? "/dev/shm"
+             : "/tmp";
+}
+
+/* <tmpdir>/af-fuzz-<pid>-<tag>; written whole with data[0, n). */
 static inline const char *fuzz_write(const char *tag, const uint8_t *data, size_t n) {
   static char path[256];
-  snprintf(path, sizeof path, "/tmp/af-fuzz-%ld-%s", (long)getpid(), tag);
+  snprintf(path, sizeof path, "%s/af-fuzz-%ld-%s", fuzz_tmpdir(), (long)getpid(), tag);
   FILE *f = fopen(path, "wb");
   if (!f)
     abort();
@@ -24,13 +36,8 @@ static inline const char *fuzz_write(const char *tag, const uint8_t *data, size_
   return path;
 }
 
-/* The first call silences HDF5 (its error stack printing) and drops its exit handler. */
-static inline void fuzz_init_hdf5(void) {
-  static int done;
-  if (!done) {
-    af_h5_quiet();
-    done = 1;
-  }
-}
+/* Silences HDF5 (its error stack printing) and drops its exit handler; call
+ * once from LLVMFuzzerInitialize. */
+static inline void fuzz_init_hdf5(void) { af_h5_quiet(); }
 
 #endif
