@@ -144,3 +144,36 @@ af_status af_op_adamw_step(const af_device *dev, float *param, const float *grad
                            int n_tensors, const af_adamw_op_scalars *s, af_error *err) {
   return AF_OP_CALL(dev, adamw_step, err, param, grad, m, v, work_bf16, table, n_tensors, s);
 }
+
+af_status af_op_grad_sumsq_table(const af_device *dev, const float *grad,
+                                 const af_adamw_tensor *table, int n_tensors, double *out,
+                                 af_error *err) {
+  *out = 0.0;
+  if (dev->ops && dev->ops->grad_sumsq_table)
+    return dev->ops->grad_sumsq_table(dev->ctx, grad, table, n_tensors, out, err);
+  double ss = 0.0;
+  for (int i = 0; i < n_tensors; i++) {
+    double s = 0.0;
+    AF_TRY(af_op_grad_sumsq(dev, grad + table[i].offset, table[i].numel, &s, err));
+    ss += s;
+  }
+  *out = ss;
+  return AF_OK;
+}
+
+af_status af_op_linear_forward_w16(const af_device *dev, float *out, const float *inp,
+                                   const uint16_t *w16, const float *bias, int N, int IC, int OC,
+                                   af_error *err) {
+  return AF_OP_CALL(dev, linear_forward_w16, err, out, inp, w16, bias, N, IC, OC);
+}
+
+af_status af_op_linear_backward_w16(const af_device *dev, float *dinp, float *dw, float *dbias,
+                                    const float *dout, const float *inp, const uint16_t *w16,
+                                    int N, int IC, int OC, af_error *err) {
+  return AF_OP_CALL(dev, linear_backward_w16, err, dinp, dw, dbias, dout, inp, w16, N, IC, OC);
+}
+
+int af_op_has_linear_w16(const af_device *dev) {
+  return dev->ops && dev->ops->linear_forward_w16 && dev->ops->linear_backward_w16 &&
+         dev->ops->adamw_step;
+}

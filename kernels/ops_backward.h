@@ -186,10 +186,36 @@ typedef struct {
  * contiguous buffers param, grad, m, v (device, n_floats each): torch's
  * single-tensor AdamW per element in float (engine/train/adamw.c), the same
  * bits on every backend in fp32. work_bf16 (device, parameter layout) or NULL:
- * also the updated parameters rounded to bf16 (the CUDA backend only). */
+ * also the updated parameters rounded to bf16 (nearest even), written in the
+ * same pass (the bf16 tables; the fp32 tables refuse it). */
 af_status af_op_adamw_step(const af_device *dev, float *param, const float *grad, float *m,
                            float *v, uint16_t *work_bf16, const af_adamw_tensor *table,
                            int n_tensors, const af_adamw_op_scalars *s, af_error *err);
+
+/* af_op_grad_sumsq of every tensor of table (host, n_tensors) of grad (device,
+ * parameter layout), added in table order: the bits of the loop
+ *   s = 0; for each tensor i: s += af_op_grad_sumsq(grad + offset_i, numel_i)
+ * on every backend, with one host synchronisation (CUDA: one launch over all
+ * the tensors' chunks, one thread adding the chunk sums in the loop's order).
+ * A backend without the op gets that loop. */
+af_status af_op_grad_sumsq_table(const af_device *dev, const float *grad,
+                                 const af_adamw_tensor *table, int n_tensors, double *out,
+                                 af_error *err);
+
+/* The bf16 linear layer with weights already in bf16 (the trainer's persistent
+ * working copy, refreshed by af_op_adamw_step's work_bf16): the results of
+ * af_op_linear_forward / af_op_linear_backward on a bf16 device given the
+ * fp32 weights whose bf16 rounding is w16 (the bf16 tables round w to bf16
+ * anyway, so the bits are the same), without rounding w at every call.
+ * w16 (OC, IC) device. Only the bf16 tables have them (af_op_has_linear_w16). */
+af_status af_op_linear_forward_w16(const af_device *dev, float *out, const float *inp,
+                                   const uint16_t *w16, const float *bias, int N, int IC, int OC,
+                                   af_error *err);
+af_status af_op_linear_backward_w16(const af_device *dev, float *dinp, float *dw, float *dbias,
+                                    const float *dout, const float *inp, const uint16_t *w16,
+                                    int N, int IC, int OC, af_error *err);
+/* 1 when dev's table has both w16 linear ops and the bf16 working copy in AdamW. */
+int af_op_has_linear_w16(const af_device *dev);
 
 /* ---- CPU implementations (kernels/cpu/<op>_backward.c, dropout.c) --------------- */
 void af_cpu_dropout_forward(float *out, const float *inp, int64_t n, float p_drop, uint64_t seed,

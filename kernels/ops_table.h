@@ -131,6 +131,15 @@ struct af_backend_ops {
   af_status (*adamw_step)(void *ctx, float *param, const float *grad, float *m, float *v,
                           uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
                           const af_adamw_op_scalars *s, af_error *err);
+  af_status (*grad_sumsq_table)(void *ctx, const float *grad, const af_adamw_tensor *table,
+                                int n_tensors, double *out, af_error *err);
+
+  /* ---- bf16 training with the persistent bf16 weights (the bf16 tables only) ---- */
+  af_status (*linear_forward_w16)(void *ctx, float *out, const float *inp, const uint16_t *w16,
+                                  const float *bias, int N, int IC, int OC, af_error *err);
+  af_status (*linear_backward_w16)(void *ctx, float *dinp, float *dw, float *dbias,
+                                   const float *dout, const float *inp, const uint16_t *w16,
+                                   int N, int IC, int OC, af_error *err);
 };
 
 /* The CPU backend's table: every op (kernels/cpu/backend.c). */

@@ -24,6 +24,10 @@ struct af_trainer {
   af_train_config cfg;
   float *params;         /* (n_floats) device; == m->data on the CPU */
   float *grad, *m1, *m2; /* (n_floats) each, device, parallel to m->data */
+  /* (n_floats) device, bf16 mode on a table with the w16 ops: the bf16
+   * rounding of params (the working copy the linear layers read), written at
+   * creation (so after a resume) and by every AdamW step; NULL otherwise. */
+  uint16_t *work;
   af_adamw_tensor *table; /* (n_table) host: the trained tensors, for the fused AdamW */
   int n_table;
   /* Gradient buckets (data parallel on GPUs): layer l's parameters are the
@@ -233,6 +237,11 @@ static af_status alloc_state(af_trainer *t, af_error *err) {
     AF_TRY(af_dev_alloc(d, bytes, (void **)bufs[i], err));
     AF_TRY(af_dev_zero(d, *bufs[i], bytes, err));
   }
+  if (af_device_is_bf16(d) && af_op_has_linear_w16(d)) {
+    const int64_t n = t->m->n_floats;
+    AF_TRY(af_dev_alloc(d, sizeof(uint16_t) * (size_t)n, (void **)&t->work, err));
+    AF_TRY(af_op_cast_bf16(d, t->work, t->params, n, err));
+  }
   return af_dev_sync(d, err);
 }
 
@@ -274,6 +283,7 @@ void af_trainer_free(af_trainer *t) {
   af_dev_free(&t->dev, t->grad);
   af_dev_free(&t->dev, t->m1);
   af_dev_free(&t->dev, t->m2);
+  af_dev_free(&t->dev, t->work);
   if (t->params && t->params != t->m->data)
     af_dev_free(&t->dev, t->params);
   free(t);
@@ -287,6 +297,7 @@ float *af_trainer_grad(af_trainer *t) { return t->grad; }
 float *af_trainer_moment1(af_trainer *t) { return t->m1; }
 float *af_trainer_moment2(af_trainer *t) { return t->m2; }
 float *af_trainer_params(af_trainer *t) { return t->params; }
+const uint16_t *af_trainer_work_bf16(const af_trainer *t) { return t->work; }
 void af_trainer_set_steps_done(af_trainer *t, int64_t steps) { t->steps = steps; }
 af_status af_trainer_set_total_steps(af_trainer *t, int64_t total, af_error *err) {
   if (total < 1 || total < t->steps)
@@ -332,8 +343,28 @@ static const float *W(const af_trainer *t, const float *host) {
   return t->params + (host - t->m->data);
 }
 
+/* The linear layer of weight w, bias b (host pointers of m->w): on the bf16
+ * working copy when the trainer keeps one, else on the fp32 parameters. */
+static af_status lin_fwd(const af_trainer *t, float *out, const float *inp, const float *w,
+                         const float *b, int N, int IC, int OC, af_error *err) {
+  if (t->work)
+    return af_op_linear_forward_w16(&t->dev, out, inp, t->work + (w - t->m->data), W(t, b), N, IC,
+                                    OC, err);
+  return af_op_linear_forward(&t->dev, out, inp, W(t, w), W(t, b), N, IC, OC, err);
+}
+
 /* The gradient of a parameter pointer. */
 static float *G(const af_trainer *t, const float *param) { return t->grad + (param - t->m->data); }
+
+/* dinp += dout w; the gradients of w and b (host pointers of m->w) +=. */
+static af_status lin_bwd(const af_trainer *t, float *dinp, const float *dout, const float *inp,
+                         const float *w, const float *b, int N, int IC, int OC, af_error *err) {
+  if (t->work)
+    return af_op_linear_backward_w16(&t->dev, dinp, G(t, w), G(t, b), dout, inp,
+                                     t->work + (w - t->m->data), N, IC, OC, err);
+  return af_op_linear_backward(&t->dev, dinp, G(t, w), G(t, b), dout, inp, W(t, w), N, IC, OC,
+                               err);
+}
 
 static uint64_t stream_of(const af_trainer *t, int site) {
   return t->micro * AF_TRAIN_DROPOUT_SITES(t->m->cfg.num_layers) + (uint64_t)site;
@@ -429,7 +460,7 @@ static af_status layer_forward(af_trainer *t, int l, af_error *err) {
   float *x1 = t->x1 + (size_t)l * TC, *h2 = t->h2 + (size_t)l * TC;   // (T, C)
   float *fcpre = t->fcpre + (size_t)l * TF, *gl = t->gelu + (size_t)l * TF; // (T, F)
   float *outp = t->xin + (size_t)(l + 1) * TC; // (T, C)
-  AF_TRY(af_op_linear_forward(d, qkv, inp, W(t, lp->qkv_w), W(t, lp->qkv_b), T, C, 3 * C, err));
+  AF_TRY(lin_fwd(t, qkv, inp, lp->qkv_w, lp->qkv_b, T, C, 3 * C, err));
   AF_TRY(af_op_attention_forward(d, att, probs, qkv, t->cu, B, C, NH, err));
   if (t->cfg.attn_dropout > 0)
     AF_TRY(af_op_attention_dropout_forward(d, att, probs, qkv, t->cu, B, C, NH,
@@ -437,7 +468,7 @@ static af_status layer_forward(af_trainer *t, int l, af_error *err) {
                                            stream_of(t, 1 + 3 * l),
                                            t->have_layout ? t->gprob_dev : NULL, err));
   // h1 = dropout(att W_o^T + b_o) + inp;  x1 = LN1(h1)
-  AF_TRY(af_op_linear_forward(d, h1, att, W(t, lp->ao_w), W(t, lp->ao_b), T, C, C, err));
+  AF_TRY(lin_fwd(t, h1, att, lp->ao_w, lp->ao_b, T, C, C, err));
   if (p > 0)
     AF_TRY(drop_fwd(t, h1, 2 + 3 * l, err));
   AF_TRY(af_op_add_forward(d, h1, h1, inp, (int64_t)TC, err));
@@ -445,10 +476,10 @@ static af_status layer_forward(af_trainer *t, int l, af_error *err) {
                                  h1, W(t, lp->ln1_w), W(t, lp->ln1_b), T, C, c->layer_norm_eps,
                                  err));
   // gelu = GELU(x1 W_fc^T + b_fc)
-  AF_TRY(af_op_linear_forward(d, fcpre, x1, W(t, lp->fc_w), W(t, lp->fc_b), T, C, F, err));
+  AF_TRY(lin_fwd(t, fcpre, x1, lp->fc_w, lp->fc_b, T, C, F, err));
   AF_TRY(af_op_gelu_forward(d, gl, fcpre, (int64_t)TF, err));
   // h2 = dropout(gelu W_p^T + b_p) + x1;  out = LN2(h2)
-  AF_TRY(af_op_linear_forward(d, h2, gl, W(t, lp->proj_w), W(t, lp->proj_b), T, F, C, err));
+  AF_TRY(lin_fwd(t, h2, gl, lp->proj_w, lp->proj_b, T, F, C, err));
   if (p > 0)
     AF_TRY(drop_fwd(t, h2, 3 + 3 * l, err));
   AF_TRY(af_op_add_forward(d, h2, h2, x1, (int64_t)TC, err));
@@ -527,13 +558,11 @@ static af_status layer_backward(af_trainer *t, int l, af_error *err) {
   AF_TRY(drop_bwd(t, t->dtmp, t->dh, 3 + 3 * l, err));
   // proj = gelu W_p^T + b_p
   AF_TRY(af_dev_zero(d, t->dF1, bF, err));
-  AF_TRY(af_op_linear_backward(d, t->dF1, G(t, lp->proj_w), G(t, lp->proj_b), t->dtmp, gl,
-                               W(t, lp->proj_w), T, F, C, err));
+  AF_TRY(lin_bwd(t, t->dF1, t->dtmp, gl, lp->proj_w, lp->proj_b, T, F, C, err));
   AF_TRY(af_dev_zero(d, t->dF2, bF, err));
   AF_TRY(af_op_gelu_backward(d, t->dF2, t->dF1, fcpre, (int64_t)TF, err));
   // fcpre = x1 W_fc^T + b_fc
-  AF_TRY(af_op_linear_backward(d, t->dx, G(t, lp->fc_w), G(t, lp->fc_b), t->dF2, x1,
-                               W(t, lp->fc_w), T, C, F, err));
+  AF_TRY(lin_bwd(t, t->dx, t->dF2, x1, lp->fc_w, lp->fc_b, T, C, F, err));
   // x1 = LN1(h1)
   AF_TRY(af_dev_zero(d, t->dh, bC, err));
   AF_TRY(af_op_layernorm_backward(d, t->dh, G(t, lp->ln1_w), G(t, lp->ln1_b), t->dx, h1,
@@ -544,8 +573,7 @@ static af_status layer_backward(af_trainer *t, int l, af_error *err) {
   AF_TRY(af_dev_zero(d, t->dtmp, bC, err));
   AF_TRY(drop_bwd(t, t->dtmp, t->dh, 2 + 3 * l, err));
   AF_TRY(af_dev_zero(d, t->datt, bC, err));
-  AF_TRY(af_op_linear_backward(d, t->datt, G(t, lp->ao_w), G(t, lp->ao_b), t->dtmp, att,
-                               W(t, lp->ao_w), T, C, C, err));
+  AF_TRY(lin_bwd(t, t->datt, t->dtmp, att, lp->ao_w, lp->ao_b, T, C, C, err));
   AF_TRY(af_dev_zero(d, t->dqkv, 3 * bC, err));
   if (t->cfg.attn_dropout > 0)
     AF_TRY(af_op_attention_dropout_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH,
@@ -554,8 +582,7 @@ static af_status layer_backward(af_trainer *t, int l, af_error *err) {
                                             t->have_layout ? t->gprob_dev : NULL, err));
   else
     AF_TRY(af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH, err));
-  return af_op_linear_backward(d, t->dx, G(t, lp->qkv_w), G(t, lp->qkv_b), t->dqkv, inp,
-                               W(t, lp->qkv_w), T, C, 3 * C, err);
+  return lin_bwd(t, t->dx, t->dqkv, inp, lp->qkv_w, lp->qkv_b, T, C, 3 * C, err);
 }
 
 /* Queues the all-reduce of grad [lo, hi) after the backward queued so far. */
@@ -644,15 +671,10 @@ af_status af_trainer_accumulate(af_trainer *t, const af_batch *pairs, uint64_t m
 }
 
 /* The squared global norm of the summed gradient: af_grad_sumsq per trained
- * tensor, in table order (the same bits on every backend). */
+ * tensor, added in table order (the same bits on every backend), in one
+ * device reduction with one host synchronisation (af_op_grad_sumsq_table). */
 static af_status grad_sumsq(const af_trainer *t, double *ss, af_error *err) {
-  *ss = 0;
-  for (int i = 0; i < t->n_table; i++) {
-    double s = 0;
-    AF_TRY(af_op_grad_sumsq(&t->dev, t->grad + t->table[i].offset, t->table[i].numel, &s, err));
-    *ss += s;
-  }
-  return AF_OK;
+  return af_op_grad_sumsq_table(&t->dev, t->grad, t->table, t->n_table, ss, err);
 }
 
 af_status af_trainer_step(af_trainer *t, int n_micro, double *lr_out, double *norm_out,
@@ -670,8 +692,8 @@ af_status af_trainer_step(af_trainer *t, int n_micro, double *lr_out, double *no
   const float gs = (float)accum_scale * af_clip_coef(norm, t->cfg.max_grad_norm);
   const double lr = af_lr_linear_warmup(t->cfg.lr, t->steps, t->cfg.warmup, t->cfg.total_steps);
   const af_adamw_op_scalars s = af_adamw_op_scalars_of(&t->cfg.adamw, lr, t->steps + 1, gs);
-  AF_TRY(af_op_adamw_step(&t->dev, t->params, t->grad, t->m1, t->m2, NULL, t->table, t->n_table,
-                          &s, err));
+  AF_TRY(af_op_adamw_step(&t->dev, t->params, t->grad, t->m1, t->m2, t->work, t->table,
+                          t->n_table, &s, err));
   t->steps++;
   AF_TRY(af_trainer_zero_grad(t, err));
   AF_TRY(af_dev_sync(&t->dev, err));

@@ -278,6 +278,24 @@ static af_status cu_linear_backward_bf16in(void *v, float *dinp, float *dw, floa
   RUN(v, err, af_cuda_linear_backward_bf16in(CTX(v), dinp, dw, dbias, dout, inp, w, N, IC, OC));
 }
 
+static af_status cu_grad_sumsq_table(void *v, const float *grad, const af_adamw_tensor *table,
+                                     int n_tensors, double *out, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  AF_TRY(af_cuda_take_pending(CTX(v), err));
+  return af_cuda_grad_sumsq_table(CTX(v), grad, table, n_tensors, out, err);
+}
+
+static af_status cu_linear_forward_w16(void *v, float *out, const float *inp, const uint16_t *w16,
+                                       const float *bias, int N, int IC, int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_forward_w16(CTX(v), out, inp, w16, bias, N, IC, OC));
+}
+
+static af_status cu_linear_backward_w16(void *v, float *dinp, float *dw, float *dbias,
+                                        const float *dout, const float *inp, const uint16_t *w16,
+                                        int N, int IC, int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_backward_w16(CTX(v), dinp, dw, dbias, dout, inp, w16, N, IC, OC));
+}
+
 /* The trainer's entries, added to the table below (one place for merges). */
 static void cuda_table_training(af_backend_ops *t) {
   t->attention_dropout_forward = cu_attention_dropout_forward;
@@ -288,6 +306,7 @@ static void cuda_table_training(af_backend_ops *t) {
   t->dropout_tokens_forward = cu_dropout_tokens_forward;
   t->dropout_tokens_backward = cu_dropout_tokens_backward;
   t->grad_sumsq = cu_grad_sumsq;
+  t->grad_sumsq_table = cu_grad_sumsq_table;
   t->mnr_loss = cu_mnr_loss;
   t->adamw_step = cu_adamw_step;
 }
@@ -343,6 +362,8 @@ static af_backend_ops cuda_bf16_table(void) {
   t.name = "cuda (bf16)";
   t.linear_forward = cu_linear_forward_bf16in;
   t.linear_backward = cu_linear_backward_bf16in;
+  t.linear_forward_w16 = cu_linear_forward_w16; // the trainer's bf16 working copy
+  t.linear_backward_w16 = cu_linear_backward_w16;
   return t;
 }
 

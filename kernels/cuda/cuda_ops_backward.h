@@ -78,6 +78,13 @@ void af_cuda_adamw_step(af_cuda_context *ctx, float *param, const float *grad, f
 af_status af_cuda_grad_sumsq(af_cuda_context *ctx, const float *grad, int64_t n, double *out,
                              af_error *err);
 
+/* af_cuda_grad_sumsq of every tensor of table (host, n_tensors) of grad,
+ * added in table order, in one launch and one synchronisation: the bits of
+ * the per-tensor loop (ops_backward.h, af_op_grad_sumsq_table). */
+af_status af_cuda_grad_sumsq_table(af_cuda_context *ctx, const float *grad,
+                                   const af_cuda_adamw_tensor *table, int n_tensors, double *out,
+                                   af_error *err);
+
 /* ---- attention-probability dropout (attention_dropout.cu) ------------------
  * Bit-equal to kernels/cpu/attention_dropout.c; mask_base (B) device or NULL. */
 void af_cuda_attention_dropout_forward(af_cuda_context *ctx, float *out, const float *probs,
@@ -112,6 +119,13 @@ void af_cuda_linear_forward_bf16in(af_cuda_context *ctx, float *out, const float
 void af_cuda_linear_backward_bf16in(af_cuda_context *ctx, float *dinp, float *dw, float *dbias,
                                     const float *dout, const float *inp, const float *w, int N,
                                     int IC, int OC);
+/* The same with the weights already bf16 (w16 (OC, IC), the trainer's
+ * persistent working copy): only inp and dout are rounded per call. */
+void af_cuda_linear_forward_w16(af_cuda_context *ctx, float *out, const float *inp,
+                                const uint16_t *w16, const float *bias, int N, int IC, int OC);
+void af_cuda_linear_backward_w16(af_cuda_context *ctx, float *dinp, float *dw, float *dbias,
+                                 const float *dout, const float *inp, const uint16_t *w16, int N,
+                                 int IC, int OC);
 
 #ifdef __cplusplus
 }
