@@ -27,25 +27,28 @@ af_status af_op_dropout_backward(const af_device *dev, float *dinp, const float 
 af_status af_op_attention_dropout_forward(const af_device *dev, float *out, const float *probs,
                                           const float *qkv, const int32_t *cu_seqlens, int B,
                                           int C, int NH, float p, uint64_t seed, uint64_t stream,
-                                          const int64_t *mask_base, af_error *err) {
+                                          const int64_t *mask_base, const int32_t *cu_host,
+                                          af_error *err) {
   return AF_OP_CALL(dev, attention_dropout_forward, err, out, probs, qkv, cu_seqlens, B, C, NH, p,
-                    seed, stream, mask_base);
+                    seed, stream, mask_base, cu_host);
 }
 
 af_status af_op_attention_dropout_backward(const af_device *dev, float *dqkv, const float *dout,
                                            const float *qkv, const float *probs,
                                            const int32_t *cu_seqlens, int B, int C, int NH,
                                            float p, uint64_t seed, uint64_t stream,
-                                           const int64_t *mask_base, af_error *err) {
+                                           const int64_t *mask_base, const int32_t *cu_host,
+                                           af_error *err) {
   return AF_OP_CALL(dev, attention_dropout_backward, err, dqkv, dout, qkv, probs, cu_seqlens, B, C,
-                    NH, p, seed, stream, mask_base);
+                    NH, p, seed, stream, mask_base, cu_host);
 }
 
 af_status af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
                                    const float *dout, const int32_t *ids, const int32_t *pos,
-                                   const int32_t *type_ids, int T, int C, af_error *err) {
+                                   const int32_t *type_ids, int T, int C, const int32_t *ids_host,
+                                   const int32_t *pos_host, af_error *err) {
   return AF_OP_CALL(dev, embedding_backward, err, dwte, dwpe, dwtt, dout, ids, pos, type_ids, T,
-                    C);
+                    C, ids_host, pos_host);
 }
 
 af_status af_op_layernorm_backward(const af_device *dev, float *dinp, float *dw, float *db,
@@ -74,8 +77,9 @@ af_status af_op_add_backward(const af_device *dev, float *da, float *db, const f
 af_status af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
                                    const float *qkv, const float *probs,
                                    const int32_t *cu_seqlens, int B, int C, int NH,
-                                   af_error *err) {
-  return AF_OP_CALL(dev, attention_backward, err, dqkv, dout, qkv, probs, cu_seqlens, B, C, NH);
+                                   const int32_t *cu_host, af_error *err) {
+  return AF_OP_CALL(dev, attention_backward, err, dqkv, dout, qkv, probs, cu_seqlens, B, C, NH,
+                    cu_host);
 }
 
 af_status af_op_mean_pool_backward(const af_device *dev, float *dinp, const float *dout,

@@ -60,26 +60,36 @@ af_status af_op_dropout_backward(const af_device *dev, float *dinp, const float 
  * every sequence at most AF_ATTN_MAX_LEN tokens. 0 < p < 1. mask_base (B) or
  * NULL: the mask index of each sequence's first probability (NULL: the batch's
  * own layout; a data-parallel rank passes its sequences' places in the global
- * batch, so every rank draws the masks one process would). */
+ * batch, so every rank draws the masks one process would). cu_host (B + 1)
+ * or NULL: a host copy of cu_seqlens (the trainer has one), which spares the
+ * CUDA backend a stream synchronisation to read the lengths; the CPU ignores
+ * it. The results do not depend on it. */
 af_status af_op_attention_dropout_forward(const af_device *dev, float *out, const float *probs,
                                           const float *qkv, const int32_t *cu_seqlens, int B,
                                           int C, int NH, float p, uint64_t seed, uint64_t stream,
-                                          const int64_t *mask_base, af_error *err);
+                                          const int64_t *mask_base, const int32_t *cu_host,
+                                          af_error *err);
 /* Its backward through the mask and the softmax: dqkv (T, 3C) +=; dout (T, C);
- * qkv, probs, cu_seqlens and (p, seed, stream) as in the forward call. */
+ * qkv, probs, cu_seqlens, (p, seed, stream) and cu_host as in the forward call. */
 af_status af_op_attention_dropout_backward(const af_device *dev, float *dqkv, const float *dout,
                                            const float *qkv, const float *probs,
                                            const int32_t *cu_seqlens, int B, int C, int NH,
                                            float p, uint64_t seed, uint64_t stream,
-                                           const int64_t *mask_base, af_error *err);
+                                           const int64_t *mask_base, const int32_t *cu_host,
+                                           af_error *err);
 
 /* ---- backward ops ---------------------------------------------------------- */
 
 /* dwte[ids[t]] += dout[t]; dwpe[pos[t]] += dout[t]; dwtt[type_ids[t] or 0] += dout[t].
- * dout (T, C); dwte (V, C), dwpe (P, C), dwtt (TT, C): each may be NULL (frozen). */
+ * dout (T, C); dwte (V, C), dwpe (P, C), dwtt (TT, C): each may be NULL (frozen).
+ * ids_host, pos_host (T) or NULL: host copies of ids and pos (the trainer
+ * has them): the CUDA backend buckets the tokens on the host and otherwise
+ * downloads the column (a stream synchronisation); the CPU ignores them. The
+ * results do not depend on them. */
 af_status af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
                                    const float *dout, const int32_t *ids, const int32_t *pos,
-                                   const int32_t *type_ids, int T, int C, af_error *err);
+                                   const int32_t *type_ids, int T, int C, const int32_t *ids_host,
+                                   const int32_t *pos_host, af_error *err);
 
 /* LayerNorm with the mean and rstd saved by the forward pass.
  * dinp (N, C) +=; dw, db (C) += (dw, db may be NULL); dout, inp (N, C);
@@ -105,10 +115,12 @@ af_status af_op_add_backward(const af_device *dev, float *da, float *db, const f
                              int64_t n, af_error *err);
 
 /* Attention over packed sequences, from the probabilities the forward pass saved.
- * dqkv (T, 3C) +=; dout (T, C); qkv (T, 3C); probs as in af_op_attention_forward. */
+ * dqkv (T, 3C) +=; dout (T, C); qkv (T, 3C); probs as in af_op_attention_forward.
+ * cu_host (B + 1) or NULL: a host copy of cu_seqlens, as in
+ * af_op_attention_dropout_forward (no synchronisation on CUDA). */
 af_status af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
                                    const float *qkv, const float *probs, const int32_t *cu_seqlens,
-                                   int B, int C, int NH, af_error *err);
+                                   int B, int C, int NH, const int32_t *cu_host, af_error *err);
 
 /* Pooling. dinp (T, C) +=; dout (B, C). mean: each token gets dout / L;
  * cls: the first token of each sequence gets dout. */

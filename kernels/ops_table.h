@@ -86,15 +86,18 @@ struct af_backend_ops {
   af_status (*attention_dropout_forward)(void *ctx, float *out, const float *probs,
                                          const float *qkv, const int32_t *cu_seqlens, int B,
                                          int C, int NH, float p, uint64_t seed, uint64_t stream,
-                                         const int64_t *mask_base, af_error *err);
+                                         const int64_t *mask_base, const int32_t *cu_host,
+                                         af_error *err);
   af_status (*attention_dropout_backward)(void *ctx, float *dqkv, const float *dout,
                                           const float *qkv, const float *probs,
                                           const int32_t *cu_seqlens, int B, int C, int NH,
                                           float p, uint64_t seed, uint64_t stream,
-                                          const int64_t *mask_base, af_error *err);
+                                          const int64_t *mask_base, const int32_t *cu_host,
+                                          af_error *err);
   af_status (*embedding_backward)(void *ctx, float *dwte, float *dwpe, float *dwtt,
                                   const float *dout, const int32_t *ids, const int32_t *pos,
-                                  const int32_t *type_ids, int T, int C, af_error *err);
+                                  const int32_t *type_ids, int T, int C, const int32_t *ids_host,
+                                  const int32_t *pos_host, af_error *err);
   af_status (*layernorm_backward)(void *ctx, float *dinp, float *dw, float *db, const float *dout,
                                   const float *inp, const float *w, const float *mean,
                                   const float *rstd, int N, int C, af_error *err);
@@ -107,7 +110,7 @@ struct af_backend_ops {
                             af_error *err);
   af_status (*attention_backward)(void *ctx, float *dqkv, const float *dout, const float *qkv,
                                   const float *probs, const int32_t *cu_seqlens, int B, int C,
-                                  int NH, af_error *err);
+                                  int NH, const int32_t *cu_host, af_error *err);
   af_status (*mean_pool_backward)(void *ctx, float *dinp, const float *dout,
                                   const int32_t *cu_seqlens, int B, int C, af_error *err);
   af_status (*cls_pool_backward)(void *ctx, float *dinp, const float *dout,

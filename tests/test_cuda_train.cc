@@ -125,19 +125,22 @@ TEST_F(CudaTrain, AttentionDropoutIsBitEqual) {
       const int64_t *mbd = shifted ? up(mb) : nullptr;
       std::vector<float> out(T * C, 0.f), dq = dq0;
       ASSERT_EQ(af_op_attention_dropout_forward(&cpu, out.data(), probs.data(), qkv.data(),
-                                                cu.data(), B, C, NH, 0.2f, 5, 11, mbh, &err),
+                                                cu.data(), B, C, NH, 0.2f, 5, 11, mbh, nullptr,
+                                                &err),
                 AF_OK) << err.msg;
       ASSERT_EQ(af_op_attention_dropout_backward(&cpu, dq.data(), dout.data(), qkv.data(),
                                                  probs.data(), cu.data(), B, C, NH, 0.2f, 5, 11,
-                                                 mbh, &err),
+                                                 mbh, nullptr, &err),
                 AF_OK) << err.msg;
       float *dout_d = up(out), *dq_d = up(dq0);
       const int32_t *cu_d = up(cu);
       const float *qkv_d = up(qkv), *p_d = up(probs), *g_d = up(dout);
+      // the data-parallel case passes the host lengths (no sync), the other downloads them
+      const int32_t *cuh = shifted ? cu.data() : nullptr;
       ASSERT_EQ(af_op_attention_dropout_forward(&dev, dout_d, p_d, qkv_d, cu_d, B, C, NH, 0.2f, 5,
-                                                11, mbd, &err), AF_OK) << err.msg;
+                                                11, mbd, cuh, &err), AF_OK) << err.msg;
       ASSERT_EQ(af_op_attention_dropout_backward(&dev, dq_d, g_d, qkv_d, p_d, cu_d, B, C, NH, 0.2f,
-                                                 5, 11, mbd, &err), AF_OK) << err.msg;
+                                                 5, 11, mbd, cuh, &err), AF_OK) << err.msg;
       EXPECT_BITS(down(dout_d, out.size()), out, "attention dropout forward HS " << HS);
       EXPECT_BITS(down(dq_d, dq.size()), dq, "attention dropout backward HS " << HS);
     }

@@ -45,6 +45,8 @@ struct af_trainer {
   uint64_t micro;
   int64_t n_probs;   /* per layer */
   int32_t *pos_host; /* (T) position of each token in its sequence, host */
+  int32_t *ids_host, *cu_host; /* (T), (B + 1) host copies of the batch: the CUDA embedding
+                                  and attention backward need them on the host (no sync) */
   int32_t *pos;      /* (T) device copy */
   int32_t *ids, *cu; /* (T), (B + 1) device copies of the batch */
   int32_t *gtok_host; /* (T) host: global token index of each token (data parallel) */
@@ -120,7 +122,9 @@ static void free_acts(af_trainer *t) {
 #undef FREE_ONE
   free(t->pos_host);
   free(t->gtok_host);
-  t->pos_host = t->gtok_host = NULL;
+  free(t->ids_host);
+  free(t->cu_host);
+  t->pos_host = t->gtok_host = t->ids_host = t->cu_host = NULL;
   t->cap_T = t->cap_B = 0;
   t->cap_probs = 0;
   t->have_fwd = 0;
@@ -143,7 +147,9 @@ static af_status reserve(af_trainer *t, int T, int B, int64_t n_probs, af_error 
   AF_TRAINER_ACTS(ALLOC_ONE)
 #undef ALLOC_ONE
   if (st == AF_OK && (!(t->pos_host = af_malloc(TT, sizeof(int32_t), err)) ||
-                      !(t->gtok_host = af_malloc(TT, sizeof(int32_t), err))))
+                      !(t->gtok_host = af_malloc(TT, sizeof(int32_t), err)) ||
+                      !(t->ids_host = af_malloc(TT, sizeof(int32_t), err)) ||
+                      !(t->cu_host = af_malloc(BB + 1, sizeof(int32_t), err))))
     st = AF_ERR_NOMEM;
   if (st != AF_OK) {
     free_acts(t);
@@ -429,6 +435,8 @@ static af_status upload_batch(af_trainer *t, const af_batch *b, af_error *err) {
       if (t->gtok)
         t->gtok_host[k] = t->gtok[i] + (k - b->cu_seqlens[i]);
     }
+  memcpy(t->ids_host, b->ids, sizeof(int32_t) * (size_t)b->T);
+  memcpy(t->cu_host, b->cu_seqlens, sizeof(int32_t) * (size_t)(b->B + 1));
   AF_TRY(af_dev_upload(d, t->ids, b->ids, sizeof(int32_t) * (size_t)b->T, err));
   AF_TRY(af_dev_upload(d, t->pos, t->pos_host, sizeof(int32_t) * (size_t)b->T, err));
   AF_TRY(af_dev_upload(d, t->cu, b->cu_seqlens, sizeof(int32_t) * (size_t)(b->B + 1), err));
@@ -466,7 +474,7 @@ static af_status layer_forward(af_trainer *t, int l, af_error *err) {
     AF_TRY(af_op_attention_dropout_forward(d, att, probs, qkv, t->cu, B, C, NH,
                                            t->cfg.attn_dropout, t->cfg.seed,
                                            stream_of(t, 1 + 3 * l),
-                                           t->have_layout ? t->gprob_dev : NULL, err));
+                                           t->have_layout ? t->gprob_dev : NULL, t->cu_host, err));
   // h1 = dropout(att W_o^T + b_o) + inp;  x1 = LN1(h1)
   AF_TRY(lin_fwd(t, h1, att, lp->ao_w, lp->ao_b, T, C, C, err));
   if (p > 0)
@@ -579,9 +587,10 @@ static af_status layer_backward(af_trainer *t, int l, af_error *err) {
     AF_TRY(af_op_attention_dropout_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH,
                                             t->cfg.attn_dropout, t->cfg.seed,
                                             stream_of(t, 1 + 3 * l),
-                                            t->have_layout ? t->gprob_dev : NULL, err));
+                                            t->have_layout ? t->gprob_dev : NULL, t->cu_host, err));
   else
-    AF_TRY(af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH, err));
+    AF_TRY(af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH, t->cu_host,
+                                    err));
   return lin_bwd(t, t->dx, t->dqkv, inp, lp->qkv_w, lp->qkv_b, T, C, 3 * C, err);
 }
 
@@ -639,7 +648,7 @@ static af_status backward_device(af_trainer *t, af_error *err) {
   AF_TRY(af_op_layernorm_backward(d, t->dh, G(t, w->ln_w), G(t, w->ln_b), t->dtmp, t->emb,
                                   W(t, w->ln_w), t->emb_mean, t->emb_rstd, T, C, err));
   AF_TRY(af_op_embedding_backward(d, G(t, w->wte), G(t, w->wpe), G(t, w->wtt), t->dh, t->ids,
-                                  t->pos, NULL, T, C, err));
+                                  t->pos, NULL, T, C, t->ids_host, t->pos_host, err));
   t->have_fwd = 0;
   if (t->reduce_comm) { // the rest: embeddings before the layers, pooler after
     AF_TRY(reduce_range(t, 0, t->layer_lo[0], err));

@@ -248,8 +248,10 @@ static af_status cpu_dropout_backward(void *ctx, float *dinp, const float *dout,
 static af_status cpu_attention_dropout_forward(void *ctx, float *out, const float *probs,
                                                const float *qkv, const int32_t *cu, int B, int C,
                                                int NH, float p, uint64_t seed, uint64_t stream,
-                                               const int64_t *mask_base, af_error *err) {
+                                               const int64_t *mask_base, const int32_t *cu_host,
+                                               af_error *err) {
   (void)ctx;
+  (void)cu_host;
   if (!(p > 0.0f && p < 1.0f))
     return af_error_set(err, AF_ERR_ARG, "attention_dropout_forward: p = %g is not in (0, 1)", p);
   AF_TRY(check_attention("attention_dropout_forward", cu, B, C, NH, err));
@@ -261,8 +263,10 @@ static af_status cpu_attention_dropout_backward(void *ctx, float *dqkv, const fl
                                                 const float *qkv, const float *probs,
                                                 const int32_t *cu, int B, int C, int NH, float p,
                                                 uint64_t seed, uint64_t stream,
-                                                const int64_t *mask_base, af_error *err) {
+                                                const int64_t *mask_base, const int32_t *cu_host,
+                                                af_error *err) {
   (void)ctx;
+  (void)cu_host;
   if (!(p > 0.0f && p < 1.0f))
     return af_error_set(err, AF_ERR_ARG, "attention_dropout_backward: p = %g is not in (0, 1)",
                         p);
@@ -274,9 +278,13 @@ static af_status cpu_attention_dropout_backward(void *ctx, float *dqkv, const fl
 
 static af_status cpu_embedding_backward(void *ctx, float *dwte, float *dwpe, float *dwtt,
                                         const float *dout, const int32_t *ids, const int32_t *pos,
-                                        const int32_t *type_ids, int T, int C, af_error *err) {
+                                        const int32_t *type_ids, int T, int C,
+                                        const int32_t *ids_host, const int32_t *pos_host,
+                                        af_error *err) {
   (void)ctx;
   (void)err;
+  (void)ids_host;
+  (void)pos_host;
   af_cpu_embedding_backward(dwte, dwpe, dwtt, dout, ids, pos, type_ids, T, C);
   return AF_OK;
 }
@@ -318,8 +326,10 @@ static af_status cpu_add_backward(void *ctx, float *da, float *db, const float *
 
 static af_status cpu_attention_backward(void *ctx, float *dqkv, const float *dout,
                                         const float *qkv, const float *probs, const int32_t *cu,
-                                        int B, int C, int NH, af_error *err) {
+                                        int B, int C, int NH, const int32_t *cu_host,
+                                        af_error *err) {
   (void)ctx;
+  (void)cu_host;
   AF_TRY(check_attention("attention_backward", cu, B, C, NH, err));
   af_cpu_attention_backward(dqkv, dout, qkv, probs, cu, B, C, NH);
   return AF_OK;

@@ -154,8 +154,11 @@ static af_status cu_dropout_backward(void *v, float *dinp, const float *dout, in
 
 static af_status cu_embedding_backward(void *v, float *dwte, float *dwpe, float *dwtt,
                                        const float *dout, const int32_t *ids, const int32_t *pos,
-                                       const int32_t *type_ids, int T, int C, af_error *err) {
-  RUN(v, err, af_cuda_embedding_backward(CTX(v), dwte, dwpe, dwtt, dout, ids, pos, type_ids, T, C));
+                                       const int32_t *type_ids, int T, int C,
+                                       const int32_t *ids_host, const int32_t *pos_host,
+                                       af_error *err) {
+  RUN(v, err, af_cuda_embedding_backward(CTX(v), dwte, dwpe, dwtt, dout, ids, pos, type_ids, T, C,
+                                         ids_host, pos_host));
 }
 
 static af_status cu_layernorm_backward(void *v, float *dinp, float *dw, float *db,
@@ -183,8 +186,8 @@ static af_status cu_add_backward(void *v, float *da, float *db, const float *dou
 
 static af_status cu_attention_backward(void *v, float *dqkv, const float *dout, const float *qkv,
                                        const float *probs, const int32_t *cu, int B, int C, int NH,
-                                       af_error *err) {
-  RUN(v, err, af_cuda_attention_backward(CTX(v), dqkv, dout, qkv, probs, cu, B, C, NH));
+                                       const int32_t *cu_host, af_error *err) {
+  RUN(v, err, af_cuda_attention_backward(CTX(v), dqkv, dout, qkv, probs, cu, B, C, NH, cu_host));
 }
 
 static af_status cu_mean_pool_backward(void *v, float *dinp, const float *dout, const int32_t *cu,
@@ -207,18 +210,20 @@ static af_status cu_l2norm_backward(void *v, float *dinp, const float *dout, con
 static af_status cu_attention_dropout_forward(void *v, float *out, const float *probs,
                                               const float *qkv, const int32_t *cu, int B, int C,
                                               int NH, float p, uint64_t seed, uint64_t stream,
-                                              const int64_t *mask_base, af_error *err) {
+                                              const int64_t *mask_base, const int32_t *cu_host,
+                                              af_error *err) {
   RUN(v, err, af_cuda_attention_dropout_forward(CTX(v), out, probs, qkv, cu, B, C, NH, p, seed,
-                                                stream, mask_base));
+                                                stream, mask_base, cu_host));
 }
 
 static af_status cu_attention_dropout_backward(void *v, float *dqkv, const float *dout,
                                                const float *qkv, const float *probs,
                                                const int32_t *cu, int B, int C, int NH, float p,
                                                uint64_t seed, uint64_t stream,
-                                               const int64_t *mask_base, af_error *err) {
+                                               const int64_t *mask_base, const int32_t *cu_host,
+                                               af_error *err) {
   RUN(v, err, af_cuda_attention_dropout_backward(CTX(v), dqkv, dout, qkv, probs, cu, B, C, NH, p,
-                                                 seed, stream, mask_base));
+                                                 seed, stream, mask_base, cu_host));
 }
 
 static af_status cu_zero(void *v, void *dst, size_t bytes, af_error *err) {
