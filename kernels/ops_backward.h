@@ -226,7 +226,8 @@ af_status af_op_linear_forward_w16(const af_device *dev, float *out, const float
 af_status af_op_linear_backward_w16(const af_device *dev, float *dinp, float *dw, float *dbias,
                                     const float *dout, const float *inp, const uint16_t *w16,
                                     int N, int IC, int OC, af_error *err);
-/* 1 when dev's table has both w16 linear ops and the bf16 working copy in AdamW. */
+/* 1 when dev's table has both w16 linear ops and an AdamW (the bf16 tables: their AdamW
+ * writes work_bf16). */
 int af_op_has_linear_w16(const af_device *dev);
 
 /* ---- CPU implementations (kernels/cpu/<op>_backward.c, dropout.c) --------------- */
