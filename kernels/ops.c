@@ -1,8 +1,11 @@
 /* The op interface's entry points (ops.h): each calls the op through the
  * device's backend table (ops_table.h), or reports that the backend lacks it. */
 #include "ops.h"
+#include "topk_fused.h"
 
 #include <omp.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ops_table.h"
 
@@ -129,6 +132,60 @@ af_status af_op_topk_merge_rows(const af_device *dev, float *ls, int64_t *li, in
 af_status af_op_rescore_fp32(const af_device *dev, float *out, const float *Q, const float *X,
                              const int64_t *idx, int QT, int kp, int d, af_error *err) {
   return AF_OP_CALL(dev, rescore_fp32, err, out, Q, X, idx, QT, kp, d);
+}
+
+af_status af_op_topk_fused(const af_device *dev, float *ps, int64_t *pi, int kp,
+                           const uint16_t *Q, const uint16_t *X, int nq, int cc, int dp,
+                           int64_t col0, int64_t q0, int S, af_error *err) {
+  if (kp < 1 || kp > AF_FUSED_MAX_KP || dp < 16 || dp % 16 || dp > AF_FUSED_MAX_D || nq < 0 ||
+      cc < 0 || S < 1 || S > af_fused_max_splits(kp) || col0 < 0 || col0 + cc > 0x7fffffff)
+    return af_error_set(err, AF_ERR_ARG,
+                        "topk_fused: k'=%d (1..%d), padded d=%d (16..%d, multiple of 16), "
+                        "splits %d (1..%d), columns [%lld, +%d) must stay below 2^31",
+                        kp, AF_FUSED_MAX_KP, dp, AF_FUSED_MAX_D, S, af_fused_max_splits(kp),
+                        (long long)col0, cc);
+  return AF_OP_CALL(dev, topk_fused, err, ps, pi, kp, Q, X, nq, cc, dp, col0, q0, S);
+}
+
+af_status af_op_topk_merge_partials(const af_device *dev, float *ls, int64_t *li, int kp,
+                                    const float *ps, const int64_t *pi, int nq, int S,
+                                    af_error *err) {
+  if (kp < 1 || kp > AF_FUSED_MAX_KP || S < 1 || (int64_t)(S + 1) * kp > AF_FUSED_PARTIALS)
+    return af_error_set(err, AF_ERR_ARG, "topk_merge_partials: k'=%d, %d splits: (S + 1) k' "
+                        "must be at most %d", kp, S, AF_FUSED_PARTIALS);
+  return AF_OP_CALL(dev, topk_merge_partials, err, ls, li, kp, ps, pi, nq, S);
+}
+
+af_status af_op_rescore_fp32_range(const af_device *dev, float *out, const float *Q,
+                                   const float *X, const int64_t *idx, int QT, int kp, int d,
+                                   int64_t c0, int64_t c1, af_error *err) {
+  return AF_OP_CALL(dev, rescore_fp32_range, err, out, Q, X, idx, QT, kp, d, c0, c1);
+}
+
+af_status af_host_alloc(const af_device *dev, size_t bytes, void **out, af_error *err) {
+  *out = NULL;
+  if (dev->ops && dev->ops->host_alloc) {
+    AF_TRY(dev->ops->host_alloc(dev->ctx, bytes, out, err));
+    memset(*out, 0, bytes);
+    return AF_OK;
+  }
+  *out = af_calloc(bytes ? bytes : 1, 1, err);
+  return *out ? AF_OK : AF_ERR_NOMEM;
+}
+
+void af_host_free(const af_device *dev, void *ptr) {
+  if (dev->ops && dev->ops->host_free)
+    dev->ops->host_free(dev->ctx, ptr);
+  else
+    free(ptr);
+}
+
+af_status af_op_mem_free(const af_device *dev, size_t *free_bytes, af_error *err) {
+  if (!dev->ops || !dev->ops->mem_free) {
+    *free_bytes = SIZE_MAX;
+    return AF_OK;
+  }
+  return dev->ops->mem_free(dev->ctx, free_bytes, err);
 }
 
 /* ---- device memory ----------------------------------------------------------- */

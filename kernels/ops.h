@@ -166,7 +166,50 @@ af_status af_op_topk_merge_rows(const af_device *dev, float *ls, int64_t *li, in
 af_status af_op_rescore_fp32(const af_device *dev, float *out, const float *Q, const float *X,
                              const int64_t *idx, int QT, int kp, int d, af_error *err);
 
+/* The fused all-pairs top-k kernel (kernels/topk_fused.h has its geometry):
+ * for each query row r (query q0 + r) and split s of the chunk's columns (split
+ * width af_fused_split_width(cc, S)), the best kp columns of the split by bf16
+ * score (fp32 sums of exact bf16 products; desc, ties to the lower index),
+ * global index col0 + c, never the row itself, into ps, pi (nq, S, kp); empty
+ * slots -inf / -1. Q (nq, dp), X (cc, dp) bf16, dp a multiple of 16 and
+ * <= AF_FUSED_MAX_D, kp <= AF_FUSED_MAX_KP, S <= af_fused_max_splits(kp).
+ * The score matrix is never stored. */
+af_status af_op_topk_fused(const af_device *dev, float *ps, int64_t *pi, int kp,
+                           const uint16_t *Q, const uint16_t *X, int nq, int cc, int dp,
+                           int64_t col0, int64_t q0, int S, af_error *err);
+
+/* Merges the S partial lists ps, pi (nq, S, kp) of each row into its running
+ * list ls, li (nq, kp) (best first; empty -inf / -1). (S + 1) kp <=
+ * AF_FUSED_PARTIALS. */
+af_status af_op_topk_merge_partials(const af_device *dev, float *ls, int64_t *li, int kp,
+                                    const float *ps, const int64_t *pi, int nq, int S,
+                                    af_error *err);
+
+/* af_op_rescore_fp32 for a column chunk: X (c1 - c0, d) holds base rows
+ * c0 .. c1 - 1; out[e] is written where c0 <= idx[e] < c1 (the CPU's bits) or
+ * idx[e] < 0 (-inf), and left as it is otherwise. */
+af_status af_op_rescore_fp32_range(const af_device *dev, float *out, const float *Q,
+                                   const float *X, const int64_t *idx, int QT, int kp, int d,
+                                   int64_t c0, int64_t c1, af_error *err);
+
+/* Free device memory in bytes (the CUDA backend's cudaMemGetInfo); a backend
+ * without the op (the CPU) has no device limit: SIZE_MAX. */
+af_status af_op_mem_free(const af_device *dev, size_t *free_bytes, af_error *err);
+
+/* Host memory for transfers: page-locked (cudaMallocHost) on CUDA, so uploads
+ * from it run at the link's full rate; plain malloc on a backend without the
+ * op. Zero-filled. Free with af_host_free on the same device. */
+af_status af_host_alloc(const af_device *dev, size_t bytes, void **out, af_error *err);
+void af_host_free(const af_device *dev, void *ptr);
+
 /* ---- CPU implementations (kernels/cpu) -------------------------------------- */
+/* 1 on success, 0 when a block's 200 KB of working memory could not be allocated. */
+int af_cpu_topk_fused(float *ps, int64_t *pi, int kp, const uint16_t *Q, const uint16_t *X,
+                      int nq, int cc, int dp, int64_t col0, int64_t q0, int S);
+void af_cpu_topk_merge_partials(float *ls, int64_t *li, int kp, const float *ps,
+                                const int64_t *pi, int nq, int S);
+void af_cpu_rescore_fp32_range(float *out, const float *Q, const float *X, const int64_t *idx,
+                               int QT, int kp, int d, int64_t c0, int64_t c1);
 void af_cpu_topk_merge_rows(float *ls, int64_t *li, int kp, const float *tile, int QT, int CC,
                             int64_t col0, int64_t q0);
 void af_cpu_rescore_fp32(float *out, const float *Q, const float *X, const int64_t *idx, int QT,

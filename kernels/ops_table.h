@@ -77,6 +77,17 @@ struct af_backend_ops {
                                int QT, int CC, int64_t col0, int64_t q0, af_error *err);
   af_status (*rescore_fp32)(void *ctx, float *out, const float *Q, const float *X,
                             const int64_t *idx, int QT, int kp, int d, af_error *err);
+  af_status (*topk_fused)(void *ctx, float *ps, int64_t *pi, int kp, const uint16_t *Q,
+                          const uint16_t *X, int nq, int cc, int dp, int64_t col0, int64_t q0,
+                          int S, af_error *err);
+  af_status (*topk_merge_partials)(void *ctx, float *ls, int64_t *li, int kp, const float *ps,
+                                   const int64_t *pi, int nq, int S, af_error *err);
+  af_status (*rescore_fp32_range)(void *ctx, float *out, const float *Q, const float *X,
+                                  const int64_t *idx, int QT, int kp, int d, int64_t c0,
+                                  int64_t c1, af_error *err);
+  af_status (*mem_free)(void *ctx, size_t *free_bytes, af_error *err);
+  af_status (*host_alloc)(void *ctx, size_t bytes, void **out, af_error *err); /* pinned */
+  void (*host_free)(void *ctx, void *ptr);
 
   /* ---- training (ops_backward.h) ---- */
   af_status (*dropout_forward)(void *ctx, float *out, const float *inp, int64_t n, float p_drop,

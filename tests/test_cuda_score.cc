@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <string>
@@ -15,6 +16,7 @@
 #include "affinity.h"
 #include "ops.h"
 #include "search/score_bf16.h"
+#include "topk_fused.h"
 
 namespace {
 
@@ -120,6 +122,127 @@ TEST_F(CudaScore, DeviceDriverMatchesTheCpuScorerOnCertifiedRows) {
     EXPECT_LE(differ, unc);
     std::printf("N=%lld d=%d k=%d: %lld of %lld rows differ, %lld uncertified\n", (long long)c.N,
                 c.d, c.k, (long long)differ, (long long)R, (long long)unc);
+  }
+}
+
+// Inputs v/8 with |v| <= 4 (exact in bf16): every product is a multiple of
+// 1/64 and every partial sum (|s| <= 96 at d = 384) is exact in fp32, so the
+// tensor core's summation order cannot change a bit and the kernel must equal
+// its CPU twin exactly (lists, indices and scores), ties included.
+std::vector<uint16_t> coarse_bf16(int N, int d, int dp, unsigned seed) {
+  std::mt19937 g(seed);
+  std::uniform_int_distribution<int> u(-4, 4);
+  std::vector<uint16_t> x((size_t)N * dp, 0);
+  for (int i = 0; i < N; i++)
+    for (int c = 0; c < d; c++) x[(size_t)i * dp + c] = af_bf16_from_f32(u(g) / 8.f);
+  return x;
+}
+
+TEST_F(CudaScore, FusedKernelEqualsItsTwinOnExactInputs) {
+  struct Case { int nq, cc, d, kp, S; int64_t col0, q0; };
+  for (Case c : {Case{70, 1000, 37, 66, 3, 5000, 5010}, Case{200, 5000, 384, 96, 5, 0, 100},
+                 Case{5, 20, 16, 50, 2, 0, 3}, Case{64, 4000, 48, 1, 7, 100000, 0},
+                 Case{1000, 3000, 384, 66, 1, 0, 0}}) {
+    SCOPED_TRACE("nq=" + std::to_string(c.nq) + " cc=" + std::to_string(c.cc) +
+                 " d=" + std::to_string(c.d) + " kp=" + std::to_string(c.kp));
+    const int dp = (c.d + 15) / 16 * 16;
+    auto Q = coarse_bf16(c.nq, c.d, dp, 1), X = coarse_bf16(c.cc, c.d, dp, 2);
+    const size_t n = (size_t)c.nq * c.S * c.kp;
+    std::vector<float> rps(n);
+    std::vector<int64_t> rpi(n);
+    ASSERT_TRUE(af_cpu_topk_fused(rps.data(), rpi.data(), c.kp, Q.data(), X.data(), c.nq, c.cc, dp,
+                                  c.col0, c.q0, c.S));
+    float *ps = up(std::vector<float>(n, NAN));
+    int64_t *pi = up(std::vector<int64_t>(n, 77));
+    ASSERT_EQ(af_op_topk_fused(&dev, ps, pi, c.kp, up(Q), up(X), c.nq, c.cc, dp, c.col0, c.q0, c.S,
+                               &err),
+              AF_OK)
+        << err.msg;
+    EXPECT_EQ(down(pi, n), rpi);
+    auto gps = down(ps, n);
+    EXPECT_EQ(std::memcmp(gps.data(), rps.data(), n * 4), 0);
+    // the partial merge into a running list that already holds candidates
+    std::vector<float> ls((size_t)c.nq * c.kp, -INFINITY);
+    std::vector<int64_t> li((size_t)c.nq * c.kp, -1);
+    for (int r = 0; r < c.nq; r++) ls[(size_t)r * c.kp] = 0.25f, li[(size_t)r * c.kp] = 999999;
+    float *dls = up(ls);
+    int64_t *dli = up(li);
+    af_cpu_topk_merge_partials(ls.data(), li.data(), c.kp, rps.data(), rpi.data(), c.nq, c.S);
+    ASSERT_EQ(af_op_topk_merge_partials(&dev, dls, dli, c.kp, ps, pi, c.nq, c.S, &err), AF_OK)
+        << err.msg;
+    EXPECT_EQ(down(dli, li.size()), li);
+    EXPECT_EQ(down(dls, ls.size()), ls);
+  }
+}
+
+TEST_F(CudaScore, PinnedHostMemoryRoundTrips) {
+  void *h = nullptr;
+  ASSERT_EQ(af_host_alloc(&dev, 1 << 20, &h, &err), AF_OK) << err.msg;
+  std::vector<unsigned char> zero(1 << 20, 0);
+  EXPECT_EQ(std::memcmp(h, zero.data(), zero.size()), 0);
+  for (size_t i = 0; i < zero.size(); i++) ((unsigned char *)h)[i] = (unsigned char)(i * 7);
+  void *d = nullptr;
+  ASSERT_EQ(af_dev_alloc(&dev, zero.size(), &d, &err), AF_OK);
+  ptrs.push_back(d);
+  ASSERT_EQ(af_dev_upload(&dev, d, h, zero.size(), &err), AF_OK);
+  ASSERT_EQ(af_dev_download(&dev, zero.data(), d, zero.size(), &err), AF_OK);
+  EXPECT_EQ(std::memcmp(h, zero.data(), zero.size()), 0);
+  af_host_free(&dev, h);
+}
+
+TEST_F(CudaScore, RescoreRangeEqualsItsTwin) {
+  const int QT = 37, kp = 66, d = 384;
+  auto X = random_unit(9000, d, 3), Q = random_unit(QT, d, 4);
+  std::vector<int64_t> idx((size_t)QT * kp);
+  for (size_t i = 0; i < idx.size(); i++) idx[i] = i % 9 == 8 ? -1 : (int64_t)(i * 131 % 9000);
+  std::vector<float> ref(idx.size(), NAN);
+  float *out = up(ref);
+  const float *dq = up(Q);
+  const int64_t *di = up(idx);
+  for (int64_t c0 = 0; c0 < 9000; c0 += 4000) {
+    const int64_t c1 = std::min<int64_t>(9000, c0 + 4000);
+    std::vector<float> chunk(X.begin() + c0 * d, X.begin() + c1 * d);
+    af_cpu_rescore_fp32_range(ref.data(), Q.data(), chunk.data(), idx.data(), QT, kp, d, c0, c1);
+    ASSERT_EQ(af_op_rescore_fp32_range(&dev, out, dq, up(chunk), di, QT, kp, d, c0, c1, &err),
+              AF_OK);
+  }
+  auto got = down(out, ref.size());
+  EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * 4), 0);
+}
+
+// The driver with each path and with the base in chunks, against the CPU scorer.
+TEST_F(CudaScore, DriverPathsAndChunksMatchTheCpuScorer) {
+  auto x = random_unit(30000, 384, 8);
+  for (int i = 0; i < 10; i++)
+    std::copy(x.begin() + i * 384, x.begin() + (i + 1) * 384, x.begin() + (29999 - i) * 384);
+  struct Case { int path; int64_t chunk; int k; };
+  for (Case c : {Case{AF_TOPK_PATH_FUSED, 0, 50}, Case{AF_TOPK_PATH_FUSED, 7000, 50},
+                 Case{AF_TOPK_PATH_TILED, 7000, 50}, Case{AF_TOPK_PATH_AUTO, 9000, 2048},
+                 Case{AF_TOPK_PATH_FUSED, 0, 1}}) {
+    SCOPED_TRACE("path=" + std::to_string(c.path) + " chunk=" + std::to_string(c.chunk));
+    const int64_t row0 = 1000, row1 = 3000, R = row1 - row0;
+    std::vector<int64_t> en((size_t)R * c.k), gn(en.size());
+    std::vector<float> es(en.size()), gs(en.size());
+    ASSERT_EQ(af_topk_all_pairs(x.data(), 30000, 384, c.k, -INFINITY, row0, row1, en.data(),
+                                es.data(), nullptr, &err),
+              AF_OK);
+    af_bf16_topk_device_options o;
+    o.path = c.path;
+    o.col_chunk = c.chunk;
+    o.q_tile = 0;
+    af_bf16_topk_device_report rep;
+    ASSERT_EQ(af_bf16_topk_device_ex(&dev, x.data(), 30000, 384, c.k, 16, -INFINITY, row0, row1, &o,
+                                     gn.data(), gs.data(), &rep, &err),
+              AF_OK)
+        << err.msg;
+    int64_t differ = 0;
+    for (int64_t q = 0; q < R; q++)
+      differ += std::memcmp(&en[q * c.k], &gn[q * c.k], 8 * c.k) != 0 ||
+                std::memcmp(&es[q * c.k], &gs[q * c.k], 4 * c.k) != 0;
+    EXPECT_LE(differ, rep.uncertified);
+    std::printf("N=30000 d=384 k=%d %s chunks=%lld: %lld of %lld rows differ, %lld uncertified\n",
+                c.k, rep.fused ? "fused" : "tiled", (long long)rep.n_chunks, (long long)differ,
+                (long long)R, (long long)rep.uncertified);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -159,6 +160,68 @@ TEST(Embed, MemoryIsBoundedByTheBatchNotTheCatalog) {
   // the ids (output) and their duplicate check: ~130 bytes a row measured,
   // 2.3 MB here, far below the embeddings the output itself holds.
   EXPECT_LT(large - small, 16 * 1024) << "peak memory grew with the catalog";
+}
+
+// The pipelined catalog path (a second thread reads and tokenizes chunk c + 1
+// while chunk c is encoded and written: the GPU default) writes the same
+// file as the sequential one (the CPU default), bit for bit, across several
+// chunks: 4,096-row chunks at the default batch, and 8,000-row chunks when the
+// batch (16,000 tokens) would hold more than 4,096 rows (no 4,096-row cap;
+// within 1e-6 of the 4,096-row run, whose batches are packed differently).
+TEST(Embed, PipelinedCatalogEqualsSequential) {
+  std::string dir = aft::temp_dir("embed-pipe"), model = tiny_model(dir);
+  const char *words[] = {"milk", "tea", "bread", "green", "organic", "whole"};
+  std::string s = "id,name\n";
+  for (int i = 0; i < 8501; i++)
+    s += std::to_string(i) + "," + words[i % 6] + " " + words[(i / 6) % 6] + (i % 7 ? " tea" : "") + "\n";
+  aft::write_file(dir + "/cat.csv", s);
+  af_model m;
+  af_error ae{};
+  ASSERT_EQ(af_model_load(model.c_str(), &m, &ae), AF_OK);
+  af_device dev = af_device_cpu(0);
+  const char *cols[1] = {"name"};
+  af_catalog_source src = {(dir + "/cat.csv").c_str(), "id", cols, 1, ','};
+  std::string p0 = dir + "/cat.csv";
+  src.path = p0.c_str();
+  std::vector<af_embeddings> got;
+  for (int batch : {8192, 16000})
+    for (int pipeline : {-1, 1}) {
+      if (batch == 16000 && pipeline < 0) continue;
+      af_embed_options o;
+      af_embed_default_options(&o);
+      o.pipeline = pipeline;
+      o.batch_tokens = batch;
+      std::string out = dir + "/e" + std::to_string(batch) + "_" + std::to_string(pipeline) + ".h5";
+      int64_t n = 0;
+      ASSERT_EQ(af_embed_catalog(&m, &dev, &src, &o, out.c_str(), &n, &ae), AF_OK) << ae.msg;
+      EXPECT_EQ(n, 8501);
+      got.emplace_back();
+      ASSERT_EQ(af_embeddings_read(out.c_str(), &got.back(), &ae), AF_OK) << ae.msg;
+    }
+  for (size_t i = 1; i < got.size(); i++) {
+    ASSERT_EQ(got[i].n, got[0].n);
+    for (int64_t r = 0; r < got[0].n; r++) ASSERT_STREQ(got[i].ids[r], got[0].ids[r]);
+    // same texts, same batches: bit-equal for one batch size (got[1]); a
+    // different batch size (got[2]) packs rows differently, which can move the
+    // last bits of the GEMM sums (1e-6: ~10 ulp of these O(0.1-1) values)
+    for (int64_t j = 0; j < got[0].n * got[0].d; j++)
+      ASSERT_NEAR(got[i].emb[j], got[0].emb[j], i == 1 ? 0.0 : 1e-6) << i << " " << j;
+  }
+  EXPECT_EQ(std::memcmp(got[1].emb, got[0].emb, sizeof(float) * got[0].n * got[0].d), 0);
+  for (auto &e : got) af_embeddings_free(&e);
+  // An error in a chunk the second thread prepares (a duplicate id in chunk 2)
+  // is reported with its line, and no file is left.
+  aft::write_file(dir + "/dup.csv", s + "5000,milk\n");
+  std::string p1 = dir + "/dup.csv";
+  src.path = p1.c_str();
+  af_embed_options o;
+  af_embed_default_options(&o);
+  o.pipeline = 1;
+  EXPECT_EQ(af_embed_catalog(&m, &dev, &src, &o, (dir + "/bad.h5").c_str(), nullptr, &ae),
+            AF_ERR_FORMAT);
+  EXPECT_NE(std::string(ae.msg).find("duplicate id '5000'"), std::string::npos) << ae.msg;
+  EXPECT_FALSE(aft::file_exists(dir + "/bad.h5"));
+  af_model_free(&m);
 }
 
 TEST(Tokenize, PrintsIdsPerLine) {

@@ -159,6 +159,9 @@ TEST(ScoreBf16, CertifiedRowsEqualTheCpuScorer) {
   EXPECT_EQ(r.uncertified, 0);
 }
 
+Compare compare_device(const af_device &dev, const std::vector<float> &x, int64_t N, int d, int k,
+                       int margin, float min_score, int64_t row0, int64_t row1);
+
 // Real embeddings: the first 1,500 Instacart product names through MiniLM
 // (fp32, CPU), all pairs, k = 50, margin 16.
 TEST(ScoreBf16, RecallOnInstacartEmbeddings) {
@@ -204,6 +207,14 @@ TEST(ScoreBf16, RecallOnInstacartEmbeddings) {
               "CPU scorer, %lld uncertified\n",
               (long long)N, d, recall, (long long)r.rows_differ, (long long)N,
               (long long)r.uncertified);
+  // The GPU scorer's algorithm op for op on the same embeddings: the device
+  // driver on the CPU backend, i.e. the fused kernel's twin (k' = 66 <= 96).
+  af_device cpu = af_device_cpu(0);
+  Compare g = compare_device(cpu, x, N, d, 50, 16, -INFINITY, 0, N);
+  EXPECT_TRUE(g.certified_rows_equal) << g.rows_differ << " rows differ, " << g.uncertified;
+  EXPECT_GE((double)g.hits / g.wanted, 0.999);
+  std::printf("Instacart, fused kernel's twin: recall %.6f, %lld rows differ, %lld uncertified\n",
+              (double)g.hits / g.wanted, (long long)g.rows_differ, (long long)g.uncertified);
 }
 
 

@@ -94,7 +94,9 @@ static af_status vectors_from_model(const af_args *a, const char *path, const af
     return st;
   }
   if ((st = af_model_tokenizer(m, 0, &tok, err)) == AF_OK &&
-      (st = af_encoder_create(m, &dev, &enc, err)) == AF_OK) {
+      (st = af_encoder_create(m, &dev, &enc, err)) == AF_OK &&
+      // embed's default: bf16 on a GPU, fp32 on the CPU (the encoder starts in fp32)
+      (st = af_encoder_set_precision(enc, AF_PRECISION_DEFAULT, err)) == AF_OK) {
     *d = af_model_get_config(m)->hidden_size;
     *out = af_malloc((size_t)c->n * *d + 1, sizeof **out, err);
     if (!*out)

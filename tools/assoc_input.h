@@ -13,7 +13,7 @@
   AF_BASKET_INPUT_FLAGS,                                                                         \
       {"category-column", "NAME",                                                                \
        "catalog category column; repeat from fine to coarse (aisle, then department)"},          \
-      {"device", "cpu|cuda", "where to run --model (default cpu)"},                              \
+      {"device", "cpu|cuda", "where to run --model (default cpu; cuda: bf16, like embed)"},       \
       {"threads", "N", "CPU threads (default: all cores)"}
 
 typedef struct {

@@ -3,13 +3,20 @@
 #include "affinity.h"
 #include "nn/model.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/csv.h"
 #include "base/strmap.h"
 
-#define CHUNK_ROWS 4096 /* rows tokenized together (in parallel) before encoding */
+#define CHUNK_ROWS 4096 /* rows tokenized together (in parallel) before encoding, at least */
+
+/* Rows per chunk: 4,096, or enough that a packed batch of batch_tokens is never
+ * cut short by the chunk (a row has >= 2 tokens: [CLS] and [SEP]). */
+static int chunk_rows_for(int batch_tokens) {
+  return batch_tokens / 2 > CHUNK_ROWS ? batch_tokens / 2 : CHUNK_ROWS;
+}
 
 af_status af_model_tokenizer(const af_model *m, int max_len, af_tokenizer **out, af_error *err) {
   af_tokenizer_options o;
@@ -26,13 +33,13 @@ void af_embed_default_options(af_embed_options *opt) {
   opt->batch_tokens = 8192;
 }
 
-/* Tokenized rows of one chunk: ids (n, max_len) with lengths. */
+/* Tokenized rows of one chunk of `rows` rows: ids (rows, max_len) with lengths. */
 typedef struct {
   int max_len;
-  int32_t *ids;  /* (CHUNK_ROWS, max_len) */
-  int32_t *lens; /* (CHUNK_ROWS) */
-  int32_t *packed, *cu; /* (batch_tokens + max_len), (CHUNK_ROWS + 1) */
-  float *out;    /* (CHUNK_ROWS, C) */
+  int32_t *ids;  /* (rows, max_len) */
+  int32_t *lens; /* (rows) */
+  int32_t *packed, *cu; /* (batch_tokens + max_len), (rows + 1) */
+  float *out;    /* (rows, C) */
 } chunk_buffers;
 
 static void free_chunk(chunk_buffers *b) {
@@ -44,7 +51,7 @@ static void free_chunk(chunk_buffers *b) {
   memset(b, 0, sizeof *b);
 }
 
-/* Buffers for chunks of at most `rows` rows (<= CHUNK_ROWS): a small call
+/* Buffers for chunks of at most `rows` rows: a small call
  * (a 32-text batch) must not allocate, and page-fault, a 10 MB chunk. */
 static af_status alloc_chunk(chunk_buffers *b, int rows, int max_len, int batch_tokens, int C,
                              af_error *err) {
@@ -118,14 +125,15 @@ af_status af_embed_texts(af_encoder *enc, const af_tokenizer *tok, const char *c
     batch_tokens = max_len;
   const int C = af_encoder_hidden_size(enc);
   chunk_buffers b;
-  const int rows = n < CHUNK_ROWS ? (int)(n > 0 ? n : 1) : CHUNK_ROWS;
+  const int chunk = chunk_rows_for(batch_tokens);
+  const int rows = n < chunk ? (int)(n > 0 ? n : 1) : chunk;
   /* a packed batch never holds more tokens than the rows can have */
   if ((int64_t)batch_tokens > (int64_t)rows * max_len)
     batch_tokens = rows * max_len;
   AF_TRY(alloc_chunk(&b, rows, max_len, batch_tokens, C, err));
   af_status st = AF_OK;
-  for (int64_t r0 = 0; r0 < n && st == AF_OK; r0 += CHUNK_ROWS) {
-    int cn = (int)(n - r0 < CHUNK_ROWS ? n - r0 : CHUNK_ROWS);
+  for (int64_t r0 = 0; r0 < n && st == AF_OK; r0 += chunk) {
+    int cn = (int)(n - r0 < chunk ? n - r0 : chunk);
     st = tokenize_chunk(tok, texts + r0, cn, &b, err);
     if (st == AF_OK)
       st = encode_chunk(enc, &b, cn, C, batch_tokens, err);
@@ -217,9 +225,31 @@ static af_status join_text(const catalog_reader *r, char **fields, char **buf, s
 typedef struct {
   char *arena; /* texts and ids of the chunk, back to back */
   size_t used, cap;
-  size_t text_off[CHUNK_ROWS], id_off[CHUNK_ROWS];
-  const char *texts[CHUNK_ROWS], *ids[CHUNK_ROWS];
+  size_t *text_off, *id_off;  /* (rows) */
+  const char **texts, **ids;  /* (rows) */
 } chunk_rows;
+
+static void free_rows(chunk_rows *c) {
+  free(c->arena);
+  free(c->text_off);
+  free(c->id_off);
+  free(c->texts);
+  free(c->ids);
+  memset(c, 0, sizeof *c);
+}
+
+static af_status alloc_rows(chunk_rows *c, int rows, af_error *err) {
+  memset(c, 0, sizeof *c);
+  c->text_off = af_malloc((size_t)rows, sizeof(size_t), err);
+  c->id_off = c->text_off ? af_malloc((size_t)rows, sizeof(size_t), err) : NULL;
+  c->texts = c->id_off ? af_malloc((size_t)rows, sizeof(char *), err) : NULL;
+  c->ids = c->texts ? af_malloc((size_t)rows, sizeof(char *), err) : NULL;
+  if (!c->ids) {
+    free_rows(c);
+    return AF_ERR_NOMEM;
+  }
+  return AF_OK;
+}
 
 static af_status arena_push(chunk_rows *c, const char *s, size_t *off, af_error *err) {
   size_t l = strlen(s) + 1;
@@ -259,6 +289,131 @@ static const char *pooling_name(const af_model *m) {
   return m->cfg.pooling == AF_POOL_CLS ? "cls" : "mean";
 }
 
+/* Everything a chunk's reading and tokenizing touches: the reader's side of
+ * the pipeline (one thread at a time uses it). */
+typedef struct {
+  const af_catalog_source *src;
+  catalog_reader r;
+  af_strmap *seen;
+  const af_tokenizer *tok;
+  char *text;
+  size_t text_cap;
+  int64_t N, next; /* rows in the catalog, first row not yet read */
+  int chunk;       /* rows per chunk */
+} reader_side;
+
+/* One chunk's rows and tokens, and the outcome of preparing them. */
+typedef struct {
+  chunk_rows rows;
+  chunk_buffers b;
+  int64_t first;
+  int cn;
+  af_status st;
+  af_error err;
+} chunk_slot;
+
+/* Reads the next chunk of rows into c (ids and texts normalised, duplicate and
+ * empty ids refused). */
+static af_status read_chunk(reader_side *rs, chunk_rows *c, int *cn_out, af_error *err) {
+  catalog_reader *r = &rs->r;
+  c->used = 0;
+  int cn = 0;
+  af_status st = AF_OK;
+  while (st == AF_OK && cn < rs->chunk && rs->next + cn < rs->N) {
+    char **f;
+    int eof;
+    AF_TRY(next_row(r, &f, &eof, err));
+    if (eof)
+      return af_error_set(err, AF_ERR_IO, "%s: changed while being read", rs->src->path);
+    /* the one id rule (docs/data-formats.md): ids and texts normalised as
+     * the catalog loader does, so the file matches af_catalog_load's ids */
+    af_normalize_ws(f[r->id_col]);
+    for (int t = 0; t < r->n_text; t++)
+      af_normalize_ws(f[r->text_cols[t]]);
+    const char *id = f[r->id_col];
+    int64_t line = af_csv_record_line(r->csv);
+    if (id[0] == '\0')
+      return af_error_set(err, AF_ERR_FORMAT, "%s:%lld: empty id in column '%s'", rs->src->path,
+                          (long long)line, rs->src->id_column);
+    int64_t prev;
+    st = af_strmap_put(rs->seen, id, strlen(id), line, &prev, NULL, err);
+    if (st == AF_OK && prev >= 0)
+      st = af_error_set(err, AF_ERR_FORMAT, "%s:%lld: duplicate id '%s' (first on line %lld)",
+                        rs->src->path, (long long)line, id, (long long)prev);
+    if (st == AF_OK) st = join_text(r, f, &rs->text, &rs->text_cap, err);
+    if (st == AF_OK) st = arena_push(c, rs->text, &c->text_off[cn], err);
+    if (st == AF_OK) st = arena_push(c, id, &c->id_off[cn], err);
+    cn++;
+  }
+  for (int i = 0; st == AF_OK && i < cn; i++) {
+    c->texts[i] = c->arena + c->text_off[i];
+    c->ids[i] = c->arena + c->id_off[i];
+  }
+  *cn_out = cn;
+  return st;
+}
+
+typedef struct {
+  reader_side *rs;
+  chunk_slot *slot;
+} prep_job;
+
+/* Reads and tokenizes the next chunk into the slot (the pipeline's second
+ * thread, or inline). */
+static void *prepare_chunk(void *arg) {
+  prep_job *j = arg;
+  chunk_slot *s = j->slot;
+  s->err = (af_error){0};
+  s->first = j->rs->next;
+  s->st = read_chunk(j->rs, &s->rows, &s->cn, &s->err);
+  if (s->st == AF_OK)
+    s->st = tokenize_chunk(j->rs->tok, s->rows.texts, s->cn, &s->b, &s->err);
+  j->rs->next += s->cn;
+  return NULL;
+}
+
+/* Encodes and writes a prepared chunk. */
+static af_status finish_chunk(af_encoder *enc, af_emb_writer *w, chunk_slot *s, int C,
+                              int batch_tokens, af_error *err) {
+  AF_TRY(encode_chunk(enc, &s->b, s->cn, C, batch_tokens, err));
+  AF_TRY(af_emb_writer_rows(w, s->first, s->cn, s->b.out, err));
+  return af_emb_writer_id_rows(w, s->first, s->cn, s->rows.ids, err);
+}
+
+/* The chunks through encode and write; with `overlap`, chunk c + 1 is read and
+ * tokenized on a second thread while chunk c is encoded and written (reading
+ * and HDF5 never run on the same thread at once; the reader side is touched by
+ * one thread at a time). Same rows, same order, same bits either way. */
+static af_status run_chunks(reader_side *rs, chunk_slot slot[2], af_encoder *enc,
+                            af_emb_writer *w, int C, int batch_tokens, int overlap,
+                            const af_embed_options *opt, af_error *err) {
+  prep_job job = {rs, &slot[0]};
+  prepare_chunk(&job);
+  af_status st = slot[0].st;
+  if (st != AF_OK)
+    *err = slot[0].err;
+  for (int cur = 0; st == AF_OK && slot[cur].cn > 0;) {
+    const int nx = overlap ? cur ^ 1 : cur; // without overlap: one slot, used in turn
+    const int more = rs->next < rs->N;
+    prep_job next = {rs, &slot[nx]};
+    pthread_t th;
+    const int threaded = more && overlap && pthread_create(&th, NULL, prepare_chunk, &next) == 0;
+    st = finish_chunk(enc, w, &slot[cur], C, batch_tokens, err);
+    if (threaded)
+      pthread_join(th, NULL);
+    if (st == AF_OK && opt->progress)
+      opt->progress(opt->progress_ctx, slot[cur].first + slot[cur].cn, rs->N);
+    if (st != AF_OK || !more)
+      break;
+    if (!threaded)
+      prepare_chunk(&next);
+    if ((st = slot[nx].st) != AF_OK)
+      *err = slot[nx].err;
+    cur = nx;
+  }
+  return st;
+}
+
 af_status af_embed_catalog(const af_model *m, const af_device *dev, const af_catalog_source *src,
                            const af_embed_options *opt_in, const char *out_path, int64_t *n_rows,
                            af_error *err) {
@@ -276,78 +431,29 @@ af_status af_embed_catalog(const af_model *m, const af_device *dev, const af_cat
   af_tokenizer *tok = NULL;
   af_encoder *enc = NULL;
   af_emb_writer *w = NULL;
-  af_strmap *seen = NULL;
-  catalog_reader r = {0};
-  chunk_rows *rows = af_calloc(1, sizeof *rows, err);
-  chunk_buffers b = {0};
-  char *text = NULL;
-  size_t text_cap = 0;
-  af_status st = rows ? AF_OK : AF_ERR_NOMEM;
-  if (st == AF_OK) st = af_model_tokenizer(m, opt.max_len, &tok, err);
+  reader_side rs = {.src = src, .N = N};
+  chunk_slot slot[2];
+  memset(slot, 0, sizeof slot);
+  af_status st = af_model_tokenizer(m, opt.max_len, &tok, err);
   const int max_len = st == AF_OK ? af_tokenizer_options_of(tok)->max_len : 0;
   int batch_tokens = opt.batch_tokens > max_len ? opt.batch_tokens : max_len;
+  const int overlap = opt.pipeline > 0 || (opt.pipeline == 0 && dev->backend != AF_BACKEND_CPU);
+  rs.tok = tok;
+  rs.chunk = chunk_rows_for(batch_tokens);
   if (st == AF_OK) st = af_encoder_create(m, dev, &enc, err);
   if (st == AF_OK) st = af_encoder_set_precision(enc, opt.precision, err);
-  if (st == AF_OK) st = alloc_chunk(&b, CHUNK_ROWS, max_len, batch_tokens, C, err);
-  if (st == AF_OK) st = af_strmap_create((size_t)N, &seen, err);
+  for (int i = 0; i < 1 + overlap && st == AF_OK; i++) {
+    st = alloc_rows(&slot[i].rows, rs.chunk, err);
+    if (st == AF_OK) st = alloc_chunk(&slot[i].b, rs.chunk, max_len, batch_tokens, C, err);
+  }
+  if (st == AF_OK) st = af_strmap_create((size_t)N, &rs.seen, err);
   if (st == AF_OK)
     st = af_emb_writer_open(out_path, N, C, m->name ? m->name : "", pooling_name(m),
                             m->cfg.normalize, &w, err);
-  if (st == AF_OK) st = open_catalog(src, &r, err);
-
-  int64_t done = 0;
-  while (st == AF_OK && done < N) {
-    /* read a chunk of rows */
-    rows->used = 0;
-    int cn = 0;
-    while (st == AF_OK && cn < CHUNK_ROWS && done + cn < N) {
-      char **f;
-      int eof;
-      st = next_row(&r, &f, &eof, err);
-      if (st != AF_OK)
-        break;
-      if (eof) {
-        st = af_error_set(err, AF_ERR_IO, "%s: changed while being read", src->path);
-        break;
-      }
-      /* the one id rule (docs/data-formats.md): ids and texts normalised as
-       * the catalog loader does, so the file matches af_catalog_load's ids */
-      af_normalize_ws(f[r.id_col]);
-      for (int t = 0; t < r.n_text; t++)
-        af_normalize_ws(f[r.text_cols[t]]);
-      const char *id = f[r.id_col];
-      int64_t line = af_csv_record_line(r.csv);
-      if (id[0] == '\0') {
-        st = af_error_set(err, AF_ERR_FORMAT, "%s:%lld: empty id in column '%s'", src->path,
-                          (long long)line, src->id_column);
-        break;
-      }
-      int64_t prev;
-      st = af_strmap_put(seen, id, strlen(id), line, &prev, NULL, err);
-      if (st == AF_OK && prev >= 0)
-        st = af_error_set(err, AF_ERR_FORMAT, "%s:%lld: duplicate id '%s' (first on line %lld)",
-                          src->path, (long long)line, id, (long long)prev);
-      if (st == AF_OK) st = join_text(&r, f, &text, &text_cap, err);
-      if (st == AF_OK) st = arena_push(rows, text, &rows->text_off[cn], err);
-      if (st == AF_OK) st = arena_push(rows, id, &rows->id_off[cn], err);
-      cn++;
-    }
-    if (st != AF_OK)
-      break;
-    for (int i = 0; i < cn; i++) {
-      rows->texts[i] = rows->arena + rows->text_off[i];
-      rows->ids[i] = rows->arena + rows->id_off[i];
-    }
-    st = tokenize_chunk(tok, rows->texts, cn, &b, err);
-    if (st == AF_OK) st = encode_chunk(enc, &b, cn, C, batch_tokens, err);
-    if (st == AF_OK) st = af_emb_writer_rows(w, done, cn, b.out, err);
-    if (st == AF_OK) st = af_emb_writer_id_rows(w, done, cn, rows->ids, err);
-    done += cn;
-    if (st == AF_OK && opt.progress)
-      opt.progress(opt.progress_ctx, done, N);
-  }
-  if (r.csv)
-    af_csv_close(r.csv);
+  if (st == AF_OK) st = open_catalog(src, &rs.r, err);
+  if (st == AF_OK) st = run_chunks(&rs, slot, enc, w, C, batch_tokens, overlap, &opt, err);
+  if (rs.r.csv)
+    af_csv_close(rs.r.csv);
   if (w) {
     if (st == AF_OK)
       st = af_emb_writer_commit(w, err);
@@ -356,12 +462,12 @@ af_status af_embed_catalog(const af_model *m, const af_device *dev, const af_cat
   }
   if (st == AF_OK && n_rows)
     *n_rows = N;
-  free(text);
-  if (rows)
-    free(rows->arena);
-  free(rows);
-  free_chunk(&b);
-  af_strmap_free(seen);
+  free(rs.text);
+  for (int i = 0; i < 1 + overlap; i++) {
+    free_rows(&slot[i].rows);
+    free_chunk(&slot[i].b);
+  }
+  af_strmap_free(rs.seen);
   af_encoder_free(enc);
   af_tokenizer_free(tok);
   return st;

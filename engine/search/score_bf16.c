@@ -8,12 +8,16 @@
 #include "base/bf16.h"
 #include "base/topk.h"
 #include "ops.h"
+#include "topk_fused.h"
 #include "affinity.h"
 
 size_t af_bf16_topk_plan_bytes(int64_t R, int64_t col_chunk, int64_t q_tile, int d, int kp) {
-  const size_t per_vec = (size_t)d * 6; // bf16 + fp32 copy of one vector
-  return (size_t)col_chunk * per_vec + (size_t)R * per_vec + (size_t)R * kp * 12 +
-         (size_t)q_tile * kp * 24;
+  const size_t per_vec = (size_t)(d + 15) / 16 * 16 * 2 + (size_t)d * 4; // padded bf16 + fp32
+  // a launch's work space: the fused path's partial lists (at most
+  // AF_FUSED_PARTIALS entries of 12 bytes per row) or the tiled path's tile
+  const size_t work = AF_FUSED_PARTIALS * 12 > 8192 * 4 ? AF_FUSED_PARTIALS * 12 : 8192 * 4;
+  return (size_t)col_chunk * per_vec + (size_t)R * per_vec + (size_t)R * kp * 16 +
+         (size_t)q_tile * work;
 }
 
 af_status af_bf16_topk_plan_make(int64_t N, int d, int k, int margin, int shard_i, int shard_n,
@@ -24,7 +28,7 @@ af_status af_bf16_topk_plan_make(int64_t N, int d, int k, int margin, int shard_
   af_shard_rows(N, shard_i, shard_n, &p->row0, &p->row1);
   const int64_t R = p->row1 - p->row0;
   p->kp = (int)((int64_t)k + margin < N ? k + margin : N);
-  p->q_tile = R < 65536 ? (R > 0 ? R : 1) : 65536;
+  p->q_tile = R < 16384 ? (R > 0 ? R : 1) : 16384;
   p->col_chunk = N;
   // Halve the resident base chunk (a multiple of 1024 columns) until it fits.
   while (af_bf16_topk_plan_bytes(R, p->col_chunk, p->q_tile, d, p->kp) > budget &&
@@ -42,10 +46,14 @@ af_status af_bf16_topk_plan_make(int64_t N, int d, int k, int margin, int shard_
 
 double af_bf16_dot_error_bound(int d, double qnorm, double xnorm) {
   // Each bf16 rounding moves a value by <= 2^-8 relative (8 significant bits),
-  // so |bq bx - q x| <= (2^-7 + 2^-16) |q x| per term; both fp32 sums of d terms
-  // add <= 1.01 d 2^-24 sum|q x| each (gamma_d); sum|q_i x_i| <= ||q|| ||x||.
+  // so |bq bx - q x| <= (2^-7 + 2^-16) |q x| per term. The fp32 reference sum
+  // of d terms adds <= 1.01 d 2^-24 sum|q x| (gamma_d, round to nearest). The
+  // candidate sum is a tensor core's: exact products, but additions that may
+  // truncate and align within a k16 block (Fasi, Higham, Mikaitis, Pranesh,
+  // "Numerical behavior of NVIDIA tensor cores", PeerJ CS 2021); we allow 4 ulp
+  // (2^-22) per term there: 4.04 d 2^-24. sum|q_i x_i| <= ||q|| ||x||.
   // Subnormal inputs lose relative accuracy: d 2^-126 absolute covers them.
-  const double rel = ldexp(1.0, -7) + ldexp(1.0, -16) + 2.02 * d * ldexp(1.0, -24);
+  const double rel = ldexp(1.0, -7) + ldexp(1.0, -16) + 5.05 * d * ldexp(1.0, -24);
   return rel * qnorm * xnorm + d * ldexp(1.0, -126);
 }
 
@@ -161,76 +169,140 @@ af_status af_bf16_topk_emulate(const float *emb, int64_t N, int d, int k, int ma
 
 /* ---- on a device ------------------------------------------------------------ */
 
+#define DEV_TC 8192 /* the tiled path's GEMM tile width */
+
 typedef struct {
   const af_device *dev;
-  int64_t N, QT, CC;
-  int d, k, kp;
+  int64_t N, R, row0, CC, QT;
+  int d, dp, k, kp, S_max, fused;
   float min_score;
   double eps;
-  float *x;        /* (N, d) fp32 on the device */
-  uint16_t *xb;    /* (N, d) bf16 on the device */
-  float *tile;     /* (QT, CC) bf16 scores */
-  float *ls, *rs;  /* (QT, kp) candidate bf16 scores, fp32 rescores */
-  int64_t *li;     /* (QT, kp) candidate indices */
-  float *h_ls, *h_rs; /* host copies (QT, kp); h_ls is also the empty-list template */
+  uint16_t *qb;        /* (R, dp) bf16 query rows of the shard, zero-padded */
+  float *qf;           /* (R, d) fp32 query rows */
+  float *ls, *rs;      /* (R, kp) candidate bf16 scores, fp32 rescores */
+  int64_t *li;         /* (R, kp) candidate indices */
+  uint16_t *xb;        /* (CC, dp) bf16 base chunk */
+  float *xf;           /* (CC, d) fp32 base chunk (the rescore pass) */
+  float *ps;           /* fused: (QT, S_max, kp) partial lists; tiled: (QT, DEV_TC) tile */
+  int64_t *pi;         /* fused: (QT, S_max, kp) */
+  uint16_t *hb;        /* host (N, dp) bf16 copy of the base */
+  float *h_ls, *h_rs;  /* host (QT, kp) */
   int64_t *h_li;
 } dev_job;
 
 static void dev_job_free(dev_job *j) {
-  af_dev_free(j->dev, j->x);
-  af_dev_free(j->dev, j->xb);
-  af_dev_free(j->dev, j->tile);
-  af_dev_free(j->dev, j->ls);
-  af_dev_free(j->dev, j->rs);
-  af_dev_free(j->dev, j->li);
+  void *dv[] = {j->qb, j->qf, j->ls, j->rs, j->li, j->xb, j->xf, j->ps, j->pi};
+  for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++)
+    af_dev_free(j->dev, dv[i]);
+  af_host_free(j->dev, j->hb);
   free(j->h_ls);
   free(j->h_rs);
   free(j->h_li);
 }
 
-static af_status dev_job_init(dev_job *j, const float *emb, af_error *err) {
-  const size_t Nd = (size_t)j->N * j->d, Qk = (size_t)j->QT * j->kp;
-  AF_TRY(af_dev_alloc(j->dev, Nd * sizeof(float), (void **)&j->x, err));
-  AF_TRY(af_dev_alloc(j->dev, Nd * sizeof(uint16_t), (void **)&j->xb, err));
-  AF_TRY(af_dev_alloc(j->dev, (size_t)j->QT * j->CC * sizeof(float), (void **)&j->tile, err));
-  AF_TRY(af_dev_alloc(j->dev, Qk * sizeof(float), (void **)&j->ls, err));
-  AF_TRY(af_dev_alloc(j->dev, Qk * sizeof(float), (void **)&j->rs, err));
-  AF_TRY(af_dev_alloc(j->dev, Qk * sizeof(int64_t), (void **)&j->li, err));
-  j->h_ls = af_malloc(Qk, sizeof(float), err);
-  j->h_rs = j->h_ls ? af_malloc(Qk, sizeof(float), err) : NULL;
-  j->h_li = j->h_rs ? af_malloc(Qk, sizeof(int64_t), err) : NULL;
-  uint16_t *hb = j->h_li ? af_malloc(Nd, sizeof(uint16_t), err) : NULL;
-  if (!hb)
+static af_status dev_alloc_all(dev_job *j, af_error *err) {
+  const size_t Rk = (size_t)j->R * j->kp, Q = (size_t)j->QT;
+  AF_TRY(af_dev_alloc(j->dev, (size_t)j->R * j->dp * 2, (void **)&j->qb, err));
+  AF_TRY(af_dev_alloc(j->dev, (size_t)j->R * j->d * 4, (void **)&j->qf, err));
+  AF_TRY(af_dev_alloc(j->dev, Rk * 4, (void **)&j->ls, err));
+  AF_TRY(af_dev_alloc(j->dev, Rk * 4, (void **)&j->rs, err));
+  AF_TRY(af_dev_alloc(j->dev, Rk * 8, (void **)&j->li, err));
+  AF_TRY(af_dev_alloc(j->dev, (size_t)j->CC * j->dp * 2, (void **)&j->xb, err));
+  AF_TRY(af_dev_alloc(j->dev, (size_t)j->CC * j->d * 4, (void **)&j->xf, err));
+  if (j->fused) {
+    AF_TRY(af_dev_alloc(j->dev, Q * j->S_max * j->kp * 4, (void **)&j->ps, err));
+    AF_TRY(af_dev_alloc(j->dev, Q * j->S_max * j->kp * 8, (void **)&j->pi, err));
+  } else {
+    const int64_t tc = j->CC < DEV_TC ? j->CC : DEV_TC;
+    AF_TRY(af_dev_alloc(j->dev, Q * (size_t)tc * 4, (void **)&j->ps, err));
+  }
+  j->h_ls = af_malloc(Q * j->kp, sizeof(float), err);
+  j->h_rs = j->h_ls ? af_malloc(Q * j->kp, sizeof(float), err) : NULL;
+  j->h_li = j->h_rs ? af_malloc(Q * j->kp, sizeof(int64_t), err) : NULL;
+  if (!j->h_li)
     return AF_ERR_NOMEM;
-  for (size_t i = 0; i < Nd; i++)
-    hb[i] = af_bf16_from_f32(emb[i]);
-  af_status st = af_dev_upload(j->dev, j->xb, hb, Nd * sizeof(uint16_t), err);
-  free(hb);
-  AF_TRY(st);
-  return af_dev_upload(j->dev, j->x, emb, Nd * sizeof(float), err);
+  // the bf16 base the chunks stream from: pinned on CUDA (full-rate uploads), zero-padded
+  return af_host_alloc(j->dev, (size_t)j->N * j->dp * sizeof(uint16_t), (void **)&j->hb, err);
 }
 
-/* Candidates of queries [q0, q0 + nq): empty lists, every column tile merged. */
-static af_status dev_candidates(dev_job *j, int64_t q0, int nq, af_error *err) {
-  const size_t Qk = (size_t)nq * j->kp;
-  for (size_t i = 0; i < Qk; i++) {
+/* Device buffers, the bf16 copy, the shard's query rows, empty lists. */
+static af_status dev_job_init(dev_job *j, const float *emb, af_error *err) {
+  AF_TRY(dev_alloc_all(j, err));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < j->N; i++)
+    for (int c = 0; c < j->d; c++)
+      j->hb[(size_t)i * j->dp + c] = af_bf16_from_f32(emb[(size_t)i * j->d + c]);
+  AF_TRY(af_dev_upload(j->dev, j->qb, j->hb + (size_t)j->row0 * j->dp,
+                       (size_t)j->R * j->dp * 2, err));
+  AF_TRY(af_dev_upload(j->dev, j->qf, emb + (size_t)j->row0 * j->d, (size_t)j->R * j->d * 4,
+                       err));
+  for (size_t i = 0; i < (size_t)j->QT * j->kp; i++) {
     j->h_ls[i] = -INFINITY;
     j->h_li[i] = -1;
   }
-  AF_TRY(af_dev_upload(j->dev, j->ls, j->h_ls, Qk * sizeof(float), err));
-  AF_TRY(af_dev_upload(j->dev, j->li, j->h_li, Qk * sizeof(int64_t), err));
+  for (int64_t q0 = 0; q0 < j->R; q0 += j->QT) {
+    const size_t n = (size_t)(j->R - q0 < j->QT ? j->R - q0 : j->QT) * j->kp;
+    AF_TRY(af_dev_upload(j->dev, j->ls + (size_t)q0 * j->kp, j->h_ls, n * 4, err));
+    AF_TRY(af_dev_upload(j->dev, j->li + (size_t)q0 * j->kp, j->h_li, n * 8, err));
+  }
+  return AF_OK;
+}
+
+/* Splits of a fused launch: about 1,056 blocks (8 per SM of a 132-SM card) of
+ * at least 1,024 columns each, within the partial merge's limit. A function of
+ * the shapes only, so a CPU run takes the same splits. */
+static int fused_splits(int nq, int64_t cc, int S_max) {
+  const int64_t qb = (nq + AF_FUSED_QR - 1) / AF_FUSED_QR;
+  int64_t S = (1056 + qb - 1) / qb;
+  const int64_t by_width = (cc + 1023) / 1024;
+  S = S < by_width ? S : by_width;
+  S = S < S_max ? S : S_max;
+  return S < 1 ? 1 : (int)S;
+}
+
+/* Candidates of query rows [q0, q0 + nq) of the shard against chunk [c0, c0 + cc). */
+static af_status dev_chunk_rows(dev_job *j, int64_t c0, int cc, int64_t q0, int nq,
+                                af_error *err) {
+  const uint16_t *q = j->qb + (size_t)q0 * j->dp;
+  float *ls = j->ls + (size_t)q0 * j->kp;
+  int64_t *li = j->li + (size_t)q0 * j->kp;
+  if (j->fused) {
+    const int S = fused_splits(nq, cc, j->S_max);
+    AF_TRY(af_op_topk_fused(j->dev, j->ps, j->pi, j->kp, q, j->xb, nq, cc, j->dp, c0,
+                            j->row0 + q0, S, err));
+    return af_op_topk_merge_partials(j->dev, ls, li, j->kp, j->ps, j->pi, nq, S, err);
+  }
+  for (int t0 = 0; t0 < cc; t0 += DEV_TC) {
+    const int tc = cc - t0 < DEV_TC ? cc - t0 : DEV_TC;
+    // tile (nq, tc) = bf16 queries . bf16 columns^T, fp32 accumulation
+    AF_TRY(af_op_linear_bf16_forward(j->dev, j->ps, q, j->xb + (size_t)t0 * j->dp, NULL, nq,
+                                     j->dp, tc, err));
+    AF_TRY(af_op_topk_merge_rows(j->dev, ls, li, j->kp, j->ps, nq, tc, c0 + t0, j->row0 + q0,
+                                 err));
+  }
+  return AF_OK;
+}
+
+/* Pass 1 (bf16 chunks: candidates), pass 2 (fp32 chunks: the rescore of the
+ * candidates each chunk holds). One chunk: each upload happens once. */
+static af_status dev_passes(dev_job *j, const float *emb, af_error *err) {
   for (int64_t c0 = 0; c0 < j->N; c0 += j->CC) {
     const int cc = (int)(j->N - c0 < j->CC ? j->N - c0 : j->CC);
-    // tile (nq, cc) = bf16 queries . bf16 columns^T, fp32 accumulation
-    AF_TRY(af_op_linear_bf16_forward(j->dev, j->tile, j->xb + (size_t)q0 * j->d,
-                                     j->xb + (size_t)c0 * j->d, NULL, nq, j->d, cc, err));
-    AF_TRY(af_op_topk_merge_rows(j->dev, j->ls, j->li, j->kp, j->tile, nq, cc, c0, q0, err));
+    AF_TRY(af_dev_upload(j->dev, j->xb, j->hb + (size_t)c0 * j->dp, (size_t)cc * j->dp * 2, err));
+    for (int64_t q0 = 0; q0 < j->R; q0 += j->QT)
+      AF_TRY(dev_chunk_rows(j, c0, cc, q0, (int)(j->R - q0 < j->QT ? j->R - q0 : j->QT), err));
   }
-  AF_TRY(af_op_rescore_fp32(j->dev, j->rs, j->x + (size_t)q0 * j->d, j->x, j->li, nq, j->kp,
-                            j->d, err));
-  AF_TRY(af_dev_download(j->dev, j->h_ls, j->ls, Qk * sizeof(float), err));
-  AF_TRY(af_dev_download(j->dev, j->h_li, j->li, Qk * sizeof(int64_t), err));
-  return af_dev_download(j->dev, j->h_rs, j->rs, Qk * sizeof(float), err);
+  for (int64_t c0 = 0; c0 < j->N; c0 += j->CC) {
+    const int cc = (int)(j->N - c0 < j->CC ? j->N - c0 : j->CC);
+    AF_TRY(af_dev_upload(j->dev, j->xf, emb + (size_t)c0 * j->d, (size_t)cc * j->d * 4, err));
+    for (int64_t q0 = 0; q0 < j->R; q0 += j->QT) {
+      const int nq = (int)(j->R - q0 < j->QT ? j->R - q0 : j->QT);
+      AF_TRY(af_op_rescore_fp32_range(j->dev, j->rs + (size_t)q0 * j->kp, j->qf + (size_t)q0 * j->d,
+                                      j->xf, j->li + (size_t)q0 * j->kp, nq, j->kp, j->d, c0,
+                                      c0 + cc, err));
+    }
+  }
+  return AF_OK;
 }
 
 /* Final top k of one row from its rescored candidates; 1 when certified. */
@@ -250,16 +322,57 @@ static int dev_finish_row(const dev_job *j, int r, float *fs, int64_t *fi, int64
   return ok;
 }
 
-af_status af_bf16_topk_device(const af_device *dev, const float *emb, int64_t N, int d, int k,
-                              int margin, float min_score, int64_t row0, int64_t row1,
-                              int64_t *nbr, float *scr, int64_t *uncertified, af_error *err) {
-  if (uncertified)
-    *uncertified = 0;
-  if (k < 0 || margin < 0 || row0 < 0 || row1 > N || row0 > row1 || N > 0x7fffffff)
-    return af_error_set(err, AF_ERR_ARG, "bf16 top-k: k=%d margin=%d rows [%lld, %lld) of %lld",
-                        k, margin, (long long)row0, (long long)row1, (long long)N);
-  if (k == 0 || row0 == row1)
-    return AF_OK;
+static af_status dev_finish(dev_job *j, int64_t *nbr, float *scr, int64_t *bad, af_error *err) {
+  float *fs = af_malloc((size_t)j->k, sizeof(float), err);
+  int64_t *fi = fs ? af_malloc((size_t)j->k, sizeof(int64_t), err) : NULL;
+  af_status st = fi ? AF_OK : AF_ERR_NOMEM;
+  for (int64_t q0 = 0; st == AF_OK && q0 < j->R; q0 += j->QT) {
+    const int nq = (int)(j->R - q0 < j->QT ? j->R - q0 : j->QT);
+    const size_t o = (size_t)q0 * j->kp, n = (size_t)nq * j->kp;
+    st = af_dev_download(j->dev, j->h_ls, j->ls + o, n * 4, err);
+    st = st ? st : af_dev_download(j->dev, j->h_li, j->li + o, n * 8, err);
+    st = st ? st : af_dev_download(j->dev, j->h_rs, j->rs + o, n * 4, err);
+    for (int r = 0; st == AF_OK && r < nq; r++)
+      *bad += !dev_finish_row(j, r, fs, fi, nbr + (size_t)(q0 + r) * j->k,
+                              scr + (size_t)(q0 + r) * j->k);
+  }
+  free(fs);
+  free(fi);
+  return st;
+}
+
+/* Path and chunking of a job; the budget is 90% of the device's free memory. */
+static af_status dev_job_plan(dev_job *j, const af_bf16_topk_device_options *o, int margin,
+                              af_error *err) {
+  const int can_fuse = j->kp <= AF_FUSED_MAX_KP && j->dp <= AF_FUSED_MAX_D;
+  if (o->path == AF_TOPK_PATH_FUSED && !can_fuse)
+    return af_error_set(err, AF_ERR_ARG, "bf16 top-k: the fused kernel takes k' <= %d and d <= %d "
+                        "(k'=%d, d=%d)", AF_FUSED_MAX_KP, AF_FUSED_MAX_D, j->kp, j->d);
+  j->fused = can_fuse && o->path != AF_TOPK_PATH_TILED;
+  j->S_max = af_fused_max_splits(j->kp);
+  size_t budget;
+  AF_TRY(af_op_mem_free(j->dev, &budget, err));
+  budget = budget == SIZE_MAX ? budget : budget / 10 * 9;
+  af_bf16_topk_plan p;
+  AF_TRY(af_bf16_topk_plan_make(j->N, j->d, j->k, margin, 0, 1, SIZE_MAX, &p, err));
+  p.row0 = j->row0;
+  p.row1 = j->row0 + j->R;
+  // the shard's rows, not plan_make's split: re-plan in the budget for these rows
+  int64_t cc = j->N;
+  while (af_bf16_topk_plan_bytes(j->R, cc, p.q_tile, j->d, j->kp) > budget && cc > 1024)
+    cc = ((cc / 2 + 1023) / 1024) * 1024;
+  if (af_bf16_topk_plan_bytes(j->R, cc, p.q_tile, j->d, j->kp) > budget)
+    return af_error_set(err, AF_ERR_NOMEM, "all-pairs top-k of %lld query rows x %d dims, k'=%d: "
+                        "%zu bytes even with %lld resident columns, above the device's free "
+                        "%zu; use --shard", (long long)j->R, j->d, j->kp,
+                        af_bf16_topk_plan_bytes(j->R, cc, p.q_tile, j->d, j->kp),
+                        (long long)cc, budget);
+  j->CC = o->col_chunk > 0 && o->col_chunk < cc ? o->col_chunk : cc;
+  j->QT = o->q_tile > 0 ? o->q_tile : (p.q_tile < j->R ? p.q_tile : j->R);
+  return AF_OK;
+}
+
+static double max_norm(const float *emb, int64_t N, int d) {
   double maxn = 0;
   for (int64_t i = 0; i < N; i++) {
     double s = 0;
@@ -267,26 +380,47 @@ af_status af_bf16_topk_device(const af_device *dev, const float *emb, int64_t N,
       s += (double)emb[(size_t)i * d + c] * emb[(size_t)i * d + c];
     maxn = s > maxn ? s : maxn;
   }
-  dev_job j = {.dev = dev, .N = N, .d = d, .k = k, .min_score = min_score,
+  return sqrt(maxn);
+}
+
+af_status af_bf16_topk_device_ex(const af_device *dev, const float *emb, int64_t N, int d, int k,
+                                 int margin, float min_score, int64_t row0, int64_t row1,
+                                 const af_bf16_topk_device_options *opt, int64_t *nbr,
+                                 float *scr, af_bf16_topk_device_report *rep, af_error *err) {
+  static const af_bf16_topk_device_options defaults = {.path = AF_TOPK_PATH_AUTO};
+  const af_bf16_topk_device_options *o = opt ? opt : &defaults;
+  if (rep)
+    *rep = (af_bf16_topk_device_report){0};
+  if (k < 0 || margin < 0 || d < 1 || row0 < 0 || row1 > N || row0 > row1 || N > 0x7fffffff)
+    return af_error_set(err, AF_ERR_ARG, "bf16 top-k: k=%d margin=%d d=%d rows [%lld, %lld) of "
+                        "%lld", k, margin, d, (long long)row0, (long long)row1, (long long)N);
+  if (k == 0 || row0 == row1)
+    return AF_OK;
+  const double mn = max_norm(emb, N, d);
+  dev_job j = {.dev = dev, .N = N, .R = row1 - row0, .row0 = row0, .d = d,
+               .dp = (d + 15) / 16 * 16, .k = k, .min_score = min_score,
                .kp = (int)((int64_t)k + margin < N ? k + margin : N),
-               .QT = row1 - row0 < 1024 ? row1 - row0 : 1024, .CC = N < 8192 ? N : 8192,
-               .eps = af_bf16_dot_error_bound(d, sqrt(maxn), sqrt(maxn))};
-  float *fs = af_malloc((size_t)k, sizeof(float), err);
-  int64_t *fi = fs ? af_malloc((size_t)k, sizeof(int64_t), err) : NULL;
-  af_status st = fi ? dev_job_init(&j, emb, err) : AF_ERR_NOMEM;
+               .eps = af_bf16_dot_error_bound(d, mn, mn)};
+  af_status st = dev_job_plan(&j, o, margin, err);
+  st = st ? st : dev_job_init(&j, emb, err);
+  st = st ? st : dev_passes(&j, emb, err);
   int64_t bad = 0;
-  for (int64_t q0 = row0; st == AF_OK && q0 < row1; q0 += j.QT) {
-    const int nq = (int)(row1 - q0 < j.QT ? row1 - q0 : j.QT);
-    st = dev_candidates(&j, q0, nq, err);
-    for (int r = 0; st == AF_OK && r < nq; r++) {
-      const size_t o = (size_t)(q0 - row0 + r) * k;
-      bad += !dev_finish_row(&j, r, fs, fi, nbr + o, scr + o);
-    }
-  }
+  st = st ? st : dev_finish(&j, nbr, scr, &bad, err);
   dev_job_free(&j);
-  free(fs);
-  free(fi);
-  if (st == AF_OK && uncertified)
-    *uncertified = bad;
+  if (st == AF_OK && rep)
+    *rep = (af_bf16_topk_device_report){.fused = j.fused, .col_chunk = j.CC,
+                                        .n_chunks = (N + j.CC - 1) / j.CC, .q_tile = j.QT,
+                                        .uncertified = bad};
   return st;
+}
+
+af_status af_bf16_topk_device(const af_device *dev, const float *emb, int64_t N, int d, int k,
+                              int margin, float min_score, int64_t row0, int64_t row1,
+                              int64_t *nbr, float *scr, int64_t *uncertified, af_error *err) {
+  af_bf16_topk_device_report rep;
+  AF_TRY(af_bf16_topk_device_ex(dev, emb, N, d, k, margin, min_score, row0, row1, NULL, nbr,
+                                scr, &rep, err));
+  if (uncertified)
+    *uncertified = rep.uncertified;
+  return AF_OK;
 }

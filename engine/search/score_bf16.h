@@ -37,10 +37,11 @@ typedef struct {
   size_t bytes;        /* device memory the plan needs */
 } af_bf16_topk_plan;
 
-/* Device bytes for a plan: bf16 and fp32 base chunk (col_chunk x d x 6), the
- * query rows of the shard in bf16 and fp32 (R x d x 6), the per-row running
- * lists (R x k' x 12: bf16 score, fp32 score, index) and a launch's partial
- * lists (q_tile x k' x 12 x 2). O(N (d + k)) in all. */
+/* Device bytes for a plan: bf16 (d padded to a multiple of 16) and fp32 base
+ * chunk (col_chunk x ~6d), the query rows of the shard in bf16 and fp32
+ * (R x ~6d), the per-row running lists (R x k' x 16: bf16 score, fp32 score,
+ * int64 index) and a launch's work space (q_tile x 48 KB: the fused kernel's
+ * partial lists or the tiled path's GEMM tile). O(N (d + k)) in all. */
 size_t af_bf16_topk_plan_bytes(int64_t R, int64_t col_chunk, int64_t q_tile, int d, int kp);
 
 /* The plan for N rows of dimension d, top k with `margin` extra candidates,
@@ -61,13 +62,37 @@ af_status af_bf16_topk_emulate(const float *emb, int64_t N, int d, int k, int ma
                                int64_t *nbr, float *scr, int64_t *uncertified, af_error *err);
 
 /* The algorithm on a device through the op interface (the GPU scorer; any
- * backend with linear_bf16_forward, topk_merge_rows and rescore_fp32). Same
- * arguments and results as af_bf16_topk_emulate with one global candidate list
- * per row (column chunks are only the GEMM tile width here): the whole base
- * (fp32 and bf16) is resident on the device. */
+ * backend with the all-pairs top-k ops: on the CPU backend their twins, which
+ * is how CI runs the GPU's algorithm). Same arguments and results as
+ * af_bf16_topk_emulate with one global candidate list per row. */
 af_status af_bf16_topk_device(const af_device *dev, const float *emb, int64_t N, int d, int k,
                               int margin, float min_score, int64_t row0, int64_t row1,
                               int64_t *nbr, float *scr, int64_t *uncertified, af_error *err);
+
+/* How af_bf16_topk_device_ex runs (designated initialisers; zero = defaults). */
+enum { AF_TOPK_PATH_AUTO = 0, AF_TOPK_PATH_FUSED = 1, AF_TOPK_PATH_TILED = 2 };
+typedef struct {
+  int path;          /* AUTO: the fused kernel when k' <= AF_FUSED_MAX_KP and d <= AF_FUSED_MAX_D
+                        (kernels/topk_fused.h), else the tiled path; FUSED: an error if it cannot */
+  int64_t col_chunk; /* base columns resident at once; 0: as many as 90% of free memory holds */
+  int64_t q_tile;    /* query rows per launch; 0: the plan's (<= 16,384) */
+} af_bf16_topk_device_options;
+
+typedef struct {
+  int fused;                 /* 1: the fused kernel ran; 0: the tiled path */
+  int64_t col_chunk, n_chunks, q_tile;
+  int64_t uncertified;       /* rows not certified */
+} af_bf16_topk_device_report;
+
+/* af_bf16_topk_device with options (NULL: defaults) and a report (may be NULL).
+ * The base streams through the device in column chunks: pass 1 uploads each
+ * chunk in bf16 and merges its candidates into every query row's running list
+ * (R x k', resident); pass 2 uploads each chunk in fp32 and rescores the
+ * candidates that fall in it. Device memory: af_bf16_topk_plan_bytes. */
+af_status af_bf16_topk_device_ex(const af_device *dev, const float *emb, int64_t N, int d, int k,
+                                 int margin, float min_score, int64_t row0, int64_t row1,
+                                 const af_bf16_topk_device_options *opt, int64_t *nbr,
+                                 float *scr, af_bf16_topk_device_report *rep, af_error *err);
 
 #ifdef __cplusplus
 }

@@ -225,6 +225,33 @@ static af_status cpu_rescore_fp32(void *ctx, float *out, const float *Q, const f
   return AF_OK;
 }
 
+static af_status cpu_topk_fused(void *ctx, float *ps, int64_t *pi, int kp, const uint16_t *Q,
+                                const uint16_t *X, int nq, int cc, int dp, int64_t col0,
+                                int64_t q0, int S, af_error *err) {
+  (void)ctx;
+  if (!af_cpu_topk_fused(ps, pi, kp, Q, X, nq, cc, dp, col0, q0, S))
+    return af_error_set(err, AF_ERR_NOMEM, "topk_fused: out of memory for a block's lists");
+  return AF_OK;
+}
+
+static af_status cpu_topk_merge_partials(void *ctx, float *ls, int64_t *li, int kp,
+                                         const float *ps, const int64_t *pi, int nq, int S,
+                                         af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_topk_merge_partials(ls, li, kp, ps, pi, nq, S);
+  return AF_OK;
+}
+
+static af_status cpu_rescore_fp32_range(void *ctx, float *out, const float *Q, const float *X,
+                                        const int64_t *idx, int QT, int kp, int d, int64_t c0,
+                                        int64_t c1, af_error *err) {
+  (void)ctx;
+  (void)err;
+  af_cpu_rescore_fp32_range(out, Q, X, idx, QT, kp, d, c0, c1);
+  return AF_OK;
+}
+
 /* ---- training ------------------------------------------------------------------ */
 
 static af_status cpu_dropout_forward(void *ctx, float *out, const float *inp, int64_t n, float p,
@@ -530,6 +557,9 @@ static af_status cpu_linear_backward_w16(void *ctx, float *dinp, float *dw, floa
     .mean_pool_l2norm_forward = cpu_mean_pool_l2norm_forward,       \
     .topk_merge_rows = cpu_topk_merge_rows,                         \
     .rescore_fp32 = cpu_rescore_fp32,                               \
+    .topk_fused = cpu_topk_fused,                                   \
+    .topk_merge_partials = cpu_topk_merge_partials,                 \
+    .rescore_fp32_range = cpu_rescore_fp32_range,                   \
     .dropout_forward = cpu_dropout_forward,                         \
     .dropout_backward = cpu_dropout_backward,                       \
     .attention_dropout_forward = cpu_attention_dropout_forward,     \

@@ -140,6 +140,38 @@ static af_status cu_rescore_fp32(void *v, float *out, const float *Q, const floa
   RUN(v, err, af_cuda_rescore_fp32(CTX(v), out, Q, X, idx, QT, kp, d));
 }
 
+static af_status cu_topk_fused(void *v, float *ps, int64_t *pi, int kp, const uint16_t *Q,
+                               const uint16_t *X, int nq, int cc, int dp, int64_t col0,
+                               int64_t q0, int S, af_error *err) {
+  RUN(v, err, af_cuda_topk_fused(CTX(v), ps, pi, kp, Q, X, nq, cc, dp, col0, q0, S));
+}
+
+static af_status cu_topk_merge_partials(void *v, float *ls, int64_t *li, int kp, const float *ps,
+                                        const int64_t *pi, int nq, int S, af_error *err) {
+  RUN(v, err, af_cuda_topk_merge_partials(CTX(v), ls, li, kp, ps, pi, nq, S));
+}
+
+static af_status cu_rescore_fp32_range(void *v, float *out, const float *Q, const float *X,
+                                       const int64_t *idx, int QT, int kp, int d, int64_t c0,
+                                       int64_t c1, af_error *err) {
+  RUN(v, err, af_cuda_rescore_fp32_range(CTX(v), out, Q, X, idx, QT, kp, d, c0, c1));
+}
+
+static af_status cu_host_alloc(void *v, size_t bytes, void **out, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_host_alloc(CTX(v), bytes, out, err);
+}
+
+static void cu_host_free(void *v, void *ptr) {
+  if (af_cuda_enter(CTX(v), NULL) == AF_OK)
+    af_cuda_host_free(CTX(v), ptr);
+}
+
+static af_status cu_mem_free(void *v, size_t *free_bytes, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_mem_free(CTX(v), free_bytes, err);
+}
+
 /* ---- training (kernels/cuda/*_backward.cu; not yet run on a GPU) --------------------- */
 
 static af_status cu_dropout_forward(void *v, float *out, const float *inp, int64_t n, float p,
@@ -345,6 +377,12 @@ static af_backend_ops cuda_table(void) {
   t.mean_pool_l2norm_forward = cu_mean_pool_l2norm_forward;
   t.topk_merge_rows = cu_topk_merge_rows;
   t.rescore_fp32 = cu_rescore_fp32;
+  t.topk_fused = cu_topk_fused;
+  t.topk_merge_partials = cu_topk_merge_partials;
+  t.rescore_fp32_range = cu_rescore_fp32_range;
+  t.mem_free = cu_mem_free;
+  t.host_alloc = cu_host_alloc;
+  t.host_free = cu_host_free;
   t.dropout_forward = cu_dropout_forward;
   t.dropout_backward = cu_dropout_backward;
   t.embedding_backward = cu_embedding_backward;

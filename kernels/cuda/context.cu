@@ -148,6 +148,32 @@ extern "C" af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void 
   return AF_OK;
 }
 
+extern "C" af_status af_cuda_host_alloc(af_cuda_context *ctx, size_t bytes, void **out,
+                                        af_error *err) {
+  *out = NULL;
+  cudaError_t e = cudaMallocHost(out, bytes ? bytes : 1);
+  if (e != cudaSuccess) {
+    *out = NULL;
+    af_cuda_fail(err, e, "cudaMallocHost", __FILE__, __LINE__);
+    af_error_prefix(err, "allocating %zu bytes of pinned host memory for GPU %d: ", bytes,
+                    ctx->device);
+    return AF_ERR_CUDA;
+  }
+  return AF_OK;
+}
+
+extern "C" void af_cuda_host_free(af_cuda_context *ctx, void *ptr) {
+  if (ptr)
+    AF_CUDA_RECORD(ctx, cudaFreeHost(ptr));
+}
+
+extern "C" af_status af_cuda_mem_free(af_cuda_context *ctx, size_t *free_bytes, af_error *err) {
+  (void)ctx;
+  size_t total = 0;
+  AF_CUDA_TRY(err, cudaMemGetInfo(free_bytes, &total));
+  return AF_OK;
+}
+
 extern "C" af_status af_cuda_sync(af_cuda_context *ctx, af_error *err) {
   cudaError_t e = cudaStreamSynchronize(ctx->stream);
   AF_TRY(af_cuda_take_pending(ctx, err));

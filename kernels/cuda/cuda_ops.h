@@ -69,6 +69,17 @@ void af_cuda_topk_merge_rows(af_cuda_context *ctx, float *ls, int64_t *li, int k
                              const float *tile, int QT, int CC, int64_t col0, int64_t q0);
 void af_cuda_rescore_fp32(af_cuda_context *ctx, float *out, const float *Q, const float *X,
                           const int64_t *idx, int QT, int kp, int d);
+void af_cuda_topk_fused(af_cuda_context *ctx, float *ps, int64_t *pi, int kp,
+                        const uint16_t *Q, const uint16_t *X, int nq, int cc, int dp,
+                        int64_t col0, int64_t q0, int S);
+void af_cuda_topk_merge_partials(af_cuda_context *ctx, float *ls, int64_t *li, int kp,
+                                 const float *ps, const int64_t *pi, int nq, int S);
+void af_cuda_rescore_fp32_range(af_cuda_context *ctx, float *out, const float *Q, const float *X,
+                                const int64_t *idx, int QT, int kp, int d, int64_t c0,
+                                int64_t c1);
+af_status af_cuda_mem_free(af_cuda_context *ctx, size_t *free_bytes, af_error *err);
+af_status af_cuda_host_alloc(af_cuda_context *ctx, size_t bytes, void **out, af_error *err);
+void af_cuda_host_free(af_cuda_context *ctx, void *ptr);
 void af_cuda_mean_pool_l2norm_forward(af_cuda_context *ctx, float *out, const float *inp,
                                       const int32_t *cu_seqlens, int B, int C);
 

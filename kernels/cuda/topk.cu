@@ -146,3 +146,80 @@ extern "C" void af_cuda_rescore_fp32(af_cuda_context *ctx, float *out, const flo
   rescore_kernel<<<(unsigned)((n + 255) / 256), 256, 0, ctx->stream>>>(out, Q, X, idx, QT, kp, d);
   af_cuda_check_launch(ctx, "rescore_kernel");
 }
+
+// ls, li (nq, kp) running lists; ps, pi (nq, S, kp) partial lists. grid nq,
+// block 256, dynamic smem n2 * 12 bytes (n2 = next power of two >= (S + 1) kp).
+__global__ void __launch_bounds__(TK_THREADS)
+    merge_partials_kernel(float *__restrict__ ls, int64_t *__restrict__ li, int kp,
+                          const float *__restrict__ ps, const int64_t *__restrict__ pi, int S,
+                          int n2) {
+  extern __shared__ __align__(16) unsigned char mp_smem[];
+  long long *ix = (long long *)mp_smem;            // (n2)
+  float *s = (float *)(mp_smem + 8 * (size_t)n2); // (n2)
+  const int r = blockIdx.x, n = (S + 1) * kp;
+  for (int i = threadIdx.x; i < n2; i += blockDim.x) {
+    long long x = -1;
+    float v = -INFINITY;
+    if (i < kp) {
+      x = li[(size_t)r * kp + i];
+      v = ls[(size_t)r * kp + i];
+    } else if (i < n) {
+      x = pi[(size_t)r * S * kp + (i - kp)];
+      v = ps[(size_t)r * S * kp + (i - kp)];
+    }
+    s[i] = x >= 0 ? v : -INFINITY;
+    ix[i] = x >= 0 ? x : TK_EMPTY;
+  }
+  __syncthreads();
+  bitonic_best_first(s, ix, n2);
+  for (int i = threadIdx.x; i < kp; i += blockDim.x) {
+    ls[(size_t)r * kp + i] = s[i];
+    li[(size_t)r * kp + i] = ix[i] == TK_EMPTY ? -1 : ix[i];
+  }
+}
+
+// rescore_kernel for base rows [c0, c1) held in X (c1 - c0, d).
+__global__ void rescore_range_kernel(float *__restrict__ out, const float *__restrict__ Q,
+                                     const float *__restrict__ X,
+                                     const int64_t *__restrict__ idx, int QT, int kp, int d,
+                                     long long c0, long long c1) {
+  const long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= (long long)QT * kp)
+    return;
+  const int r = (int)(e / kp);
+  const long long x = idx[e];
+  if (x < 0) {
+    out[e] = -INFINITY;
+    return;
+  }
+  if (x < c0 || x >= c1)
+    return;
+  float acc = 0.f;
+  for (int i = 0; i < d; i++)
+    acc = __fmaf_rn(Q[(size_t)r * d + i], X[(size_t)(x - c0) * d + i], acc);
+  out[e] = acc;
+}
+
+extern "C" void af_cuda_topk_merge_partials(af_cuda_context *ctx, float *ls, int64_t *li, int kp,
+                                            const float *ps, const int64_t *pi, int nq, int S) {
+  if (af_cuda_has_pending(ctx) || nq <= 0)
+    return;
+  int n2 = 1;
+  while (n2 < (S + 1) * kp)
+    n2 <<= 1;
+  const size_t smem = (size_t)n2 * 12; // <= 48 KB: (S + 1) kp <= AF_FUSED_PARTIALS (ops.c)
+  merge_partials_kernel<<<(unsigned)nq, TK_THREADS, smem, ctx->stream>>>(ls, li, kp, ps, pi, S,
+                                                                        n2);
+  af_cuda_check_launch(ctx, "merge_partials_kernel");
+}
+
+extern "C" void af_cuda_rescore_fp32_range(af_cuda_context *ctx, float *out, const float *Q,
+                                           const float *X, const int64_t *idx, int QT, int kp,
+                                           int d, int64_t c0, int64_t c1) {
+  if (af_cuda_has_pending(ctx) || QT <= 0 || kp <= 0)
+    return;
+  const long long n = (long long)QT * kp;
+  rescore_range_kernel<<<(unsigned)((n + 255) / 256), 256, 0, ctx->stream>>>(
+      out, Q, X, idx, QT, kp, d, (long long)c0, (long long)c1);
+  af_cuda_check_launch(ctx, "rescore_range_kernel");
+}
