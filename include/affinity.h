@@ -1629,6 +1629,11 @@ float *af_trainer_moment1(af_trainer *t);
 float *af_trainer_moment2(af_trainer *t);
 /* The parameters being trained (n_floats, device memory; m->data on the CPU). */
 float *af_trainer_params(af_trainer *t);
+/* bf16 mode (af_device_set_precision "bf16"): the persistent bf16 working
+ * copy of the parameters (n_floats, device memory, the parameter layout) that
+ * the linear layers read, the bf16 rounding of af_trainer_params, refreshed by
+ * every optimizer step; NULL in fp32 mode. */
+const uint16_t *af_trainer_work_bf16(const af_trainer *t);
 /* m->data = the trained parameters (a download on a GPU, nothing on the CPU). */
 af_status af_trainer_sync_host(af_trainer *t, af_error *err);
 /* Host copies (n_floats each) of the gradient and moments; NULL: not wanted. */

@@ -27,25 +27,28 @@ af_status af_op_dropout_backward(const af_device *dev, float *dinp, const float 
 af_status af_op_attention_dropout_forward(const af_device *dev, float *out, const float *probs,
                                           const float *qkv, const int32_t *cu_seqlens, int B,
                                           int C, int NH, float p, uint64_t seed, uint64_t stream,
-                                          const int64_t *mask_base, af_error *err) {
+                                          const int64_t *mask_base, const int32_t *cu_host,
+                                          af_error *err) {
   return AF_OP_CALL(dev, attention_dropout_forward, err, out, probs, qkv, cu_seqlens, B, C, NH, p,
-                    seed, stream, mask_base);
+                    seed, stream, mask_base, cu_host);
 }
 
 af_status af_op_attention_dropout_backward(const af_device *dev, float *dqkv, const float *dout,
                                            const float *qkv, const float *probs,
                                            const int32_t *cu_seqlens, int B, int C, int NH,
                                            float p, uint64_t seed, uint64_t stream,
-                                           const int64_t *mask_base, af_error *err) {
+                                           const int64_t *mask_base, const int32_t *cu_host,
+                                           af_error *err) {
   return AF_OP_CALL(dev, attention_dropout_backward, err, dqkv, dout, qkv, probs, cu_seqlens, B, C,
-                    NH, p, seed, stream, mask_base);
+                    NH, p, seed, stream, mask_base, cu_host);
 }
 
 af_status af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
                                    const float *dout, const int32_t *ids, const int32_t *pos,
-                                   const int32_t *type_ids, int T, int C, af_error *err) {
+                                   const int32_t *type_ids, int T, int C, const int32_t *ids_host,
+                                   const int32_t *pos_host, af_error *err) {
   return AF_OP_CALL(dev, embedding_backward, err, dwte, dwpe, dwtt, dout, ids, pos, type_ids, T,
-                    C);
+                    C, ids_host, pos_host);
 }
 
 af_status af_op_layernorm_backward(const af_device *dev, float *dinp, float *dw, float *db,
@@ -74,8 +77,9 @@ af_status af_op_add_backward(const af_device *dev, float *da, float *db, const f
 af_status af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
                                    const float *qkv, const float *probs,
                                    const int32_t *cu_seqlens, int B, int C, int NH,
-                                   af_error *err) {
-  return AF_OP_CALL(dev, attention_backward, err, dqkv, dout, qkv, probs, cu_seqlens, B, C, NH);
+                                   const int32_t *cu_host, af_error *err) {
+  return AF_OP_CALL(dev, attention_backward, err, dqkv, dout, qkv, probs, cu_seqlens, B, C, NH,
+                    cu_host);
 }
 
 af_status af_op_mean_pool_backward(const af_device *dev, float *dinp, const float *dout,
@@ -143,4 +147,37 @@ af_status af_op_adamw_step(const af_device *dev, float *param, const float *grad
                            float *v, uint16_t *work_bf16, const af_adamw_tensor *table,
                            int n_tensors, const af_adamw_op_scalars *s, af_error *err) {
   return AF_OP_CALL(dev, adamw_step, err, param, grad, m, v, work_bf16, table, n_tensors, s);
+}
+
+af_status af_op_grad_sumsq_table(const af_device *dev, const float *grad,
+                                 const af_adamw_tensor *table, int n_tensors, double *out,
+                                 af_error *err) {
+  *out = 0.0;
+  if (dev->ops && dev->ops->grad_sumsq_table)
+    return dev->ops->grad_sumsq_table(dev->ctx, grad, table, n_tensors, out, err);
+  double ss = 0.0;
+  for (int i = 0; i < n_tensors; i++) {
+    double s = 0.0;
+    AF_TRY(af_op_grad_sumsq(dev, grad + table[i].offset, table[i].numel, &s, err));
+    ss += s;
+  }
+  *out = ss;
+  return AF_OK;
+}
+
+af_status af_op_linear_forward_w16(const af_device *dev, float *out, const float *inp,
+                                   const uint16_t *w16, const float *bias, int N, int IC, int OC,
+                                   af_error *err) {
+  return AF_OP_CALL(dev, linear_forward_w16, err, out, inp, w16, bias, N, IC, OC);
+}
+
+af_status af_op_linear_backward_w16(const af_device *dev, float *dinp, float *dw, float *dbias,
+                                    const float *dout, const float *inp, const uint16_t *w16,
+                                    int N, int IC, int OC, af_error *err) {
+  return AF_OP_CALL(dev, linear_backward_w16, err, dinp, dw, dbias, dout, inp, w16, N, IC, OC);
+}
+
+int af_op_has_linear_w16(const af_device *dev) {
+  return dev->ops && dev->ops->linear_forward_w16 && dev->ops->linear_backward_w16 &&
+         dev->ops->adamw_step;
 }

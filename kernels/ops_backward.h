@@ -60,26 +60,36 @@ af_status af_op_dropout_backward(const af_device *dev, float *dinp, const float 
  * every sequence at most AF_ATTN_MAX_LEN tokens. 0 < p < 1. mask_base (B) or
  * NULL: the mask index of each sequence's first probability (NULL: the batch's
  * own layout; a data-parallel rank passes its sequences' places in the global
- * batch, so every rank draws the masks one process would). */
+ * batch, so every rank draws the masks one process would). cu_host (B + 1)
+ * or NULL: a host copy of cu_seqlens (the trainer has one), which spares the
+ * CUDA backend a stream synchronisation to read the lengths; the CPU ignores
+ * it. The results do not depend on it. */
 af_status af_op_attention_dropout_forward(const af_device *dev, float *out, const float *probs,
                                           const float *qkv, const int32_t *cu_seqlens, int B,
                                           int C, int NH, float p, uint64_t seed, uint64_t stream,
-                                          const int64_t *mask_base, af_error *err);
+                                          const int64_t *mask_base, const int32_t *cu_host,
+                                          af_error *err);
 /* Its backward through the mask and the softmax: dqkv (T, 3C) +=; dout (T, C);
- * qkv, probs, cu_seqlens and (p, seed, stream) as in the forward call. */
+ * qkv, probs, cu_seqlens, (p, seed, stream) and cu_host as in the forward call. */
 af_status af_op_attention_dropout_backward(const af_device *dev, float *dqkv, const float *dout,
                                            const float *qkv, const float *probs,
                                            const int32_t *cu_seqlens, int B, int C, int NH,
                                            float p, uint64_t seed, uint64_t stream,
-                                           const int64_t *mask_base, af_error *err);
+                                           const int64_t *mask_base, const int32_t *cu_host,
+                                           af_error *err);
 
 /* ---- backward ops ---------------------------------------------------------- */
 
 /* dwte[ids[t]] += dout[t]; dwpe[pos[t]] += dout[t]; dwtt[type_ids[t] or 0] += dout[t].
- * dout (T, C); dwte (V, C), dwpe (P, C), dwtt (TT, C): each may be NULL (frozen). */
+ * dout (T, C); dwte (V, C), dwpe (P, C), dwtt (TT, C): each may be NULL (frozen).
+ * ids_host, pos_host (T) or NULL: host copies of ids and pos (the trainer
+ * has them): the CUDA backend buckets the tokens on the host and otherwise
+ * downloads the column (a stream synchronisation); the CPU ignores them. The
+ * results do not depend on them. */
 af_status af_op_embedding_backward(const af_device *dev, float *dwte, float *dwpe, float *dwtt,
                                    const float *dout, const int32_t *ids, const int32_t *pos,
-                                   const int32_t *type_ids, int T, int C, af_error *err);
+                                   const int32_t *type_ids, int T, int C, const int32_t *ids_host,
+                                   const int32_t *pos_host, af_error *err);
 
 /* LayerNorm with the mean and rstd saved by the forward pass.
  * dinp (N, C) +=; dw, db (C) += (dw, db may be NULL); dout, inp (N, C);
@@ -105,10 +115,12 @@ af_status af_op_add_backward(const af_device *dev, float *da, float *db, const f
                              int64_t n, af_error *err);
 
 /* Attention over packed sequences, from the probabilities the forward pass saved.
- * dqkv (T, 3C) +=; dout (T, C); qkv (T, 3C); probs as in af_op_attention_forward. */
+ * dqkv (T, 3C) +=; dout (T, C); qkv (T, 3C); probs as in af_op_attention_forward.
+ * cu_host (B + 1) or NULL: a host copy of cu_seqlens, as in
+ * af_op_attention_dropout_forward (no synchronisation on CUDA). */
 af_status af_op_attention_backward(const af_device *dev, float *dqkv, const float *dout,
                                    const float *qkv, const float *probs, const int32_t *cu_seqlens,
-                                   int B, int C, int NH, af_error *err);
+                                   int B, int C, int NH, const int32_t *cu_host, af_error *err);
 
 /* Pooling. dinp (T, C) +=; dout (B, C). mean: each token gets dout / L;
  * cls: the first token of each sequence gets dout. */
@@ -186,10 +198,37 @@ typedef struct {
  * contiguous buffers param, grad, m, v (device, n_floats each): torch's
  * single-tensor AdamW per element in float (engine/train/adamw.c), the same
  * bits on every backend in fp32. work_bf16 (device, parameter layout) or NULL:
- * also the updated parameters rounded to bf16 (the CUDA backend only). */
+ * also the updated parameters rounded to bf16 (nearest even), written in the
+ * same pass (the bf16 tables; the fp32 tables refuse it). */
 af_status af_op_adamw_step(const af_device *dev, float *param, const float *grad, float *m,
                            float *v, uint16_t *work_bf16, const af_adamw_tensor *table,
                            int n_tensors, const af_adamw_op_scalars *s, af_error *err);
+
+/* af_op_grad_sumsq of every tensor of table (host, n_tensors) of grad (device,
+ * parameter layout), added in table order: the bits of the loop
+ *   s = 0; for each tensor i: s += af_op_grad_sumsq(grad + offset_i, numel_i)
+ * on every backend, with one host synchronisation (CUDA: one launch over all
+ * the tensors' chunks, one thread adding the chunk sums in the loop's order).
+ * A backend without the op gets that loop. */
+af_status af_op_grad_sumsq_table(const af_device *dev, const float *grad,
+                                 const af_adamw_tensor *table, int n_tensors, double *out,
+                                 af_error *err);
+
+/* The bf16 linear layer with weights already in bf16 (the trainer's persistent
+ * working copy, refreshed by af_op_adamw_step's work_bf16): the results of
+ * af_op_linear_forward / af_op_linear_backward on a bf16 device given the
+ * fp32 weights whose bf16 rounding is w16 (the bf16 tables round w to bf16
+ * anyway, so the bits are the same), without rounding w at every call.
+ * w16 (OC, IC) device. Only the bf16 tables have them (af_op_has_linear_w16). */
+af_status af_op_linear_forward_w16(const af_device *dev, float *out, const float *inp,
+                                   const uint16_t *w16, const float *bias, int N, int IC, int OC,
+                                   af_error *err);
+af_status af_op_linear_backward_w16(const af_device *dev, float *dinp, float *dw, float *dbias,
+                                    const float *dout, const float *inp, const uint16_t *w16,
+                                    int N, int IC, int OC, af_error *err);
+/* 1 when dev's table has both w16 linear ops and an AdamW (the bf16 tables: their AdamW
+ * writes work_bf16). */
+int af_op_has_linear_w16(const af_device *dev);
 
 /* ---- CPU implementations (kernels/cpu/<op>_backward.c, dropout.c) --------------- */
 void af_cpu_dropout_forward(float *out, const float *inp, int64_t n, float p_drop, uint64_t seed,

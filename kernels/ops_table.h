@@ -97,15 +97,18 @@ struct af_backend_ops {
   af_status (*attention_dropout_forward)(void *ctx, float *out, const float *probs,
                                          const float *qkv, const int32_t *cu_seqlens, int B,
                                          int C, int NH, float p, uint64_t seed, uint64_t stream,
-                                         const int64_t *mask_base, af_error *err);
+                                         const int64_t *mask_base, const int32_t *cu_host,
+                                         af_error *err);
   af_status (*attention_dropout_backward)(void *ctx, float *dqkv, const float *dout,
                                           const float *qkv, const float *probs,
                                           const int32_t *cu_seqlens, int B, int C, int NH,
                                           float p, uint64_t seed, uint64_t stream,
-                                          const int64_t *mask_base, af_error *err);
+                                          const int64_t *mask_base, const int32_t *cu_host,
+                                          af_error *err);
   af_status (*embedding_backward)(void *ctx, float *dwte, float *dwpe, float *dwtt,
                                   const float *dout, const int32_t *ids, const int32_t *pos,
-                                  const int32_t *type_ids, int T, int C, af_error *err);
+                                  const int32_t *type_ids, int T, int C, const int32_t *ids_host,
+                                  const int32_t *pos_host, af_error *err);
   af_status (*layernorm_backward)(void *ctx, float *dinp, float *dw, float *db, const float *dout,
                                   const float *inp, const float *w, const float *mean,
                                   const float *rstd, int N, int C, af_error *err);
@@ -118,7 +121,7 @@ struct af_backend_ops {
                             af_error *err);
   af_status (*attention_backward)(void *ctx, float *dqkv, const float *dout, const float *qkv,
                                   const float *probs, const int32_t *cu_seqlens, int B, int C,
-                                  int NH, af_error *err);
+                                  int NH, const int32_t *cu_host, af_error *err);
   af_status (*mean_pool_backward)(void *ctx, float *dinp, const float *dout,
                                   const int32_t *cu_seqlens, int B, int C, af_error *err);
   af_status (*cls_pool_backward)(void *ctx, float *dinp, const float *dout,
@@ -142,6 +145,15 @@ struct af_backend_ops {
   af_status (*adamw_step)(void *ctx, float *param, const float *grad, float *m, float *v,
                           uint16_t *work_bf16, const af_adamw_tensor *table, int n_tensors,
                           const af_adamw_op_scalars *s, af_error *err);
+  af_status (*grad_sumsq_table)(void *ctx, const float *grad, const af_adamw_tensor *table,
+                                int n_tensors, double *out, af_error *err);
+
+  /* ---- bf16 training with the persistent bf16 weights (the bf16 tables only) ---- */
+  af_status (*linear_forward_w16)(void *ctx, float *out, const float *inp, const uint16_t *w16,
+                                  const float *bias, int N, int IC, int OC, af_error *err);
+  af_status (*linear_backward_w16)(void *ctx, float *dinp, float *dw, float *dbias,
+                                   const float *dout, const float *inp, const uint16_t *w16,
+                                   int N, int IC, int OC, af_error *err);
 };
 
 /* The CPU backend's table: every op (kernels/cpu/backend.c). */

@@ -264,7 +264,7 @@ TEST(Backward, Embedding) {
     expect_fwd_near(out, ref_embedding(wte, wpe, wtt, ids, pos, types, C), "embedding forward");
     FVec dte(fwte.size(), 0.f), dpe(fwpe.size(), 0.f), dtt(fwtt.size(), 0.f), fR = to_f(R);
     EXPECT_EQ(af_op_embedding_backward(&dev, dte.data(), dpe.data(), dtt.data(), fR.data(),
-                                       ids.data(), pos.data(), tp, T, C, nullptr),
+                                       ids.data(), pos.data(), tp, T, C, nullptr, nullptr, nullptr),
               AF_OK);
     expect_grad_near(dte, gte, "dwte");
     expect_grad_near(dpe, gpe, "dwpe");
@@ -378,7 +378,7 @@ TEST(Backward, AttentionPackedSequences) {
   expect_fwd_near(probs, ref_probs, "attention probs");
   FVec dqkv(fqkv.size(), 0.f);
   EXPECT_EQ(af_op_attention_backward(&dev, dqkv.data(), fR.data(), fqkv.data(), probs.data(),
-                                     cu.data(), B, C, NH, nullptr),
+                                     cu.data(), B, C, NH, nullptr, nullptr),
             AF_OK);
   expect_grad_near(dqkv, gqkv, "attention dqkv");
   // Tokens attend within their own sequence only: the gradient of the single
@@ -527,11 +527,11 @@ TEST(Backward, GradientsAccumulate) {
             AF_OK);
   FVec once(qkv.size(), 0.f), twice(qkv.size(), 0.f);
   EXPECT_EQ(af_op_attention_backward(&dev, once.data(), dout.data(), qkv.data(), probs.data(),
-                                     cu.data(), B, C, NH, nullptr),
+                                     cu.data(), B, C, NH, nullptr, nullptr),
             AF_OK);
   for (int r = 0; r < 2; r++)
     EXPECT_EQ(af_op_attention_backward(&dev, twice.data(), dout.data(), qkv.data(), probs.data(),
-                                       cu.data(), B, C, NH, nullptr),
+                                       cu.data(), B, C, NH, nullptr, nullptr),
               AF_OK);
   expect_doubled(once, twice, "attention dqkv");
 
@@ -564,11 +564,11 @@ TEST(Backward, EmbeddingIsDeterministicAcrossThreadCounts) {
       pb((size_t)P * C, 0.f), ta(C, 0.f), tb(C, 0.f);
   af_device one = af_device_cpu(1);
   EXPECT_EQ(af_op_embedding_backward(&one, a.data(), pa.data(), ta.data(), dout.data(), ids.data(),
-                                     pos.data(), nullptr, T, C, nullptr),
+                                     pos.data(), nullptr, T, C, nullptr, nullptr, nullptr),
             AF_OK);
   af_device two = af_device_cpu(2);
   EXPECT_EQ(af_op_embedding_backward(&two, b.data(), pb.data(), tb.data(), dout.data(), ids.data(),
-                                     pos.data(), nullptr, T, C, nullptr),
+                                     pos.data(), nullptr, T, C, nullptr, nullptr, nullptr),
             AF_OK);
   EXPECT_EQ(a, b);
   EXPECT_EQ(pa, pb);

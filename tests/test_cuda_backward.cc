@@ -131,11 +131,16 @@ TEST_F(CudaBackward, EmbeddingIsBitEqual) {
   auto rte = wte, rpe = wpe, rtt = wtt;
   af_cpu_embedding_backward(rte.data(), rpe.data(), rtt.data(), dy.data(), ids.data(), pos.data(),
                             nullptr, T, C);
-  float *dte = up(wte), *dpe = up(wpe), *dtt = up(wtt);
-  ASSERT_EQ(af_op_embedding_backward(&dev, dte, dpe, dtt, up(dy), up(ids), up(pos), nullptr, T, C, &err), AF_OK) << err.msg;
-  EXPECT_BITS(down(dte, rte.size()), rte, "dwte");
-  EXPECT_BITS(down(dpe, rpe.size()), rpe, "dwpe");
-  EXPECT_BITS(down(dtt, rtt.size()), rtt, "dwtt");
+  // the columns downloaded (host copies NULL), then from the host copies (no sync)
+  for (int hosted = 0; hosted < 2; hosted++) {
+    float *dte = up(wte), *dpe = up(wpe), *dtt = up(wtt);
+    ASSERT_EQ(af_op_embedding_backward(&dev, dte, dpe, dtt, up(dy), up(ids), up(pos), nullptr, T,
+                                       C, hosted ? ids.data() : nullptr,
+                                       hosted ? pos.data() : nullptr, &err), AF_OK) << err.msg;
+    EXPECT_BITS(down(dte, rte.size()), rte, "dwte");
+    EXPECT_BITS(down(dpe, rpe.size()), rpe, "dwpe");
+    EXPECT_BITS(down(dtt, rtt.size()), rtt, "dwtt");
+  }
 }
 
 TEST_F(CudaBackward, LayerNormLinearGeluAdd) {
@@ -197,8 +202,11 @@ TEST_F(CudaBackward, AttentionHeadSizes32And64AndDeterminism) {
     float *gq = up(qkv), *gdo = up(dO), *gp = up(probs);
     int32_t *gcu = up(cu);
     float *d1 = up(d0), *d2 = up(d0);
-    ASSERT_EQ(af_op_attention_backward(&dev, d1, gdo, gq, gp, gcu, B, C, NH, &err), AF_OK) << err.msg;
-    ASSERT_EQ(af_op_attention_backward(&dev, d2, gdo, gq, gp, gcu, B, C, NH, &err), AF_OK) << err.msg;
+    // the lengths downloaded, then from the host copy of cu_seqlens (no sync): the same bits
+    ASSERT_EQ(af_op_attention_backward(&dev, d1, gdo, gq, gp, gcu, B, C, NH, nullptr, &err), AF_OK)
+        << err.msg;
+    ASSERT_EQ(af_op_attention_backward(&dev, d2, gdo, gq, gp, gcu, B, C, NH, cu.data(), &err),
+              AF_OK) << err.msg;
     auto h1 = down(d1, ref.size()), h2 = down(d2, ref.size());
     EXPECT_CLOSE(h1, ref, "attention dqkv, NH " + std::to_string(NH));
     EXPECT_BITS(h1, h2, "attention twice");

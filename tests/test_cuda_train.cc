@@ -14,7 +14,12 @@
 //    within 2e-2 (the issue's: bf16 GEMM inputs carry 2^-9 relative rounding);
 //  - the fused ranking loss on the device (mnr_loss.cu) against the CPU's;
 //  - the gradient all-reduce of a one-rank NCCL communicator inside the
-//    trainer leaves the gradient unchanged (af_trainer_allreduce_grad).
+//    trainer leaves the gradient unchanged (af_trainer_allreduce_grad);
+//  - the global norm's one reduction (af_op_grad_sumsq_table): bit-equal;
+//  - bf16 mode's persistent working copy: AdamW's bf16 rounding of the
+//    master bit-equal to the CPU bf16 table's; the w16 linear ops bit-equal
+//    to the per-call-rounding ones (the same cuBLAS GEMMs on the same
+//    operands); after trainer steps the copy is the rounding of the master.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -34,6 +39,7 @@ extern "C" {
 #include "nn/model.h"
 #include "ops.h"
 #include "ops_backward.h"
+#include "ops_table.h"
 }
 
 namespace {
@@ -119,19 +125,22 @@ TEST_F(CudaTrain, AttentionDropoutIsBitEqual) {
       const int64_t *mbd = shifted ? up(mb) : nullptr;
       std::vector<float> out(T * C, 0.f), dq = dq0;
       ASSERT_EQ(af_op_attention_dropout_forward(&cpu, out.data(), probs.data(), qkv.data(),
-                                                cu.data(), B, C, NH, 0.2f, 5, 11, mbh, &err),
+                                                cu.data(), B, C, NH, 0.2f, 5, 11, mbh, nullptr,
+                                                &err),
                 AF_OK) << err.msg;
       ASSERT_EQ(af_op_attention_dropout_backward(&cpu, dq.data(), dout.data(), qkv.data(),
                                                  probs.data(), cu.data(), B, C, NH, 0.2f, 5, 11,
-                                                 mbh, &err),
+                                                 mbh, nullptr, &err),
                 AF_OK) << err.msg;
       float *dout_d = up(out), *dq_d = up(dq0);
       const int32_t *cu_d = up(cu);
       const float *qkv_d = up(qkv), *p_d = up(probs), *g_d = up(dout);
+      // the data-parallel case passes the host lengths (no sync), the other downloads them
+      const int32_t *cuh = shifted ? cu.data() : nullptr;
       ASSERT_EQ(af_op_attention_dropout_forward(&dev, dout_d, p_d, qkv_d, cu_d, B, C, NH, 0.2f, 5,
-                                                11, mbd, &err), AF_OK) << err.msg;
+                                                11, mbd, cuh, &err), AF_OK) << err.msg;
       ASSERT_EQ(af_op_attention_dropout_backward(&dev, dq_d, g_d, qkv_d, p_d, cu_d, B, C, NH, 0.2f,
-                                                 5, 11, mbd, &err), AF_OK) << err.msg;
+                                                 5, 11, mbd, cuh, &err), AF_OK) << err.msg;
       EXPECT_BITS(down(dout_d, out.size()), out, "attention dropout forward HS " << HS);
       EXPECT_BITS(down(dq_d, dq.size()), dq, "attention dropout backward HS " << HS);
     }
@@ -171,6 +180,61 @@ TEST_F(CudaTrain, AdamWOpIsBitEqual) {
   EXPECT_BITS(down(pd, n), cp, "AdamW parameters (incl. the untouched gap)");
   EXPECT_BITS(down(md, n), cm, "AdamW m");
   EXPECT_BITS(down(vd, n), cv, "AdamW v");
+}
+
+TEST_F(CudaTrain, GradSumsqTableIsBitEqual) {
+  const af_adamw_tensor table[4] = {{0, 40000, 1}, {40000, 7, 0}, {40100, 4096, 1},
+                                    {44196, 100000, 1}};
+  auto gr = randu(g, 144196, -3, 3);
+  double c = 0, d = 0;
+  ASSERT_EQ(af_op_grad_sumsq_table(&cpu, gr.data(), table, 4, &c, &err), AF_OK);
+  ASSERT_EQ(af_op_grad_sumsq_table(&dev, up(gr), table, 4, &d, &err), AF_OK) << err.msg;
+  EXPECT_EQ(std::memcmp(&c, &d, sizeof c), 0) << c << " " << d;
+}
+
+TEST_F(CudaTrain, AdamWBf16WorkingCopyIsBitEqual) {
+  af_device bf = dev, cbf = cpu;
+  ASSERT_EQ(af_device_set_precision(&bf, "bf16", &err), AF_OK) << err.msg;
+  cbf.ops = &af_cpu_bf16_backend_ops;  // its AdamW needs no AVX512_BF16
+  const af_adamw_tensor table[2] = {{0, 40000, 1}, {40100, 9000, 0}};
+  const int64_t n = 49100;
+  auto p = randu(g, n), gr = randu(g, n, -3, 3), m = randu(g, n, -0.1f, 0.1f),
+       v = randu(g, n, 0, 0.01f);
+  const af_adamw_op_scalars s = {0.99998f, 0.1f, 0.001f, 0.999f, 2.3e-3f, 0.0447f, 1e-8f, 0.37f};
+  auto cp = p, cm = m, cv = v;
+  std::vector<uint16_t> w0((size_t)n, 0x1234), cw = w0;
+  ASSERT_EQ(af_op_adamw_step(&cbf, cp.data(), gr.data(), cm.data(), cv.data(), cw.data(), table,
+                             2, &s, &err), AF_OK) << err.msg;
+  float *pd = up(p), *md = up(m), *vd = up(v);
+  uint16_t *wd = up(w0);
+  ASSERT_EQ(af_op_adamw_step(&bf, pd, up(gr), md, vd, wd, table, 2, &s, &err), AF_OK) << err.msg;
+  EXPECT_BITS(down(pd, n), cp, "AdamW parameters");
+  EXPECT_TRUE(down(wd, n) == cw) << "AdamW bf16 working copy (incl. the untouched gap)";
+}
+
+TEST_F(CudaTrain, W16LinearIsTheRoundingLinear) {
+  const int N = 200, IC = 384, OC = 1536;
+  af_device bf = dev;
+  ASSERT_EQ(af_device_set_precision(&bf, "bf16", &err), AF_OK) << err.msg;
+  auto x = randu(g, (size_t)N * IC), w = randu(g, (size_t)OC * IC), b = randu(g, OC);
+  auto dy = randu(g, (size_t)N * OC), dx0 = randu(g, x.size()), dw0 = randu(g, w.size()),
+       db0 = randu(g, OC);
+  std::vector<uint16_t> w16(w.size());
+  for (size_t i = 0; i < w.size(); i++) w16[i] = af_bf16_from_f32(w[i]);
+  const float *xd = up(x), *wd = up(w), *bd = up(b), *dyd = up(dy);
+  const uint16_t *w16d = up(w16);
+  float *y1 = up(std::vector<float>((size_t)N * OC)), *y2 = up(std::vector<float>((size_t)N * OC));
+  float *dx1 = up(dx0), *dw1 = up(dw0), *db1 = up(db0), *dx2 = up(dx0), *dw2 = up(dw0),
+        *db2 = up(db0);
+  ASSERT_EQ(af_op_linear_forward(&bf, y1, xd, wd, bd, N, IC, OC, &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_op_linear_forward_w16(&bf, y2, xd, w16d, bd, N, IC, OC, &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_op_linear_backward(&bf, dx1, dw1, db1, dyd, xd, wd, N, IC, OC, &err), AF_OK);
+  ASSERT_EQ(af_op_linear_backward_w16(&bf, dx2, dw2, db2, dyd, xd, w16d, N, IC, OC, &err), AF_OK)
+      << err.msg;
+  EXPECT_BITS(down(y2, (size_t)N * OC), down(y1, (size_t)N * OC), "w16 forward");
+  EXPECT_BITS(down(dx2, dx0.size()), down(dx1, dx0.size()), "w16 dinp");
+  EXPECT_BITS(down(dw2, dw0.size()), down(dw1, dw0.size()), "w16 dw");
+  EXPECT_BITS(down(db2, db0.size()), down(db1, db0.size()), "w16 dbias");
 }
 
 TEST_F(CudaTrain, Bf16LinearMatchesTheRoundedCpuLinear) {
@@ -309,6 +373,35 @@ TEST_F(CudaTrain, TwentyStepsBf16StayWithin2e2OfTheCpu) {
   TrainRun gpu = train20(&dev, "bf16", &err);
   ASSERT_EQ(gpu.losses.size(), 40u) << err.msg;
   compare_runs(gpu, ref, 2e-2, "bf16");
+}
+
+TEST_F(CudaTrain, Bf16TrainerWorkingCopyIsTheRoundedMaster) {
+  af_model *m = nullptr;
+  ASSERT_EQ(af_model_open_hf(data("tiny_bert_a").c_str(), &m, &err), AF_OK) << err.msg;
+  af_device bf = dev;
+  ASSERT_EQ(af_device_set_precision(&bf, "bf16", &err), AF_OK) << err.msg;
+  af_train_config cfg;
+  af_train_default_config(&cfg);
+  cfg.total_steps = 3;
+  cfg.lr = 1e-3;
+  af_trainer *t = nullptr;
+  ASSERT_EQ(af_trainer_create(m, &bf, &cfg, &t, &err), AF_OK) << err.msg;
+  ASSERT_NE(af_trainer_work_bf16(t), nullptr);
+  std::vector<int32_t> ids = {5, 6, 7, 8, 9, 10, 11, 12}, cu = {0, 2, 4, 6, 8};
+  af_batch b = {4, 8, ids.data(), cu.data()};
+  for (int s = 0; s < 3; s++) {
+    float loss = 0;
+    ASSERT_EQ(af_trainer_accumulate(t, &b, (uint64_t)s, &loss, &err), AF_OK) << err.msg;
+    ASSERT_EQ(af_trainer_step(t, 1, nullptr, nullptr, &err), AF_OK) << err.msg;
+  }
+  const size_t n = (size_t)m->n_floats;
+  auto p = down(af_trainer_params(t), n);
+  auto w = down(af_trainer_work_bf16(t), n);
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) bad += w[i] != af_bf16_from_f32(p[i]);
+  EXPECT_EQ(bad, 0u) << "elements of the working copy that are not the master's rounding";
+  af_trainer_free(t);
+  af_model_close(m);
 }
 
 TEST_F(CudaTrain, OneRankNcclAllReduceInsideTheTrainer) {

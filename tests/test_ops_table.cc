@@ -55,13 +55,14 @@ TEST(OpsTable, EveryTrainingOpOfAnEmptyBackendIsRefusedByName) {
   expect_missing(af_op_dropout_backward(&d, a.data(), b.data(), 8, 0.1f, 1, 2, &e), e,
                  "dropout_backward", "fake");
   expect_missing(af_op_attention_dropout_forward(&d, a.data(), b.data(), c.data(), cu.data(), 2, 4,
-                                                 2, 0.1f, 1, 2, nullptr, &e),
+                                                 2, 0.1f, 1, 2, nullptr, nullptr, &e),
                  e, "attention_dropout_forward", "fake");
   expect_missing(af_op_attention_dropout_backward(&d, a.data(), b.data(), c.data(), b.data(),
-                                                  cu.data(), 2, 4, 2, 0.1f, 1, 2, nullptr, &e),
+                                                  cu.data(), 2, 4, 2, 0.1f, 1, 2, nullptr, nullptr,
+                                                  &e),
                  e, "attention_dropout_backward", "fake");
   expect_missing(af_op_embedding_backward(&d, a.data(), b.data(), c.data(), b.data(), ids.data(),
-                                          ids.data(), nullptr, 4, 4, &e),
+                                          ids.data(), nullptr, 4, 4, nullptr, nullptr, &e),
                  e, "embedding_backward", "fake");
   expect_missing(af_op_layernorm_backward(&d, a.data(), b.data(), c.data(), b.data(), c.data(),
                                           b.data(), c.data(), b.data(), 4, 4, &e),
@@ -74,7 +75,7 @@ TEST(OpsTable, EveryTrainingOpOfAnEmptyBackendIsRefusedByName) {
   expect_missing(af_op_add_backward(&d, a.data(), b.data(), c.data(), 8, &e), e, "add_backward",
                  "fake");
   expect_missing(af_op_attention_backward(&d, a.data(), b.data(), c.data(), b.data(), cu.data(), 2,
-                                          4, 2, &e),
+                                          4, 2, nullptr, &e),
                  e, "attention_backward", "fake");
   expect_missing(af_op_mean_pool_backward(&d, a.data(), b.data(), cu.data(), 2, 4, &e), e,
                  "mean_pool_backward", "fake");
@@ -145,10 +146,10 @@ TEST(OpsTable, CpuAttentionRefusesRowsAboveTheLimit) {
   EXPECT_TRUE(all_nan(out));
   std::vector<float> dqkv(qkv.size(), 0.f);
   EXPECT_EQ(af_op_attention_backward(&d, dqkv.data(), out.data(), qkv.data(), qkv.data(),
-                                     cu.data(), 2, C, NH, &e),
+                                     cu.data(), 2, C, NH, nullptr, &e),
             AF_ERR_UNSUPPORTED);
   EXPECT_EQ(af_op_attention_dropout_forward(&d, out.data(), qkv.data(), qkv.data(), cu.data(), 2,
-                                            C, NH, 0.1f, 1, 2, nullptr, &e),
+                                            C, NH, 0.1f, 1, 2, nullptr, nullptr, &e),
             AF_ERR_UNSUPPORTED);
   // Heads that do not divide C.
   std::vector<int32_t> cu1 = {0, 1};
@@ -169,11 +170,11 @@ TEST(OpsTable, AttentionDropoutChecksItsProbability) {
   std::vector<float> qkv(2 * 12, 0.5f), probs(2 * 2 * 2, 0.5f), out(2 * 4, kPoison);
   af_error e{};
   EXPECT_EQ(af_op_attention_dropout_forward(&d, out.data(), probs.data(), qkv.data(), cu.data(), 1,
-                                            4, 2, 1.0f, 1, 2, nullptr, &e),
+                                            4, 2, 1.0f, 1, 2, nullptr, nullptr, &e),
             AF_ERR_ARG);
   EXPECT_TRUE(all_nan(out));
   EXPECT_EQ(af_op_attention_dropout_forward(&d, out.data(), probs.data(), qkv.data(), cu.data(), 1,
-                                            4, 2, 0.5f, 1, 2, nullptr, &e),
+                                            4, 2, 0.5f, 1, 2, nullptr, nullptr, &e),
             AF_OK)
       << e.msg;
   for (float v : out) EXPECT_TRUE(std::isfinite(v));

@@ -24,6 +24,10 @@ struct af_trainer {
   af_train_config cfg;
   float *params;         /* (n_floats) device; == m->data on the CPU */
   float *grad, *m1, *m2; /* (n_floats) each, device, parallel to m->data */
+  /* (n_floats) device, bf16 mode on a table with the w16 ops: the bf16
+   * rounding of params (the working copy the linear layers read), written at
+   * creation (so after a resume) and by every AdamW step; NULL otherwise. */
+  uint16_t *work;
   af_adamw_tensor *table; /* (n_table) host: the trained tensors, for the fused AdamW */
   int n_table;
   /* Gradient buckets (data parallel on GPUs): layer l's parameters are the
@@ -41,6 +45,8 @@ struct af_trainer {
   uint64_t micro;
   int64_t n_probs;   /* per layer */
   int32_t *pos_host; /* (T) position of each token in its sequence, host */
+  int32_t *ids_host, *cu_host; /* (T), (B + 1) host copies of the batch: the CUDA embedding
+                                  and attention backward need them on the host (no sync) */
   int32_t *pos;      /* (T) device copy */
   int32_t *ids, *cu; /* (T), (B + 1) device copies of the batch */
   int32_t *gtok_host; /* (T) host: global token index of each token (data parallel) */
@@ -116,7 +122,9 @@ static void free_acts(af_trainer *t) {
 #undef FREE_ONE
   free(t->pos_host);
   free(t->gtok_host);
-  t->pos_host = t->gtok_host = NULL;
+  free(t->ids_host);
+  free(t->cu_host);
+  t->pos_host = t->gtok_host = t->ids_host = t->cu_host = NULL;
   t->cap_T = t->cap_B = 0;
   t->cap_probs = 0;
   t->have_fwd = 0;
@@ -139,7 +147,9 @@ static af_status reserve(af_trainer *t, int T, int B, int64_t n_probs, af_error 
   AF_TRAINER_ACTS(ALLOC_ONE)
 #undef ALLOC_ONE
   if (st == AF_OK && (!(t->pos_host = af_malloc(TT, sizeof(int32_t), err)) ||
-                      !(t->gtok_host = af_malloc(TT, sizeof(int32_t), err))))
+                      !(t->gtok_host = af_malloc(TT, sizeof(int32_t), err)) ||
+                      !(t->ids_host = af_malloc(TT, sizeof(int32_t), err)) ||
+                      !(t->cu_host = af_malloc(BB + 1, sizeof(int32_t), err))))
     st = AF_ERR_NOMEM;
   if (st != AF_OK) {
     free_acts(t);
@@ -233,6 +243,11 @@ static af_status alloc_state(af_trainer *t, af_error *err) {
     AF_TRY(af_dev_alloc(d, bytes, (void **)bufs[i], err));
     AF_TRY(af_dev_zero(d, *bufs[i], bytes, err));
   }
+  if (af_device_is_bf16(d) && af_op_has_linear_w16(d)) {
+    const int64_t n = t->m->n_floats;
+    AF_TRY(af_dev_alloc(d, sizeof(uint16_t) * (size_t)n, (void **)&t->work, err));
+    AF_TRY(af_op_cast_bf16(d, t->work, t->params, n, err));
+  }
   return af_dev_sync(d, err);
 }
 
@@ -274,6 +289,7 @@ void af_trainer_free(af_trainer *t) {
   af_dev_free(&t->dev, t->grad);
   af_dev_free(&t->dev, t->m1);
   af_dev_free(&t->dev, t->m2);
+  af_dev_free(&t->dev, t->work);
   if (t->params && t->params != t->m->data)
     af_dev_free(&t->dev, t->params);
   free(t);
@@ -287,6 +303,7 @@ float *af_trainer_grad(af_trainer *t) { return t->grad; }
 float *af_trainer_moment1(af_trainer *t) { return t->m1; }
 float *af_trainer_moment2(af_trainer *t) { return t->m2; }
 float *af_trainer_params(af_trainer *t) { return t->params; }
+const uint16_t *af_trainer_work_bf16(const af_trainer *t) { return t->work; }
 void af_trainer_set_steps_done(af_trainer *t, int64_t steps) { t->steps = steps; }
 af_status af_trainer_set_total_steps(af_trainer *t, int64_t total, af_error *err) {
   if (total < 1 || total < t->steps)
@@ -332,8 +349,28 @@ static const float *W(const af_trainer *t, const float *host) {
   return t->params + (host - t->m->data);
 }
 
+/* The linear layer of weight w, bias b (host pointers of m->w): on the bf16
+ * working copy when the trainer keeps one, else on the fp32 parameters. */
+static af_status lin_fwd(const af_trainer *t, float *out, const float *inp, const float *w,
+                         const float *b, int N, int IC, int OC, af_error *err) {
+  if (t->work)
+    return af_op_linear_forward_w16(&t->dev, out, inp, t->work + (w - t->m->data), W(t, b), N, IC,
+                                    OC, err);
+  return af_op_linear_forward(&t->dev, out, inp, W(t, w), W(t, b), N, IC, OC, err);
+}
+
 /* The gradient of a parameter pointer. */
 static float *G(const af_trainer *t, const float *param) { return t->grad + (param - t->m->data); }
+
+/* dinp += dout w; the gradients of w and b (host pointers of m->w) +=. */
+static af_status lin_bwd(const af_trainer *t, float *dinp, const float *dout, const float *inp,
+                         const float *w, const float *b, int N, int IC, int OC, af_error *err) {
+  if (t->work)
+    return af_op_linear_backward_w16(&t->dev, dinp, G(t, w), G(t, b), dout, inp,
+                                     t->work + (w - t->m->data), N, IC, OC, err);
+  return af_op_linear_backward(&t->dev, dinp, G(t, w), G(t, b), dout, inp, W(t, w), N, IC, OC,
+                               err);
+}
 
 static uint64_t stream_of(const af_trainer *t, int site) {
   return t->micro * AF_TRAIN_DROPOUT_SITES(t->m->cfg.num_layers) + (uint64_t)site;
@@ -398,6 +435,8 @@ static af_status upload_batch(af_trainer *t, const af_batch *b, af_error *err) {
       if (t->gtok)
         t->gtok_host[k] = t->gtok[i] + (k - b->cu_seqlens[i]);
     }
+  memcpy(t->ids_host, b->ids, sizeof(int32_t) * (size_t)b->T);
+  memcpy(t->cu_host, b->cu_seqlens, sizeof(int32_t) * (size_t)(b->B + 1));
   AF_TRY(af_dev_upload(d, t->ids, b->ids, sizeof(int32_t) * (size_t)b->T, err));
   AF_TRY(af_dev_upload(d, t->pos, t->pos_host, sizeof(int32_t) * (size_t)b->T, err));
   AF_TRY(af_dev_upload(d, t->cu, b->cu_seqlens, sizeof(int32_t) * (size_t)(b->B + 1), err));
@@ -429,15 +468,15 @@ static af_status layer_forward(af_trainer *t, int l, af_error *err) {
   float *x1 = t->x1 + (size_t)l * TC, *h2 = t->h2 + (size_t)l * TC;   // (T, C)
   float *fcpre = t->fcpre + (size_t)l * TF, *gl = t->gelu + (size_t)l * TF; // (T, F)
   float *outp = t->xin + (size_t)(l + 1) * TC; // (T, C)
-  AF_TRY(af_op_linear_forward(d, qkv, inp, W(t, lp->qkv_w), W(t, lp->qkv_b), T, C, 3 * C, err));
+  AF_TRY(lin_fwd(t, qkv, inp, lp->qkv_w, lp->qkv_b, T, C, 3 * C, err));
   AF_TRY(af_op_attention_forward(d, att, probs, qkv, t->cu, B, C, NH, err));
   if (t->cfg.attn_dropout > 0)
     AF_TRY(af_op_attention_dropout_forward(d, att, probs, qkv, t->cu, B, C, NH,
                                            t->cfg.attn_dropout, t->cfg.seed,
                                            stream_of(t, 1 + 3 * l),
-                                           t->have_layout ? t->gprob_dev : NULL, err));
+                                           t->have_layout ? t->gprob_dev : NULL, t->cu_host, err));
   // h1 = dropout(att W_o^T + b_o) + inp;  x1 = LN1(h1)
-  AF_TRY(af_op_linear_forward(d, h1, att, W(t, lp->ao_w), W(t, lp->ao_b), T, C, C, err));
+  AF_TRY(lin_fwd(t, h1, att, lp->ao_w, lp->ao_b, T, C, C, err));
   if (p > 0)
     AF_TRY(drop_fwd(t, h1, 2 + 3 * l, err));
   AF_TRY(af_op_add_forward(d, h1, h1, inp, (int64_t)TC, err));
@@ -445,10 +484,10 @@ static af_status layer_forward(af_trainer *t, int l, af_error *err) {
                                  h1, W(t, lp->ln1_w), W(t, lp->ln1_b), T, C, c->layer_norm_eps,
                                  err));
   // gelu = GELU(x1 W_fc^T + b_fc)
-  AF_TRY(af_op_linear_forward(d, fcpre, x1, W(t, lp->fc_w), W(t, lp->fc_b), T, C, F, err));
+  AF_TRY(lin_fwd(t, fcpre, x1, lp->fc_w, lp->fc_b, T, C, F, err));
   AF_TRY(af_op_gelu_forward(d, gl, fcpre, (int64_t)TF, err));
   // h2 = dropout(gelu W_p^T + b_p) + x1;  out = LN2(h2)
-  AF_TRY(af_op_linear_forward(d, h2, gl, W(t, lp->proj_w), W(t, lp->proj_b), T, F, C, err));
+  AF_TRY(lin_fwd(t, h2, gl, lp->proj_w, lp->proj_b, T, F, C, err));
   if (p > 0)
     AF_TRY(drop_fwd(t, h2, 3 + 3 * l, err));
   AF_TRY(af_op_add_forward(d, h2, h2, x1, (int64_t)TC, err));
@@ -527,13 +566,11 @@ static af_status layer_backward(af_trainer *t, int l, af_error *err) {
   AF_TRY(drop_bwd(t, t->dtmp, t->dh, 3 + 3 * l, err));
   // proj = gelu W_p^T + b_p
   AF_TRY(af_dev_zero(d, t->dF1, bF, err));
-  AF_TRY(af_op_linear_backward(d, t->dF1, G(t, lp->proj_w), G(t, lp->proj_b), t->dtmp, gl,
-                               W(t, lp->proj_w), T, F, C, err));
+  AF_TRY(lin_bwd(t, t->dF1, t->dtmp, gl, lp->proj_w, lp->proj_b, T, F, C, err));
   AF_TRY(af_dev_zero(d, t->dF2, bF, err));
   AF_TRY(af_op_gelu_backward(d, t->dF2, t->dF1, fcpre, (int64_t)TF, err));
   // fcpre = x1 W_fc^T + b_fc
-  AF_TRY(af_op_linear_backward(d, t->dx, G(t, lp->fc_w), G(t, lp->fc_b), t->dF2, x1,
-                               W(t, lp->fc_w), T, C, F, err));
+  AF_TRY(lin_bwd(t, t->dx, t->dF2, x1, lp->fc_w, lp->fc_b, T, C, F, err));
   // x1 = LN1(h1)
   AF_TRY(af_dev_zero(d, t->dh, bC, err));
   AF_TRY(af_op_layernorm_backward(d, t->dh, G(t, lp->ln1_w), G(t, lp->ln1_b), t->dx, h1,
@@ -544,18 +581,17 @@ static af_status layer_backward(af_trainer *t, int l, af_error *err) {
   AF_TRY(af_dev_zero(d, t->dtmp, bC, err));
   AF_TRY(drop_bwd(t, t->dtmp, t->dh, 2 + 3 * l, err));
   AF_TRY(af_dev_zero(d, t->datt, bC, err));
-  AF_TRY(af_op_linear_backward(d, t->datt, G(t, lp->ao_w), G(t, lp->ao_b), t->dtmp, att,
-                               W(t, lp->ao_w), T, C, C, err));
+  AF_TRY(lin_bwd(t, t->datt, t->dtmp, att, lp->ao_w, lp->ao_b, T, C, C, err));
   AF_TRY(af_dev_zero(d, t->dqkv, 3 * bC, err));
   if (t->cfg.attn_dropout > 0)
     AF_TRY(af_op_attention_dropout_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH,
                                             t->cfg.attn_dropout, t->cfg.seed,
                                             stream_of(t, 1 + 3 * l),
-                                            t->have_layout ? t->gprob_dev : NULL, err));
+                                            t->have_layout ? t->gprob_dev : NULL, t->cu_host, err));
   else
-    AF_TRY(af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH, err));
-  return af_op_linear_backward(d, t->dx, G(t, lp->qkv_w), G(t, lp->qkv_b), t->dqkv, inp,
-                               W(t, lp->qkv_w), T, C, 3 * C, err);
+    AF_TRY(af_op_attention_backward(d, t->dqkv, t->datt, qkv, probs, t->cu, B, C, NH, t->cu_host,
+                                    err));
+  return lin_bwd(t, t->dx, t->dqkv, inp, lp->qkv_w, lp->qkv_b, T, C, 3 * C, err);
 }
 
 /* Queues the all-reduce of grad [lo, hi) after the backward queued so far. */
@@ -612,7 +648,7 @@ static af_status backward_device(af_trainer *t, af_error *err) {
   AF_TRY(af_op_layernorm_backward(d, t->dh, G(t, w->ln_w), G(t, w->ln_b), t->dtmp, t->emb,
                                   W(t, w->ln_w), t->emb_mean, t->emb_rstd, T, C, err));
   AF_TRY(af_op_embedding_backward(d, G(t, w->wte), G(t, w->wpe), G(t, w->wtt), t->dh, t->ids,
-                                  t->pos, NULL, T, C, err));
+                                  t->pos, NULL, T, C, t->ids_host, t->pos_host, err));
   t->have_fwd = 0;
   if (t->reduce_comm) { // the rest: embeddings before the layers, pooler after
     AF_TRY(reduce_range(t, 0, t->layer_lo[0], err));
@@ -644,15 +680,10 @@ af_status af_trainer_accumulate(af_trainer *t, const af_batch *pairs, uint64_t m
 }
 
 /* The squared global norm of the summed gradient: af_grad_sumsq per trained
- * tensor, in table order (the same bits on every backend). */
+ * tensor, added in table order (the same bits on every backend), in one
+ * device reduction with one host synchronisation (af_op_grad_sumsq_table). */
 static af_status grad_sumsq(const af_trainer *t, double *ss, af_error *err) {
-  *ss = 0;
-  for (int i = 0; i < t->n_table; i++) {
-    double s = 0;
-    AF_TRY(af_op_grad_sumsq(&t->dev, t->grad + t->table[i].offset, t->table[i].numel, &s, err));
-    *ss += s;
-  }
-  return AF_OK;
+  return af_op_grad_sumsq_table(&t->dev, t->grad, t->table, t->n_table, ss, err);
 }
 
 af_status af_trainer_step(af_trainer *t, int n_micro, double *lr_out, double *norm_out,
@@ -670,8 +701,8 @@ af_status af_trainer_step(af_trainer *t, int n_micro, double *lr_out, double *no
   const float gs = (float)accum_scale * af_clip_coef(norm, t->cfg.max_grad_norm);
   const double lr = af_lr_linear_warmup(t->cfg.lr, t->steps, t->cfg.warmup, t->cfg.total_steps);
   const af_adamw_op_scalars s = af_adamw_op_scalars_of(&t->cfg.adamw, lr, t->steps + 1, gs);
-  AF_TRY(af_op_adamw_step(&t->dev, t->params, t->grad, t->m1, t->m2, NULL, t->table, t->n_table,
-                          &s, err));
+  AF_TRY(af_op_adamw_step(&t->dev, t->params, t->grad, t->m1, t->m2, t->work, t->table,
+                          t->n_table, &s, err));
   t->steps++;
   AF_TRY(af_trainer_zero_grad(t, err));
   AF_TRY(af_dev_sync(&t->dev, err));

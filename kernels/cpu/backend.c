@@ -275,8 +275,10 @@ static af_status cpu_dropout_backward(void *ctx, float *dinp, const float *dout,
 static af_status cpu_attention_dropout_forward(void *ctx, float *out, const float *probs,
                                                const float *qkv, const int32_t *cu, int B, int C,
                                                int NH, float p, uint64_t seed, uint64_t stream,
-                                               const int64_t *mask_base, af_error *err) {
+                                               const int64_t *mask_base, const int32_t *cu_host,
+                                               af_error *err) {
   (void)ctx;
+  (void)cu_host;
   if (!(p > 0.0f && p < 1.0f))
     return af_error_set(err, AF_ERR_ARG, "attention_dropout_forward: p = %g is not in (0, 1)", p);
   AF_TRY(check_attention("attention_dropout_forward", cu, B, C, NH, err));
@@ -288,8 +290,10 @@ static af_status cpu_attention_dropout_backward(void *ctx, float *dqkv, const fl
                                                 const float *qkv, const float *probs,
                                                 const int32_t *cu, int B, int C, int NH, float p,
                                                 uint64_t seed, uint64_t stream,
-                                                const int64_t *mask_base, af_error *err) {
+                                                const int64_t *mask_base, const int32_t *cu_host,
+                                                af_error *err) {
   (void)ctx;
+  (void)cu_host;
   if (!(p > 0.0f && p < 1.0f))
     return af_error_set(err, AF_ERR_ARG, "attention_dropout_backward: p = %g is not in (0, 1)",
                         p);
@@ -301,9 +305,13 @@ static af_status cpu_attention_dropout_backward(void *ctx, float *dqkv, const fl
 
 static af_status cpu_embedding_backward(void *ctx, float *dwte, float *dwpe, float *dwtt,
                                         const float *dout, const int32_t *ids, const int32_t *pos,
-                                        const int32_t *type_ids, int T, int C, af_error *err) {
+                                        const int32_t *type_ids, int T, int C,
+                                        const int32_t *ids_host, const int32_t *pos_host,
+                                        af_error *err) {
   (void)ctx;
   (void)err;
+  (void)ids_host;
+  (void)pos_host;
   af_cpu_embedding_backward(dwte, dwpe, dwtt, dout, ids, pos, type_ids, T, C);
   return AF_OK;
 }
@@ -345,8 +353,10 @@ static af_status cpu_add_backward(void *ctx, float *da, float *db, const float *
 
 static af_status cpu_attention_backward(void *ctx, float *dqkv, const float *dout,
                                         const float *qkv, const float *probs, const int32_t *cu,
-                                        int B, int C, int NH, af_error *err) {
+                                        int B, int C, int NH, const int32_t *cu_host,
+                                        af_error *err) {
   (void)ctx;
+  (void)cu_host;
   AF_TRY(check_attention("attention_backward", cu, B, C, NH, err));
   af_cpu_attention_backward(dqkv, dout, qkv, probs, cu, B, C, NH);
   return AF_OK;
@@ -455,8 +465,8 @@ static af_status cpu_adamw_step(void *ctx, float *param, const float *grad, floa
                                 const af_adamw_op_scalars *s, af_error *err) {
   (void)ctx;
   if (work_bf16)
-    return af_error_set(err, AF_ERR_UNSUPPORTED,
-                        "adamw_step: the cpu backend keeps no bf16 working copy");
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "adamw_step: the cpu fp32 table keeps no "
+                        "bf16 working copy (its bf16 table does)");
   for (int i = 0; i < n_tensors; i++) {
     const int64_t o = table[i].offset;
     af_cpu_adamw_update(param + o, grad + o, m + o, v + o, table[i].numel, table[i].decay, s);
@@ -464,8 +474,67 @@ static af_status cpu_adamw_step(void *ctx, float *param, const float *grad, floa
   return AF_OK;
 }
 
-/* The two CPU tables differ only in the linear layers. */
-#define CPU_TABLE(NAME, LINEAR_FWD, LINEAR_BWD) \
+/* The bf16 table's AdamW also writes the bf16 rounding of every updated
+ * parameter into work_bf16 (the trainer's working copy). */
+static af_status cpu_adamw_step_bf16(void *ctx, float *param, const float *grad, float *m,
+                                     float *v, uint16_t *work_bf16, const af_adamw_tensor *table,
+                                     int n_tensors, const af_adamw_op_scalars *s, af_error *err) {
+  AF_TRY(cpu_adamw_step(ctx, param, grad, m, v, NULL, table, n_tensors, s, err));
+  for (int i = 0; i < n_tensors && work_bf16; i++) {
+    const int64_t o = table[i].offset, n = table[i].numel;
+#pragma omp parallel for schedule(static)
+    for (int64_t k = o; k < o + n; k++)
+      work_bf16[k] = af_bf16_from_f32(param[k]);
+  }
+  return AF_OK;
+}
+
+static af_status cpu_grad_sumsq_table(void *ctx, const float *grad, const af_adamw_tensor *table,
+                                      int n_tensors, double *out, af_error *err) {
+  (void)ctx;
+  (void)err;
+  double ss = 0.0;
+  for (int i = 0; i < n_tensors; i++)
+    ss += af_cpu_grad_sumsq(grad + table[i].offset, table[i].numel);
+  *out = ss;
+  return AF_OK;
+}
+
+/* w16 (OC, IC) widened to fp32 (exact): the bf16 GEMM's rounding of it is
+ * itself, so the results are those of the fp32 weights w16 rounds. */
+static float *widen_w16(const uint16_t *w16, int64_t n, af_error *err) {
+  float *w = af_malloc((size_t)n, sizeof(float), err);
+  if (w)
+    for (int64_t i = 0; i < n; i++)
+      w[i] = af_f32_from_bf16(w16[i]);
+  return w;
+}
+
+static af_status cpu_linear_forward_w16(void *ctx, float *out, const float *inp,
+                                        const uint16_t *w16, const float *bias, int N, int IC,
+                                        int OC, af_error *err) {
+  float *w = widen_w16(w16, (int64_t)OC * IC, err); // (OC, IC)
+  if (!w)
+    return AF_ERR_NOMEM;
+  af_status st = cpu_linear_forward_bf16(ctx, out, inp, w, bias, N, IC, OC, err);
+  free(w);
+  return st;
+}
+
+static af_status cpu_linear_backward_w16(void *ctx, float *dinp, float *dw, float *dbias,
+                                         const float *dout, const float *inp, const uint16_t *w16,
+                                         int N, int IC, int OC, af_error *err) {
+  float *w = widen_w16(w16, (int64_t)OC * IC, err); // (OC, IC)
+  if (!w)
+    return AF_ERR_NOMEM;
+  af_status st = cpu_linear_backward_bf16(ctx, dinp, dw, dbias, dout, inp, w, N, IC, OC, err);
+  free(w);
+  return st;
+}
+
+/* The two CPU tables differ only in the linear layers (and the bf16 one's
+ * working copy: AdamW writes it, the w16 linear ops read it). */
+#define CPU_TABLE(NAME, LINEAR_FWD, LINEAR_BWD, ADAMW) \
     .name = NAME,                                                   \
     .malloc = cpu_malloc,                                           \
     .free = cpu_free,                                               \
@@ -511,8 +580,12 @@ static af_status cpu_adamw_step(void *ctx, float *param, const float *grad, floa
     .dropout_tokens_backward = cpu_dropout_tokens_backward,         \
     .grad_sumsq = cpu_grad_sumsq,                                   \
     .mnr_loss = cpu_mnr_loss,                                       \
-    .adamw_step = cpu_adamw_step
+    .grad_sumsq_table = cpu_grad_sumsq_table,                       \
+    .adamw_step = ADAMW
 
-const af_backend_ops af_cpu_backend_ops = {CPU_TABLE("cpu", cpu_linear_forward, cpu_linear_backward)};
-const af_backend_ops af_cpu_bf16_backend_ops =
-    {CPU_TABLE("cpu (bf16)", cpu_linear_forward_bf16, cpu_linear_backward_bf16)};
+const af_backend_ops af_cpu_backend_ops = {
+    CPU_TABLE("cpu", cpu_linear_forward, cpu_linear_backward, cpu_adamw_step)};
+const af_backend_ops af_cpu_bf16_backend_ops = {
+    CPU_TABLE("cpu (bf16)", cpu_linear_forward_bf16, cpu_linear_backward_bf16, cpu_adamw_step_bf16),
+    .linear_forward_w16 = cpu_linear_forward_w16,
+    .linear_backward_w16 = cpu_linear_backward_w16};

@@ -133,3 +133,95 @@ extern "C" af_status af_cuda_grad_sumsq(af_cuda_context *ctx, const float *grad,
     return af_cuda_fail(err, e, "gradient sum of squares", __FILE__, __LINE__);
   return AF_OK;
 }
+
+// The chunks of every tensor of the table: (offset, len, tensor index).
+typedef struct {
+  int64_t offset;
+  int32_t len, tensor;
+} sumsq_chunk;
+
+// part (n_chunks): sum of squares of chunk k (sequential, double), as sumsq_partial_kernel.
+__global__ void sumsq_table_partial_kernel(double *__restrict__ part, const float *__restrict__ g,
+                                           const sumsq_chunk *__restrict__ ck, int64_t n_chunks) {
+  const int64_t k = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= n_chunks)
+    return;
+  const float *x = g + ck[k].offset;
+  double s = 0.0;
+  for (int32_t i = 0; i < ck[k].len; i++)
+    s = __dadd_rn(s, __dmul_rn((double)x[i], (double)x[i]));
+  part[k] = s;
+}
+
+// part[0] = sum over tensors in table order of (its chunk sums in chunk order): one thread,
+// the CPU loop's additions exactly (each tensor's sum starts at 0, then joins the total).
+__global__ void sumsq_table_final_kernel(double *part, const sumsq_chunk *ck, int64_t n_chunks) {
+  double total = 0.0, cur = 0.0;
+  for (int64_t k = 0; k < n_chunks; k++) {
+    if (k > 0 && ck[k].tensor != ck[k - 1].tensor) {
+      total = __dadd_rn(total, cur);
+      cur = 0.0;
+    }
+    cur = __dadd_rn(cur, part[k]);
+  }
+  part[0] = __dadd_rn(total, cur);
+}
+
+/* The host chunk list of the table (NULL: out of memory); *n_chunks its length. */
+static sumsq_chunk *sumsq_chunks(const af_cuda_adamw_tensor *table, int n_tensors,
+                                 int64_t *n_chunks) {
+  int64_t nc = 0;
+  for (int t = 0; t < n_tensors; t++)
+    nc += (table[t].numel + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+  *n_chunks = nc;
+  sumsq_chunk *h = (sumsq_chunk *)malloc(sizeof(sumsq_chunk) * (size_t)(nc > 0 ? nc : 1));
+  int64_t j = 0;
+  for (int t = 0; h && t < n_tensors; t++)
+    for (int64_t o = 0; o < table[t].numel; o += SUMSQ_CHUNK) {
+      const int64_t len = table[t].numel - o < SUMSQ_CHUNK ? table[t].numel - o : SUMSQ_CHUNK;
+      h[j++] = {table[t].offset + o, (int32_t)len, (int32_t)t};
+    }
+  return h;
+}
+
+extern "C" af_status af_cuda_grad_sumsq_table(af_cuda_context *ctx, const float *grad,
+                                              const af_cuda_adamw_tensor *table, int n_tensors,
+                                              double *out, af_error *err) {
+  *out = 0.0;
+  int64_t nc = 0;
+  sumsq_chunk *h = sumsq_chunks(table, n_tensors, &nc);
+  if (!h)
+    return af_error_set(err, AF_ERR_NOMEM, "gradient norm: out of host memory");
+  if (nc == 0) {
+    free(h);
+    return AF_OK;
+  }
+  // dev: the chunk list, then the (nc) partial sums (8-byte aligned: 16-byte chunks)
+  const size_t bl = sizeof(sumsq_chunk) * (size_t)nc, bytes = bl + sizeof(double) * (size_t)nc;
+  void *dev = NULL;
+  cudaError_t e = cudaMallocAsync(&dev, bytes, ctx->stream);
+  if (e == cudaSuccess) {
+    sumsq_chunk *dck = (sumsq_chunk *)dev;
+    double *part = (double *)((char *)dev + bl);
+    e = cudaMemcpyAsync(dck, h, bl, cudaMemcpyHostToDevice, ctx->stream);
+    if (e == cudaSuccess) {
+      sumsq_table_partial_kernel<<<(unsigned)((nc + 127) / 128), 128, 0, ctx->stream>>>(
+          part, grad, dck, nc);
+      e = cudaGetLastError();
+    }
+    if (e == cudaSuccess) {
+      sumsq_table_final_kernel<<<1, 1, 0, ctx->stream>>>(part, dck, nc);
+      e = cudaGetLastError();
+    }
+    if (e == cudaSuccess)
+      e = cudaMemcpyAsync(out, part, sizeof(double), cudaMemcpyDeviceToHost, ctx->stream);
+    const cudaError_t f = cudaFreeAsync(dev, ctx->stream);
+    e = e == cudaSuccess ? f : e;
+  }
+  const cudaError_t s = cudaStreamSynchronize(ctx->stream); // the one sync: *out, then h
+  e = e == cudaSuccess ? s : e;
+  free(h);
+  if (e != cudaSuccess)
+    return af_cuda_fail(err, e, "gradient sum of squares", __FILE__, __LINE__);
+  return AF_OK;
+}

@@ -72,7 +72,8 @@ __global__ void __launch_bounds__(ATB_THREADS)
 
 extern "C" void af_cuda_attention_backward(af_cuda_context *ctx, float *dqkv, const float *dout,
                                            const float *qkv, const float *probs,
-                                           const int32_t *cu_seqlens, int B, int C, int NH) {
+                                           const int32_t *cu_seqlens, int B, int C, int NH,
+                                           const int32_t *cu_host) {
   if (af_cuda_has_pending(ctx) || B <= 0 || C <= 0 || NH <= 0)
     return;
   if (C % NH != 0) {
@@ -80,18 +81,22 @@ extern "C" void af_cuda_attention_backward(af_cuda_context *ctx, float *dqkv, co
                    NH);
     return;
   }
-  // the scratch matrix has the probabilities' size: sum of L^2 over sequences, times NH
-  int32_t *cu = (int32_t *)malloc(sizeof(int32_t) * (size_t)(B + 1));
-  if (!cu) {
+  // the scratch matrix has the probabilities' size: sum of L^2 over sequences, times NH,
+  // from the caller's host copy of cu_seqlens, else downloaded (a stream sync)
+  int32_t *cu = cu_host ? NULL : (int32_t *)malloc(sizeof(int32_t) * (size_t)(B + 1));
+  if (!cu_host && !cu) {
     af_cuda_record(ctx, AF_ERR_NOMEM, "attention backward: out of host memory");
     return;
   }
-  AF_CUDA_RECORD(ctx, cudaMemcpyAsync(cu, cu_seqlens, sizeof(int32_t) * (size_t)(B + 1),
-                                      cudaMemcpyDeviceToHost, ctx->stream));
-  AF_CUDA_RECORD(ctx, cudaStreamSynchronize(ctx->stream));
+  if (cu) {
+    AF_CUDA_RECORD(ctx, cudaMemcpyAsync(cu, cu_seqlens, sizeof(int32_t) * (size_t)(B + 1),
+                                        cudaMemcpyDeviceToHost, ctx->stream));
+    AF_CUDA_RECORD(ctx, cudaStreamSynchronize(ctx->stream));
+  }
+  const int32_t *hc = cu_host ? cu_host : cu;
   long long n = 0;
   for (int b = 0; b < B && !af_cuda_has_pending(ctx); b++) {
-    long long l = cu[b + 1] - cu[b];
+    long long l = hc[b + 1] - hc[b];
     n += l * l;
   }
   free(cu);

@@ -139,19 +139,24 @@ __global__ void __launch_bounds__(ATD_THREADS)
   }
 }
 
-/* Total of the probabilities layout (NH sum L_b^2) from the device's cu_seqlens. */
-static long long atd_probs_size(af_cuda_context *ctx, const int32_t *cu_seqlens, int B, int NH) {
-  int32_t *cu = (int32_t *)malloc(sizeof(int32_t) * (size_t)(B + 1));
-  if (!cu) {
+/* Total of the probabilities layout (NH sum L_b^2): from the caller's host
+ * copy cu_host, or else from the device's cu_seqlens (a stream sync). */
+static long long atd_probs_size(af_cuda_context *ctx, const int32_t *cu_seqlens,
+                                const int32_t *cu_host, int B, int NH) {
+  int32_t *cu = cu_host ? NULL : (int32_t *)malloc(sizeof(int32_t) * (size_t)(B + 1));
+  if (!cu_host && !cu) {
     af_cuda_record(ctx, AF_ERR_NOMEM, "attention dropout: out of host memory");
     return 0;
   }
-  AF_CUDA_RECORD(ctx, cudaMemcpyAsync(cu, cu_seqlens, sizeof(int32_t) * (size_t)(B + 1),
-                                      cudaMemcpyDeviceToHost, ctx->stream));
-  AF_CUDA_RECORD(ctx, cudaStreamSynchronize(ctx->stream));
+  if (cu) {
+    AF_CUDA_RECORD(ctx, cudaMemcpyAsync(cu, cu_seqlens, sizeof(int32_t) * (size_t)(B + 1),
+                                        cudaMemcpyDeviceToHost, ctx->stream));
+    AF_CUDA_RECORD(ctx, cudaStreamSynchronize(ctx->stream));
+  }
+  const int32_t *c = cu_host ? cu_host : cu;
   long long n = 0;
   for (int b = 0; b < B && !af_cuda_has_pending(ctx); b++) {
-    const long long l = cu[b + 1] - cu[b];
+    const long long l = c[b + 1] - c[b];
     n += l * l;
   }
   free(cu);
@@ -173,10 +178,11 @@ extern "C" void af_cuda_attention_dropout_forward(af_cuda_context *ctx, float *o
                                                   const float *probs, const float *qkv,
                                                   const int32_t *cu_seqlens, int B, int C, int NH,
                                                   float p, uint64_t seed, uint64_t stream,
-                                                  const int64_t *mask_base) {
+                                                  const int64_t *mask_base,
+                                                  const int32_t *cu_host) {
   if (!atd_check(ctx, B, C, NH, p))
     return;
-  const long long n = atd_probs_size(ctx, cu_seqlens, B, NH);
+  const long long n = atd_probs_size(ctx, cu_seqlens, cu_host, B, NH);
   if (af_cuda_has_pending(ctx) || n == 0)
     return;
   float *Pd = NULL;
@@ -194,10 +200,11 @@ extern "C" void af_cuda_attention_dropout_backward(af_cuda_context *ctx, float *
                                                    const float *dout, const float *qkv,
                                                    const float *probs, const int32_t *cu_seqlens,
                                                    int B, int C, int NH, float p, uint64_t seed,
-                                                   uint64_t stream, const int64_t *mask_base) {
+                                                   uint64_t stream, const int64_t *mask_base,
+                                                   const int32_t *cu_host) {
   if (!atd_check(ctx, B, C, NH, p))
     return;
-  const long long n = atd_probs_size(ctx, cu_seqlens, B, NH);
+  const long long n = atd_probs_size(ctx, cu_seqlens, cu_host, B, NH);
   if (af_cuda_has_pending(ctx) || n == 0)
     return;
   float *S = NULL; // Pd (n), then D (n)

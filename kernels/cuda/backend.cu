@@ -186,8 +186,11 @@ static af_status cu_dropout_backward(void *v, float *dinp, const float *dout, in
 
 static af_status cu_embedding_backward(void *v, float *dwte, float *dwpe, float *dwtt,
                                        const float *dout, const int32_t *ids, const int32_t *pos,
-                                       const int32_t *type_ids, int T, int C, af_error *err) {
-  RUN(v, err, af_cuda_embedding_backward(CTX(v), dwte, dwpe, dwtt, dout, ids, pos, type_ids, T, C));
+                                       const int32_t *type_ids, int T, int C,
+                                       const int32_t *ids_host, const int32_t *pos_host,
+                                       af_error *err) {
+  RUN(v, err, af_cuda_embedding_backward(CTX(v), dwte, dwpe, dwtt, dout, ids, pos, type_ids, T, C,
+                                         ids_host, pos_host));
 }
 
 static af_status cu_layernorm_backward(void *v, float *dinp, float *dw, float *db,
@@ -215,8 +218,8 @@ static af_status cu_add_backward(void *v, float *da, float *db, const float *dou
 
 static af_status cu_attention_backward(void *v, float *dqkv, const float *dout, const float *qkv,
                                        const float *probs, const int32_t *cu, int B, int C, int NH,
-                                       af_error *err) {
-  RUN(v, err, af_cuda_attention_backward(CTX(v), dqkv, dout, qkv, probs, cu, B, C, NH));
+                                       const int32_t *cu_host, af_error *err) {
+  RUN(v, err, af_cuda_attention_backward(CTX(v), dqkv, dout, qkv, probs, cu, B, C, NH, cu_host));
 }
 
 static af_status cu_mean_pool_backward(void *v, float *dinp, const float *dout, const int32_t *cu,
@@ -239,18 +242,20 @@ static af_status cu_l2norm_backward(void *v, float *dinp, const float *dout, con
 static af_status cu_attention_dropout_forward(void *v, float *out, const float *probs,
                                               const float *qkv, const int32_t *cu, int B, int C,
                                               int NH, float p, uint64_t seed, uint64_t stream,
-                                              const int64_t *mask_base, af_error *err) {
+                                              const int64_t *mask_base, const int32_t *cu_host,
+                                              af_error *err) {
   RUN(v, err, af_cuda_attention_dropout_forward(CTX(v), out, probs, qkv, cu, B, C, NH, p, seed,
-                                                stream, mask_base));
+                                                stream, mask_base, cu_host));
 }
 
 static af_status cu_attention_dropout_backward(void *v, float *dqkv, const float *dout,
                                                const float *qkv, const float *probs,
                                                const int32_t *cu, int B, int C, int NH, float p,
                                                uint64_t seed, uint64_t stream,
-                                               const int64_t *mask_base, af_error *err) {
+                                               const int64_t *mask_base, const int32_t *cu_host,
+                                               af_error *err) {
   RUN(v, err, af_cuda_attention_dropout_backward(CTX(v), dqkv, dout, qkv, probs, cu, B, C, NH, p,
-                                                 seed, stream, mask_base));
+                                                 seed, stream, mask_base, cu_host));
 }
 
 static af_status cu_zero(void *v, void *dst, size_t bytes, af_error *err) {
@@ -310,6 +315,24 @@ static af_status cu_linear_backward_bf16in(void *v, float *dinp, float *dw, floa
   RUN(v, err, af_cuda_linear_backward_bf16in(CTX(v), dinp, dw, dbias, dout, inp, w, N, IC, OC));
 }
 
+static af_status cu_grad_sumsq_table(void *v, const float *grad, const af_adamw_tensor *table,
+                                     int n_tensors, double *out, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  AF_TRY(af_cuda_take_pending(CTX(v), err));
+  return af_cuda_grad_sumsq_table(CTX(v), grad, table, n_tensors, out, err);
+}
+
+static af_status cu_linear_forward_w16(void *v, float *out, const float *inp, const uint16_t *w16,
+                                       const float *bias, int N, int IC, int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_forward_w16(CTX(v), out, inp, w16, bias, N, IC, OC));
+}
+
+static af_status cu_linear_backward_w16(void *v, float *dinp, float *dw, float *dbias,
+                                        const float *dout, const float *inp, const uint16_t *w16,
+                                        int N, int IC, int OC, af_error *err) {
+  RUN(v, err, af_cuda_linear_backward_w16(CTX(v), dinp, dw, dbias, dout, inp, w16, N, IC, OC));
+}
+
 /* The trainer's entries, added to the table below (one place for merges). */
 static void cuda_table_training(af_backend_ops *t) {
   t->attention_dropout_forward = cu_attention_dropout_forward;
@@ -320,6 +343,7 @@ static void cuda_table_training(af_backend_ops *t) {
   t->dropout_tokens_forward = cu_dropout_tokens_forward;
   t->dropout_tokens_backward = cu_dropout_tokens_backward;
   t->grad_sumsq = cu_grad_sumsq;
+  t->grad_sumsq_table = cu_grad_sumsq_table;
   t->mnr_loss = cu_mnr_loss;
   t->adamw_step = cu_adamw_step;
 }
@@ -381,6 +405,8 @@ static af_backend_ops cuda_bf16_table(void) {
   t.name = "cuda (bf16)";
   t.linear_forward = cu_linear_forward_bf16in;
   t.linear_backward = cu_linear_backward_bf16in;
+  t.linear_forward_w16 = cu_linear_forward_w16; // the trainer's bf16 working copy
+  t.linear_backward_w16 = cu_linear_backward_w16;
   return t;
 }
 

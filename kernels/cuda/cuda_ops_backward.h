@@ -29,7 +29,8 @@ void af_cuda_dropout_backward(af_cuda_context *ctx, float *dinp, const float *do
  * tokens in token order: the CPU twin's order, so the sums are bit-equal. */
 void af_cuda_embedding_backward(af_cuda_context *ctx, float *dwte, float *dwpe, float *dwtt,
                                 const float *dout, const int32_t *ids, const int32_t *pos,
-                                const int32_t *type_ids, int T, int C);
+                                const int32_t *type_ids, int T, int C, const int32_t *ids_host,
+                                const int32_t *pos_host);
 /* dinp one warp per row; dw, db in two stages (per 64-row chunk partial sums,
  * then the chunks in order per column). */
 void af_cuda_layernorm_backward(af_cuda_context *ctx, float *dinp, float *dw, float *db,
@@ -46,7 +47,7 @@ void af_cuda_add_backward(af_cuda_context *ctx, float *da, float *db, const floa
 /* One block per (sequence, head), from the saved probabilities; any length. */
 void af_cuda_attention_backward(af_cuda_context *ctx, float *dqkv, const float *dout,
                                 const float *qkv, const float *probs, const int32_t *cu_seqlens,
-                                int B, int C, int NH);
+                                int B, int C, int NH, const int32_t *cu_host);
 void af_cuda_mean_pool_backward(af_cuda_context *ctx, float *dinp, const float *dout,
                                 const int32_t *cu_seqlens, int B, int C);
 void af_cuda_cls_pool_backward(af_cuda_context *ctx, float *dinp, const float *dout,
@@ -78,16 +79,24 @@ void af_cuda_adamw_step(af_cuda_context *ctx, float *param, const float *grad, f
 af_status af_cuda_grad_sumsq(af_cuda_context *ctx, const float *grad, int64_t n, double *out,
                              af_error *err);
 
+/* af_cuda_grad_sumsq of every tensor of table (host, n_tensors) of grad,
+ * added in table order, in one launch and one synchronisation: the bits of
+ * the per-tensor loop (ops_backward.h, af_op_grad_sumsq_table). */
+af_status af_cuda_grad_sumsq_table(af_cuda_context *ctx, const float *grad,
+                                   const af_cuda_adamw_tensor *table, int n_tensors, double *out,
+                                   af_error *err);
+
 /* ---- attention-probability dropout (attention_dropout.cu) ------------------
  * Bit-equal to kernels/cpu/attention_dropout.c; mask_base (B) device or NULL. */
 void af_cuda_attention_dropout_forward(af_cuda_context *ctx, float *out, const float *probs,
                                        const float *qkv, const int32_t *cu_seqlens, int B, int C,
                                        int NH, float p, uint64_t seed, uint64_t stream,
-                                       const int64_t *mask_base);
+                                       const int64_t *mask_base, const int32_t *cu_host);
 void af_cuda_attention_dropout_backward(af_cuda_context *ctx, float *dqkv, const float *dout,
                                         const float *qkv, const float *probs,
                                         const int32_t *cu_seqlens, int B, int C, int NH, float p,
-                                        uint64_t seed, uint64_t stream, const int64_t *mask_base);
+                                        uint64_t seed, uint64_t stream, const int64_t *mask_base,
+                                        const int32_t *cu_host);
 
 /* ---- the trainer's memory ops and token dropout (train_ops.cu) ------------- */
 void af_cuda_zero(af_cuda_context *ctx, void *dst, size_t bytes);
@@ -112,6 +121,13 @@ void af_cuda_linear_forward_bf16in(af_cuda_context *ctx, float *out, const float
 void af_cuda_linear_backward_bf16in(af_cuda_context *ctx, float *dinp, float *dw, float *dbias,
                                     const float *dout, const float *inp, const float *w, int N,
                                     int IC, int OC);
+/* The same with the weights already bf16 (w16 (OC, IC), the trainer's
+ * persistent working copy): only inp and dout are rounded per call. */
+void af_cuda_linear_forward_w16(af_cuda_context *ctx, float *out, const float *inp,
+                                const uint16_t *w16, const float *bias, int N, int IC, int OC);
+void af_cuda_linear_backward_w16(af_cuda_context *ctx, float *dinp, float *dw, float *dbias,
+                                 const float *dout, const float *inp, const uint16_t *w16, int N,
+                                 int IC, int OC);
 
 #ifdef __cplusplus
 }

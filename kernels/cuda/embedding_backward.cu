@@ -1,9 +1,14 @@
 /* Embedding backward (CUDA) by token bucketing: the index column (token ids,
- * positions or types) is copied to the host and counting-sorted (stable: token
- * order within a bucket), then one thread per (bucket, column) adds its tokens'
+ * positions or types) is counting-sorted on the host (stable: token order
+ * within a bucket), then one thread per (bucket, column) adds its tokens'
  * gradient rows in token order into the table row. That is the CPU twin's
  * order for each row, so the sums are bit-equal, and no two threads touch one
- * element (no atomics). Synchronises the stream (the host needs the ids). */
+ * element (no atomics). The column comes from the caller's host copy (the
+ * trainer's ids and positions: no synchronisation) or else is downloaded (a
+ * stream sync). The bucket lists go up with cudaMemcpyAsync from pageable
+ * memory, which returns once the driver has staged the source ("API
+ * synchronization behavior" in the CUDA runtime documentation), so the host
+ * buffers are freed without waiting for the kernel. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +31,19 @@ __global__ void bucket_add_kernel(float *__restrict__ dtable, const float *__res
   *d = acc;
 }
 
-/* dtable[idx[t]] += dout[t] (idx device, or NULL: every token to row 0). */
+/* dtable[idx[t]] += dout[t] (idx device, or NULL: every token to row 0; hidx_in: idx's host
+ * copy, or NULL). */
 static void bucket_add(af_cuda_context *ctx, float *dtable, const float *dout, const int32_t *idx,
-                       int T, int C) {
+                       const int32_t *hidx_in, int T, int C) {
   int32_t *h = (int32_t *)malloc(sizeof(int32_t) * (size_t)2 * T); // idx (T), order (T)
   if (!h) {
     af_cuda_record(ctx, AF_ERR_NOMEM, "embedding backward: out of host memory");
     return;
   }
   int32_t *hidx = h, *order = h + T;
-  if (idx) {
+  if (idx && hidx_in) {
+    memcpy(hidx, hidx_in, sizeof(int32_t) * (size_t)T);
+  } else if (idx) {
     AF_CUDA_RECORD(ctx, cudaMemcpyAsync(hidx, idx, sizeof(int32_t) * (size_t)T,
                                         cudaMemcpyDeviceToHost, ctx->stream));
     AF_CUDA_RECORD(ctx, cudaStreamSynchronize(ctx->stream));
@@ -97,8 +105,7 @@ static void bucket_add(af_cuda_context *ctx, float *dtable, const float *dout, c
     bucket_add_kernel<<<grid, 128, 0, ctx->stream>>>(dtable, dout, dev, dev + nb, dev + 2 * nb + 1,
                                                      C);
     af_cuda_check_launch(ctx, "bucket_add_kernel");
-    AF_CUDA_RECORD(ctx, cudaFreeAsync(dev, ctx->stream));
-    AF_CUDA_RECORD(ctx, cudaStreamSynchronize(ctx->stream)); // the host buffers go away
+    AF_CUDA_RECORD(ctx, cudaFreeAsync(dev, ctx->stream)); // kb, order: staged by the copies
   }
   free(kb);
   free(count);
@@ -108,13 +115,14 @@ static void bucket_add(af_cuda_context *ctx, float *dtable, const float *dout, c
 extern "C" void af_cuda_embedding_backward(af_cuda_context *ctx, float *dwte, float *dwpe,
                                            float *dwtt, const float *dout, const int32_t *ids,
                                            const int32_t *pos, const int32_t *type_ids, int T,
-                                           int C) {
+                                           int C, const int32_t *ids_host,
+                                           const int32_t *pos_host) {
   if (af_cuda_has_pending(ctx) || T <= 0 || C <= 0)
     return;
   if (dwte)
-    bucket_add(ctx, dwte, dout, ids, T, C);
+    bucket_add(ctx, dwte, dout, ids, ids_host, T, C);
   if (dwpe)
-    bucket_add(ctx, dwpe, dout, pos, T, C);
+    bucket_add(ctx, dwpe, dout, pos, pos_host, T, C);
   if (dwtt)
-    bucket_add(ctx, dwtt, dout, type_ids, T, C); // type_ids NULL: type 0
+    bucket_add(ctx, dwtt, dout, type_ids, NULL, T, C); // type_ids NULL: type 0
 }
