@@ -194,10 +194,12 @@ typedef struct af_device {
 
 /* precision "fp32" (or NULL) or "bf16" (docs/performance.md): bf16 weights and
  * activations into the GEMMs with fp32 accumulation; LayerNorm, softmax, GELU,
- * pooling, the loss and the optimizer stay fp32. bf16 needs the CPU backend on
- * a CPU with AVX512_BF16; otherwise an error says so and dev is unchanged. */
+ * pooling, the loss and the optimizer stay fp32. On the CPU bf16 needs
+ * AVX512_BF16 (otherwise an error says so and dev is unchanged); on CUDA it is
+ * the table whose linear layers take bf16 GEMM inputs (training; the encoder's
+ * own bf16 path is af_encoder_set_precision). */
 af_status af_device_set_precision(af_device *dev, const char *precision, af_error *err);
-/* 1 when dev is a CPU device in bf16 mode. */
+/* 1 when dev runs a bf16 op table (CPU or CUDA). */
 int af_device_is_bf16(const af_device *dev);
 
 /* A CPU device with n_threads threads (0: all cores). */

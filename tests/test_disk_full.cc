@@ -63,8 +63,8 @@ void expect_clean_failures(const std::string &cmd, const std::string &out_dir,
       ASSERT_NE(it, after.end()) << kv.first << " disappeared";
       if (it->second == kv.second) continue;
       // Rewritten by a stage that completed before the failing one: then it
-      // must be whole (HDF5 files are rewritten with new object timestamps;
-      // their digest proves them complete).
+      // must be whole (a rerun of a stage may write other bytes, e.g. a
+      // different run.json; the digest of an .h5 file proves it complete).
       af_digest_state ds = AF_DIGEST_NONE;
       af_error e{};
       EXPECT_TRUE(rewritten_ok && af_digest_check((out_dir + "/" + kv.first).c_str(), &ds, &e) == AF_OK &&
