@@ -470,6 +470,7 @@ static af_status cpu_adamw_step(void *ctx, float *param, const float *grad, floa
     .malloc = cpu_malloc,                                           \
     .free = cpu_free,                                               \
     .memcpy = cpu_memcpy,                                           \
+    .memcpy_async = cpu_memcpy, /* the CPU's ops are synchronous */ \
     .sync = cpu_sync,                                               \
     .embedding_forward = cpu_embedding_forward,                     \
     .layernorm_forward = cpu_layernorm_forward,                     \
