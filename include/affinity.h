@@ -1768,6 +1768,8 @@ typedef struct {
   af_comm *comm;        /* data parallel over its ranks (NULL: one process); rank 0
                            alone writes checkpoints and log.jsonl, evaluates and
                            calls on_event */
+  const struct af_basket_examples *baskets; /* set: the basket objective on these examples
+                                        (train unused, one process only) */
 } af_train_loop_options;
 
 /* Runs optimizer steps until total_steps (or stop_after in this call).
@@ -1786,6 +1788,55 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok,
 af_status af_train_evaluate(af_model *m, const af_device *dev, const af_tokenizer *tok,
                             const af_pair_set *val, int max_len, double *recall_at_1,
                             double *recall_at_10, double *mean_rank, af_error *err);
+
+/* ---------------------------------------------------------------- train/basket */
+/* The basket-completion objective (engine/train/basket.c, docs/training.md):
+ * an example is a training basket with one item held out; its query is the
+ * other items (at most max_query of them, drawn with the seed when there are
+ * more), pooled as the mean of their unit-normalised encoder embeddings
+ * (normalised again by the loss); the positive is the held-out item's text;
+ * the other examples' held-out items of the micro-batch are the negatives,
+ * each logit corrected by - log q_j (q = the item's share of the training
+ * baskets' item occurrences) when logq is set, and a candidate that is in
+ * the row's own basket is masked (it is a true positive, not a negative).
+ * The loss gradient flows back into every query item's sequence. */
+
+#define AF_BASKET_STREAM_QUERY 0x424153514b000000ULL /* "BASQK": query sampling */
+#define AF_BASKET_MAX_QUERY 64
+
+typedef struct af_basket_examples {
+  int64_t n;                 /* examples */
+  int64_t *basket;           /* (n) basket index */
+  int32_t *held;             /* (n) the held-out item */
+  double *log_q;             /* (n_items) log share of item occurrences; items never bought:
+                                log(0.5 / occurrences) (never a positive, only for safety) */
+  const af_baskets *baskets; /* borrowed */
+  const char *const *texts;  /* borrowed (n_items) */
+  int max_query;             /* 1..AF_BASKET_MAX_QUERY */
+  int logq;                  /* apply the correction */
+  uint64_t seed;
+} af_basket_examples;
+
+/* Every (basket, item) of the baskets with >= 2 items that have a non-empty
+ * text, in basket order (then item order); max_examples > 0 keeps a seeded
+ * sample of that many (in the same order). */
+af_status af_basket_examples_build(const af_baskets *b, const char *const *texts, int max_query,
+                                   int logq, int64_t max_examples, uint64_t seed,
+                                   af_basket_examples *out, af_error *err);
+void af_basket_examples_free(af_basket_examples *ex);
+/* FNV-1a over the settings and the (basket, held) list (checked on resume). */
+uint64_t af_basket_examples_fingerprint(const af_basket_examples *ex);
+/* q (max_query): the query items of example e (ascending); returns how many.
+ * A function of (seed, e) only: Philox stream AF_BASKET_STREAM_QUERY + e. */
+int af_basket_query(const af_basket_examples *ex, int64_t e, int32_t *q);
+
+/* Forward + basket loss + backward of examples idx (B) as one micro-batch
+ * (each distinct item of the batch is one sequence, tokenised with tok);
+ * gradients accumulate. *loss the mean loss, *tokens the tokens forwarded. */
+af_status af_trainer_accumulate_basket(af_trainer *t, const af_tokenizer *tok,
+                                       const af_basket_examples *ex, const int64_t *idx, int B,
+                                       uint64_t micro, float *loss, int64_t *tokens,
+                                       af_error *err);
 
 #endif /* AF_HIDE_TRAIN */
 
@@ -1890,7 +1941,8 @@ typedef struct {
   const float *emb; /* (N, d) L2-normalised, catalog order */
   int d;
   int text_max;     /* TEXT: 0 = mean of the query embeddings, 1 = max cosine over them */
-  /* ITEMCF */
+  /* ITEMCF (and ITEMKNN, LEARNED): pairs seen in fewer baskets are ignored
+   * (AF_EVAL_DEFAULT_MIN_COUNT: eval, run and associate share the rule) */
   int64_t min_count;
   /* RULES: FP-growth on the training baskets */
   int64_t rules_min_count; /* itemset support in baskets */
@@ -1920,11 +1972,22 @@ typedef struct {
   int learn_pool;
   double learn_l2;
   double learn_cold_weight; /* weight of the pairs of validation queries hiding a cold item (1) */
+  int learn_listwise;       /* 1: softmax over the query's pool (listwise) instead of the
+                               pairwise logistic loss (0, the default) */
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;
 } af_eval_method;
 
+/* The item-CF pair threshold of eval, run and associate (docs/evaluation.md:
+ * 1 gives warm Recall@20 0.0901, 2 gives 0.1537 on Instacart). */
+#define AF_EVAL_DEFAULT_MIN_COUNT 2
+/* EASE's lambda grid for the validation-split choice (eval and run). */
+#define AF_EVAL_EASE_GRID_N 8
+extern const double af_eval_ease_lambda_grid[AF_EVAL_EASE_GRID_N];
+
+/* Defaults: min_count AF_EVAL_DEFAULT_MIN_COUNT, rules 3/3, ease
+ * AF_EASE_DEFAULT_OPTIONS, knn 100/10, learned seed 43, pool 50, l2 1e-3. */
 void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name);
 
 /* The learned ranker's features of candidate b for query Q (docs/evaluation.md). */
@@ -1964,6 +2027,13 @@ af_status af_eval_category_codes(const char *const *names, int64_t N, int32_t *c
 af_status af_eval_learned_complements(const af_eval_method *m, const af_baskets *baskets, int k,
                                       int threads, int32_t *related, float *score,
                                       af_error *err);
+
+/* recommend with the learned ranker: the ranker (fitted as above) scores
+ * every product for the one query `items` (n ascending rows); scores (N):
+ * the pool's scores, -FLT_MAX outside the pool (and for the query items). */
+af_status af_eval_learned_query(const af_eval_method *m, const af_baskets *baskets,
+                                const int32_t *items, int n, int threads, float *scores,
+                                af_error *err);
 
 /* ---- tuning on a validation split ----------------------------------------------- */
 typedef enum {
@@ -2092,6 +2162,10 @@ typedef struct {
   int k;                  /* recommendations (default 10) */
   double text_weight;     /* default 0.3 */
   double min_text_cosine; /* default 0.5 */
+  int learned;            /* 1: rank by the learned ranker (docs/evaluation.md), refitted on
+                             the run's baskets, products.csv and embeddings.h5; the reasons
+                             stay the evidence above (default 0) */
+  int threads;            /* learned: CPU threads (0: all) */
 } af_recommend_options;
 
 void af_recommend_default_options(af_recommend_options *o);

@@ -430,6 +430,18 @@ TEST(DataParallel, TwoRanksEqualOneProcess) {
   EXPECT_GT(max_abs_diff(a.params, h.params), 100 * 1e-5);
 }
 
+// The basket objective has no data-parallel path yet: refused up front with
+// a clear error, nothing created.
+TEST(DataParallel, BasketObjectiveIsRefused) {
+  SKIP_WITHOUT_MPI();
+  DpRun r;
+  std::string err;
+  EXPECT_NE(aft::run(r.ranks(2, "basket", "--model " + r.model + " --objective basket --steps 1"),
+                     nullptr, &err), 0);
+  EXPECT_NE(err.find("--objective basket runs in one process"), std::string::npos) << err;
+  EXPECT_FALSE(aft::file_exists(r.dir + "/basket"));
+}
+
 // Uneven shares (8 pairs over 3 ranks: 2, 3, 3), gradient accumulation and
 // the symmetric loss take the same path to the same model.
 TEST(DataParallel, ThreeRanksUnevenSharesWithAccumulationEqualOneProcess) {

@@ -499,6 +499,20 @@ TEST(EvalLearned, DeterministicForASeedAndAcrossThreadCounts) {
   af_eval_result pr{};
   ASSERT_EQ(af_eval_run(&p, &s.sp, 2, &pr, &err), AF_OK);
   EXPECT_GT(a.group[AF_EVAL_WARM].recall[0], 2 * pr.group[AF_EVAL_WARM].recall[0]);
+  // the listwise (softmax over the pool) loss: the same for any thread count,
+  // other weights than the pairwise loss, and it learns too
+  m.learn_listwise = 1;
+  af_eval_result l1{}, l2{};
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 1, &l1, r1.data(), &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &l2, r2.data(), &err), AF_OK) << err.msg;
+  differ = 0;
+  for (int k = 0; k < AF_EVAL_N_FEATURES; k++) {
+    EXPECT_EQ(l1.weights[k], l2.weights[k]) << k;
+    differ += l1.weights[k] != a.weights[k];
+  }
+  EXPECT_EQ(r1, r2);
+  EXPECT_GT(differ, 0);
+  EXPECT_GT(l1.group[AF_EVAL_WARM].recall[0], 2 * pr.group[AF_EVAL_WARM].recall[0]);
 }
 
 }  // namespace

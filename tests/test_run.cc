@@ -148,6 +148,11 @@ TEST_F(Run, WritesEveryOutput) {
     EXPECT_TRUE(aft::file_exists(g->run + "/" + f)) << f;
   std::string rj = aft::read_file(g->run + "/run.json");
   EXPECT_TRUE(aft::file_exists(g->run + "/eval.json"));
+  // EASE's lambda is chosen on the validation split, as `affinity eval` does
+  std::string ej = aft::read_file(g->run + "/eval.json");
+  EXPECT_NE(ej.find("{\"method\": \"ease\", \"param\": \"lambda\", \"split\": \"validation\", "
+                    "\"grid\": [10, 25, 50, 100, 250, 500, 1000, 2500]"),
+            std::string::npos) << ej;
   EXPECT_NE(aft::read_file(g->run + "/report.html").find("<td>fusion</td><td>warm</td>"),
             std::string::npos);
   EXPECT_NE(rj.find("\"complete\":\ttrue"), std::string::npos) << rj;
@@ -568,6 +573,43 @@ TEST(Groups, LouvainOnZacharysKarateClub) {
   EXPECT_LE(brute, 0.4197896120973044 + 1e-12);
   auto lpa = groups_of(34, edges, AF_GROUPS_LPA, &q_lpa);
   EXPECT_NEAR(q_lpa, modularity(w, lpa), 1e-12);
+}
+
+// recommend --ranker learned: the learned ranker refitted on the run's
+// baskets (read again as run.json says) and embeddings; the same ranking for
+// 1 and 2 threads, no basket item, best first, and the CLI prints it.
+TEST_F(Run, RecommendLearnedRanksByTheRanker) {
+  std::vector<std::string> ids = {g->ids[0], g->ids[1]};
+  std::vector<const char *> cids = {ids[0].c_str(), ids[1].c_str()};
+  af_recommend_options o;
+  af_recommend_default_options(&o);
+  o.k = 6, o.learned = 1, o.threads = 1;
+  af_recommendations r1, r2;
+  af_error err;
+  ASSERT_EQ(af_recommend(g->run.c_str(), cids.data(), 2, &o, &r1, &err), AF_OK) << err.msg;
+  o.threads = 2;
+  ASSERT_EQ(af_recommend(g->run.c_str(), cids.data(), 2, &o, &r2, &err), AF_OK) << err.msg;
+  ASSERT_GT(r1.n, 0);
+  ASSERT_EQ(r1.n, r2.n);
+  for (int j = 0; j < r1.n; j++) {
+    EXPECT_EQ(r1.recs[j].product, r2.recs[j].product);
+    EXPECT_EQ(r1.recs[j].score, r2.recs[j].score);
+    int c = idx(r1.products.ids[r1.recs[j].product]);
+    EXPECT_NE(c, 0);
+    EXPECT_NE(c, 1);
+    if (j > 0) {
+      EXPECT_LE(r1.recs[j].score, r1.recs[j - 1].score);
+    }
+  }
+  af_recommendations_free(&r1);
+  af_recommendations_free(&r2);
+  std::string out, e;
+  ASSERT_EQ(aft::run(aft::cli() + " recommend --run " + g->run + " --basket " + ids[0] + "," +
+                     ids[1] + " --ranker learned --k 3", &out, &e), 0) << e;
+  EXPECT_NE(out.find(" 1. "), std::string::npos) << out;
+  EXPECT_NE(aft::run(aft::cli() + " recommend --run " + g->run + " --basket " + ids[0] +
+                     " --ranker best", &out, &e), 0);
+  EXPECT_NE(e.find("--ranker: expected evidence or learned"), std::string::npos) << e;
 }
 
 TEST_F(Run, GroupsAreAStableLabelPropagationPartition) {

@@ -31,7 +31,8 @@ static const af_flag_spec FLAGS[] = {
     {"knn-shrink", "X", "item-KNN: shrinkage (default: chosen on the validation split)"},
     {"learn-pool", "N", "learned: candidates reranked per query from each of EASE, fusion, text, item-CF (default 50)"},
     {"learn-cold-weight", "X", "learned: weight of the validation queries that hide a cold product (default 1)"},
-    {"learn-l2", "X", "learned: L2 weight of the pairwise logistic ranker (default 0.001)"},
+    {"learn-l2", "X", "learned: L2 weight of the ranker (default 0.001)"},
+    {"learn-loss", "L", "learned: pairwise (logistic, default) or listwise (softmax over the pool)"},
     {"ranks-out", "FILE", "CSV of each query's hidden product and its rank under every method"},
     {"bootstrap-reference", "NAME", "method the intervals are against (default: the best co-purchase baseline)"},
     {"bootstrap", "N", "paired bootstrap resamples for the Recall@10 intervals; 0 = none (default 2000)"},
@@ -142,6 +143,7 @@ typedef struct {
   const char *out, *methods, *agg;
   int64_t min_count, rmin, rlen, threads, knn_k, n_boot, learn_pool;
   double learn_l2, learn_cold_weight;
+  int learn_listwise;
   int32_t *codes[2], n_codes[2];
   double text_weight, cold_text_weight, knn_shrink;
   af_ease_options ease;
@@ -159,14 +161,13 @@ typedef struct {
   int n_tuning;
 } eval_run;
 
-static const double EASE_GRID[] = {10, 25, 50, 100, 250, 500, 1000, 2500};
 static const double SHRINK_GRID[] = {0, 5, 20, 50, 100};
 
 static af_status parse_counts(eval_run *r, af_error *err) {
   const af_args *a = &r->a;
   int64_t seed, fmin, text_k, rank_k, text_pool;
   AF_TRY(af_arg_i64(a, "seed", 42, 0, INT64_MAX, &seed, err));
-  AF_TRY(af_arg_i64(a, "min-count", 2, 1, INT32_MAX, &r->min_count, err));
+  AF_TRY(af_arg_i64(a, "min-count", AF_EVAL_DEFAULT_MIN_COUNT, 1, INT32_MAX, &r->min_count, err));
   AF_TRY(af_arg_i64(a, "rules-min-count", 3, 1, INT32_MAX, &r->rmin, err));
   AF_TRY(af_arg_i64(a, "rules-max-len", 3, 2, 8, &r->rlen, err));
   AF_TRY(af_arg_i64(a, "fusion-min-count", r->fo.min_count, 1, INT32_MAX, &fmin, err));
@@ -226,6 +227,11 @@ static af_status parse_options(eval_run *r, af_error *err) {
     r->agg = "mean";
   AF_TRY(af_arg_required(&r->a, "out", &r->out, err));
   AF_TRY(check_methods(r->methods, err));
+  const char *loss = af_arg_str(&r->a, "learn-loss");
+  if (loss && strcmp(loss, "pairwise") && strcmp(loss, "listwise"))
+    return af_error_set(err, AF_ERR_ARG, "--learn-loss: expected pairwise or listwise, got '%s'",
+                        loss);
+  r->learn_listwise = loss && !strcmp(loss, "listwise");
   if (strcmp(r->agg, "mean") && strcmp(r->agg, "max") && strcmp(r->agg, "both"))
     return af_error_set(err, AF_ERR_ARG, "--text-agg: expected mean, max or both, got '%s'",
                         r->agg);
@@ -347,6 +353,7 @@ static void learned_method(eval_run *r, const text_source *t) {
   m->category = (const int32_t *const *)r->codes, m->n_codes = r->n_codes;
   m->learn_seed = r->so.seed + 1, m->learn_pool = (int)r->learn_pool;
   m->learn_l2 = r->learn_l2, m->learn_cold_weight = r->learn_cold_weight;
+  m->learn_listwise = r->learn_listwise;
 }
 
 static void build_methods(eval_run *r) {
@@ -407,8 +414,8 @@ static af_status tune_methods(eval_run *r, af_error *err) {
   for (int i = 0; i < r->nm && st == AF_OK; i++) {
     af_eval_method *m = &r->ms[i];
     if (ease && m->kind == AF_EVAL_EASE)
-      st = tune_one(r, m, AF_EVAL_TUNE_EASE_LAMBDA, "lambda", EASE_GRID,
-                    (int)(sizeof EASE_GRID / sizeof *EASE_GRID), &val, err);
+      st = tune_one(r, m, AF_EVAL_TUNE_EASE_LAMBDA, "lambda", af_eval_ease_lambda_grid,
+                    AF_EVAL_EASE_GRID_N, &val, err);
     else if (knn && m->kind == AF_EVAL_ITEMKNN)
       st = tune_one(r, m, AF_EVAL_TUNE_KNN_SHRINK, "shrink", SHRINK_GRID,
                     (int)(sizeof SHRINK_GRID / sizeof *SHRINK_GRID), &val, err);

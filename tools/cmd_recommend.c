@@ -14,6 +14,9 @@ static const af_flag_spec FLAGS[] = {
     {"k", "N", "recommendations (default 10)"},
     {"text-weight", "W", "weight of title similarity in the score (default 0.3)"},
     {"min-text-cosine", "X", "ignore title similarity below X (default 0.5)"},
+    {"ranker", "R", "evidence (default: the score below) or learned (the learned ranker of "
+                    "docs/evaluation.md, refitted on the run's baskets; reasons as below)"},
+    {"threads", "N", "learned: CPU threads (default: all cores)"},
 };
 
 static const af_cmd_spec SPEC = {
@@ -22,7 +25,8 @@ static const af_cmd_spec SPEC = {
     "Recommends products for a basket from a run folder's rules, co-purchase counts and\n"
     "title similarity. score = best rule confidence (rule X -> {c}, X in the basket)\n"
     "+ best co-purchase cosine count(b,c)/sqrt(n_b n_c) + W x best title cosine. Prints\n"
-    "one line per product: rank, id, score, name, and its reasons.",
+    "one line per product: rank, id, score, name, and its reasons. --ranker learned ranks by\n"
+    "the learned ranker instead (its score; the reasons are the same evidence).",
     FLAGS,
     sizeof FLAGS / sizeof FLAGS[0],
 };
@@ -38,6 +42,14 @@ static af_status run(const af_args *a, af_error *err) {
   AF_TRY(af_arg_f64(a, "text-weight", o.text_weight, 0, 1e6, &o.text_weight, err));
   AF_TRY(af_arg_f64(a, "min-text-cosine", o.min_text_cosine, -1, 1, &o.min_text_cosine, err));
   o.k = (int)k;
+  const char *ranker = af_arg_str(a, "ranker");
+  if (ranker && strcmp(ranker, "evidence") && strcmp(ranker, "learned"))
+    return af_error_set(err, AF_ERR_ARG, "--ranker: expected evidence or learned, got '%s'",
+                        ranker);
+  o.learned = ranker && !strcmp(ranker, "learned");
+  int64_t threads;
+  AF_TRY(af_arg_i64(a, "threads", 0, 0, 4096, &threads, err));
+  o.threads = (int)threads;
   /* split the basket on commas; ids are trimmed as the catalog's are */
   size_t len = strlen(basket);
   char *buf = af_malloc(len + 1, 1, err);

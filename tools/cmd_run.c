@@ -120,7 +120,8 @@ static af_status run(const af_args *a, af_error *err) {
   if ((st = af_arg_i64(a, "fine-tune-steps", 0, 0, 1 << 30, &steps, err)) != AF_OK ||
       (st = af_arg_i64(a, "threads", 0, 0, 4096, &threads, err)) != AF_OK ||
       (st = af_arg_i64(a, "k", 20, 1, 2048, &k, err)) != AF_OK ||
-      (st = af_arg_i64(a, "min-count", 2, 1, 1 << 30, &min_count, err)) != AF_OK ||
+      (st = af_arg_i64(a, "min-count", AF_EVAL_DEFAULT_MIN_COUNT, 1, 1 << 30, &min_count,
+                       err)) != AF_OK ||
       (st = af_arg_i64(a, "top", 30, 1, 500, &top, err)) != AF_OK ||
       (st = af_arg_f64(a, "min-support", 0.002, 1e-9, 1, &sup, err)) != AF_OK ||
       (st = af_arg_f64(a, "min-confidence", 0.05, 0, 1, &conf, err)) != AF_OK ||

@@ -18,6 +18,18 @@ static const af_flag_spec FLAGS[] = {
     {"out", "DIR", "output folder: step-XXXXXXX.h5, final.h5, log.jsonl (required)"},
     AF_BASKET_INPUT_FLAGS,
     {"pairs", "FILE.csv", "train on a CSV of anchor,positive texts (with a header) instead of baskets"},
+    {"objective", "pair|basket", "pair: co-purchase pairs (default); basket: each training basket "
+                                 "with one item held out, the other items' pooled texts against "
+                                 "it (docs/training.md)"},
+    {"max-query", "N", "basket: at most N query items per example, drawn with the seed (default 8)"},
+    {"no-logq", NULL, "basket: no popularity (log q) correction of the in-batch logits"},
+    {"max-examples", "N", "basket: keep a seeded sample of N examples (default all)"},
+    {"split-seed", "S", "basket: train on the training side of eval's split with this seed only "
+                        "(the same --test-fraction and --cold-fraction as eval)"},
+    {"split-validate", NULL, "basket, with --split-seed: on the training side of eval's "
+                             "validation split (seed S + 1) inside it (for tuning)"},
+    {"test-fraction", "X", "basket, with --split-seed: as eval (default 0.2)"},
+    {"cold-fraction", "X", "basket, with --split-seed: as eval (default 0.1)"},
     {"min-count", "N", "pairs bought together in at least N baskets (default 2)"},
     {"min-lift", "X", "pairs with lift >= X (default 1.0)"},
     {"max-pairs", "N", "keep at most N training pairs, sampled with the seed (default all)"},
@@ -59,7 +71,9 @@ static const af_cmd_spec SPEC = {
     "[--batch B] [--lr X] [--resume CKPT.h5] ...",
     "Fine-tunes the encoder with the multiple-negatives ranking loss on pairs of products\n"
     "bought together (count >= --min-count, lift >= --min-lift; texts from the catalog), or\n"
-    "on a CSV of anchor,positive texts. Logs loss, learning rate, gradient norm, tokens/s and\n"
+    "on a CSV of anchor,positive texts. --objective basket instead fine-tunes for basket\n"
+    "completion: a training basket's other items (pooled) against its held-out item, in-batch\n"
+    "negatives with the log q popularity correction. Logs loss, learning rate, gradient norm, tokens/s and\n"
     "validation Recall@10 to stderr and DIR/log.jsonl; writes DIR/step-XXXXXXX.h5 checkpoints\n"
     "(model + AdamW state + data cursor) and DIR/final.h5. --resume continues bit-exactly\n"
     "(same thread count and device). --device cuda trains on a GPU (fp32, or bf16 GEMMs with\n"
@@ -103,10 +117,30 @@ static af_status make_dir(const char *dir, af_error *err) {
 typedef struct {
   const char *out, *model_path, *resume, *pairs_csv;
   int64_t steps, stop_after, batch, accum, warmup, max_len, seed, save_every, keep, eval_every;
-  int64_t threads, min_count, max_pairs, max_val;
+  int64_t threads, min_count, max_pairs, max_val, max_query, max_examples, split_seed;
+  int basket;
+  double test_fraction, cold_fraction;
   double epochs, lr, wd, max_norm, dropout, attn_dropout, scale, min_lift, val_fraction;
   double comm_timeout;
 } train_flags;
+
+/* --objective and the flags that belong to one objective only. */
+static af_status parse_objective(const af_args *a, train_flags *f, af_error *err) {
+  const char *obj = af_arg_str(a, "objective");
+  if (obj && strcmp(obj, "pair") && strcmp(obj, "basket"))
+    return af_error_set(err, AF_ERR_ARG, "--objective: expected pair or basket, got '%s'", obj);
+  f->basket = obj && !strcmp(obj, "basket");
+  static const char *basket_only[] = {"max-query", "no-logq", "max-examples", "split-seed",
+                                      "split-validate", "test-fraction", "cold-fraction"};
+  for (size_t i = 0; !f->basket && i < sizeof basket_only / sizeof *basket_only; i++)
+    if (af_arg_str(a, basket_only[i]) || af_arg_flag(a, basket_only[i]))
+      return af_error_set(err, AF_ERR_ARG, "--%s needs --objective basket", basket_only[i]);
+  if (f->basket && (f->pairs_csv || !af_arg_str(a, "baskets")))
+    return af_error_set(err, AF_ERR_ARG, "--objective basket trains on --baskets (not --pairs)");
+  if (af_arg_flag(a, "split-validate") && !af_arg_str(a, "split-seed"))
+    return af_error_set(err, AF_ERR_ARG, "--split-validate needs --split-seed");
+  return AF_OK;
+}
 
 static af_status parse_flags(const af_args *a, train_flags *f, af_error *err) {
   memset(f, 0, sizeof *f);
@@ -132,6 +166,9 @@ static af_status parse_flags(const af_args *a, train_flags *f, af_error *err) {
       {"keep", 3, 0, 1 << 30, &f->keep},         {"eval-every", 0, 0, big, &f->eval_every},
       {"threads", 0, 0, 4096, &f->threads},      {"min-count", 2, 1, big, &f->min_count},
       {"max-pairs", 0, 0, big, &f->max_pairs},   {"max-val", 1000, 0, 1 << 24, &f->max_val},
+      {"max-query", 8, 1, AF_BASKET_MAX_QUERY, &f->max_query},
+      {"max-examples", 0, 0, big, &f->max_examples},
+      {"split-seed", 0, 0, INT64_MAX, &f->split_seed},
   };
   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
     AF_TRY(af_arg_i64(a, ints[i].name, ints[i].def, ints[i].lo, ints[i].hi, ints[i].v, err));
@@ -149,10 +186,12 @@ static af_status parse_flags(const af_args *a, train_flags *f, af_error *err) {
       {"min-lift", 1.0, 0, 1e12, &f->min_lift},
       {"val-fraction", 0.05, 0, 0.9, &f->val_fraction},
       {"comm-timeout", 600, 1, 1e7, &f->comm_timeout},
+      {"test-fraction", 0.2, 1e-9, 1 - 1e-9, &f->test_fraction},
+      {"cold-fraction", 0.1, 0, 1 - 1e-9, &f->cold_fraction},
   };
   for (size_t i = 0; i < sizeof reals / sizeof reals[0]; i++)
     AF_TRY(af_arg_f64(a, reals[i].name, reals[i].def, reals[i].lo, reals[i].hi, reals[i].v, err));
-  return AF_OK;
+  return parse_objective(a, f, err);
 }
 
 /* Everything one training run holds; job_free releases what was made. */
@@ -165,6 +204,8 @@ typedef struct {
   af_tokenizer *tok;
   af_basket_input in;
   af_pair_set tr, va;
+  af_eval_split sp[2];   /* basket objective with --split-seed: the split (and its validation) */
+  af_basket_examples ex; /* basket objective */
   af_train_meta meta;
   af_comm *comm; /* the ranks of an mpirun/srun launch (one process: single) */
   int rank, ranks;
@@ -175,6 +216,9 @@ static void job_free(train_job *j) {
   af_tokenizer_free(j->tok);
   af_pair_set_free(&j->tr);
   af_pair_set_free(&j->va);
+  af_basket_examples_free(&j->ex);
+  af_eval_split_free(&j->sp[0]);
+  af_eval_split_free(&j->sp[1]);
   if (j->have_input)
     af_basket_input_free(&j->in);
   if (j->have_model)
@@ -201,9 +245,55 @@ static af_status load_model(train_job *j, af_error *err) {
   return AF_OK;
 }
 
+/* 2b. The basket objective's examples: from the training side of eval's
+ * split when --split-seed is given (never its test baskets). */
+static af_status load_examples(train_job *j, const af_args *a, af_error *err) {
+  const train_flags *f = &j->f;
+  if (j->ranks > 1) /* before anything is loaded or created */
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "--objective basket runs in one process: "
+                        "data-parallel training (mpirun/srun) supports the pair objective only");
+  AF_TRY(af_basket_input_load(a, &j->in, err));
+  j->have_input = 1;
+  if (j->rank == 0)
+    af_basket_input_print_report(SPEC.cmd, &j->in, stderr);
+  if (!j->in.has_catalog)
+    return af_error_set(err, AF_ERR_ARG, "--objective basket needs --catalog (the item texts)");
+  const af_baskets *b = &j->in.baskets;
+  if (af_arg_str(a, "split-seed")) {
+    af_eval_split_options so;
+    af_eval_split_default_options(&so);
+    so.seed = (uint64_t)f->split_seed;
+    so.test_fraction = f->test_fraction;
+    so.cold_fraction = f->cold_fraction;
+    AF_TRY(af_eval_split_random(b, &so, &j->sp[0], err));
+    b = &j->sp[0].train;
+    if (af_arg_flag(a, "split-validate")) {
+      so.seed++;
+      AF_TRY(af_eval_split_random(b, &so, &j->sp[1], err));
+      b = &j->sp[1].train;
+    }
+    fprintf(stderr, "affinity train: the training side of eval's %ssplit (seed %lld): %lld "
+            "baskets\n", af_arg_flag(a, "split-validate") ? "validation " : "",
+            (long long)so.seed, (long long)b->n_baskets);
+  }
+  const uint64_t seed = j->t ? af_trainer_config(j->t)->seed : (uint64_t)f->seed;
+  AF_TRY(af_basket_examples_build(b, (const char *const *)j->in.catalog.texts, (int)f->max_query,
+                                  !af_arg_flag(a, "no-logq"), f->max_examples, seed, &j->ex, err));
+  fprintf(stderr, "affinity train: %lld basket examples (query <= %lld items, log q correction "
+          "%s)\n", (long long)j->ex.n, (long long)f->max_query, j->ex.logq ? "on" : "off");
+  const af_train_meta *mt = &j->meta;
+  if (f->resume && (mt->n_train != j->ex.n || mt->n_val != 0 ||
+                    mt->data_fingerprint != af_basket_examples_fingerprint(&j->ex)))
+    return af_error_set(err, AF_ERR_ARG, "%s: the basket examples differ from the checkpoint's: "
+                        "give the same data flags as the first run", f->resume);
+  return AF_OK;
+}
+
 /* 2. The training and validation pairs (a resumed run must see the same). */
 static af_status load_pairs(train_job *j, const af_args *a, af_error *err) {
   const train_flags *f = &j->f;
+  if (f->basket)
+    return load_examples(j, a, err);
   af_pairs_options po;
   af_pairs_default_options(&po);
   po.min_count = f->min_count;
@@ -249,14 +339,15 @@ static af_status make_trainer(train_job *j, const af_args *a, af_error *err) {
     }
     return AF_OK;
   }
-  if (j->tr.n < f->batch)
-    return af_error_set(err, AF_ERR_ARG, "%lld training pairs: fewer than --batch %lld",
-                        (long long)j->tr.n, (long long)f->batch);
+  const int64_t n_train = f->basket ? j->ex.n : j->tr.n;
+  if (n_train < f->batch)
+    return af_error_set(err, AF_ERR_ARG, "%lld training %s: fewer than --batch %lld",
+                        (long long)n_train, f->basket ? "examples" : "pairs", (long long)f->batch);
   af_train_config cfg;
   af_train_default_config(&cfg);
   cfg.batch = (int)f->batch;
   cfg.grad_accum = (int)f->accum;
-  int64_t per_epoch = j->tr.n / f->batch / f->accum;
+  int64_t per_epoch = n_train / f->batch / f->accum;
   cfg.total_steps = f->steps > 0 ? f->steps
                                  : (int64_t)ceil(f->epochs * (double)(per_epoch > 0 ? per_epoch : 1));
   if (cfg.total_steps < 1)
@@ -271,9 +362,10 @@ static af_status make_trainer(train_job *j, const af_args *a, af_error *err) {
   cfg.symmetric = af_arg_flag(a, "symmetric");
   cfg.seed = (uint64_t)f->seed;
   AF_TRY(af_trainer_create(j->m, &j->dev, &cfg, &j->t, err));
-  j->meta.n_train = j->tr.n;
-  j->meta.n_val = j->va.n;
-  j->meta.data_fingerprint = af_pair_set_fingerprint(&j->tr);
+  j->meta.n_train = n_train;
+  j->meta.n_val = f->basket ? 0 : j->va.n;
+  j->meta.data_fingerprint = f->basket ? af_basket_examples_fingerprint(&j->ex)
+                                       : af_pair_set_fingerprint(&j->tr);
   j->meta.max_len = f->max_len;
   return AF_OK;
 }
@@ -345,7 +437,8 @@ static af_status run_loop(train_job *j, af_error *err) {
                               .out_dir = f->out,
                               .on_event = on_event,
                               .ctx = &lc,
-                              .comm = j->comm};
+                              .comm = j->comm,
+                              .baskets = f->basket ? &j->ex : NULL};
   AF_TRY(af_train_run(j->t, j->tok, &lo, &j->meta, err));
   if (j->rank != 0)
     return AF_OK;

@@ -18,11 +18,14 @@ enum { BATCH = 128 };
 
 typedef af_eval_fitted fitted;
 
+const double af_eval_ease_lambda_grid[AF_EVAL_EASE_GRID_N] = {10,  25,  50,   100,
+                                                               250, 500, 1000, 2500};
+
 void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name) {
   memset(m, 0, sizeof *m);
   m->kind = kind;
   m->name = name;
-  m->min_count = 1;
+  m->min_count = AF_EVAL_DEFAULT_MIN_COUNT;
   m->rules_min_count = 3;
   m->rules_max_len = 3;
   m->rules_min_confidence = 0.0;

@@ -45,6 +45,14 @@ af_status af_eval_score_batch(const af_eval_method *m, const af_eval_fitted *f,
  * ranker on a validation split carved from it; scores a batch. */
 af_status af_eval_learned_fit(af_eval_fitted *f, const af_eval_method *m, const af_eval_split *sp,
                               int threads, af_error *err);
+/* The base-score blocks the learned ranker scores from, per query and product. */
+#define AF_EVAL_LEARNED_BLOCKS 6
+/* af_eval_learned_rows with a caller's scratch blk (AF_EVAL_LEARNED_BLOCKS, nq, N):
+ * one buffer for many batches (a fresh 50 MB block per batch of 128 queries
+ * cost associate ~15% of its time in page faults). */
+af_status af_eval_learned_rows_in(const af_eval_method *m, const af_eval_fitted *f,
+                                  const af_eval_split *sp, int64_t q0, int64_t nq, int threads,
+                                  float *rows, float *blk, af_error *err);
 af_status af_eval_learned_rows(const af_eval_method *m, const af_eval_fitted *f,
                                const af_eval_split *sp, int64_t q0, int64_t nq, int threads,
                                float *rows, af_error *err);

@@ -31,7 +31,7 @@ const char *const af_eval_feature_names[AF_EVAL_N_FEATURES] = {
     "cat0", "cat1", "log_pop", "history", "ease_x_logq", "text_x_logq",
     "cold_map", "sell_prior", "cat_profile"};
 
-enum { NB = 6, NSRC = 5, BATCH = 128, NEWTON_ITERS = 40, MAX_C = 100 };
+enum { NB = AF_EVAL_LEARNED_BLOCKS, NSRC = 5, BATCH = 128, NEWTON_ITERS = 40, MAX_C = 100 };
 static const af_eval_kind BASE[NB - 1] = {AF_EVAL_EASE, AF_EVAL_ITEMCF, AF_EVAL_RULES,
                                           AF_EVAL_FUSION, AF_EVAL_TEXT};
 enum { B_EASE, B_ITEMCF, B_RULES, B_FUSION, B_TEXT, B_CMAP }; /* B_CMAP: the cold-start map */
@@ -315,13 +315,77 @@ static double newton_step(const train_set *ts, double l2, struct af_eval_learned
   return dmax;
 }
 
-static void fit_weights(const train_set *ts, double l2, struct af_eval_learned *l) {
+/* The listwise loss (1/W) sum_q qw_q (log sum_j exp z_qj - z_q0) + (l2/2)|w|^2,
+ * z_qj = w . x_qj / sd over query q's pool (row 0 the hidden item); with
+ * g and H (F x F lower) its gradient and Hessian when g != NULL. */
+static double listwise(const train_set *ts, double l2, const double *w, const double *scale,
+                       double *g, double *H) {
+  double W = 0, loss = 0;
+  for (int64_t q = 0; q < ts->nq; q++)
+    W += ts->n[q] > 1 ? ts->qw[q] : 0;
+  for (int k = 0; k < F; k++) {
+    loss += 0.5 * l2 * w[k] * w[k];
+    if (g)
+      g[k] = l2 * w[k], memset(H + k * F, 0, sizeof *H * F), H[k * F + k] = l2;
+  }
+  for (int64_t q = 0; q < ts->nq; q++) {
+    if (ts->n[q] < 2)
+      continue;
+    const double *xp = ts->x + (size_t)q * ts->K * F, c = ts->qw[q] / W;
+    double z[NSRC * MAX_C], mx = -INFINITY, s = 0, m[F] = {0};
+    for (int j = 0; j < ts->n[q]; j++) {
+      z[j] = 0;
+      for (int k = 0; k < F; k++)
+        z[j] += w[k] * xp[j * F + k] * scale[k];
+      mx = fmax(mx, z[j]);
+    }
+    for (int j = 0; j < ts->n[q]; j++)
+      s += (z[j] = exp(z[j] - mx)); /* z: unnormalised probabilities */
+    loss += c * (mx + log(s) - (log(z[0]) + mx));
+    for (int j = 0; g && j < ts->n[q]; j++)
+      for (int k = 0; k < F; k++)
+        m[k] += z[j] / s * xp[j * F + k] * scale[k];
+    for (int k = 0; g && k < F; k++)
+      g[k] += c * (m[k] - xp[k] * scale[k]);
+    for (int j = 0; g && j < ts->n[q]; j++) /* H += c Cov_p[x] */
+      for (int a = 0; a < F; a++)
+        for (int b = 0; b <= a; b++)
+          H[a * F + b] += c * z[j] / s * (xp[j * F + a] * scale[a] - m[a]) *
+                          (xp[j * F + b] * scale[b] - m[b]);
+  }
+  return loss;
+}
+
+/* One damped Newton step of the listwise loss; returns the step's max |d|. */
+static double listwise_step(const train_set *ts, double l2, struct af_eval_learned *l) {
+  double g[F], H[F * F], w[F];
+  const double before = listwise(ts, l2, l->w, l->scale, g, H);
+  for (int a = 0; a < F; a++)
+    for (int b = a + 1; b < F; b++)
+      H[a * F + b] = H[b * F + a];
+  solve_spd(H, g);
+  double t = 1, dmax = 0;
+  for (int halve = 0; halve < 20; halve++, t /= 2) { /* backtrack until the loss falls */
+    for (int k = 0; k < F; k++)
+      w[k] = l->w[k] - t * g[k];
+    if (listwise(ts, l2, w, l->scale, NULL, NULL) <= before)
+      break;
+  }
+  for (int k = 0; k < F; k++) {
+    dmax = fabs(w[k] - l->w[k]) > dmax ? fabs(w[k] - l->w[k]) : dmax;
+    l->w[k] = w[k];
+  }
+  return dmax;
+}
+
+static void fit_weights(const train_set *ts, double l2, int listwise_loss,
+                        struct af_eval_learned *l) {
   feature_scales(ts, l->scale);
   l->pairs = 0;
   for (int64_t q = 0; q < ts->nq; q++)
     l->pairs += ts->n[q] > 0 ? ts->n[q] - 1 : 0;
   for (int it = 0; it < NEWTON_ITERS && l->pairs > 0; it++)
-    if (newton_step(ts, l2, l) < 1e-10)
+    if ((listwise_loss ? listwise_step(ts, l2, l) : newton_step(ts, l2, l)) < 1e-10)
       break;
 }
 
@@ -351,7 +415,7 @@ af_status af_eval_learned_fit(fitted *f, const af_eval_method *m, const af_eval_
   if (st == AF_OK)
     st = collect(m, &fv, &val, threads, &ts, err);
   if (st == AF_OK)
-    fit_weights(&ts, m->learn_l2, f->learned);
+    fit_weights(&ts, m->learn_l2, m->learn_listwise, f->learned);
   free(ts.x), free(ts.n), free(ts.qw);
   af_eval_fitted_free(&fv);
   af_eval_split_free(&val);
@@ -362,10 +426,18 @@ af_status af_eval_learned_fit(fitted *f, const af_eval_method *m, const af_eval_
 
 af_status af_eval_learned_rows(const af_eval_method *m, const fitted *f, const af_eval_split *sp,
                                int64_t q0, int64_t nq, int threads, float *rows, af_error *err) {
-  const int32_t N = sp->N;
-  float *blk = af_malloc((size_t)NB * nq * N, sizeof *blk, err); /* (NB, nq, N) */
+  float *blk = af_malloc((size_t)AF_EVAL_LEARNED_BLOCKS * nq * sp->N, sizeof *blk, err);
   if (!blk)
     return AF_ERR_NOMEM;
+  af_status st = af_eval_learned_rows_in(m, f, sp, q0, nq, threads, rows, blk, err);
+  free(blk);
+  return st;
+}
+
+af_status af_eval_learned_rows_in(const af_eval_method *m, const fitted *f,
+                                  const af_eval_split *sp, int64_t q0, int64_t nq, int threads,
+                                  float *rows, float *blk, af_error *err) {
+  const int32_t N = sp->N;
   af_status st = base_blocks(m, f, sp, q0, nq, threads, blk, err);
   const feat_ctx c = {m, f, blk, nq, N};
   double w[F];
@@ -408,7 +480,6 @@ af_status af_eval_learned_rows(const af_eval_method *m, const fitted *f, const a
     free(list);
     free(prof);
   }
-  free(blk);
   if (st == AF_OK && failed)
     st = af_error_set(err, AF_ERR_NOMEM, "%s: out of memory", m->name);
   return st;

@@ -26,7 +26,7 @@ void af_run_default_options(af_run_options *o) {
   o->max_itemset_len = 3;
   o->cooccur_min_count = 2;
   o->itemcf_k = 10;
-  o->itemcf_min_count = 2;
+  o->itemcf_min_count = AF_EVAL_DEFAULT_MIN_COUNT; /* the rule eval uses */
   o->substitute_min_cosine = 0.6;
   o->assoc_k = 10;
   o->report_top = 30;
@@ -242,6 +242,14 @@ static af_status write_run_json(run_ctx *c, int final, af_error *err) {
     cJSON_AddNullToObject(data, "category_column");
   if (o->baskets) {
     cJSON_AddStringToObject(data, "baskets", o->baskets);
+    /* how they were read (recommend --ranker learned reads them again) */
+    cJSON_AddStringToObject(data, "baskets_format",
+                            o->baskets_opt.format ? o->baskets_opt.format : "long");
+    if (o->baskets_opt.order_column)
+      cJSON_AddStringToObject(data, "order_column", o->baskets_opt.order_column);
+    if (o->baskets_opt.item_column)
+      cJSON_AddStringToObject(data, "item_column", o->baskets_opt.item_column);
+    cJSON_AddBoolToObject(data, "drop_unknown", o->baskets_opt.drop_unknown_items);
     cJSON_AddNumberToObject(data, "n_baskets", (double)d->baskets.n_baskets);
     cJSON_AddNumberToObject(data, "basket_rows_read", (double)d->brep.rows_read);
     cJSON_AddNumberToObject(data, "basket_rows_kept", (double)d->brep.rows_kept);

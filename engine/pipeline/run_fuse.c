@@ -70,7 +70,7 @@ af_status af_stage_fuse(af_run_data *d, char *const *out, af_error *err) {
 
 enum { N_METHODS = 7, N_BOOT = 2000 };
 
-/* popularity, rules, item-CF, EASE (lambda 100, not tuned in a run), the
+/* popularity, rules, item-CF, EASE (lambda chosen on the validation split), the
  * run's text model, fusion, and the learned ranker (its weights fitted on a
  * validation split of the training baskets; the catalog's category column
  * for its category features). */
@@ -88,8 +88,9 @@ static void init_methods(const af_run_data *d, const float *emb, int dim,
       ms[i].emb = emb, ms[i].d = dim;
   }
   fuse_options(d->o, &ms[5].fuse);
+  ms[2].min_count = d->o->itemcf_min_count; /* one pair threshold: the run's --min-count */
   af_eval_method *l = &ms[6];
-  l->fuse = ms[5].fuse, l->min_count = 2;
+  l->fuse = ms[5].fuse, l->min_count = d->o->itemcf_min_count;
   l->n_levels = codes[0] ? 1 : 0, l->category = codes, l->n_codes = n_codes;
 }
 
@@ -105,6 +106,28 @@ static af_status evaluate(af_eval_method *ms, const af_eval_split *sp, uint64_t 
   static const unsigned char baseline[N_METHODS] = {1, 1, 1, 1, 0, 0, 0};
   *ref = af_eval_best_row(rows, N_METHODS, baseline);
   return af_eval_compare_rows(rows, N_METHODS, *ref, sp, N_BOOT, seed, err);
+}
+
+/* EASE's lambda chosen on a validation split of the training baskets (the
+ * protocol again inside them, seed + 1), as `affinity eval` does; the
+ * learned ranker uses the same lambda. score (AF_EVAL_EASE_GRID_N). */
+static af_status tune_lambda(af_eval_method *ms, const af_eval_split *sp,
+                             const af_eval_split_options *so, int threads, double *score,
+                             af_eval_tuning *t, af_error *err) {
+  af_eval_split val = {0};
+  af_eval_split_options vo = *so;
+  vo.seed = so->seed + 1;
+  int best = 0;
+  af_status st = af_eval_split_random(&sp->train, &vo, &val, err);
+  if (st == AF_OK)
+    st = af_eval_tune(&ms[3], AF_EVAL_TUNE_EASE_LAMBDA, af_eval_ease_lambda_grid,
+                      AF_EVAL_EASE_GRID_N, &val, threads, score, &best, err);
+  af_eval_split_free(&val);
+  AF_TRY(st);
+  ms[3].ease.lambda = ms[6].ease.lambda = af_eval_ease_lambda_grid[best];
+  *t = (af_eval_tuning){.method = ms[3].name, .param = "lambda", .grid = af_eval_ease_lambda_grid,
+                        .score = score, .n = AF_EVAL_EASE_GRID_N, .best = best};
+  return AF_OK;
 }
 
 /* Every method of docs/evaluation.md that the run has the inputs for, on the
@@ -132,12 +155,17 @@ af_status af_stage_eval(af_run_data *d, char *const *out, af_error *err) {
                                            err)
                                : NULL;
   int ref = -1;
+  double score[AF_EVAL_EASE_GRID_N];
+  af_eval_tuning tuning;
+  if (st == AF_OK && ranks)
+    st = tune_lambda(ms, &sp, &so, d->o->threads, score, &tuning, err);
   if (st == AF_OK)
     st = ranks ? evaluate(ms, &sp, so.seed, d->o->threads, rows, ranks, &ref, err) : AF_ERR_NOMEM;
   af_eval_report rep = {.catalog = d->o->catalog, .baskets = d->o->baskets,
                         .products = d->catalog.n, .split = &sp, .split_options = &so,
                         .rows = rows, .n_rows = N_METHODS, .reference = ref, .n_boot = N_BOOT,
-                        .boot_seed = so.seed, .fusion = &ms[5].fuse};
+                        .boot_seed = so.seed, .fusion = &ms[5].fuse, .tuning = &tuning,
+                        .n_tuning = 1};
   if (st == AF_OK)
     st = af_eval_write_json(out[0], &rep, err);
   free(ranks), free(codes[0]);

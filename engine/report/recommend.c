@@ -5,6 +5,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@ void af_recommend_default_options(af_recommend_options *o) {
   o->k = 10;
   o->text_weight = 0.3;
   o->min_text_cosine = 0.5;
+  o->learned = 0;
+  o->threads = 0;
 }
 
 void af_recommendations_free(af_recommendations *r) {
@@ -259,6 +262,66 @@ static af_status read_text(const char *run_dir, const af_catalog *p, const char 
   return st;
 }
 
+/* The run's baskets, read as the run read them (run.json "data"). */
+static af_status run_baskets(const char *run_dir, const af_catalog *p, af_baskets *b,
+                             af_error *err) {
+  char path[AF_PATH_MAX];
+  cJSON *run = NULL;
+  AF_TRY(af_run_path(run_dir, "run.json", path, err));
+  AF_TRY(af_run_json_read(path, 0, &run, err));
+  const cJSON *data = cJSON_GetObjectItem(run, "data");
+  const char *file = cJSON_GetStringValue(cJSON_GetObjectItem(data, "baskets"));
+  af_baskets_options bo = {cJSON_GetStringValue(cJSON_GetObjectItem(data, "baskets_format")),
+                           cJSON_GetStringValue(cJSON_GetObjectItem(data, "order_column")),
+                           cJSON_GetStringValue(cJSON_GetObjectItem(data, "item_column")), ',',
+                           cJSON_IsTrue(cJSON_GetObjectItem(data, "drop_unknown"))};
+  af_status st = file ? af_baskets_load(file, &bo, p, b, NULL, err)
+                      : af_error_set(err, AF_ERR_ARG, "%s: the run has no baskets: the learned "
+                                     "ranker needs them", path);
+  if (st != AF_OK && file)
+    af_error_prefix(err, "the run's baskets (run.json data.baskets): ");
+  cJSON_Delete(run);
+  return st;
+}
+
+/* score (n): the learned ranker's score of every product for the basket
+ * (-FLT_MAX outside its pool), refitted on the run's baskets and embeddings. */
+static af_status learned_scores(const char *run_dir, const af_catalog *p, const char *in_basket,
+                                int threads, float *score, af_error *err) {
+  char path[AF_PATH_MAX];
+  af_baskets b = {0};
+  af_embeddings e = {0};
+  int32_t *items = af_malloc((size_t)p->n + 1, sizeof *items, err), n = 0;
+  int32_t *codes = p->categories ? af_malloc((size_t)p->n + 1, sizeof *codes, err) : NULL;
+  float *emb = NULL;
+  int32_t n_codes = 0;
+  af_status st = items && (codes || !p->categories) ? AF_OK : AF_ERR_NOMEM;
+  if (st == AF_OK)
+    st = run_baskets(run_dir, p, &b, err);
+  if (st == AF_OK && (st = af_run_path(run_dir, "embeddings.h5", path, err)) == AF_OK)
+    st = af_embeddings_read(path, &e, err);
+  if (st == AF_OK && !(emb = af_malloc((size_t)p->n * e.d + 1, sizeof *emb, err)))
+    st = AF_ERR_NOMEM;
+  if (st == AF_OK)
+    st = af_fuse_align_embeddings(path, (const char *const *)e.ids, e.emb, e.n, e.d,
+                                  (const char *const *)p->ids, p->n, emb, err);
+  if (st == AF_OK && codes)
+    st = af_eval_category_codes((const char *const *)p->categories, p->n, codes, &n_codes, err);
+  for (int64_t i = 0; i < p->n; i++)
+    if (in_basket[i])
+      items[n++] = (int32_t)i;
+  af_eval_method m;
+  af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
+  const int32_t *levels[1] = {codes};
+  m.emb = emb, m.d = e.d, m.n_levels = codes ? 1 : 0, m.category = levels, m.n_codes = &n_codes;
+  if (st == AF_OK)
+    st = af_eval_learned_query(&m, &b, items, n, threads, score, err);
+  af_baskets_free(&b);
+  af_embeddings_free(&e);
+  free(items), free(codes), free(emb);
+  return st;
+}
+
 af_status af_recommend(const char *run_dir, const char *const *basket_ids, int n_basket,
                        const af_recommend_options *o, af_recommendations *out, af_error *err) {
   memset(out, 0, sizeof *out);
@@ -305,13 +368,20 @@ af_status af_recommend(const char *run_dir, const char *const *basket_ids, int n
       st = AF_ERR_NOMEM;
   }
   int64_t m = 0;
+  float *ls = NULL; /* (n) the learned ranker's scores */
+  if (st == AF_OK && o->learned && !has_baskets)
+    st = af_error_set(err, AF_ERR_ARG, "recommend: the learned ranker needs a run with baskets");
+  if (st == AF_OK && o->learned && !(ls = af_malloc((size_t)n + 1, sizeof *ls, err)))
+    st = AF_ERR_NOMEM;
+  if (st == AF_OK && o->learned)
+    st = learned_scores(run_dir, p, in_basket, o->threads, ls, err);
   if (st == AF_OK) {
     for (int64_t i = 0; i < n; i++) {
       if (in_basket[i])
         continue;
       double s = e.rule_conf[i] + e.cop_cos[i] + (e.text_with[i] >= 0 ? o->text_weight * e.text_cos[i] : 0);
-      if (s > 0)
-        sc[m++] = (af_scored){s, i};
+      if (ls ? ls[i] > -FLT_MAX : s > 0)
+        sc[m++] = (af_scored){ls ? ls[i] : s, i};
     }
     qsort(sc, (size_t)m, sizeof *sc, af_scored_cmp);
     int k = m < o->k ? (int)m : o->k;
@@ -341,6 +411,7 @@ af_status af_recommend(const char *run_dir, const char *const *basket_ids, int n
     evidence_free(&e, n);
   free(in_basket);
   free(sc);
+  free(ls);
   if (st != AF_OK)
     af_recommendations_free(out);
   return st;

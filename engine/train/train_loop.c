@@ -203,14 +203,18 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
   const af_pair_set *tr = o->train;
   const int B = c->batch, accum = c->grad_accum;
   const int max_len = af_tokenizer_options_of(tok)->max_len;
-  if (tr->n < B)
-    return af_error_set(err, AF_ERR_ARG, "%lld training pairs: fewer than one batch of %d",
-                        (long long)tr->n, B);
-  if (meta->position < 0 || meta->position > tr->n)
+  const int64_t n_ex = o->baskets ? o->baskets->n : tr->n; /* examples of an epoch */
+  if (o->baskets && af_comm_size(o->comm) > 1)
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "the basket objective runs in one process (no data parallel yet)");
+  if (n_ex < B)
+    return af_error_set(err, AF_ERR_ARG, "%lld training %s: fewer than one batch of %d",
+                        (long long)n_ex, o->baskets ? "examples" : "pairs", B);
+  if (meta->position < 0 || meta->position > n_ex)
     return af_error_set(err, AF_ERR_FORMAT, "data cursor %lld beyond %lld pairs",
-                        (long long)meta->position, (long long)tr->n);
+                        (long long)meta->position, (long long)n_ex);
   AF_TRY(af_clean_stale_tmp(o->out_dir, NULL, err)); /* temporaries of killed runs */
-  int64_t *perm = af_malloc((size_t)tr->n, sizeof(int64_t), err);
+  int64_t *perm = af_malloc((size_t)n_ex, sizeof(int64_t), err);
   int32_t *ids = perm ? af_malloc((size_t)2 * B * max_len, sizeof(int32_t), err) : NULL;
   int32_t *cu = ids ? af_malloc((size_t)2 * B + 1, sizeof(int32_t), err) : NULL;
   if (!cu) {
@@ -218,7 +222,7 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
     free(ids);
     return AF_ERR_NOMEM;
   }
-  af_pairs_epoch_order(tr->n, c->seed, meta->epoch, perm);
+  af_pairs_epoch_order(n_ex, c->seed, meta->epoch, perm);
   const double t0 = now_s();
   af_status st = AF_OK;
   const int64_t start = af_trainer_steps_done(t);
@@ -240,10 +244,21 @@ af_status af_train_run(af_trainer *t, const af_tokenizer *tok, const af_train_lo
         st = af_trainer_reduce_in_backward(t, mb == accum - 1 ? o->comm : NULL, err);
       if (st != AF_OK)
         break;
-      if (meta->position + B > tr->n) { /* drop the last partial batch: next epoch */
+      if (meta->position + B > n_ex) { /* drop the last partial batch: next epoch */
         meta->epoch++;
         meta->position = 0;
-        af_pairs_epoch_order(tr->n, c->seed, meta->epoch, perm);
+        af_pairs_epoch_order(n_ex, c->seed, meta->epoch, perm);
+      }
+      if (o->baskets) { /* the basket objective: one call does the micro-batch */
+        float loss = 0;
+        int64_t nt = 0;
+        st = af_trainer_accumulate_basket(t, tok, o->baskets, perm + meta->position, B,
+                                          (uint64_t)step * (uint64_t)accum + (uint64_t)mb, &loss,
+                                          &nt, err);
+        meta->position += B;
+        loss_sum += loss;
+        tokens += nt;
+        continue;
       }
       // ids (T), cu (2B + 1): the B anchors, then their B positives
       int T = 0;
