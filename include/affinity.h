@@ -853,7 +853,9 @@ typedef struct {
   af_precision precision; /* encoder arithmetic; DEFAULT: bf16 on a GPU, fp32 on the CPU */
   int pipeline;       /* af_embed_catalog: 0 = on for a GPU, off on the CPU; 1 = on; -1 = off.
                          On: a second thread reads and tokenizes chunk c + 1 while chunk c is
-                         encoded and written (the same output, bit for bit) */
+                         encoded and written; and (af_embed_texts too) each chunk's batches are
+                         staged in pinned memory with queued copies, one wait per chunk (the
+                         same output, bit for bit) */
   af_progress_fn progress; /* may be NULL */
   void *progress_ctx;
 } af_embed_options;

@@ -217,6 +217,24 @@ af_status af_dev_download(const af_device *dev, void *host_dst, const void *src,
   return AF_OP_CALL(dev, memcpy, err, host_dst, src, bytes, 0);
 }
 
+/* The queued copy, or the synchronous one where the backend has none. */
+static af_status copy_async(const af_device *dev, void *dst, const void *src, size_t bytes,
+                            int to_device, af_error *err) {
+  if (dev->ops && dev->ops->memcpy_async)
+    return dev->ops->memcpy_async(dev->ctx, dst, src, bytes, to_device, err);
+  return AF_OP_CALL(dev, memcpy, err, dst, src, bytes, to_device);
+}
+
+af_status af_dev_upload_async(const af_device *dev, void *dst, const void *host_src, size_t bytes,
+                              af_error *err) {
+  return copy_async(dev, dst, host_src, bytes, 1, err);
+}
+
+af_status af_dev_download_async(const af_device *dev, void *host_dst, const void *src,
+                                size_t bytes, af_error *err) {
+  return copy_async(dev, host_dst, src, bytes, 0, err);
+}
+
 af_status af_dev_sync(const af_device *dev, af_error *err) {
   if (!dev->ops || !dev->ops->sync)
     return af_op_missing(dev->ops, "sync", err);

@@ -47,6 +47,15 @@ af_status af_dev_upload(const af_device *dev, void *dst, const void *host_src, s
                         af_error *err);
 af_status af_dev_download(const af_device *dev, void *host_dst, const void *src, size_t bytes,
                           af_error *err);
+/* The same copies queued on the device's stream (in order with its ops),
+ * returning at once: the host buffer (from af_host_alloc, so the copy is a
+ * DMA) must stay untouched, and a download is readable, only after the next
+ * af_dev_sync. On the CPU (and a backend without the op) they are the
+ * synchronous copies: plain memcpy, the same bits. */
+af_status af_dev_upload_async(const af_device *dev, void *dst, const void *host_src, size_t bytes,
+                              af_error *err);
+af_status af_dev_download_async(const af_device *dev, void *host_dst, const void *src,
+                                size_t bytes, af_error *err);
 /* Waits for queued work; reports any asynchronous error. */
 af_status af_dev_sync(const af_device *dev, af_error *err);
 

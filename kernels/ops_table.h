@@ -35,6 +35,11 @@ struct af_backend_ops {
   af_status (*memcpy)(void *ctx, void *dst, const void *src, size_t bytes, int to_device,
                       af_error *err);
   af_status (*sync)(void *ctx, af_error *err);
+  /* memcpy_async: the same copy queued on the device's stream, returning at
+   * once; the host side (pinned: host_alloc) must stay untouched until the
+   * next sync. NULL: af_dev_*_async fall back to the synchronous memcpy. */
+  af_status (*memcpy_async)(void *ctx, void *dst, const void *src, size_t bytes, int to_device,
+                            af_error *err);
 
   /* ---- forward (ops.h) ---- */
   af_status (*embedding_forward)(void *ctx, float *out, const int32_t *ids, const int32_t *pos,

@@ -33,32 +33,62 @@ void af_embed_default_options(af_embed_options *opt) {
   opt->batch_tokens = 8192;
 }
 
-/* Tokenized rows of one chunk of `rows` rows: ids (rows, max_len) with lengths. */
+/* Tokenized rows of one chunk of `rows` rows: ids (rows, max_len) with lengths.
+ * With `async` (the pipelined encode) the encoder's staging buffers are pinned
+ * (af_host_alloc on dev) and hold every batch of the chunk side by side, so a
+ * batch's copies are queued without waiting for the one before. */
 typedef struct {
-  int max_len;
+  int max_len, async;
+  const af_device *dev; /* the encoder's device (staging buffers, async only) */
   int32_t *ids;  /* (rows, max_len) */
   int32_t *lens; /* (rows) */
-  int32_t *packed, *cu; /* (batch_tokens + max_len), (rows + 1) */
+  int32_t *packed, *cu; /* (batch_tokens + max_len), (rows + 1); async: (rows * max_len), (2 rows + 1) */
+  int32_t *pos;  /* async: (rows * max_len) positions, filled by the encoder */
   float *out;    /* (rows, C) */
 } chunk_buffers;
 
 static void free_chunk(chunk_buffers *b) {
   free(b->ids);
   free(b->lens);
-  free(b->packed);
-  free(b->cu);
-  free(b->out);
+  if (b->async) {
+    af_host_free(b->dev, b->packed);
+    af_host_free(b->dev, b->cu);
+    af_host_free(b->dev, b->pos);
+    af_host_free(b->dev, b->out);
+  } else {
+    free(b->packed);
+    free(b->cu);
+    free(b->out);
+  }
   memset(b, 0, sizeof *b);
 }
 
+/* The pinned staging buffers of an async chunk of `rows` rows. */
+static af_status alloc_staging(chunk_buffers *b, int rows, int C, af_error *err) {
+  const size_t tok = (size_t)rows * b->max_len * sizeof(int32_t);
+  AF_TRY(af_host_alloc(b->dev, tok, (void **)&b->packed, err));
+  AF_TRY(af_host_alloc(b->dev, tok, (void **)&b->pos, err));
+  AF_TRY(af_host_alloc(b->dev, (2 * (size_t)rows + 1) * sizeof(int32_t), (void **)&b->cu, err));
+  return af_host_alloc(b->dev, (size_t)rows * C * sizeof(float), (void **)&b->out, err);
+}
+
 /* Buffers for chunks of at most `rows` rows: a small call
- * (a 32-text batch) must not allocate, and page-fault, a 10 MB chunk. */
+ * (a 32-text batch) must not allocate, and page-fault, a 10 MB chunk.
+ * dev != NULL: the async (pinned) staging on that device. */
 static af_status alloc_chunk(chunk_buffers *b, int rows, int max_len, int batch_tokens, int C,
-                             af_error *err) {
+                             const af_device *dev, af_error *err) {
   memset(b, 0, sizeof *b);
   b->max_len = max_len;
   b->ids = af_malloc((size_t)rows * max_len, sizeof(int32_t), err);
   b->lens = b->ids ? af_malloc((size_t)rows, sizeof(int32_t), err) : NULL;
+  if (b->lens && dev) {
+    b->async = 1;
+    b->dev = dev;
+    af_status st = alloc_staging(b, rows, C, err);
+    if (st != AF_OK)
+      free_chunk(b);
+    return st;
+  }
   b->packed = b->lens ? af_malloc((size_t)batch_tokens + max_len, sizeof(int32_t), err) : NULL;
   b->cu = b->packed ? af_malloc((size_t)rows + 1, sizeof(int32_t), err) : NULL;
   b->out = b->cu ? af_malloc((size_t)rows * C, sizeof(float), err) : NULL;
@@ -97,24 +127,57 @@ static af_status tokenize_chunk(const af_tokenizer *tok, const char *const *text
   return st;
 }
 
+/* Packs rows i.. of b into one batch of at most batch_tokens at packed / cu. */
+static af_batch pack_batch(const chunk_buffers *b, int i, int n, int batch_tokens,
+                           int32_t *packed, int32_t *cu) {
+  int B = 0, T = 0;
+  cu[0] = 0;
+  while (i + B < n && (B == 0 || T + b->lens[i + B] <= batch_tokens)) {
+    memcpy(packed + T, b->ids + (size_t)(i + B) * b->max_len,
+           sizeof(int32_t) * (size_t)b->lens[i + B]);
+    T += b->lens[i + B];
+    cu[++B] = T;
+  }
+  return (af_batch){B, T, packed, cu};
+}
+
+/* The async encode of a chunk: every batch packed into its own part of the
+ * pinned staging and queued (upload, kernels, download) without a wait; the
+ * host waits once, before the rows are written. */
+static af_status encode_chunk_async(af_encoder *enc, chunk_buffers *b, int n, int C,
+                                    int batch_tokens, af_error *err) {
+  size_t t0 = 0, c0 = 0; // tokens and cu_seqlens entries of the batches queued so far
+  af_status st = AF_OK;
+  for (int i = 0; i < n && st == AF_OK;) {
+    af_batch batch = pack_batch(b, i, n, batch_tokens, b->packed + t0, b->cu + c0);
+    st = af_encoder_forward_async(enc, &batch, b->pos + t0, b->out + (size_t)i * C, err);
+    i += batch.B;
+    t0 += (size_t)batch.T;
+    c0 += (size_t)batch.B + 1;
+  }
+  // Always wait: queued copies must not outlive the staging (nor the slot's reuse).
+  af_error sync_err = {0};
+  af_status ss = af_dev_sync(b->dev, st == AF_OK ? err : &sync_err);
+  return st != AF_OK ? st : ss;
+}
+
 /* Encodes the n tokenized rows of b in packed batches of at most batch_tokens. */
 static af_status encode_chunk(af_encoder *enc, chunk_buffers *b, int n, int C, int batch_tokens,
                               af_error *err) {
-  int i = 0;
-  while (i < n) {
-    int B = 0, T = 0;
-    b->cu[0] = 0;
-    while (i + B < n && (B == 0 || T + b->lens[i + B] <= batch_tokens)) {
-      memcpy(b->packed + T, b->ids + (size_t)(i + B) * b->max_len,
-             sizeof(int32_t) * (size_t)b->lens[i + B]);
-      T += b->lens[i + B];
-      b->cu[++B] = T;
-    }
-    af_batch batch = {B, T, b->packed, b->cu};
+  if (b->async)
+    return encode_chunk_async(enc, b, n, C, batch_tokens, err);
+  for (int i = 0; i < n;) {
+    af_batch batch = pack_batch(b, i, n, batch_tokens, b->packed, b->cu);
     AF_TRY(af_encoder_forward(enc, &batch, b->out + (size_t)i * C, NULL, err));
-    i += B;
+    i += batch.B;
   }
   return AF_OK;
+}
+
+/* Whether the encode runs pipelined (the option; by default on a GPU only). */
+static int pipelined(const af_embed_options *opt, const af_device *dev) {
+  const int p = opt ? opt->pipeline : 0;
+  return p > 0 || (p == 0 && dev->backend != AF_BACKEND_CPU);
 }
 
 af_status af_embed_texts(af_encoder *enc, const af_tokenizer *tok, const char *const *texts,
@@ -130,7 +193,8 @@ af_status af_embed_texts(af_encoder *enc, const af_tokenizer *tok, const char *c
   /* a packed batch never holds more tokens than the rows can have */
   if ((int64_t)batch_tokens > (int64_t)rows * max_len)
     batch_tokens = rows * max_len;
-  AF_TRY(alloc_chunk(&b, rows, max_len, batch_tokens, C, err));
+  const af_device *dev = af_encoder_device(enc);
+  AF_TRY(alloc_chunk(&b, rows, max_len, batch_tokens, C, pipelined(opt, dev) ? dev : NULL, err));
   af_status st = AF_OK;
   for (int64_t r0 = 0; r0 < n && st == AF_OK; r0 += chunk) {
     int cn = (int)(n - r0 < chunk ? n - r0 : chunk);
@@ -437,14 +501,16 @@ af_status af_embed_catalog(const af_model *m, const af_device *dev, const af_cat
   af_status st = af_model_tokenizer(m, opt.max_len, &tok, err);
   const int max_len = st == AF_OK ? af_tokenizer_options_of(tok)->max_len : 0;
   int batch_tokens = opt.batch_tokens > max_len ? opt.batch_tokens : max_len;
-  const int overlap = opt.pipeline > 0 || (opt.pipeline == 0 && dev->backend != AF_BACKEND_CPU);
+  const int overlap = pipelined(&opt, dev);
   rs.tok = tok;
   rs.chunk = chunk_rows_for(batch_tokens);
   if (st == AF_OK) st = af_encoder_create(m, dev, &enc, err);
   if (st == AF_OK) st = af_encoder_set_precision(enc, opt.precision, err);
   for (int i = 0; i < 1 + overlap && st == AF_OK; i++) {
     st = alloc_rows(&slot[i].rows, rs.chunk, err);
-    if (st == AF_OK) st = alloc_chunk(&slot[i].b, rs.chunk, max_len, batch_tokens, C, err);
+    if (st == AF_OK)
+      st = alloc_chunk(&slot[i].b, rs.chunk, max_len, batch_tokens, C,
+                       overlap ? af_encoder_device(enc) : NULL, err);
   }
   if (st == AF_OK) st = af_strmap_create((size_t)N, &rs.seen, err);
   if (st == AF_OK)

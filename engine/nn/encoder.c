@@ -55,6 +55,8 @@ static void free_activations(af_encoder *e) {
 static af_status reserve(af_encoder *e, int T, int B, af_error *err) {
   if (T <= e->cap_T && B <= e->cap_B)
     return AF_OK;
+  if (e->cap_T > 0) // queued batches (the async path) may still use the old buffers
+    AF_TRY(af_dev_sync(&e->dev, err));
   int nT = T > e->cap_T ? T + T / 4 : e->cap_T, nB = B > e->cap_B ? B + B / 4 : e->cap_B;
   free_activations(e);
   const af_device *d = &e->dev;
@@ -114,6 +116,8 @@ af_status af_encoder_create(const af_model *m, const af_device *dev, af_encoder 
 }
 
 int af_encoder_hidden_size(const af_encoder *e) { return e->m->cfg.hidden_size; }
+
+const af_device *af_encoder_device(const af_encoder *e) { return &e->dev; }
 
 static af_status upload_bf16(af_encoder *e, af_error *err);
 
@@ -285,11 +289,9 @@ static af_status pool(af_encoder *e, int B, af_error *err) {
   return AF_OK;
 }
 
-af_status af_encoder_forward(af_encoder *e, const af_batch *b, float *out, float *hidden,
-                             af_error *err) {
-  AF_TRY(af_batch_check(&e->m->cfg, b, err));
-  AF_TRY(reserve(e, b->T, b->B, err));
-  AF_TRY(upload_batch(e, b, err));
+/* The forward pass from the uploaded batch to pooled (B, C) on the device,
+ * queued; hidden (L + 1, T, C), when wanted, downloaded layer by layer. */
+static af_status forward_queued(af_encoder *e, const af_batch *b, float *hidden, af_error *err) {
   const af_model_config *c = &e->m->cfg;
   const af_model_weights *w = &e->m->w;
   const af_device *d = &e->dev;
@@ -314,7 +316,32 @@ af_status af_encoder_forward(af_encoder *e, const af_batch *b, float *out, float
     if (hidden)
       AF_TRY(af_dev_download(d, hidden + (size_t)(l + 1) * TC, e->x, sizeof(float) * TC, err));
   }
-  AF_TRY(pool(e, B, err));
-  AF_TRY(af_dev_download(d, out, e->pooled, sizeof(float) * (size_t)B * C, err));
-  return af_dev_sync(d, err);
+  return pool(e, B, err);
+}
+
+af_status af_encoder_forward(af_encoder *e, const af_batch *b, float *out, float *hidden,
+                             af_error *err) {
+  AF_TRY(af_batch_check(&e->m->cfg, b, err));
+  AF_TRY(reserve(e, b->T, b->B, err));
+  AF_TRY(upload_batch(e, b, err));
+  AF_TRY(forward_queued(e, b, hidden, err));
+  const size_t BC = (size_t)b->B * e->m->cfg.hidden_size;
+  AF_TRY(af_dev_download(&e->dev, out, e->pooled, sizeof(float) * BC, err));
+  return af_dev_sync(&e->dev, err);
+}
+
+af_status af_encoder_forward_async(af_encoder *e, const af_batch *b, int32_t *pos, float *out,
+                                   af_error *err) {
+  AF_TRY(af_batch_check(&e->m->cfg, b, err));
+  AF_TRY(reserve(e, b->T, b->B, err));
+  const af_device *d = &e->dev;
+  for (int i = 0; i < b->B; i++) // pos (T): the position of each token in its sequence
+    for (int t = b->cu_seqlens[i]; t < b->cu_seqlens[i + 1]; t++)
+      pos[t] = t - b->cu_seqlens[i];
+  AF_TRY(af_dev_upload_async(d, e->ids, b->ids, sizeof(int32_t) * b->T, err));
+  AF_TRY(af_dev_upload_async(d, e->pos, pos, sizeof(int32_t) * b->T, err));
+  AF_TRY(af_dev_upload_async(d, e->cu, b->cu_seqlens, sizeof(int32_t) * (b->B + 1), err));
+  AF_TRY(forward_queued(e, b, NULL, err));
+  const size_t BC = (size_t)b->B * e->m->cfg.hidden_size;
+  return af_dev_download_async(d, out, e->pooled, sizeof(float) * BC, err);
 }

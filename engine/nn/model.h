@@ -84,6 +84,21 @@ af_status af_model_load(const char *path, af_model *m, af_error *err);
  * the trainer both check with it. */
 af_status af_batch_check(const af_model_config *c, const af_batch *b, af_error *err);
 
+/* The device the encoder runs on (its staging buffers come from af_host_alloc
+ * on it). */
+const af_device *af_encoder_device(const af_encoder *e);
+
+/* af_encoder_forward without waiting: the batch's uploads, its kernels and the
+ * download of out (B, C) are queued on the device's stream, in order. b->ids
+ * (T), b->cu_seqlens (B + 1), pos (T, filled here with the positions) and out
+ * should be pinned (af_host_alloc on af_encoder_device) and must stay
+ * untouched, and out unread, until the next af_dev_sync of that device, which
+ * also reports an error of the queued work. On the CPU the copies are memcpy
+ * and the result is af_encoder_forward's, bit for bit. hidden: use
+ * af_encoder_forward. */
+af_status af_encoder_forward_async(af_encoder *e, const af_batch *b, int32_t *pos, float *out,
+                                   af_error *err);
+
 #ifdef __cplusplus
 }
 #endif

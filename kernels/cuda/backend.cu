@@ -39,6 +39,12 @@ static af_status cu_memcpy(void *v, void *dst, const void *src, size_t bytes, in
   return af_cuda_memcpy(CTX(v), dst, src, bytes, to_device, err);
 }
 
+static af_status cu_memcpy_async(void *v, void *dst, const void *src, size_t bytes,
+                                 int to_device, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_memcpy_async(CTX(v), dst, src, bytes, to_device, err);
+}
+
 static af_status cu_sync(void *v, af_error *err) {
   AF_TRY(af_cuda_enter(CTX(v), err));
   return af_cuda_sync(CTX(v), err);
@@ -359,6 +365,7 @@ static af_backend_ops cuda_table(void) {
   t.malloc = cu_malloc;
   t.free = cu_free;
   t.memcpy = cu_memcpy;
+  t.memcpy_async = cu_memcpy_async;
   t.sync = cu_sync;
   t.embedding_forward = cu_embedding_forward;
   t.layernorm_forward = cu_layernorm_forward;

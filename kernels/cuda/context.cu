@@ -148,6 +148,19 @@ extern "C" af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void 
   return AF_OK;
 }
 
+extern "C" af_status af_cuda_memcpy_async(af_cuda_context *ctx, void *dst, const void *src,
+                                          size_t bytes, int to_device, af_error *err) {
+  AF_TRY(af_cuda_take_pending(ctx, err));
+  if (bytes == 0)
+    return AF_OK;
+  // Queued in order with the stream's kernels; the caller syncs before it
+  // reads a download or reuses an upload's source.
+  AF_CUDA_TRY(err, cudaMemcpyAsync(dst, src, bytes,
+                                   to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                                   ctx->stream));
+  return AF_OK;
+}
+
 extern "C" af_status af_cuda_host_alloc(af_cuda_context *ctx, size_t bytes, void **out,
                                         af_error *err) {
   *out = NULL;

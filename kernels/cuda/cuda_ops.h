@@ -26,6 +26,10 @@ void af_cuda_free(af_cuda_context *ctx, void *ptr);
 /* to_device: 1 host->device, 0 device->host. */
 af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void *src, size_t bytes,
                          int to_device, af_error *err);
+/* The copy queued on ctx's stream (no wait): the host side must be pinned
+ * and stay untouched until af_cuda_sync. */
+af_status af_cuda_memcpy_async(af_cuda_context *ctx, void *dst, const void *src, size_t bytes,
+                               int to_device, af_error *err);
 af_status af_cuda_sync(af_cuda_context *ctx, af_error *err);
 /* Makes ctx's GPU the calling thread's current device (every table entry
  * calls it first). */
