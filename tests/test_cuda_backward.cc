@@ -35,6 +35,7 @@ extern "C" {
 #include "cuda/cuda_ops_backward.h"
 #endif
 }
+#include "cuda_fixture.h"
 
 namespace {
 
@@ -74,36 +75,8 @@ std::vector<int32_t> cu_of(const std::vector<int> &lens) {
   return cu;
 }
 
-class CudaBackward : public ::testing::Test {
+class CudaBackward : public CudaFixture {
  protected:
-  void SetUp() override {
-    if (!af_cuda_available()) GTEST_SKIP() << "no CUDA GPU on this machine";
-    ASSERT_EQ(af_device_cuda(0, &dev, &err), AF_OK) << err.msg;
-    live = true;
-  }
-  void TearDown() override {
-    for (void *p : ptrs) af_dev_free(&dev, p);
-    if (live) af_device_release(&dev);
-  }
-  template <class T>
-  T *up(const std::vector<T> &h) {
-    void *p = af_dev_malloc(&dev, h.size() * sizeof(T) + 1, &err);
-    EXPECT_NE(p, nullptr) << err.msg;
-    ptrs.push_back(p);
-    EXPECT_EQ(af_dev_upload(&dev, p, h.data(), h.size() * sizeof(T), &err), AF_OK) << err.msg;
-    return (T *)p;
-  }
-  template <class T>
-  std::vector<T> down(const T *d, size_t n) {
-    std::vector<T> h(n);
-    EXPECT_EQ(af_dev_sync(&dev, &err), AF_OK) << err.msg;
-    EXPECT_EQ(af_dev_download(&dev, h.data(), d, n * sizeof(T), &err), AF_OK) << err.msg;
-    return h;
-  }
-  af_device dev{};
-  af_error err{};
-  bool live = false;
-  std::vector<void *> ptrs;
   std::mt19937 g{2024};
 };
 

@@ -25,6 +25,7 @@
 
 #include "ops.h"
 #include "ops_backward.h"
+#include "cuda_fixture.h"
 
 namespace {
 
@@ -73,45 +74,13 @@ std::vector<int32_t> cu_from_lengths(const std::vector<int> &lens) {
   return cu;
 }
 
-class CudaOps : public ::testing::Test {
+class CudaOps : public CudaFixture {
  protected:
-  void SetUp() override {
-    if (!af_cuda_available()) GTEST_SKIP() << "no CUDA GPU on this machine";
-    af_error_clear(&err);
-    ASSERT_EQ(af_device_cuda(0, &dev, &err), AF_OK) << err.msg;
-    ASSERT_EQ(dev.backend, AF_BACKEND_CUDA);
-    live = true;
-  }
-  void TearDown() override {
-    for (void *p : ptrs) af_dev_free(&dev, p);
-    if (live) af_device_release(&dev);
-  }
-
-  // Device copy of host data (nullptr for an empty vector means "no tensor").
+  // Uploads here give nullptr for an empty vector: the ops' "no tensor".
   template <class T>
   T *up(const std::vector<T> &h) {
-    void *p = af_dev_malloc(&dev, h.size() * sizeof(T), &err);
-    EXPECT_NE(p, nullptr) << err.msg;
-    if (!p) return nullptr;
-    ptrs.push_back(p);
-    EXPECT_EQ(af_dev_upload(&dev, p, h.data(), h.size() * sizeof(T), &err), AF_OK) << err.msg;
-    return (T *)p;
+    return up_or_null(h);
   }
-  // A device buffer of n floats, every one NaN.
-  float *poisoned(size_t n) {
-    return up(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()));
-  }
-  std::vector<float> down(const float *d, size_t n) {
-    std::vector<float> h(n);
-    EXPECT_EQ(af_dev_sync(&dev, &err), AF_OK) << err.msg;
-    EXPECT_EQ(af_dev_download(&dev, h.data(), d, n * sizeof(float), &err), AF_OK) << err.msg;
-    return h;
-  }
-
-  af_device dev{};
-  af_error err{};
-  bool live = false;
-  std::vector<void *> ptrs;
   std::mt19937 g{12345};
 };
 

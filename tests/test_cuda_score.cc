@@ -18,6 +18,7 @@
 #include "nn/model.h"
 #include "search/score_bf16.h"
 #include "topk_fused.h"
+#include "cuda_fixture.h"
 #include "test_util.h"
 
 namespace {
@@ -34,35 +35,8 @@ std::vector<float> random_unit(int64_t N, int d, unsigned seed) {
   return x;
 }
 
-class CudaScore : public ::testing::Test {
+class CudaScore : public CudaFixture {
  protected:
-  void SetUp() override {
-    if (!af_cuda_available()) GTEST_SKIP() << "no CUDA GPU on this machine";
-    ASSERT_EQ(af_device_cuda(0, &dev, &err), AF_OK) << err.msg;
-    live = true;
-  }
-  void TearDown() override {
-    for (void *p : ptrs) af_dev_free(&dev, p);
-    if (live) af_device_release(&dev);
-  }
-  template <class T>
-  T *up(const std::vector<T> &h) {
-    void *p = nullptr;
-    EXPECT_EQ(af_dev_alloc(&dev, h.size() * sizeof(T), &p, &err), AF_OK) << err.msg;
-    ptrs.push_back(p);
-    EXPECT_EQ(af_dev_upload(&dev, p, h.data(), h.size() * sizeof(T), &err), AF_OK) << err.msg;
-    return (T *)p;
-  }
-  template <class T>
-  std::vector<T> down(const T *d, size_t n) {
-    std::vector<T> h(n);
-    EXPECT_EQ(af_dev_download(&dev, h.data(), d, n * sizeof(T), &err), AF_OK) << err.msg;
-    return h;
-  }
-  af_device dev{};
-  af_error err{};
-  bool live = false;
-  std::vector<void *> ptrs;
 };
 
 TEST_F(CudaScore, MergeAndRescoreEqualTheCpuTwins) {

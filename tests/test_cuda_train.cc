@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_fixture.h"
 #include "test_util.h"
 
 extern "C" {
@@ -70,37 +71,9 @@ std::vector<float> randu(std::mt19937 &g, size_t n, float lo = -1.f, float hi = 
         << what << ": not bit-equal to the CPU (relative " << rel_err((out), (ref)) << ")";  \
   } while (0)
 
-class CudaTrain : public ::testing::Test {
+class CudaTrain : public CudaFixture {
  protected:
-  void SetUp() override {
-    if (!af_cuda_available()) GTEST_SKIP() << "no CUDA GPU on this machine";
-    ASSERT_EQ(af_device_cuda(0, &dev, &err), AF_OK) << err.msg;
-    live = true;
-  }
-  void TearDown() override {
-    for (void *p : ptrs) af_dev_free(&dev, p);
-    if (live) af_device_release(&dev);
-  }
-  template <class T>
-  T *up(const std::vector<T> &h) {
-    void *p = af_dev_malloc(&dev, h.size() * sizeof(T) + 1, &err);
-    EXPECT_NE(p, nullptr) << err.msg;
-    ptrs.push_back(p);
-    EXPECT_EQ(af_dev_upload(&dev, p, h.data(), h.size() * sizeof(T), &err), AF_OK) << err.msg;
-    return (T *)p;
-  }
-  template <class T>
-  std::vector<T> down(const T *d, size_t n) {
-    std::vector<T> h(n);
-    EXPECT_EQ(af_dev_sync(&dev, &err), AF_OK) << err.msg;
-    EXPECT_EQ(af_dev_download(&dev, h.data(), d, n * sizeof(T), &err), AF_OK) << err.msg;
-    return h;
-  }
-  af_device dev{};
   af_device cpu = af_device_cpu(0);
-  af_error err{};
-  bool live = false;
-  std::vector<void *> ptrs;
   std::mt19937 g{77};
 };
 
