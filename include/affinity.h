@@ -1832,7 +1832,8 @@ typedef struct af_basket_examples {
 
 /* Every (basket, item) of the baskets with >= 2 items that have a non-empty
  * text, in basket order (then item order); max_examples > 0 keeps a seeded
- * sample of that many (in the same order). */
+ * sample of that many (in the same order). out is overwritten (cleared first,
+ * so pass a fresh or freed one); on error it holds nothing to free. */
 af_status af_basket_examples_build(const af_baskets *b, const char *const *texts, int max_query,
                                    int logq, int64_t max_examples, uint64_t seed,
                                    af_basket_examples *out, af_error *err);

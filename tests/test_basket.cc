@@ -277,7 +277,9 @@ TEST(BasketExamples, MatchTheirDefinition) {
     while (j < ex.n && key(ex, j) != key(s1, e)) j++;
     EXPECT_LT(j, ex.n) << "sampled example not in the full set";
   }
-  EXPECT_EQ(af_basket_examples_build(&d.b, d.texts.data(), 0, 1, 0, 9, &s3, &err), AF_ERR_ARG);
+  af_basket_examples bad{};  // a fresh one: build starts by clearing its output
+  EXPECT_EQ(af_basket_examples_build(&d.b, d.texts.data(), 0, 1, 0, 9, &bad, &err), AF_ERR_ARG);
+  af_basket_examples_free(&bad);
   af_basket_examples_free(&ex);
   af_basket_examples_free(&s1);
   af_basket_examples_free(&s2);
