@@ -23,18 +23,6 @@
 
 namespace {
 
-std::vector<float> random_unit(int64_t N, int d, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> n(0.f, 1.f);
-  std::vector<float> x((size_t)N * d);
-  for (int64_t i = 0; i < N; i++) {
-    double s = 0;
-    for (int c = 0; c < d; c++) s += std::pow(x[i * d + c] = n(g), 2);
-    for (int c = 0; c < d; c++) x[i * d + c] /= (float)std::sqrt(s);
-  }
-  return x;
-}
-
 class CudaScore : public CudaFixture {
  protected:
 };
@@ -61,7 +49,7 @@ TEST_F(CudaScore, MergeAndRescoreEqualTheCpuTwins) {
         << err.msg;
     EXPECT_EQ(down(dli, li.size()), rli) << "kp=" << kp;
     EXPECT_EQ(down(dls, ls.size()), rls) << "kp=" << kp;
-    auto X = random_unit(9000, d, 5), Q = random_unit(QT, d, 6);
+    auto X = aft::random_unit(9000, d, 5), Q = aft::random_unit(QT, d, 6);
     std::vector<float> ref((size_t)QT * kp);
     af_cpu_rescore_fp32(ref.data(), Q.data(), X.data(), rli.data(), QT, kp, d);
     float *out = up(std::vector<float>(ref.size(), NAN));
@@ -77,7 +65,7 @@ TEST_F(CudaScore, DeviceDriverMatchesTheCpuScorerOnCertifiedRows) {
                  Case{5000, 37, 2048, 16, -INFINITY, 1000, 1500}, Case{20, 37, 50, 16, -INFINITY, 0, 20},
                  Case{9000, 384, 10, 8, 0.2f, 4000, 6000}}) {
     SCOPED_TRACE("N=" + std::to_string(c.N) + " d=" + std::to_string(c.d) + " k=" + std::to_string(c.k));
-    auto x = random_unit(c.N, c.d, 7);
+    auto x = aft::random_unit(c.N, c.d, 7);
     for (int i = 0; i < 10 && 2 * i + 1 < c.N; i++)  // duplicates
       std::copy(x.begin() + i * c.d, x.begin() + (i + 1) * c.d, x.begin() + (c.N - 1 - i) * c.d);
     const int64_t R = c.row1 - c.row0;
@@ -214,7 +202,7 @@ TEST_F(CudaScore, AsyncEncodeEqualsPlainBitForBit) {
 
 TEST_F(CudaScore, RescoreRangeEqualsItsTwin) {
   const int QT = 37, kp = 66, d = 384;
-  auto X = random_unit(9000, d, 3), Q = random_unit(QT, d, 4);
+  auto X = aft::random_unit(9000, d, 3), Q = aft::random_unit(QT, d, 4);
   std::vector<int64_t> idx((size_t)QT * kp);
   for (size_t i = 0; i < idx.size(); i++) idx[i] = i % 9 == 8 ? -1 : (int64_t)(i * 131 % 9000);
   std::vector<float> ref(idx.size(), NAN);
@@ -234,7 +222,7 @@ TEST_F(CudaScore, RescoreRangeEqualsItsTwin) {
 
 // The driver with each path and with the base in chunks, against the CPU scorer.
 TEST_F(CudaScore, DriverPathsAndChunksMatchTheCpuScorer) {
-  auto x = random_unit(30000, 384, 8);
+  auto x = aft::random_unit(30000, 384, 8);
   for (int i = 0; i < 10; i++)
     std::copy(x.begin() + i * 384, x.begin() + (i + 1) * 384, x.begin() + (29999 - i) * 384);
   struct Case { int path; int64_t chunk; int k; };

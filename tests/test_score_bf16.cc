@@ -25,18 +25,6 @@
 
 namespace {
 
-std::vector<float> random_unit(int64_t N, int d, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> n(0.f, 1.f);
-  std::vector<float> x((size_t)N * d);
-  for (int64_t i = 0; i < N; i++) {
-    double s = 0;
-    for (int c = 0; c < d; c++) s += std::pow(x[i * d + c] = n(g), 2);
-    for (int c = 0; c < d; c++) x[i * d + c] /= (float)std::sqrt(s);
-  }
-  return x;
-}
-
 struct Compare {
   int64_t rows_differ = 0, uncertified = 0, hits = 0, wanted = 0;
   bool certified_rows_equal = true;
@@ -117,7 +105,7 @@ TEST(ScoreBf16, ShardsCoverEveryRowOnce) {
 }
 
 TEST(ScoreBf16, ErrorBoundCoversTheMeasuredError) {
-  auto x = random_unit(400, 384, 9);
+  auto x = aft::random_unit(400, 384, 9);
   const double eps = af_bf16_dot_error_bound(384, 1.0 + 1e-6, 1.0 + 1e-6);
   double worst = 0;
   for (int i = 0; i < 400; i++)
@@ -136,7 +124,7 @@ TEST(ScoreBf16, ErrorBoundCoversTheMeasuredError) {
 }
 
 TEST(ScoreBf16, CertifiedRowsEqualTheCpuScorer) {
-  auto x = random_unit(600, 37, 1);
+  auto x = aft::random_unit(600, 37, 1);
   for (int i = 0; i < 20; i++)  // duplicate vectors: ties broken by index
     std::copy(x.begin() + i * 37, x.begin() + (i + 1) * 37, x.begin() + (300 + i) * 37);
   struct Case { int k, margin; float min_score; int64_t chunk; };
@@ -153,7 +141,7 @@ TEST(ScoreBf16, CertifiedRowsEqualTheCpuScorer) {
                 (long long)r.uncertified, r.wanted ? (double)r.hits / r.wanted : 1.0);
   }
   // N < k: every row gets all N - 1 others, then -1 / -inf slots; certified.
-  auto small = random_unit(20, 37, 2);
+  auto small = aft::random_unit(20, 37, 2);
   Compare r = compare(small, 20, 37, 50, 16, -INFINITY, 20);
   EXPECT_EQ(r.rows_differ, 0);
   EXPECT_EQ(r.uncertified, 0);
@@ -254,7 +242,7 @@ Compare compare_device(const af_device &dev, const std::vector<float> &x, int64_
 
 TEST(ScoreBf16, DeviceDriverOnTheCpuBackend) {
   af_device cpu = af_device_cpu(0);
-  auto x = random_unit(9000, 16, 4);
+  auto x = aft::random_unit(9000, 16, 4);
   for (int i = 0; i < 10; i++)  // duplicates across column tiles
     std::copy(x.begin() + i * 16, x.begin() + (i + 1) * 16, x.begin() + (8500 + i) * 16);
   struct Case { int k, margin; float min_score; int64_t row0, row1; };
@@ -269,7 +257,7 @@ TEST(ScoreBf16, DeviceDriverOnTheCpuBackend) {
                 c.k, c.margin, (long long)r.rows_differ, (long long)(c.row1 - c.row0),
                 (long long)r.uncertified, (double)r.hits / r.wanted);
   }
-  auto small = random_unit(20, 37, 2);  // N < k
+  auto small = aft::random_unit(20, 37, 2);  // N < k
   Compare r = compare_device(cpu, small, 20, 37, 50, 16, -INFINITY, 0, 20);
   EXPECT_EQ(r.rows_differ, 0);
   EXPECT_EQ(r.uncertified, 0);

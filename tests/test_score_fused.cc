@@ -21,20 +21,9 @@
 #include "ops.h"
 #include "search/score_bf16.h"
 #include "topk_fused.h"
+#include "test_util.h"
 
 namespace {
-
-std::vector<float> random_unit(int64_t N, int d, unsigned seed) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> n(0.f, 1.f);
-  std::vector<float> x((size_t)N * d);
-  for (int64_t i = 0; i < N; i++) {
-    double s = 0;
-    for (int c = 0; c < d; c++) s += std::pow(x[i * d + c] = n(g), 2);
-    for (int c = 0; c < d; c++) x[i * d + c] /= (float)std::sqrt(s);
-  }
-  return x;
-}
 
 // (N, dp) bf16, zero-padded; values v/8, |v| <= 4 when coarse (many ties).
 std::vector<uint16_t> random_bf16(int N, int d, int dp, unsigned seed, bool coarse) {
@@ -114,7 +103,7 @@ TEST(TopkFused, TwinEqualsBruteForcePerSplit) {
 
 TEST(TopkFused, RescoreRangeTouchesOnlyItsChunk) {
   const int QT = 5, kp = 7, d = 37;
-  auto X = random_unit(100, d, 3), Q = random_unit(QT, d, 4);
+  auto X = aft::random_unit(100, d, 3), Q = aft::random_unit(QT, d, 4);
   std::vector<int64_t> idx((size_t)QT * kp);
   for (size_t i = 0; i < idx.size(); i++) idx[i] = i % 9 == 8 ? -1 : (int64_t)(i * 13 % 100);
   std::vector<float> ref(idx.size()), got(idx.size(), NAN);
@@ -193,7 +182,7 @@ TEST(TopkFused, DriverEqualsTheCpuScorerOnAdversarialCases) {
                  std::to_string(c.k) + " path=" + std::to_string(c.path) + " chunk=" +
                  std::to_string(c.chunk));
     const auto t0 = std::chrono::steady_clock::now();
-    auto x = random_unit(c.N, c.d, 7);
+    auto x = aft::random_unit(c.N, c.d, 7);
     for (int i = 0; i < 10 && 2 * i + 1 < c.N; i++)  // duplicate vectors
       std::copy(x.begin() + i * c.d, x.begin() + (i + 1) * c.d, x.begin() + (c.N - 1 - i) * c.d);
     Result r = run_device(x, c.N, c.d, c.k, c.margin, c.min_score, c.row0, c.row1,
@@ -220,7 +209,7 @@ TEST(TopkFused, DriverEqualsTheCpuScorerOnAdversarialCases) {
 // Chunking is bookkeeping only: any chunk size gives the same bits (the
 // candidate list is the exact top k' under a total order of the same scores).
 TEST(TopkFused, ChunkSizeDoesNotChangeTheResult) {
-  auto x = random_unit(1200, 37, 11);
+  auto x = aft::random_unit(1200, 37, 11);
   for (int path : {AF_TOPK_PATH_FUSED, AF_TOPK_PATH_TILED}) {
     Result one = run_device(x, 1200, 37, 20, 16, -INFINITY, 0, 1200, opts(path));
     EXPECT_EQ(one.rep.n_chunks, 1);
@@ -249,7 +238,7 @@ TEST(TopkFused, HostAllocIsZeroFilledOnTheCpu) {
 TEST(TopkFused, RefusesWhatTheKernelCannotHold) {
   af_device cpu = af_device_cpu(0);
   af_error err{};
-  auto x = random_unit(300, 400, 1);
+  auto x = aft::random_unit(300, 400, 1);
   std::vector<int64_t> nbr(300 * 5);
   std::vector<float> scr(nbr.size());
   af_bf16_topk_device_options o = opts(AF_TOPK_PATH_FUSED);

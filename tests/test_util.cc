@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -78,5 +80,19 @@ std::vector<std::string> list_dir(const std::string &dir) {
   }
   closedir(d);
   return names;
+}
+}  // namespace aft
+
+namespace aft {
+std::vector<float> random_unit(int64_t N, int d, unsigned seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> n(0.f, 1.f);
+  std::vector<float> x((size_t)N * d);
+  for (int64_t i = 0; i < N; i++) {
+    double s = 0;
+    for (int c = 0; c < d; c++) s += std::pow(x[i * d + c] = n(g), 2);
+    for (int c = 0; c < d; c++) x[i * d + c] /= (float)std::sqrt(s);
+  }
+  return x;
 }
 }  // namespace aft

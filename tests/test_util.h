@@ -1,6 +1,7 @@
 // Shared helpers for the GoogleTest suites: paths to the source tree, the
 // shared datasets and the built CLI, running the CLI, temporary folders.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,4 +16,6 @@ bool file_exists(const std::string &path);
 std::string read_file(const std::string &path);
 void write_file(const std::string &path, const std::string &data);
 std::vector<std::string> list_dir(const std::string &dir);
+// (N, d) rows of seeded Gaussian draws, each scaled to unit L2 norm.
+std::vector<float> random_unit(int64_t N, int d, unsigned seed);
 }  // namespace aft
