@@ -217,22 +217,60 @@ af_status af_dev_download(const af_device *dev, void *host_dst, const void *src,
   return AF_OP_CALL(dev, memcpy, err, host_dst, src, bytes, 0);
 }
 
+static af_status check_queue(af_queue q, af_error *err) {
+  if ((int)q < 0 || (int)q >= AF_N_QUEUES)
+    return af_error_set(err, AF_ERR_ARG, "queue %d is not a device queue (0..%d)", (int)q,
+                        AF_N_QUEUES - 1);
+  return AF_OK;
+}
+
 /* The queued copy, or the synchronous one where the backend has none. */
-static af_status copy_async(const af_device *dev, void *dst, const void *src, size_t bytes,
-                            int to_device, af_error *err) {
-  if (dev->ops && dev->ops->memcpy_async)
-    return dev->ops->memcpy_async(dev->ctx, dst, src, bytes, to_device, err);
+static af_status copy_async(const af_device *dev, af_queue q, void *dst, const void *src,
+                            size_t bytes, int to_device, af_error *err) {
+  AF_TRY(check_queue(q, err));
+  if (dev->ops && dev->ops->copy_async)
+    return dev->ops->copy_async(dev->ctx, (int)q, dst, src, bytes, to_device, err);
   return AF_OP_CALL(dev, memcpy, err, dst, src, bytes, to_device);
 }
 
-af_status af_dev_upload_async(const af_device *dev, void *dst, const void *host_src, size_t bytes,
-                              af_error *err) {
-  return copy_async(dev, dst, host_src, bytes, 1, err);
+af_status af_dev_upload_async(const af_device *dev, af_queue q, void *dst, const void *host_src,
+                              size_t bytes, af_error *err) {
+  return copy_async(dev, q, dst, host_src, bytes, 1, err);
 }
 
-af_status af_dev_download_async(const af_device *dev, void *host_dst, const void *src,
-                                size_t bytes, af_error *err) {
-  return copy_async(dev, host_dst, src, bytes, 0, err);
+af_status af_dev_download_async(const af_device *dev, af_queue q, void *host_dst,
+                                const void *src, size_t bytes, af_error *err) {
+  return copy_async(dev, q, host_dst, src, bytes, 0, err);
+}
+
+af_status af_dev_event_create(const af_device *dev, af_dev_event **out, af_error *err) {
+  *out = NULL;
+  if (!dev->ops || !dev->ops->event_create)
+    return AF_OK; // no queues: nothing to order
+  void *ev = NULL;
+  AF_TRY(dev->ops->event_create(dev->ctx, &ev, err));
+  *out = (af_dev_event *)ev;
+  return AF_OK;
+}
+
+void af_dev_event_free(const af_device *dev, af_dev_event *ev) {
+  if (ev && dev->ops && dev->ops->event_free)
+    dev->ops->event_free(dev->ctx, ev);
+}
+
+af_status af_dev_event_record(const af_device *dev, af_dev_event *ev, af_queue q,
+                              af_error *err) {
+  AF_TRY(check_queue(q, err));
+  if (!ev || !dev->ops || !dev->ops->event_record)
+    return AF_OK;
+  return dev->ops->event_record(dev->ctx, ev, (int)q, err);
+}
+
+af_status af_dev_queue_wait(const af_device *dev, af_queue q, af_dev_event *ev, af_error *err) {
+  AF_TRY(check_queue(q, err));
+  if (!ev || !dev->ops || !dev->ops->queue_wait)
+    return AF_OK;
+  return dev->ops->queue_wait(dev->ctx, (int)q, ev, err);
 }
 
 af_status af_dev_sync(const af_device *dev, af_error *err) {

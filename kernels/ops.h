@@ -47,16 +47,39 @@ af_status af_dev_upload(const af_device *dev, void *dst, const void *host_src, s
                         af_error *err);
 af_status af_dev_download(const af_device *dev, void *host_dst, const void *src, size_t bytes,
                           af_error *err);
-/* The same copies queued on the device's stream (in order with its ops),
- * returning at once: the host buffer (from af_host_alloc, so the copy is a
- * DMA) must stay untouched, and a download is readable, only after the next
- * af_dev_sync. On the CPU (and a backend without the op) they are the
- * synchronous copies: plain memcpy, the same bits. */
-af_status af_dev_upload_async(const af_device *dev, void *dst, const void *host_src, size_t bytes,
-                              af_error *err);
-af_status af_dev_download_async(const af_device *dev, void *host_dst, const void *src,
-                                size_t bytes, af_error *err);
-/* Waits for queued work; reports any asynchronous error. */
+/* Queues and events: the overlap of copies with compute (CUDA streams and
+ * events underneath). A device has three queues; work on one queue runs in
+ * the order it was queued, work on different queues may run at the same
+ * time, in any order, unless ordered by an event: af_dev_event_record marks
+ * the point a queue has reached, af_dev_queue_wait makes another queue wait
+ * for the most recent record of that event made before the wait was queued
+ * (an event never recorded does not hold anything up). Every af_op_* and the
+ * synchronous copies run on AF_QUEUE_COMPUTE. A backend without queues (the
+ * CPU) runs everything at once, in program order: the async copies are
+ * memcpy, events are NULL and recording or waiting does nothing. */
+typedef enum {
+  AF_QUEUE_COMPUTE = 0,  /* the ops */
+  AF_QUEUE_UPLOAD = 1,   /* host -> device copies beside the ops */
+  AF_QUEUE_DOWNLOAD = 2, /* device -> host copies beside the ops */
+} af_queue;
+#define AF_N_QUEUES 3
+
+typedef struct af_dev_event af_dev_event; /* opaque; NULL on a backend without queues */
+af_status af_dev_event_create(const af_device *dev, af_dev_event **out, af_error *err);
+void af_dev_event_free(const af_device *dev, af_dev_event *ev);
+af_status af_dev_event_record(const af_device *dev, af_dev_event *ev, af_queue q, af_error *err);
+af_status af_dev_queue_wait(const af_device *dev, af_queue q, af_dev_event *ev, af_error *err);
+
+/* The copies queued on queue q, returning at once: the host buffer (from
+ * af_host_alloc, so the copy is a DMA) must stay untouched, and a download is
+ * readable, only after the next af_dev_sync. On the CPU (and a backend
+ * without the op) they are the synchronous copies: plain memcpy, the same
+ * bits. */
+af_status af_dev_upload_async(const af_device *dev, af_queue q, void *dst, const void *host_src,
+                              size_t bytes, af_error *err);
+af_status af_dev_download_async(const af_device *dev, af_queue q, void *host_dst,
+                                const void *src, size_t bytes, af_error *err);
+/* Waits for the work queued on every queue; reports any asynchronous error. */
 af_status af_dev_sync(const af_device *dev, af_error *err);
 
 /* ---- forward ops ------------------------------------------------------------ */

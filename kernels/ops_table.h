@@ -35,11 +35,18 @@ struct af_backend_ops {
   af_status (*memcpy)(void *ctx, void *dst, const void *src, size_t bytes, int to_device,
                       af_error *err);
   af_status (*sync)(void *ctx, af_error *err);
-  /* memcpy_async: the same copy queued on the device's stream, returning at
-   * once; the host side (pinned: host_alloc) must stay untouched until the
-   * next sync. NULL: af_dev_*_async fall back to the synchronous memcpy. */
-  af_status (*memcpy_async)(void *ctx, void *dst, const void *src, size_t bytes, int to_device,
-                            af_error *err);
+  /* copy_async: the copy queued on queue q (af_queue), returning at once; the
+   * host side (pinned: host_alloc) must stay untouched until the next sync.
+   * NULL: af_dev_*_async fall back to the synchronous memcpy. */
+  af_status (*copy_async)(void *ctx, int q, void *dst, const void *src, size_t bytes,
+                          int to_device, af_error *err);
+  /* Events (ops.h "Queues and events"); all four NULL on a backend without
+   * queues. event_create gives an opaque handle; event_record marks queue q;
+   * queue_wait makes queue q wait for the event's latest record. */
+  af_status (*event_create)(void *ctx, void **out, af_error *err);
+  void (*event_free)(void *ctx, void *ev);
+  af_status (*event_record)(void *ctx, void *ev, int q, af_error *err);
+  af_status (*queue_wait)(void *ctx, int q, void *ev, af_error *err);
 
   /* ---- forward (ops.h) ---- */
   af_status (*embedding_forward)(void *ctx, float *out, const int32_t *ids, const int32_t *pos,

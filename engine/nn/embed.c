@@ -142,8 +142,9 @@ static af_batch pack_batch(const chunk_buffers *b, int i, int n, int batch_token
 }
 
 /* The async encode of a chunk: every batch packed into its own part of the
- * pinned staging and queued (upload, kernels, download) without a wait; the
- * host waits once, before the rows are written. */
+ * pinned staging and queued (its upload, kernels and download, each on its
+ * own queue: af_encoder_forward_async) without a wait; the host waits once,
+ * before the rows are written. */
 static af_status encode_chunk_async(af_encoder *enc, chunk_buffers *b, int n, int C,
                                     int batch_tokens, af_error *err) {
   size_t t0 = 0, c0 = 0; // tokens and cu_seqlens entries of the batches queued so far

@@ -88,8 +88,10 @@ af_status af_batch_check(const af_model_config *c, const af_batch *b, af_error *
  * on it). */
 const af_device *af_encoder_device(const af_encoder *e);
 
-/* af_encoder_forward without waiting: the batch's uploads, its kernels and the
- * download of out (B, C) are queued on the device's stream, in order. b->ids
+/* af_encoder_forward without waiting: the batch's uploads (on the upload
+ * queue), its kernels (compute) and the download of out (B, C) (download
+ * queue) are queued, ordered by events, so that consecutive calls overlap one
+ * batch's copies with another's kernels (encoder.c, "async forward"). b->ids
  * (T), b->cu_seqlens (B + 1), pos (T, filled here with the positions) and out
  * should be pinned (af_host_alloc on af_encoder_device) and must stay
  * untouched, and out unread, until the next af_dev_sync of that device, which

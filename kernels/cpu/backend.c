@@ -539,7 +539,6 @@ static af_status cpu_linear_backward_w16(void *ctx, float *dinp, float *dw, floa
     .malloc = cpu_malloc,                                           \
     .free = cpu_free,                                               \
     .memcpy = cpu_memcpy,                                           \
-    .memcpy_async = cpu_memcpy, /* the CPU's ops are synchronous */ \
     .sync = cpu_sync,                                               \
     .embedding_forward = cpu_embedding_forward,                     \
     .layernorm_forward = cpu_layernorm_forward,                     \

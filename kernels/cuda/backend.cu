@@ -39,10 +39,30 @@ static af_status cu_memcpy(void *v, void *dst, const void *src, size_t bytes, in
   return af_cuda_memcpy(CTX(v), dst, src, bytes, to_device, err);
 }
 
-static af_status cu_memcpy_async(void *v, void *dst, const void *src, size_t bytes,
-                                 int to_device, af_error *err) {
+static af_status cu_copy_async(void *v, int q, void *dst, const void *src, size_t bytes,
+                               int to_device, af_error *err) {
   AF_TRY(af_cuda_enter(CTX(v), err));
-  return af_cuda_memcpy_async(CTX(v), dst, src, bytes, to_device, err);
+  return af_cuda_copy_async(CTX(v), q, dst, src, bytes, to_device, err);
+}
+
+static af_status cu_event_create(void *v, void **out, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_event_create(CTX(v), out, err);
+}
+
+static void cu_event_free(void *v, void *ev) {
+  if (af_cuda_enter(CTX(v), NULL) == AF_OK)
+    af_cuda_event_free(CTX(v), ev);
+}
+
+static af_status cu_event_record(void *v, void *ev, int q, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_event_record(CTX(v), ev, q, err);
+}
+
+static af_status cu_queue_wait(void *v, int q, void *ev, af_error *err) {
+  AF_TRY(af_cuda_enter(CTX(v), err));
+  return af_cuda_queue_wait(CTX(v), q, ev, err);
 }
 
 static af_status cu_sync(void *v, af_error *err) {
@@ -365,7 +385,11 @@ static af_backend_ops cuda_table(void) {
   t.malloc = cu_malloc;
   t.free = cu_free;
   t.memcpy = cu_memcpy;
-  t.memcpy_async = cu_memcpy_async;
+  t.copy_async = cu_copy_async;
+  t.event_create = cu_event_create;
+  t.event_free = cu_event_free;
+  t.event_record = cu_event_record;
+  t.queue_wait = cu_queue_wait;
   t.sync = cu_sync;
   t.embedding_forward = cu_embedding_forward;
   t.layernorm_forward = cu_layernorm_forward;

@@ -1,5 +1,6 @@
 /* The CUDA context behind af_device.ctx: one GPU, one stream on which every op
- * is queued, a cuBLAS handle bound to that stream with a fixed workspace, and
+ * is queued (AF_QUEUE_COMPUTE) and two for copies beside it (AF_QUEUE_UPLOAD,
+ * AF_QUEUE_DOWNLOAD: the two directions' copy engines), a cuBLAS handle bound to that stream with a fixed workspace, and
  * the first error of a void op (reported at af_cuda_sync / af_cuda_memcpy; see
  * cuda_check.h). Also the af_device_cuda / af_device_release /
  * af_cuda_available entry points of ops.h for CUDA builds. */
@@ -55,6 +56,11 @@ extern "C" af_status af_cuda_context_create(int ordinal, af_cuda_context **out, 
   } else if ((ce = cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking)) !=
              cudaSuccess) {
     st = af_cuda_fail(err, ce, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+  } else if ((ce = cudaStreamCreateWithFlags(&ctx->copy[0], cudaStreamNonBlocking)) !=
+                 cudaSuccess ||
+             (ce = cudaStreamCreateWithFlags(&ctx->copy[1], cudaStreamNonBlocking)) !=
+                 cudaSuccess) {
+    st = af_cuda_fail(err, ce, "cudaStreamCreateWithFlags (copy streams)", __FILE__, __LINE__);
   } else if ((bs = cublasCreate(&ctx->cublas)) != CUBLAS_STATUS_SUCCESS) {
     st = af_cublas_fail(err, bs, "cublasCreate", __FILE__, __LINE__);
   } else if ((bs = cublasSetStream(ctx->cublas, ctx->stream)) != CUBLAS_STATUS_SUCCESS) {
@@ -88,6 +94,9 @@ extern "C" void af_cuda_context_destroy(af_cuda_context *ctx) {
   // Teardown errors (e.g. after a sticky kernel fault) cannot be acted upon:
   // every handle is released regardless.
   (void)cudaSetDevice(ctx->device);
+  for (int i = 0; i < 2; i++)
+    if (ctx->copy[i])
+      (void)cudaStreamSynchronize(ctx->copy[i]);
   if (ctx->stream)
     (void)cudaStreamSynchronize(ctx->stream);
   if (ctx->cublaslt)
@@ -100,6 +109,9 @@ extern "C" void af_cuda_context_destroy(af_cuda_context *ctx) {
     (void)cudaFree(ctx->scratch);
   if (ctx->stream)
     (void)cudaStreamDestroy(ctx->stream);
+  for (int i = 0; i < 2; i++)
+    if (ctx->copy[i])
+      (void)cudaStreamDestroy(ctx->copy[i]);
   (void)cudaGetLastError();
   free(ctx);
 }
@@ -148,16 +160,47 @@ extern "C" af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void 
   return AF_OK;
 }
 
-extern "C" af_status af_cuda_memcpy_async(af_cuda_context *ctx, void *dst, const void *src,
-                                          size_t bytes, int to_device, af_error *err) {
+/* The stream of queue q (af_queue: 0 compute, 1 upload, 2 download). */
+static cudaStream_t queue_stream(af_cuda_context *ctx, int q) {
+  return q == 0 ? ctx->stream : ctx->copy[q == 1 ? 0 : 1];
+}
+
+extern "C" af_status af_cuda_copy_async(af_cuda_context *ctx, int q, void *dst, const void *src,
+                                        size_t bytes, int to_device, af_error *err) {
   AF_TRY(af_cuda_take_pending(ctx, err));
   if (bytes == 0)
     return AF_OK;
-  // Queued in order with the stream's kernels; the caller syncs before it
-  // reads a download or reuses an upload's source.
+  // Queued in order with queue q's work; the caller syncs before it reads a
+  // download or reuses an upload's source, and orders the queues by events.
   AF_CUDA_TRY(err, cudaMemcpyAsync(dst, src, bytes,
                                    to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
-                                   ctx->stream));
+                                   queue_stream(ctx, q)));
+  return AF_OK;
+}
+
+extern "C" af_status af_cuda_event_create(af_cuda_context *ctx, void **out, af_error *err) {
+  (void)ctx;
+  cudaEvent_t ev = NULL;
+  *out = NULL;
+  AF_CUDA_TRY(err, cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  *out = (void *)ev;
+  return AF_OK;
+}
+
+extern "C" void af_cuda_event_free(af_cuda_context *ctx, void *ev) {
+  // Destroying an event still recorded by queued work is allowed: CUDA frees
+  // it once that work completes.
+  if (ev)
+    AF_CUDA_RECORD(ctx, cudaEventDestroy((cudaEvent_t)ev));
+}
+
+extern "C" af_status af_cuda_event_record(af_cuda_context *ctx, void *ev, int q, af_error *err) {
+  AF_CUDA_TRY(err, cudaEventRecord((cudaEvent_t)ev, queue_stream(ctx, q)));
+  return AF_OK;
+}
+
+extern "C" af_status af_cuda_queue_wait(af_cuda_context *ctx, int q, void *ev, af_error *err) {
+  AF_CUDA_TRY(err, cudaStreamWaitEvent(queue_stream(ctx, q), (cudaEvent_t)ev, 0));
   return AF_OK;
 }
 
@@ -188,10 +231,16 @@ extern "C" af_status af_cuda_mem_free(af_cuda_context *ctx, size_t *free_bytes, 
 }
 
 extern "C" af_status af_cuda_sync(af_cuda_context *ctx, af_error *err) {
-  cudaError_t e = cudaStreamSynchronize(ctx->stream);
+  // Every stream, the copy streams first (a download is read after this).
+  cudaError_t e = cudaSuccess, ei;
+  for (int i = 0; i < 2; i++)
+    if ((ei = cudaStreamSynchronize(ctx->copy[i])) != cudaSuccess && e == cudaSuccess)
+      e = ei;
+  if ((ei = cudaStreamSynchronize(ctx->stream)) != cudaSuccess && e == cudaSuccess)
+    e = ei;
   AF_TRY(af_cuda_take_pending(ctx, err));
   if (e != cudaSuccess)
-    return af_cuda_fail(err, e, "cudaStreamSynchronize (a queued kernel failed)", __FILE__,
+    return af_cuda_fail(err, e, "cudaStreamSynchronize (a queued kernel or copy failed)", __FILE__,
                         __LINE__);
   return AF_OK;
 }

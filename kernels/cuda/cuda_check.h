@@ -28,7 +28,8 @@
 
 struct af_cuda_context {
   int device;               // CUDA ordinal
-  cudaStream_t stream;      // every op is queued here
+  cudaStream_t stream;      // every op is queued here (AF_QUEUE_COMPUTE)
+  cudaStream_t copy[2];     // AF_QUEUE_UPLOAD, AF_QUEUE_DOWNLOAD: copies beside the ops
   cublasHandle_t cublas;    // bound to `stream`
   cublasLtHandle_t cublaslt; // bf16 GEMMs (linear_bf16.cu); stream given per call
   void *workspace;          // (workspace_bytes) cuBLAS workspace

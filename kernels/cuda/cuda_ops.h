@@ -26,10 +26,16 @@ void af_cuda_free(af_cuda_context *ctx, void *ptr);
 /* to_device: 1 host->device, 0 device->host. */
 af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void *src, size_t bytes,
                          int to_device, af_error *err);
-/* The copy queued on ctx's stream (no wait): the host side must be pinned
- * and stay untouched until af_cuda_sync. */
-af_status af_cuda_memcpy_async(af_cuda_context *ctx, void *dst, const void *src, size_t bytes,
-                               int to_device, af_error *err);
+/* The copy queued on queue q's stream (af_queue; no wait): the host side must
+ * be pinned and stay untouched until af_cuda_sync. */
+af_status af_cuda_copy_async(af_cuda_context *ctx, int q, void *dst, const void *src, size_t bytes,
+                             int to_device, af_error *err);
+/* Events (a cudaEvent_t without timing) ordering the queues' streams. */
+af_status af_cuda_event_create(af_cuda_context *ctx, void **out, af_error *err);
+void af_cuda_event_free(af_cuda_context *ctx, void *ev);
+af_status af_cuda_event_record(af_cuda_context *ctx, void *ev, int q, af_error *err);
+af_status af_cuda_queue_wait(af_cuda_context *ctx, int q, void *ev, af_error *err);
+/* Waits for every queue's stream. */
 af_status af_cuda_sync(af_cuda_context *ctx, af_error *err);
 /* Makes ctx's GPU the calling thread's current device (every table entry
  * calls it first). */
