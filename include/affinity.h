@@ -48,7 +48,9 @@ typedef enum {
   AF_ERR_HDF5,        /* an HDF5 call failed */
   AF_ERR_CUDA,        /* a CUDA or cuBLAS call failed */
   AF_ERR_UNSUPPORTED, /* valid input that this build cannot handle */
-  AF_ERR_INTERNAL     /* a broken invariant: a bug */
+  AF_ERR_INTERNAL,    /* a broken invariant: a bug */
+  AF_ERR_LIMIT        /* a memory budget would be exceeded: stopped before allocating
+                         (af_budget_check; the message names the flag that bounds it) */
 } af_status;
 
 #define AF_ERROR_MSG_MAX 1024
@@ -169,7 +171,7 @@ af_status af_memory_limit_parse(const char *text, int64_t *bytes, af_error *err)
 /* Formats bytes as "1.5 GiB" into buf (>= 32 bytes). */
 const char *af_format_bytes(int64_t bytes, char *buf);
 
-/* AF_OK when need <= limit; else an AF_ERR_NOMEM error:
+/* AF_OK when need <= limit; else an AF_ERR_LIMIT error:
  * "<what> would need <need> (limit <limit>); <hint>". */
 af_status af_budget_check(int64_t need, int64_t limit, const char *what, const char *hint,
                           af_error *err);
@@ -1186,7 +1188,7 @@ typedef struct {
   int64_t memory_limit;  /* bytes for the model, its text-neighbour pools and the result rows
                             (0 = af_memory_limit_default()): af_fuse_model_build and
                             af_fuse_run estimate their need before allocating and stop with
-                            AF_ERR_NOMEM naming --memory-limit and the pool flags past it;
+                            AF_ERR_LIMIT naming --memory-limit and the pool flags past it;
                             the co-occurrence pairs (every pair, at any count) are counted
                             against what remains as they are found */
 } af_fuse_options;

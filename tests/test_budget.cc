@@ -179,7 +179,7 @@ TEST(Budget, FusionDefaultLimitStopsBeforeAllocating) {
   af_fuse_input in = {N, 1, emb, &b, 0, nullptr};
   af_fuse_result r{};
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(af_fuse_run(&o, &in, &r, &err), AF_ERR_NOMEM);
+  EXPECT_EQ(af_fuse_run(&o, &in, &r, &err), AF_ERR_LIMIT);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(s, 1.0);
   EXPECT_NE(std::string(err.msg).find("--memory-limit"), std::string::npos) << err.msg;
@@ -187,6 +187,26 @@ TEST(Budget, FusionDefaultLimitStopsBeforeAllocating) {
   EXPECT_EQ(r.n, 0);
   af_baskets_free(&b);
   free(emb);
+}
+
+// A budget refusal has its own status, AF_ERR_LIMIT (fusion tells it from a
+// failed allocation by the code, not by the message): co-occurrence of one
+// 300-item basket (44,850 pairs, 359 KB of CSR) within 64 KiB.
+TEST(Budget, RefusalIsAfErrLimitNotNomem) {
+  std::vector<int32_t> items(300);
+  for (int i = 0; i < 300; i++) items[i] = i;
+  int64_t off[2] = {0, 300};
+  af_baskets b{};
+  af_error err{};
+  ASSERT_EQ(af_baskets_from_arrays(1, 300, off, items.data(), &b, &err), AF_OK) << err.msg;
+  af_cooccur co{};
+  EXPECT_EQ(af_cooccur_build_limited(&b, 1, 64 << 10, &co, &err), AF_ERR_LIMIT);
+  EXPECT_NE(std::string(err.msg).find("--memory-limit"), std::string::npos) << err.msg;
+  EXPECT_STREQ(af_status_name(AF_ERR_LIMIT), "memory limit");
+  EXPECT_EQ(af_cooccur_build_limited(&b, 1, 64 << 20, &co, &err), AF_OK) << err.msg;
+  EXPECT_EQ(co.offsets[300], 2 * 44850);
+  af_cooccur_free(&co);
+  af_baskets_free(&b);
 }
 
 }  // namespace

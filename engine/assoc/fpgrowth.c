@@ -94,7 +94,7 @@ static int64_t itemsets_bytes(int64_t sets, int64_t items) {
 static af_status budget(fp_ctx *c, int64_t sets, int64_t items) {
   af_itemsets *o = c->out;
   if (c->max_itemsets > 0 && o->n_itemsets >= c->max_itemsets)
-    return af_error_set(c->err, AF_ERR_NOMEM,
+    return af_error_set(c->err, AF_ERR_LIMIT,
                         "more than %lld frequent itemsets at min support %g (--max-itemsets); %s",
                         (long long)c->max_itemsets, c->min_support, budget_hint);
   char what[128];

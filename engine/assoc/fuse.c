@@ -278,7 +278,7 @@ static af_status build_pairs(const af_baskets *bk, int64_t left, af_cooccur *co,
   af_error e = {0};
   int64_t cap = left / 12 * 8;
   af_status st = af_cooccur_build_limited(bk, 1, cap > 0 ? cap : 1, co, &e);
-  if (st == AF_ERR_NOMEM && strstr(e.msg, "(limit")) {
+  if (st == AF_ERR_LIMIT) {
     char a[32];
     return af_error_set(err, st,
                         "fusion: the co-occurrence of every pair bought together (at any count) "

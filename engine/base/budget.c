@@ -71,6 +71,6 @@ af_status af_budget_check(int64_t need, int64_t limit, const char *what, const c
   if (need <= limit)
     return AF_OK;
   char a[32], b[32];
-  return af_error_set(err, AF_ERR_NOMEM, "%s would need more than %s of memory (limit %s); %s",
+  return af_error_set(err, AF_ERR_LIMIT, "%s would need more than %s of memory (limit %s); %s",
                       what, af_format_bytes(need, a), af_format_bytes(limit, b), hint);
 }

@@ -58,6 +58,7 @@ const char *af_status_name(af_status code) {
   case AF_ERR_CUDA: return "CUDA error";
   case AF_ERR_UNSUPPORTED: return "unsupported";
   case AF_ERR_INTERNAL: return "internal error";
+  case AF_ERR_LIMIT: return "memory limit";
   }
   return "unknown error";
 }
