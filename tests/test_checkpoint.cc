@@ -3,6 +3,8 @@
 // naming the file and tensor, a non-zero exit, and no output file).
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <cstring>
 #include <functional>
 #include <fstream>
@@ -260,6 +262,21 @@ TEST(Import, ShapeMismatchWithConfig) {
   replace_once(cfg, "\"intermediate_size\": 96", "\"intermediate_size\": 80");
   aft::write_file(dir + "/config.json", cfg);
   expect_import_fails(dir, {"model.safetensors", "intermediate.dense", "shape"});
+}
+
+// A config.json implying far more parameters than the weights file holds
+// (found by fuzz_hf_config: intermediate_size 25e6 asked for 231 GB) is
+// refused before the model is allocated, naming both files; the check counts
+// values, so it holds whatever the layout's padding.
+TEST(Import, ConfigLargerThanTheWeightsIsRefusedBeforeAllocating) {
+  std::string dir = copy_model("imp-huge");
+  std::string cfg = aft::read_file(dir + "/config.json");
+  replace_once(cfg, "\"intermediate_size\": 96", "\"intermediate_size\": 250000000");
+  aft::write_file(dir + "/config.json", cfg);
+  auto t0 = std::chrono::steady_clock::now();
+  expect_import_fails(dir, {"config.json", "parameter values", "model.safetensors holds",
+                            "do not match"});
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
 }
 
 TEST(Import, MalformedConfig) {

@@ -305,19 +305,24 @@ static int canonical_name(const char *in, char *out, size_t cap) {
   return 1;
 }
 
+/* path (4096) = dir/model.safetensors; an error when it is missing. */
+static af_status weights_path(const char *dir, char *path, af_error *err) {
+  snprintf(path, 4096, "%s/model.safetensors", dir);
+  if (file_exists(path))
+    return AF_OK;
+  char bin[4096];
+  snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir);
+  if (file_exists(bin))
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "%s: missing; %s is a pickle file and is never loaded (convert it to "
+                        "safetensors first)",
+                        path, bin);
+  return af_error_set(err, AF_ERR_IO, "%s: missing", path);
+}
+
 static af_status read_weights(const char *dir, af_model *m, af_error *err) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
-  if (!file_exists(path)) {
-    char bin[4096];
-    snprintf(bin, sizeof bin, "%s/pytorch_model.bin", dir);
-    if (file_exists(bin))
-      return af_error_set(err, AF_ERR_UNSUPPORTED,
-                          "%s: missing; %s is a pickle file and is never loaded (convert it to "
-                          "safetensors first)",
-                          path, bin);
-    return af_error_set(err, AF_ERR_IO, "%s: missing", path);
-  }
+  AF_TRY(weights_path(dir, path, err));
   af_safetensors st;
   AF_TRY(af_safetensors_open(path, &st, err));
   unsigned char *seen = af_calloc((size_t)m->n_params, 1, err);
@@ -354,17 +359,21 @@ static af_status read_weights(const char *dir, af_model *m, af_error *err) {
   return s;
 }
 
-/* Whether the checkpoint carries pooler weights (kept for a faithful export). */
-static af_status probe_pooler(const char *dir, int *has, af_error *err) {
+/* Whether the checkpoint carries pooler weights (kept for a faithful export),
+ * and *values, the number of values its tensors hold in all. */
+static af_status probe_weights(const char *dir, int *has, int64_t *values, af_error *err) {
   char path[4096];
-  snprintf(path, sizeof path, "%s/model.safetensors", dir);
   *has = 0;
-  if (!file_exists(path))
-    return AF_OK; /* reported by read_weights */
+  *values = 0;
+  AF_TRY(weights_path(dir, path, err));
   af_safetensors st;
   AF_TRY(af_safetensors_open(path, &st, err));
   *has = af_safetensors_find(&st, "pooler.dense.weight") != NULL ||
          af_safetensors_find(&st, "bert.pooler.dense.weight") != NULL;
+  int64_t n = 0;
+  for (int i = 0; i < st.n_tensors; i++) // numel is bounded by the file size (safetensors.c)
+    n += st.tensors[i].numel;
+  *values = n;
   af_safetensors_close(&st);
   return AF_OK;
 }
@@ -375,8 +384,19 @@ af_status af_model_import_hf(const char *dir, af_model *m, af_error *err) {
   memset(m, 0, sizeof *m);
   AF_TRY(parse_config(dir, &c, err));
   AF_TRY(parse_tokenizer_and_st(dir, &c, err));
-  AF_TRY(probe_pooler(dir, &c.has_pooler, err));
-  af_status st = af_model_create(&c, m, err);
+  int64_t values, need = 0;
+  AF_TRY(probe_weights(dir, &c.has_pooler, &values, err));
+  // Every parameter is read from the weights file, so a config.json implying
+  // more values than the file holds cannot load: say so before allocating
+  // for it (a crafted config could ask for hundreds of GB).
+  af_status st = af_model_config_numel(&c, &need, err);
+  if (st == AF_OK && need > values)
+    st = af_error_set(err, AF_ERR_FORMAT,
+                      "the model it describes has %lld parameter values but %s/model.safetensors "
+                      "holds %lld: config.json and the weights do not match",
+                      (long long)need, dir, (long long)values);
+  if (st == AF_OK)
+    st = af_model_create(&c, m, err);
   if (st != AF_OK) {
     af_error_prefix(err, "%s/config.json: ", dir);
     return st;

@@ -136,6 +136,17 @@ static void bind_weights(af_model *m) {
 #undef NEXT
 }
 
+af_status af_model_config_numel(const af_model_config *cfg, int64_t *numel, af_error *err) {
+  *numel = 0;
+  AF_TRY(check_config(cfg, err));
+  table_builder tb = {0};
+  af_status st = build_table(cfg, &tb, err);
+  for (int i = 0; st == AF_OK && i < tb.n; i++)
+    *numel += tb.items[i].numel;
+  free(tb.items);
+  return st;
+}
+
 af_status af_model_create(const af_model_config *cfg, af_model *m, af_error *err) {
   memset(m, 0, sizeof *m);
   AF_TRY(check_config(cfg, err));

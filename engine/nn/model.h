@@ -62,6 +62,11 @@ typedef struct af_model {
 
 /* Builds the parameter table for cfg, allocates zeroed parameters. */
 af_status af_model_create(const af_model_config *cfg, af_model *m, af_error *err);
+/* The parameter values (not floats of storage: no alignment padding) a model
+ * of cfg has, after the checks af_model_create makes; allocates nothing big.
+ * Importers compare it with what the weights file holds before allocating. */
+af_status af_model_config_numel(const af_model_config *cfg, int64_t *numel, af_error *err);
+
 void af_model_free(af_model *m);
 const af_param_info *af_model_param(const af_model *m, const char *name);
 float *af_model_param_data(const af_model *m, const char *name);
