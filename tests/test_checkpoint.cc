@@ -279,6 +279,28 @@ TEST(Import, ConfigLargerThanTheWeightsIsRefusedBeforeAllocating) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
 }
 
+// A key twice in one object is ambiguous (cJSON reads the first, Python's
+// json the last) and refused; found by fuzz_hf_config, where a second
+// "num_hidden_layers" hid a first of 25e6 that built a 400M-entry table
+// (a hang). Layers are bounded on their own too.
+TEST(Import, DuplicateKeyAndHugeLayerCountAreRefusedAtOnce) {
+  std::string dir = copy_model("imp-dup");
+  std::string cfg = aft::read_file(dir + "/config.json");
+  std::string dup = cfg;
+  replace_once(dup, "\"intermediate_size\": 96", "\"intermediate_size\": 96, \"intermediate_size\": 96");
+  aft::write_file(dir + "/config.json", dup);
+  expect_import_fails(dir, {"config.json", "\"intermediate_size\" appears twice"});
+  std::string layers = cfg;
+  size_t at = layers.find("\"num_hidden_layers\"");
+  ASSERT_NE(at, std::string::npos);
+  size_t colon = layers.find(':', at), end = layers.find_first_of(",}", colon);
+  layers.replace(colon + 1, end - colon - 1, " 25000000");
+  aft::write_file(dir + "/config.json", layers);
+  auto t0 = std::chrono::steady_clock::now();
+  expect_import_fails(dir, {"config.json", "num_hidden_layers 25000000 > 1024"});
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+}
+
 TEST(Import, MalformedConfig) {
   std::string dir = copy_model("imp-cfg");
   std::string cfg = aft::read_file(dir + "/config.json");

@@ -64,6 +64,45 @@ static int file_exists(const char *path) {
   return f != NULL;
 }
 
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key that appears twice in one object of v (recursively; cJSON
+ * bounds the nesting at CJSON_NESTING_LIMIT), or NULL. cJSON would read the
+ * first occurrence and Python's json (what wrote, or reads, the file
+ * elsewhere) the last, so such a file is ambiguous and refused. *oom on an
+ * allocation failure. */
+static const char *duplicate_key(const cJSON *v, int *oom) {
+  int n = 0;
+  for (const cJSON *c = v->child; c; c = c->next)
+    n++;
+  if (cJSON_IsObject(v) && n > 1) {
+    const char **names = malloc(sizeof *names * (size_t)n);
+    if (!names) {
+      *oom = 1;
+      return NULL;
+    }
+    int k = 0;
+    for (const cJSON *c = v->child; c; c = c->next)
+      names[k++] = c->string ? c->string : "";
+    qsort(names, (size_t)n, sizeof *names, cmp_names);
+    const char *dup = NULL;
+    for (int i = 1; i < n && !dup; i++)
+      if (strcmp(names[i - 1], names[i]) == 0)
+        dup = names[i];
+    free(names);
+    if (dup)
+      return dup;
+  }
+  for (const cJSON *c = v->child; c && !*oom; c = c->next) {
+    const char *d = duplicate_key(c, oom);
+    if (d)
+      return d;
+  }
+  return NULL;
+}
+
 static af_status read_json(const char *path, cJSON **out, af_error *err) {
   char *text;
   AF_TRY(read_text(path, &text, NULL, err));
@@ -83,7 +122,19 @@ static af_status read_json(const char *path, cJSON **out, af_error *err) {
     *out = NULL;
     return af_error_set(err, AF_ERR_FORMAT, "%s: expected a JSON object", path);
   }
-  return AF_OK;
+  int oom = 0;
+  const char *dup = duplicate_key(*out, &oom);
+  af_status st = AF_OK;
+  if (oom)
+    st = af_error_set(err, AF_ERR_NOMEM, "%s: out of memory checking the JSON keys", path);
+  else if (dup)
+    st = af_error_set(err, AF_ERR_FORMAT, "%s: field \"%.200s\" appears twice in one object",
+                      path, dup);
+  if (st != AF_OK) {
+    cJSON_Delete(*out);
+    *out = NULL;
+  }
+  return st;
 }
 
 static af_status json_int(const cJSON *obj, const char *path, const char *key, int required,

@@ -14,6 +14,10 @@
 #define AF_CHECKPOINT_FORMAT "affinity-checkpoint"
 #define AF_CHECKPOINT_VERSION 1
 #define ALIGN_FLOATS 16 /* each tensor starts on a 64-byte boundary */
+/* Bounds that keep the parameter table and its offsets small and exact
+ * (BERT-family models have 2..48 layers and well under 2^40 values). */
+#define AF_MODEL_MAX_LAYERS 1024
+#define AF_MODEL_MAX_FLOATS ((int64_t)1 << 40)
 
 typedef struct {
   af_param_info *items;
@@ -37,7 +41,10 @@ static af_status add_param(table_builder *tb, const char *name, int rank, int64_
   p->rank = rank;
   p->shape[0] = d0;
   p->shape[1] = rank == 2 ? d1 : 1;
-  p->numel = d0 * (rank == 2 ? d1 : 1);
+  p->numel = d0 * (rank == 2 ? d1 : 1); // <= 2^62: d0, d1 are ints
+  if (p->numel > AF_MODEL_MAX_FLOATS - tb->next)
+    return af_error_set(err, AF_ERR_UNSUPPORTED,
+                        "model config implies more than 2^40 parameter values (at %s)", name);
   p->offset = tb->next;
   tb->next += (p->numel + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS;
   return AF_OK;
@@ -87,6 +94,9 @@ static af_status check_config(const af_model_config *c, af_error *err) {
   if (c->vocab_size <= 0 || c->hidden_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 ||
       c->intermediate_size <= 0 || c->max_position <= 0 || c->type_vocab_size <= 0)
     return af_error_set(err, AF_ERR_FORMAT, "model config has a non-positive size");
+  if (c->num_layers > AF_MODEL_MAX_LAYERS)
+    return af_error_set(err, AF_ERR_UNSUPPORTED, "num_hidden_layers %d > %d", c->num_layers,
+                        AF_MODEL_MAX_LAYERS);
   if (c->hidden_size % c->num_heads != 0)
     return af_error_set(err, AF_ERR_FORMAT, "hidden_size %d is not a multiple of num_attention_heads %d",
                         c->hidden_size, c->num_heads);
