@@ -165,13 +165,8 @@ TEST_F(CudaScore, AsyncEncodeEqualsPlainBitForBit) {
   af_model m;
   ASSERT_EQ(af_model_import_hf((aft::source_dir() + "/tests/data/tiny_bert_a").c_str(), &m, &err),
             AF_OK) << err.msg;
-  const char *words[] = {"milk", "tea", "bread", "green", "organic", "whole", "中国"};
-  std::vector<std::string> store;
-  for (int i = 0; i < 4200; i++) {
-    std::string t;
-    for (int w = 0; w < 1 + (i * 7) % 8; w++) t += std::string(w ? " " : "") + words[(i + w * 3) % 7];
-    store.push_back(t);
-  }
+  std::vector<std::string> store =
+      aft::word_texts(4200, {"milk", "tea", "bread", "green", "organic", "whole", "中国"}, 8);
   std::vector<const char *> texts;
   for (auto &t : store) texts.push_back(t.c_str());
   const int N = (int)texts.size(), C = m.cfg.hidden_size;

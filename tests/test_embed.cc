@@ -237,13 +237,8 @@ TEST(Embed, AsyncEncodeEqualsPlainBitForBit) {
   af_error ae{};
   ASSERT_EQ(af_model_load(model.c_str(), &m, &ae), AF_OK);
   af_device dev = af_device_cpu(0);
-  const char *words[] = {"milk", "tea", "bread", "green", "organic", "whole", "中国"};
-  std::vector<std::string> store;
-  for (int i = 0; i < 4200; i++) {
-    std::string t;
-    for (int w = 0; w < 1 + (i * 7) % 8; w++) t += std::string(w ? " " : "") + words[(i + w * 3) % 7];
-    store.push_back(t);
-  }
+  std::vector<std::string> store =
+      aft::word_texts(4200, {"milk", "tea", "bread", "green", "organic", "whole", "中国"}, 8);
   std::vector<const char *> texts;
   for (auto &t : store) texts.push_back(t.c_str());
   const int N = (int)texts.size();

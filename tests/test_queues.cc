@@ -284,18 +284,6 @@ TEST(Queues, UnrecordedEventsBadQueuesAndTheCpu) {
   af_dev_event_free(&cpu, none);
 }
 
-std::vector<std::string> catalog_texts(int n) {
-  const char *words[] = {"milk", "tea", "bread", "green", "organic", "whole", "中国", "frozen",
-                         "chocolate"};
-  std::vector<std::string> out;
-  for (int i = 0; i < n; i++) {
-    std::string t;
-    for (int w = 0; w < 1 + (i * 7) % 11; w++) t += std::string(w ? " " : "") + words[(i + w * 3) % 9];
-    out.push_back(t);
-  }
-  return out;
-}
-
 // The pipelined embed through the out-of-order queues equals the plain CPU
 // encode bit for bit, in fp32 and bf16, for several drain orders (exact: the
 // same CPU kernels on the same packed batches; only the order of the copies
@@ -310,7 +298,8 @@ TEST(Queues, PipelinedEmbedOnOutOfOrderQueuesEqualsTheCpu) {
   std::string src = aft::source_dir() + "/tests/data/tiny_bert_a";
   ASSERT_EQ(af_model_import_hf(src.c_str(), &m, &ae), AF_OK) << ae.msg;
   const int C = m.cfg.hidden_size;
-  std::vector<std::string> store = catalog_texts(4300);
+  std::vector<std::string> store = aft::word_texts(
+      4300, {"milk", "tea", "bread", "green", "organic", "whole", "中国", "frozen", "chocolate"}, 11);
   std::vector<const char *> texts;
   for (auto &t : store) texts.push_back(t.c_str());
   const int N = (int)texts.size();

@@ -84,6 +84,17 @@ std::vector<std::string> list_dir(const std::string &dir) {
 }  // namespace aft
 
 namespace aft {
+std::vector<std::string> word_texts(int n, const std::vector<std::string> &words, int max_words) {
+  std::vector<std::string> out;
+  const int nw = (int)words.size();
+  for (int i = 0; i < n; i++) {
+    std::string t;
+    for (int w = 0; w < 1 + (i * 7) % max_words; w++) t += std::string(w ? " " : "") + words[(i + w * 3) % nw];
+    out.push_back(t);
+  }
+  return out;
+}
+
 std::vector<float> random_unit(int64_t N, int d, unsigned seed) {
   std::mt19937 g(seed);
   std::normal_distribution<float> n(0.f, 1.f);

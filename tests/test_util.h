@@ -18,4 +18,7 @@ void write_file(const std::string &path, const std::string &data);
 std::vector<std::string> list_dir(const std::string &dir);
 // (N, d) rows of seeded Gaussian draws, each scaled to unit L2 norm.
 std::vector<float> random_unit(int64_t N, int d, unsigned seed);
+// n product-like texts: text i is 1 + (7 i) mod max_words of `words`, word w
+// being words[(i + 3 w) mod words.size()], joined by spaces.
+std::vector<std::string> word_texts(int n, const std::vector<std::string> &words, int max_words);
 }  // namespace aft

@@ -147,15 +147,9 @@ extern "C" void af_cuda_free(af_cuda_context *ctx, void *ptr) {
 
 extern "C" af_status af_cuda_memcpy(af_cuda_context *ctx, void *dst, const void *src,
                                     size_t bytes, int to_device, af_error *err) {
-  // An op that failed before this copy makes the data meaningless: say so.
-  AF_TRY(af_cuda_take_pending(ctx, err));
-  if (bytes == 0)
-    return AF_OK;
-  AF_CUDA_TRY(err, cudaMemcpyAsync(dst, src, bytes,
-                                   to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
-                                   ctx->stream));
-  // Synchronous for the caller: a download is readable, an upload's source
-  // may be reused, as soon as this returns.
+  // The compute queue's copy, then a wait: synchronous for the caller (a
+  // download is readable, an upload's source may be reused, once this returns).
+  AF_TRY(af_cuda_copy_async(ctx, 0, dst, src, bytes, to_device, err));
   AF_CUDA_TRY(err, cudaStreamSynchronize(ctx->stream));
   return AF_OK;
 }
