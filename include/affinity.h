@@ -1990,10 +1990,15 @@ typedef struct {
   double learn_cold_weight; /* weight of the pairs of validation queries hiding a cold item (1) */
   int learn_listwise;       /* 1: softmax over the query's pool (listwise) instead of the
                                pairwise logistic loss (0, the default) */
+  int learn_cold_slots;     /* ranks 11 - s .. 10 go to the s best never-bought candidates of
+                               a second ranker fitted on the cold validation queries (0: off;
+                               0..AF_EVAL_MAX_COLD_SLOTS; docs/evaluation.md, "Cold slots") */
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;
 } af_eval_method;
+
+#define AF_EVAL_MAX_COLD_SLOTS 10
 
 /* The item-CF pair threshold of eval, run and associate (docs/evaluation.md:
  * 1 gives warm Recall@20 0.0901, 2 gives 0.1537 on Instacart). */
@@ -2021,6 +2026,8 @@ typedef struct {
   int64_t modelled, eligible; /* EASE: products modelled, and those with >= min_count baskets */
   double weights[AF_EVAL_N_FEATURES]; /* LEARNED: the ranker's weights (standardised features) */
   int64_t train_pairs;                /* LEARNED: pairs it was fitted on */
+  double cold_weights[AF_EVAL_N_FEATURES]; /* LEARNED, learn_cold_slots > 0: the cold ranker's */
+  int64_t cold_pairs;                      /* and its pairs (0 when off) */
 } af_eval_result;
 
 af_status af_eval_run(const af_eval_method *m, const af_eval_split *sp, int threads,
@@ -2182,6 +2189,8 @@ typedef struct {
                              the run's baskets, products.csv and embeddings.h5; the reasons
                              stay the evidence above (default 0) */
   int threads;            /* learned: CPU threads (0: all) */
+  int cold_slots;         /* learned: the last N of the top 10 are never-bought products
+                             (af_eval_method.learn_cold_slots; default 0) */
 } af_recommend_options;
 
 void af_recommend_default_options(af_recommend_options *o);

@@ -612,3 +612,99 @@ TEST(EvalLearned, ComplementsOfEveryProductAreItsPoolsBest) {
 }
 
 }  // namespace
+
+namespace {
+
+// Cold slots (docs/evaluation.md, "Cold slots"): ranks 11 - s .. 10 hold
+// never-bought products, the ranks above them are the plain ranker's, and
+// the ranks below continue its order; the same for any thread count.
+TEST(EvalLearned, ColdSlotsHoldNeverBoughtProductsBelowTheRankersTop) {
+  const int N = 120, sold = 80, d = 8, slots = 3;
+  Baskets bs = random_baskets(7, sold, 1500);  // products 80..119 are never bought
+  af_baskets b = make_baskets(bs, N);
+  std::vector<float> emb((size_t)N * d);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g;
+  for (int i = 0; i < N; i++) {
+    double n2 = 0;
+    for (int c = 0; c < d; c++) {
+      float v = g(rng) + (float)(((i % sold) / 10) % d == c) * 2;  // an unsold product resembles a sold one
+      emb[(size_t)i * d + c] = v, n2 += (double)v * v;
+    }
+    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] /= (float)std::sqrt(n2);
+  }
+  std::vector<float> pop(N, 0);
+  for (auto &x : bs)
+    for (int i : x) pop[i]++;
+  af_eval_method m;
+  af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
+  m.emb = emb.data(), m.d = d, m.learn_pool = 10;
+  af_error err{};
+  int inserted = 0;
+  for (int a = 0; a < sold; a += 7) {
+    const int32_t q[2] = {a, a + 1};
+    std::vector<float> s0(N), s3(N), s3b(N);
+    m.learn_cold_slots = 0;
+    ASSERT_EQ(af_eval_learned_query(&m, &b, q, 2, 2, s0.data(), &err), AF_OK) << err.msg;
+    m.learn_cold_slots = slots;
+    ASSERT_EQ(af_eval_learned_query(&m, &b, q, 2, 2, s3.data(), &err), AF_OK) << err.msg;
+    ASSERT_EQ(af_eval_learned_query(&m, &b, q, 2, 1, s3b.data(), &err), AF_OK) << err.msg;
+    EXPECT_EQ(s3, s3b);  // any thread count
+    // eval's order of each row: score, then popularity, then the lower row
+    auto order = [&](const std::vector<float> &s) {
+      std::vector<int> o;
+      for (int i = 0; i < N; i++)
+        if (s[i] > -FLT_MAX) o.push_back(i);
+      std::sort(o.begin(), o.end(), [&](int x, int y) {
+        if (s[x] != s[y]) return s[x] > s[y];
+        if (pop[x] != pop[y]) return pop[x] > pop[y];
+        return x < y;
+      });
+      return o;
+    };
+    std::vector<int> o0 = order(s0), o3 = order(s3);
+    ASSERT_GE(o0.size(), 10u);
+    for (int p = 0; p < 10 - slots; p++) EXPECT_EQ(o3[p], o0[p]) << a;  // the ranker's top 7
+    std::set<int> top(o3.begin(), o3.begin() + 10 - slots);
+    int cold_here = 0;
+    for (int p = 10 - slots; p < 10; p++) {
+      EXPECT_EQ(pop[o3[p]], 0) << a << " rank " << p + 1;  // never bought
+      EXPECT_FALSE(top.count(o3[p]));
+      cold_here += pop[o3[p]] == 0;
+    }
+    inserted += cold_here;
+    std::vector<int> rest;  // below: the ranker's order without what moved up
+    std::set<int> placed(o3.begin(), o3.begin() + 10);
+    for (size_t p = 10 - slots; p < o0.size(); p++)
+      if (!placed.count(o0[p])) rest.push_back(o0[p]);
+    ASSERT_EQ(rest.size(), o3.size() - 10) << a;
+    for (size_t p = 0; p < rest.size(); p++) EXPECT_EQ(o3[10 + p], rest[p]) << a;
+    for (int qi : q) EXPECT_EQ(s3[qi], -FLT_MAX);  // never the query's own items
+  }
+  EXPECT_EQ(inserted, slots * ((sold + 6) / 7));
+  // the cold ranker is fitted (deterministically) on the cold validation queries
+  Split s(33);
+  std::vector<float> e2((size_t)200 * d);
+  for (int i = 0; i < 200; i++) {
+    double n2 = 0;
+    for (int c = 0; c < d; c++) e2[(size_t)i * d + c] = g(rng) + (float)((i / 8) % 4 == c), n2 += e2[(size_t)i * d + c] * e2[(size_t)i * d + c];
+    for (int c = 0; c < d; c++) e2[(size_t)i * d + c] /= (float)std::sqrt(n2);
+  }
+  m.emb = e2.data(), m.learn_pool = 20, m.learn_cold_slots = 2;
+  std::vector<int64_t> r1(s.sp.n_queries), r2(s.sp.n_queries), r0(s.sp.n_queries);
+  af_eval_result x{}, y{}, z{};
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 1, &x, r1.data(), &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &y, r2.data(), &err), AF_OK) << err.msg;
+  EXPECT_GT(x.cold_pairs, 0);
+  EXPECT_EQ(r1, r2);
+  for (int k = 0; k < AF_EVAL_N_FEATURES; k++) EXPECT_EQ(x.cold_weights[k], y.cold_weights[k]) << k;
+  m.learn_cold_slots = 0;  // off: no cold ranker, and the main ranker is unchanged by it
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &z, r0.data(), &err), AF_OK) << err.msg;
+  EXPECT_EQ(z.cold_pairs, 0);
+  for (int k = 0; k < AF_EVAL_N_FEATURES; k++) EXPECT_EQ(z.weights[k], x.weights[k]) << k;
+  m.learn_cold_slots = AF_EVAL_MAX_COLD_SLOTS + 1;
+  EXPECT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &z, r0.data(), &err), AF_ERR_ARG);
+  af_baskets_free(&b);
+}
+
+}  // namespace

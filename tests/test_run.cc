@@ -601,9 +601,37 @@ TEST_F(Run, RecommendLearnedRanksByTheRanker) {
       EXPECT_LE(r1.recs[j].score, r1.recs[j - 1].score);
     }
   }
+  // cold slots: one product of this run is never bought; with all 10 slots
+  // it takes rank 1 and the ranker's order follows (the library test
+  // EvalLearned.ColdSlotsHoldNeverBoughtProductsBelowTheRankersTop checks 3 slots at length)
+  std::set<int> bought;
+  for (const auto &b : g->baskets) bought.insert(b.begin(), b.end());
+  ASSERT_EQ(bought.size() + 1, g->ids.size());
+  int unsold = 0;
+  while (bought.count(unsold)) unsold++;
+  ASSERT_NE(unsold, 0);
+  ASSERT_NE(unsold, 1);  // not in the basket
+  af_recommendations_free(&r1);
+  af_recommendations_free(&r2);
+  o.k = 10;
+  ASSERT_EQ(af_recommend(g->run.c_str(), cids.data(), 2, &o, &r1, &err), AF_OK) << err.msg;
+  o.cold_slots = 10;
+  ASSERT_EQ(af_recommend(g->run.c_str(), cids.data(), 2, &o, &r2, &err), AF_OK) << err.msg;
+  std::vector<int> want, got;
+  for (int j = 0; j < r1.n; j++) want.push_back(idx(r1.products.ids[r1.recs[j].product]));
+  for (int j = 0; j < r2.n; j++) got.push_back(idx(r2.products.ids[r2.recs[j].product]));
+  ASSERT_EQ(want.size(), 10u);
+  ASSERT_NE(want[0], unsold);  // else the slots would change nothing here
+  want.erase(std::remove(want.begin(), want.end(), unsold), want.end());
+  want.insert(want.begin(), unsold);
+  want.resize(10);
+  EXPECT_EQ(got, want);
   af_recommendations_free(&r1);
   af_recommendations_free(&r2);
   std::string out, e;
+  EXPECT_NE(aft::run(aft::cli() + " recommend --run " + g->run + " --basket " + ids[0] +
+                     " --cold-slots 2", &out, &e), 0);
+  EXPECT_NE(e.find("--cold-slots: a choice of the learned ranker"), std::string::npos) << e;
   ASSERT_EQ(aft::run(aft::cli() + " recommend --run " + g->run + " --basket " + ids[0] + "," +
                      ids[1] + " --ranker learned --k 3", &out, &e), 0) << e;
   EXPECT_NE(out.find(" 1. "), std::string::npos) << out;

@@ -27,6 +27,7 @@ static const af_flag_spec FLAGS[] = {
     {"sub-min-cosine", "X", "minimum text cosine of a substitute (default 0.6)"},
     {"sub-max-lift", "X", "maximum co-purchase lift of a substitute (default 1)"},
     {"complements", "M", "complement scores: fusion (default), ease or learned (substitutes stay fusion's)"},
+    {"cold-slots", "N", "learned: the last N of each product's 10 best complements are never-bought products (default 0)"},
     {"ease-lambda", "X", "EASE: L2 weight (default 100; `affinity eval` chooses it on a validation split)"},
     {"ease-min-count", "N", "EASE: model products in at least N baskets (default 2)"},
     {"ease-max-items", "N", "EASE: size limit of the dense solve; above it the N most-bought (default 5000)"},
@@ -67,6 +68,10 @@ static af_status learned_rows(const af_args *a, const af_assoc_input *ai, const 
   af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
   af_status st = ease_options(a, &m.ease, err);
   m.emb = emb, m.d = d, m.fuse = *fo, m.min_count = fo->min_count;
+  int64_t slots;
+  if (st == AF_OK)
+    st = af_arg_i64(a, "cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &slots, err);
+  m.learn_cold_slots = st == AF_OK ? (int)slots : 0;
   m.n_levels = ai->n_levels < 2 ? ai->n_levels : 2;
   for (int l = 0; st == AF_OK && l < m.n_levels; l++) {
     codes[l] = af_malloc((size_t)N + 1, sizeof **codes, err);
@@ -85,6 +90,9 @@ static af_status other_complements(const af_args *a, const af_assoc_input *ai, c
                                    int d, const af_fuse_options *fo, int k, af_fuse_result *res,
                                    af_error *err) {
   const char *c = af_arg_str(a, "complements");
+  if (af_arg_str(a, "cold-slots") && !(c && strcmp(c, "learned") == 0))
+    return af_error_set(err, AF_ERR_ARG, "--cold-slots: a choice of the learned ranker "
+                        "(--complements learned)");
   if (!c || strcmp(c, "fusion") == 0)
     return AF_OK;
   if (strcmp(c, "learned") == 0) {

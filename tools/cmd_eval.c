@@ -31,6 +31,7 @@ static const af_flag_spec FLAGS[] = {
     {"knn-shrink", "X", "item-KNN: shrinkage (default: chosen on the validation split)"},
     {"learn-pool", "N", "learned: candidates reranked per query from each of EASE, fusion, text, item-CF (default 50)"},
     {"learn-cold-weight", "X", "learned: weight of the validation queries that hide a cold product (default 1)"},
+    {"learn-cold-slots", "N", "learned: ranks 11-N..10 go to the N best never-bought products of a cold ranker (default 0)"},
     {"learn-l2", "X", "learned: L2 weight of the ranker (default 0.001)"},
     {"learn-loss", "L", "learned: pairwise (logistic, default) or listwise (softmax over the pool)"},
     {"ranks-out", "FILE", "CSV of each query's hidden product and its rank under every method"},
@@ -141,7 +142,7 @@ typedef struct {
   af_eval_split_options so;
   af_fuse_options fo;
   const char *out, *methods, *agg;
-  int64_t min_count, rmin, rlen, threads, knn_k, n_boot, learn_pool;
+  int64_t min_count, rmin, rlen, threads, knn_k, n_boot, learn_pool, learn_cold_slots;
   double learn_l2, learn_cold_weight;
   int learn_listwise;
   int32_t *codes[2], n_codes[2];
@@ -180,6 +181,7 @@ static af_status parse_counts(eval_run *r, af_error *err) {
   AF_TRY(af_arg_i64(a, "knn-k", 100, 1, 100000, &r->knn_k, err));
   AF_TRY(af_arg_i64(a, "bootstrap", 2000, 0, 1000000, &r->n_boot, err));
   AF_TRY(af_arg_i64(a, "learn-pool", 50, 1, 100, &r->learn_pool, err));
+  AF_TRY(af_arg_i64(a, "learn-cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &r->learn_cold_slots, err));
   if (r->n_boot == 1)
     return af_error_set(err, AF_ERR_ARG, "--bootstrap: 0 (off) or at least 2 resamples");
   r->so.seed = (uint64_t)seed;
@@ -353,7 +355,7 @@ static void learned_method(eval_run *r, const text_source *t) {
   m->category = (const int32_t *const *)r->codes, m->n_codes = r->n_codes;
   m->learn_seed = r->so.seed + 1, m->learn_pool = (int)r->learn_pool;
   m->learn_l2 = r->learn_l2, m->learn_cold_weight = r->learn_cold_weight;
-  m->learn_listwise = r->learn_listwise;
+  m->learn_listwise = r->learn_listwise, m->learn_cold_slots = (int)r->learn_cold_slots;
 }
 
 static void build_methods(eval_run *r) {
@@ -457,6 +459,14 @@ static af_status run_methods(eval_run *r, af_error *err) {
       for (int k = 0; k < AF_EVAL_N_FEATURES; k++)
         fprintf(stderr, " %s %.3g", af_eval_feature_names[k], r->rows[i].r.weights[k]);
       fputc('\n', stderr);
+      if (m->learn_cold_slots > 0) {
+        fprintf(stderr, "affinity eval: %s cold ranker for %d slots (%lld pairs):", m->name,
+                m->learn_cold_slots, (long long)r->rows[i].r.cold_pairs);
+        for (int k = 0; k < AF_EVAL_N_FEATURES; k++)
+          if (r->rows[i].r.cold_weights[k] != 0)
+            fprintf(stderr, " %s %.3g", af_eval_feature_names[k], r->rows[i].r.cold_weights[k]);
+        fputc('\n', stderr);
+      }
     }
     r->n_rows++;
   }

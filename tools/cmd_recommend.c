@@ -17,6 +17,7 @@ static const af_flag_spec FLAGS[] = {
     {"ranker", "R", "evidence (default: the score below) or learned (the learned ranker of "
                     "docs/evaluation.md, refitted on the run's baskets; reasons as below)"},
     {"threads", "N", "learned: CPU threads (default: all cores)"},
+    {"cold-slots", "N", "learned: the last N of the top 10 go to never-bought products (default 0)"},
 };
 
 static const af_cmd_spec SPEC = {
@@ -50,6 +51,12 @@ static af_status run(const af_args *a, af_error *err) {
   int64_t threads;
   AF_TRY(af_arg_i64(a, "threads", 0, 0, 4096, &threads, err));
   o.threads = (int)threads;
+  int64_t slots;
+  AF_TRY(af_arg_i64(a, "cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &slots, err));
+  if (slots > 0 && !o.learned)
+    return af_error_set(err, AF_ERR_ARG, "--cold-slots: a choice of the learned ranker "
+                        "(--ranker learned)");
+  o.cold_slots = (int)slots;
   /* split the basket on commas; ids are trimmed as the catalog's are */
   size_t len = strlen(basket);
   char *buf = af_malloc(len + 1, 1, err);

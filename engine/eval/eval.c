@@ -404,8 +404,8 @@ af_status af_eval_run_ranks(const af_eval_method *m, const af_eval_split *sp, in
   out->modelled = f.ease.n;
   if (f.learned) {
     for (int k = 0; k < AF_EVAL_N_FEATURES; k++)
-      out->weights[k] = f.learned->w[k];
-    out->train_pairs = f.learned->pairs;
+      out->weights[k] = f.learned->main.w[k], out->cold_weights[k] = f.learned->cold.w[k];
+    out->train_pairs = f.learned->main.pairs, out->cold_pairs = f.learned->cold.pairs;
   }
   out->eligible = f.ease.n_eligible;
   int64_t *rank = af_malloc(BATCH, sizeof *rank, err);

@@ -78,10 +78,15 @@ double af_eval_cold_prior(const af_eval_fitted *f, int32_t b);
 void af_eval_cold_profile(const af_eval_method *m, const af_eval_fitted *f, const int32_t *qi,
                           int n, double *prof);
 
-struct af_eval_learned {
+typedef struct {
   double w[AF_EVAL_N_FEATURES];     /* weights of the standardised features */
   double scale[AF_EVAL_N_FEATURES]; /* 1 / standard deviation over the training candidates */
   int64_t pairs;                    /* training pairs */
+} af_eval_ranker;
+
+struct af_eval_learned {
+  af_eval_ranker main; /* every candidate of the pool */
+  af_eval_ranker cold; /* learn_cold_slots > 0: never-bought candidates of the cold pool */
 };
 
 #endif

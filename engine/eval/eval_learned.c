@@ -2,17 +2,25 @@
  *   s(Q, b) = sum_k w_k x_k(Q, b) / sd_k
  * over the features of eval.h (EASE, item-CF, best rule confidence, fusion's
  * F, text cosine to the query mean and its cold-candidate share, category
- * match with the query per level, log popularity, history weight, and EASE
- * and text scaled by log |Q|). w minimises the pairwise logistic loss
+ * match with the query per level, log popularity, history weight, EASE and
+ * text scaled by log |Q|, and the cold-start map, sell prior and category
+ * profile of eval_cold.c). w minimises the pairwise logistic loss
  *   (1/P) sum over (hidden h, negative c) log(1 + exp(-w . (x_h - x_c) / sd))
  *   + (l2 / 2) |w|^2
  * over a validation split carved from the training baskets (seed
  * learn_seed): the base models are fitted on its training part, and each of
- * its queries pairs the hidden item with the learn_pool best candidates
- * of EASE, fusion, text and item-CF and 10 Philox-drawn products. Newton's
- * method in float64, serial in query order: the same weights for a seed
- * whatever the thread count. Then the base models are refitted on the whole
- * training split and the ranker scores every product. */
+ * its queries whose hidden item is in its pool (the learn_pool best
+ * candidates of EASE, fusion, text, item-CF and the cold map) pairs the
+ * hidden item with the rest of the pool. Newton's method in float64, serial
+ * in query order: the same weights for a seed whatever the thread count.
+ * Then the base models are refitted on the whole training split and the
+ * ranker reranks each query's pool; the rest ranks below it.
+ *
+ * Cold slots (learn_cold_slots S > 0): a second ranker, the same features
+ * and loss, fitted on the validation queries whose hidden item was never
+ * bought, over the cold pool (never-bought candidates of text, the cold map
+ * and fusion); ranks 11 - S .. 10 go to its best S (docs/evaluation.md,
+ * "Cold slots"). */
 #include <float.h>
 #include <math.h>
 #include <omp.h>
@@ -31,7 +39,8 @@ const char *const af_eval_feature_names[AF_EVAL_N_FEATURES] = {
     "cat0", "cat1", "log_pop", "history", "ease_x_logq", "text_x_logq",
     "cold_map", "sell_prior", "cat_profile"};
 
-enum { NB = AF_EVAL_LEARNED_BLOCKS, NSRC = 5, BATCH = 128, NEWTON_ITERS = 40, MAX_C = 100 };
+enum { NB = AF_EVAL_LEARNED_BLOCKS, NSRC = 5, NCOLD_SRC = 3, BATCH = 128, NEWTON_ITERS = 40,
+       MAX_C = 100 };
 static const af_eval_kind BASE[NB - 1] = {AF_EVAL_EASE, AF_EVAL_ITEMCF, AF_EVAL_RULES,
                                           AF_EVAL_FUSION, AF_EVAL_TEXT};
 enum { B_EASE, B_ITEMCF, B_RULES, B_FUSION, B_TEXT, B_CMAP }; /* B_CMAP: the cold-start map */
@@ -130,25 +139,30 @@ static void free_counts(int32_t **cnt) {
 
 /* The candidate pool of batch query i: the C best non-query products of
  * each of EASE, fusion, text, item-CF and the cold map, deduplicated, into
- * list (<= NSRC C);
- * returns its size. mark (N) is all zero on entry and exit. */
-static int pool_of(const feat_ctx *c, int64_t i, const int32_t *qi, int n, int C,
+ * list (<= NSRC C); with `unsold` the cold pool instead: the C best
+ * never-bought products (pop 0 in the training baskets) of text, the cold
+ * map and fusion. Returns its size. mark (N) is all zero on entry and exit. */
+static int pool_of(const feat_ctx *c, int64_t i, const int32_t *qi, int n, int C, int unsold,
                    unsigned char *mark, int32_t *list) {
   const size_t stride = (size_t)c->nq * c->N;
   static const int SRC[NSRC] = {B_EASE, B_FUSION, B_TEXT, B_ITEMCF, B_CMAP};
+  static const int COLD_SRC[3] = {B_TEXT, B_CMAP, B_FUSION};
+  const int n_src = unsold ? 3 : NSRC;
+  const float *pop = c->f->pop;
   int nl = 0;
   for (int j = 0; j < n; j++)
     mark[qi[j]] = 1;
-  for (int s = 0; s < NSRC; s++) {
-    if ((SRC[s] == B_FUSION || SRC[s] == B_TEXT || SRC[s] == B_CMAP) && !c->m->emb)
+  for (int s = 0; s < n_src; s++) {
+    const int src = unsold ? COLD_SRC[s] : SRC[s];
+    if ((src == B_FUSION || src == B_TEXT || src == B_CMAP) && !c->m->emb)
       continue;
-    const float *row = c->blk + SRC[s] * stride + (size_t)i * c->N;
+    const float *row = c->blk + src * stride + (size_t)i * c->N;
     float ts[MAX_C];
     int64_t ti[MAX_C];
     af_topk top;
     af_topk_init(&top, ts, ti, C, -INFINITY);
     for (int32_t b = 0; b < c->N; b++)
-      if (!mark[b] && row[b] >= af_topk_threshold(&top))
+      if (!mark[b] && (!unsold || pop[b] == 0) && row[b] >= af_topk_threshold(&top))
         af_topk_push(&top, row[b], b);
     const int got = top.size;
     af_topk_extract(&top, ti, ts, got);
@@ -164,13 +178,15 @@ static int pool_of(const feat_ctx *c, int64_t i, const int32_t *qi, int n, int C
 }
 
 /* Training rows of query q (batch row i) into slot (K, F), the hidden item
- * first: the pool, when it holds the hidden item (else 0 rows). */
+ * first: the pool (the cold pool with `unsold`), when it holds the hidden
+ * item (else 0 rows). */
 static int candidates(const feat_ctx *c, const af_eval_split *sp, int64_t q, int64_t i, int C,
-                      unsigned char *mark, int32_t *const *cnt, double *prof, double *slot) {
+                      int unsold, unsigned char *mark, int32_t *const *cnt, double *prof,
+                      double *slot) {
   const int32_t *qi = sp->q_items + sp->q_off[q];
   const int n = (int)(sp->q_off[q + 1] - sp->q_off[q]);
   int32_t list[NSRC * MAX_C];
-  const int nl = pool_of(c, i, qi, n, C, mark, list);
+  const int nl = pool_of(c, i, qi, n, C, unsold, mark, list);
   int h = -1;
   for (int j = 0; j < nl; j++)
     h = list[j] == sp->hidden[q] ? j : h;
@@ -193,20 +209,32 @@ typedef struct {
   double *qw;   /* (nq) the query's pair weight: cold_weight when its hidden item is cold */
 } train_set;
 
-/* The training rows of every query of val (base models fv fitted on val.train). */
-static af_status collect(const af_eval_method *m, const fitted *fv, const af_eval_split *val,
-                         int threads, train_set *ts, af_error *err) {
-  const int32_t N = val->N;
-  const int C = m->learn_pool;
-  ts->K = NSRC * C;
+static af_status train_set_alloc(train_set *ts, int K, const af_eval_split *val, double cold_w,
+                                 af_error *err) {
+  ts->K = K;
   ts->nq = val->n_queries;
   ts->x = af_malloc((size_t)ts->nq * ts->K * F + 1, sizeof *ts->x, err);
   ts->n = af_calloc((size_t)ts->nq + 1, sizeof *ts->n, err);
   ts->qw = af_malloc((size_t)ts->nq + 1, sizeof *ts->qw, err);
   for (int64_t q = 0; ts->qw && q < ts->nq; q++)
-    ts->qw[q] = val->group[q] == AF_EVAL_COLD ? m->learn_cold_weight : 1.0;
-  float *blk = af_malloc((size_t)NB * BATCH * N, sizeof *blk, err); /* (NB, BATCH, N) */
-  af_status st = ts->x && ts->n && ts->qw && blk ? AF_OK : AF_ERR_NOMEM;
+    ts->qw[q] = val->group[q] == AF_EVAL_COLD ? cold_w : 1.0;
+  return ts->x && ts->n && ts->qw ? AF_OK : AF_ERR_NOMEM;
+}
+
+static void train_set_free(train_set *ts) { free(ts->x), free(ts->n), free(ts->qw); }
+
+/* The training rows of every query of val (base models fv fitted on
+ * val.train): ts from the pool, and cold (when not NULL) from the cold
+ * pool, which only a query hiding a never-bought product can fill. */
+static af_status collect(const af_eval_method *m, const fitted *fv, const af_eval_split *val,
+                         int threads, train_set *ts, train_set *cold, af_error *err) {
+  const int32_t N = val->N;
+  const int C = m->learn_pool;
+  af_status st = train_set_alloc(ts, NSRC * C, val, m->learn_cold_weight, err);
+  if (st == AF_OK && cold)
+    st = train_set_alloc(cold, NCOLD_SRC * C, val, 1.0, err);
+  float *blk = st == AF_OK ? af_malloc((size_t)NB * BATCH * N, sizeof *blk, err) : NULL;
+  st = st == AF_OK && !blk ? AF_ERR_NOMEM : st; /* blk (NB, BATCH, N) */
   for (int64_t q0 = 0; q0 < ts->nq && st == AF_OK; q0 += BATCH) {
     const int64_t nq = ts->nq - q0 < BATCH ? ts->nq - q0 : BATCH;
     if ((st = base_blocks(m, fv, val, q0, nq, threads, blk, err)) != AF_OK)
@@ -224,9 +252,13 @@ static af_status collect(const af_eval_method *m, const fitted *fv, const af_eva
       }
 #pragma omp for schedule(dynamic, 4)
       for (int64_t i = 0; i < nq; i++)
-        if (mark && cnt && prof)
-          ts->n[q0 + i] = candidates(&c, val, q0 + i, i, C, mark, cnt, prof,
+        if (mark && cnt && prof) {
+          ts->n[q0 + i] = candidates(&c, val, q0 + i, i, C, 0, mark, cnt, prof,
                                      ts->x + (size_t)(q0 + i) * ts->K * F);
+          if (cold)
+            cold->n[q0 + i] = candidates(&c, val, q0 + i, i, C, 1, mark, cnt, prof,
+                                         cold->x + (size_t)(q0 + i) * cold->K * F);
+        }
       free(mark);
       free(prof);
       free_counts(cnt);
@@ -281,7 +313,7 @@ static void feature_scales(const train_set *ts, double *scale) {
 }
 
 /* One Newton step of the pairwise loss at l->w; returns the step's max |d|. */
-static double newton_step(const train_set *ts, double l2, struct af_eval_learned *l) {
+static double newton_step(const train_set *ts, double l2, af_eval_ranker *l) {
   double g[F], H[F * F] = {0};
   for (int k = 0; k < F; k++)
     g[k] = l2 * l->w[k], H[k * F + k] = l2;
@@ -357,7 +389,7 @@ static double listwise(const train_set *ts, double l2, const double *w, const do
 }
 
 /* One damped Newton step of the listwise loss; returns the step's max |d|. */
-static double listwise_step(const train_set *ts, double l2, struct af_eval_learned *l) {
+static double listwise_step(const train_set *ts, double l2, af_eval_ranker *l) {
   double g[F], H[F * F], w[F];
   const double before = listwise(ts, l2, l->w, l->scale, g, H);
   for (int a = 0; a < F; a++)
@@ -378,8 +410,7 @@ static double listwise_step(const train_set *ts, double l2, struct af_eval_learn
   return dmax;
 }
 
-static void fit_weights(const train_set *ts, double l2, int listwise_loss,
-                        struct af_eval_learned *l) {
+static void fit_weights(const train_set *ts, double l2, int listwise_loss, af_eval_ranker *l) {
   feature_scales(ts, l->scale);
   l->pairs = 0;
   for (int64_t q = 0; q < ts->nq; q++)
@@ -392,9 +423,10 @@ static void fit_weights(const train_set *ts, double l2, int listwise_loss,
 af_status af_eval_learned_fit(fitted *f, const af_eval_method *m, const af_eval_split *sp,
                               int threads, af_error *err) {
   if (m->learn_pool < 1 || m->learn_pool > MAX_C || !(m->learn_l2 > 0) ||
-      !(m->learn_cold_weight > 0))
-    return af_error_set(err, AF_ERR_ARG, "%s: pool must be in [1, %d], l2 and cold weight > 0",
-                        m->name, MAX_C);
+      !(m->learn_cold_weight > 0) || m->learn_cold_slots < 0 ||
+      m->learn_cold_slots > AF_EVAL_MAX_COLD_SLOTS)
+    return af_error_set(err, AF_ERR_ARG, "%s: pool must be in [1, %d], l2 and cold weight > 0, "
+                        "cold slots in [0, %d]", m->name, MAX_C, AF_EVAL_MAX_COLD_SLOTS);
   f->learned = af_calloc(1, sizeof *f->learned, err);
   if (!f->learned)
     return AF_ERR_NOMEM;
@@ -403,7 +435,7 @@ af_status af_eval_learned_fit(fitted *f, const af_eval_method *m, const af_eval_
   vo.seed = m->learn_seed;
   af_eval_split val = {0};
   af_eval_fitted fv = {0};
-  train_set ts = {0};
+  train_set ts = {0}, cold = {0};
   af_status st = af_eval_split_random(&sp->train, &vo, &val, err);
   if (st == AF_OK) {
     af_eval_method base = *m;
@@ -413,10 +445,12 @@ af_status af_eval_learned_fit(fitted *f, const af_eval_method *m, const af_eval_
   if (st == AF_OK)
     st = fit_base(&fv, m, &val, err);
   if (st == AF_OK)
-    st = collect(m, &fv, &val, threads, &ts, err);
+    st = collect(m, &fv, &val, threads, &ts, m->learn_cold_slots > 0 ? &cold : NULL, err);
   if (st == AF_OK)
-    fit_weights(&ts, m->learn_l2, m->learn_listwise, f->learned);
-  free(ts.x), free(ts.n), free(ts.qw);
+    fit_weights(&ts, m->learn_l2, m->learn_listwise, &f->learned->main);
+  if (st == AF_OK && m->learn_cold_slots > 0)
+    fit_weights(&cold, m->learn_l2, m->learn_listwise, &f->learned->cold);
+  train_set_free(&ts), train_set_free(&cold);
   af_eval_fitted_free(&fv);
   af_eval_split_free(&val);
   if (st == AF_OK)
@@ -434,23 +468,84 @@ af_status af_eval_learned_rows(const af_eval_method *m, const fitted *f, const a
   return st;
 }
 
+typedef struct {
+  double s;  /* score */
+  float pop; /* training baskets */
+  int32_t b; /* product */
+} scored;
+
+/* eval's rank order: higher score, then more popular, then the lower row. */
+static int before(const scored *x, const scored *y) {
+  if (x->s != y->s)
+    return x->s > y->s;
+  if (x->pop != y->pop)
+    return x->pop > y->pop;
+  return x->b < y->b;
+}
+
+static void sort_scored(scored *v, int n) { /* insertion sort: n <= NSRC MAX_C */
+  for (int i = 1; i < n; i++) {
+    const scored t = v[i];
+    int j = i;
+    for (; j > 0 && before(&t, &v[j - 1]); j--)
+      v[j] = v[j - 1];
+    v[j] = t;
+  }
+}
+
+/* v (n): list's products scored by ranker r (w already divided by sd). */
+static void score_list(const feat_ctx *c, int64_t i, const int32_t *list, int n_list, int n,
+                       int32_t *const *cnt, const double *prof, const double *w, scored *v) {
+  for (int j = 0; j < n_list; j++) {
+    double x[F], s = 0;
+    features(c, i, list[j], n, cnt, prof, x);
+    for (int k = 0; k < F; k++)
+      s += w[k] * x[k];
+    v[j] = (scored){s, c->f->pop[list[j]], list[j]};
+  }
+}
+
+/* Cold slots: row gets the order of main (nm, sorted) with ranks
+ * 11 - slots .. 10 given to the best members of cold (nc, sorted) not
+ * already above them, as the values L - position (L the number placed);
+ * the rest of main follows in its order. mark (N) zero on entry and exit. */
+static void place_cold(const scored *main, int nm, const scored *cold, int nc, int slots,
+                       unsigned char *mark, int32_t *order, float *row) {
+  const int keep = 10 - slots;
+  int L = 0, jm = 0;
+  for (; jm < nm && L < keep; jm++)
+    mark[main[jm].b] = 1, order[L++] = main[jm].b;
+  for (int j = 0, got = 0; j < nc && got < slots; j++)
+    if (!mark[cold[j].b])
+      mark[cold[j].b] = 1, order[L++] = cold[j].b, got++;
+  for (; jm < nm; jm++)
+    if (!mark[main[jm].b])
+      mark[main[jm].b] = 1, order[L++] = main[jm].b;
+  for (int p = 0; p < L; p++)
+    row[order[p]] = (float)(L - p), mark[order[p]] = 0;
+}
+
 af_status af_eval_learned_rows_in(const af_eval_method *m, const fitted *f,
                                   const af_eval_split *sp, int64_t q0, int64_t nq, int threads,
                                   float *rows, float *blk, af_error *err) {
   const int32_t N = sp->N;
   af_status st = base_blocks(m, f, sp, q0, nq, threads, blk, err);
   const feat_ctx c = {m, f, blk, nq, N};
-  double w[F];
-  for (int k = 0; k < F; k++)
-    w[k] = f->learned->w[k] * f->learned->scale[k];
+  const int slots = m->learn_cold_slots;
+  double w[F], wc[F];
+  for (int k = 0; k < F; k++) {
+    w[k] = f->learned->main.w[k] * f->learned->main.scale[k];
+    wc[k] = f->learned->cold.w[k] * f->learned->cold.scale[k];
+  }
   int failed = 0;
 #pragma omp parallel num_threads(threads) if (st == AF_OK)
   {
     int32_t **cnt = st == AF_OK ? alloc_counts(m) : NULL;
     unsigned char *mark = calloc((size_t)N, 1);
-    int32_t *list = malloc(sizeof *list * NSRC * MAX_C);
+    int32_t *list = malloc(sizeof *list * (NSRC + NCOLD_SRC) * MAX_C);
+    scored *v = malloc(sizeof *v * (NSRC + NCOLD_SRC) * MAX_C);
     double *prof = malloc(sizeof *prof * ((size_t)(m->n_levels ? m->n_codes[0] : 0) + 1));
-    if (!cnt || !mark || !list || !prof) {
+    if (!cnt || !mark || !list || !v || !prof) {
 #pragma omp atomic write
       failed = 1;
     }
@@ -458,26 +553,31 @@ af_status af_eval_learned_rows_in(const af_eval_method *m, const fitted *f,
     for (int64_t i = 0; i < nq; i++) {
       const int32_t *qi = sp->q_items + sp->q_off[q0 + i];
       const int n = (int)(sp->q_off[q0 + i + 1] - sp->q_off[q0 + i]);
-      if (!cnt || !mark || !list || !prof)
+      if (!cnt || !mark || !list || !v || !prof)
         continue;
       float *row = rows + (size_t)i * N;
       for (int32_t b = 0; b < N; b++) /* outside the pool: below it, by the tie order */
         row[b] = -FLT_MAX;
-      const int nl = pool_of(&c, i, qi, n, m->learn_pool, mark, list);
+      const int nl = pool_of(&c, i, qi, n, m->learn_pool, 0, mark, list);
       query_counts(m, qi, n, cnt, 1);
       af_eval_cold_profile(m, f, qi, n, prof);
-      for (int j = 0; j < nl; j++) {
-        double x[F], s = 0;
-        features(&c, i, list[j], n, cnt, prof, x);
-        for (int k = 0; k < F; k++)
-          s += w[k] * x[k];
-        row[list[j]] = (float)s;
+      score_list(&c, i, list, nl, n, cnt, prof, w, v);
+      if (slots == 0) {
+        for (int j = 0; j < nl; j++)
+          row[v[j].b] = (float)v[j].s;
+      } else {
+        const int nc = pool_of(&c, i, qi, n, m->learn_pool, 1, mark, list + nl);
+        score_list(&c, i, list + nl, nc, n, cnt, prof, wc, v + nl);
+        sort_scored(v, nl);
+        sort_scored(v + nl, nc);
+        place_cold(v, nl, v + nl, nc, slots, mark, list, row);
       }
       query_counts(m, qi, n, cnt, -1);
     }
     free_counts(cnt);
     free(mark);
     free(list);
+    free(v);
     free(prof);
   }
   if (st == AF_OK && failed)
