@@ -23,6 +23,18 @@
 
 namespace {
 
+// Rows (of R, k entries each) where the device's (ids, scores) are not
+// bit-equal to the CPU scorer's.
+int64_t rows_differing(const std::vector<int64_t> &en, const std::vector<float> &es,
+                       const std::vector<int64_t> &gn, const std::vector<float> &gs, int64_t R,
+                       int k) {
+  int64_t differ = 0;
+  for (int64_t q = 0; q < R; q++)
+    differ += std::memcmp(&en[q * k], &gn[q * k], 8 * k) != 0 ||
+              std::memcmp(&es[q * k], &gs[q * k], 4 * k) != 0;
+  return differ;
+}
+
 class CudaScore : public CudaFixture {
  protected:
 };
@@ -79,10 +91,7 @@ TEST_F(CudaScore, DeviceDriverMatchesTheCpuScorerOnCertifiedRows) {
                                   c.row1, gn.data(), gs.data(), &unc, &err),
               AF_OK)
         << err.msg;
-    int64_t differ = 0;
-    for (int64_t q = 0; q < R; q++)
-      differ += std::memcmp(&en[q * c.k], &gn[q * c.k], 8 * c.k) != 0 ||
-                std::memcmp(&es[q * c.k], &gs[q * c.k], 4 * c.k) != 0;
+    const int64_t differ = rows_differing(en, es, gn, gs, R, c.k);
     EXPECT_LE(differ, unc);
     std::printf("N=%lld d=%d k=%d: %lld of %lld rows differ, %lld uncertified\n", (long long)c.N,
                 c.d, c.k, (long long)differ, (long long)R, (long long)unc);
@@ -240,10 +249,7 @@ TEST_F(CudaScore, DriverPathsAndChunksMatchTheCpuScorer) {
                                      gn.data(), gs.data(), &rep, &err),
               AF_OK)
         << err.msg;
-    int64_t differ = 0;
-    for (int64_t q = 0; q < R; q++)
-      differ += std::memcmp(&en[q * c.k], &gn[q * c.k], 8 * c.k) != 0 ||
-                std::memcmp(&es[q * c.k], &gs[q * c.k], 4 * c.k) != 0;
+    const int64_t differ = rows_differing(en, es, gn, gs, R, c.k);
     EXPECT_LE(differ, rep.uncertified);
     std::printf("N=30000 d=384 k=%d %s chunks=%lld: %lld of %lld rows differ, %lld uncertified\n",
                 c.k, rep.fused ? "fused" : "tiled", (long long)rep.n_chunks, (long long)differ,

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -48,6 +49,26 @@ Baskets random_baskets(unsigned seed, int N, int n, int spread = 8) {
     bs.emplace_back(s.begin(), s.end());
   }
   return bs;
+}
+
+// (N, d) rows of Gaussian noise (seed) plus `lift` on coordinate centre(i)
+// (none where it is -1), each scaled to unit length: text embeddings whose
+// nearby rows share a direction.
+std::vector<float> unit_rows(unsigned seed, int N, int d, float lift,
+                             const std::function<int(int)> &centre) {
+  std::vector<float> e((size_t)N * d);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g;
+  for (int i = 0; i < N; i++) {
+    double n2 = 0;
+    for (int c = 0; c < d; c++) {
+      float &v = e[(size_t)i * d + c];
+      v = g(rng) + lift * (float)(centre(i) == c);
+      n2 += v * v;
+    }
+    for (int c = 0; c < d; c++) e[(size_t)i * d + c] /= (float)std::sqrt(n2);
+  }
+  return e;
 }
 
 // G = X^T X over items [0, n) in float64.
@@ -458,14 +479,7 @@ namespace {
 TEST(EvalLearned, DeterministicForASeedAndAcrossThreadCounts) {
   Split s(33);
   const int N = 200, d = 8;
-  std::vector<float> emb((size_t)N * d);
-  std::mt19937 rng(2);
-  std::normal_distribution<float> g;
-  for (int i = 0; i < N; i++) {
-    double n2 = 0;
-    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] = g(rng) + (float)((i / 8) % 4 == c), n2 += emb[(size_t)i * d + c] * emb[(size_t)i * d + c];
-    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] /= (float)std::sqrt(n2);
-  }
+  std::vector<float> emb = unit_rows(2, N, d, 1, [](int i) { return (i / 8) % 4; });
   std::vector<int32_t> cat(N);
   for (int i = 0; i < N; i++) cat[i] = i / 10;  // baskets are drawn around centres: nearby rows
   const int32_t *cats[1] = {cat.data()};
@@ -574,14 +588,7 @@ TEST(EvalLearned, ComplementsOfEveryProductAreItsPoolsBest) {
   const int N = 120, d = 8;
   Baskets bs = random_baskets(41, N, 1200);
   af_baskets b = make_baskets(bs, N);
-  std::vector<float> emb((size_t)N * d);
-  std::mt19937 rng(3);
-  std::normal_distribution<float> g;
-  for (int i = 0; i < N; i++) {
-    double n2 = 0;
-    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] = g(rng), n2 += emb[(size_t)i * d + c] * emb[(size_t)i * d + c];
-    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] /= (float)std::sqrt(n2);
-  }
+  std::vector<float> emb = unit_rows(3, N, d, 0, [](int) { return -1; });
   af_eval_method m;
   af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
   m.emb = emb.data(), m.d = d, m.learn_pool = 10;
@@ -622,17 +629,8 @@ TEST(EvalLearned, ColdSlotsHoldNeverBoughtProductsBelowTheRankersTop) {
   const int N = 120, sold = 80, d = 8, slots = 3;
   Baskets bs = random_baskets(7, sold, 1500);  // products 80..119 are never bought
   af_baskets b = make_baskets(bs, N);
-  std::vector<float> emb((size_t)N * d);
-  std::mt19937 rng(5);
-  std::normal_distribution<float> g;
-  for (int i = 0; i < N; i++) {
-    double n2 = 0;
-    for (int c = 0; c < d; c++) {
-      float v = g(rng) + (float)(((i % sold) / 10) % d == c) * 2;  // an unsold product resembles a sold one
-      emb[(size_t)i * d + c] = v, n2 += (double)v * v;
-    }
-    for (int c = 0; c < d; c++) emb[(size_t)i * d + c] /= (float)std::sqrt(n2);
-  }
+  // an unsold product resembles a sold one: rows i and i - 80 share a centre
+  std::vector<float> emb = unit_rows(5, N, d, 2, [&](int i) { return ((i % sold) / 10) % d; });
   std::vector<float> pop(N, 0);
   for (auto &x : bs)
     for (int i : x) pop[i]++;
@@ -684,12 +682,7 @@ TEST(EvalLearned, ColdSlotsHoldNeverBoughtProductsBelowTheRankersTop) {
   EXPECT_EQ(inserted, slots * ((sold + 6) / 7));
   // the cold ranker is fitted (deterministically) on the cold validation queries
   Split s(33);
-  std::vector<float> e2((size_t)200 * d);
-  for (int i = 0; i < 200; i++) {
-    double n2 = 0;
-    for (int c = 0; c < d; c++) e2[(size_t)i * d + c] = g(rng) + (float)((i / 8) % 4 == c), n2 += e2[(size_t)i * d + c] * e2[(size_t)i * d + c];
-    for (int c = 0; c < d; c++) e2[(size_t)i * d + c] /= (float)std::sqrt(n2);
-  }
+  std::vector<float> e2 = unit_rows(2, 200, d, 1, [](int i) { return (i / 8) % 4; });
   m.emb = e2.data(), m.learn_pool = 20, m.learn_cold_slots = 2;
   std::vector<int64_t> r1(s.sp.n_queries), r2(s.sp.n_queries), r0(s.sp.n_queries);
   af_eval_result x{}, y{}, z{};

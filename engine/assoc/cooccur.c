@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/search.h"
+
 void af_cooccur_free(af_cooccur *c) {
   if (!c)
     return;
@@ -20,15 +22,8 @@ int64_t af_cooccur_n_pairs(const af_cooccur *c) { return c->offsets[c->n_items] 
 int64_t af_cooccur_count(const af_cooccur *c, int32_t a, int32_t b) {
   if (a < 0 || b < 0 || a >= c->n_items || b >= c->n_items)
     return 0;
-  int64_t lo = c->offsets[a], hi = c->offsets[a + 1];
-  while (lo < hi) {
-    int64_t mid = lo + (hi - lo) / 2;
-    if (c->nbr[mid] < b)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < c->offsets[a + 1] && c->nbr[lo] == b ? c->count[lo] : 0;
+  const int64_t i = af_lower_bound_i32(c->nbr, c->offsets[a], c->offsets[a + 1], b);
+  return i < c->offsets[a + 1] && c->nbr[i] == b ? c->count[i] : 0;
 }
 
 int af_cooccur_next(const af_cooccur *c, int64_t *pos, int32_t *row, int32_t *a, int32_t *b,

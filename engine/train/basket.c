@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "affinity.h"
+#include "base/search.h"
 #include "nn/model.h"
 #include "train/basket_loss.h"
 
@@ -193,15 +194,8 @@ static af_status tokenize_rows(const af_tokenizer *tok, const af_basket_examples
 
 /* 1 when item is in basket k (items ascending). */
 static int in_basket(const af_baskets *b, int64_t k, int32_t item) {
-  int64_t lo = b->offsets[k], hi = b->offsets[k + 1];
-  while (lo < hi) {
-    int64_t mid = lo + (hi - lo) / 2;
-    if (b->items[mid] < item)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < b->offsets[k + 1] && b->items[lo] == item;
+  const int64_t i = af_lower_bound_i32(b->items, b->offsets[k], b->offsets[k + 1], item);
+  return i < b->offsets[k + 1] && b->items[i] == item;
 }
 
 /* Loss and d loss / d out (nu, C) from the encoder outputs out (nu, C). */

@@ -41,15 +41,9 @@ die() { echo "cli_campaign: setup failed: $*"; exit 2; }
 # ---- fixtures (tiny: every command well under a second) ----------------------
 HF=$ROOT/tests/data/tiny_bert_a
 "$AF" import-hf "$HF" --out "$F/model.h5" 2>/dev/null || die import-hf
-{
-  echo "product_id,product_name,aisle"
-  w=(milk bread apple cheese soap rice tea jam)
-  for i in $(seq 0 59); do echo "p$i,${w[i % 8]} ${w[(i / 8) % 8]} $i,aisle$((i % 5))"; done
-} > "$F/products.csv"
-{
-  echo "order_id,product_id"
-  for b in $(seq 0 79); do for k in 0 1 2; do echo "o$b,p$(((b * 7 + k * 13) % 40))"; done; done
-} > "$F/orders.csv"
+. tests/fuzz/fixtures.sh
+make_catalog "$F/products.csv" 60 5
+make_orders "$F/orders.csv" 80 3
 head -300 "$ROOT/../shared/datasets/groceries/groceries.csv" > "$F/baskets.csv" 2>/dev/null ||
   cp "$ROOT/tests/fuzz/corpus/baskets/groceries_head.txt" "$F/baskets.csv"
 EMBED_ARGS="--id-column product_id --text-column product_name --threads 1"

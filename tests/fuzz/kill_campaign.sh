@@ -27,15 +27,9 @@ RANDOM=$SEED
 F=$WORK/fix
 die() { echo "kill_campaign: $*"; exit 2; }
 "$AF" import-hf "$ROOT/tests/data/tiny_bert_a" --out "$F/model.h5" 2>/dev/null || die import-hf
-{
-  echo "product_id,product_name"
-  w=(milk bread apple cheese soap rice tea jam)
-  for i in $(seq 0 299); do echo "p$i,${w[i % 8]} ${w[(i / 8) % 8]} $i"; done
-} > "$F/products.csv"
-{
-  echo "order_id,product_id"
-  for b in $(seq 0 199); do for k in 0 1 2 3; do echo "o$b,p$(((b * 7 + k * 13) % 40))"; done; done
-} > "$F/orders.csv"
+. tests/fuzz/fixtures.sh
+make_catalog "$F/products.csv" 300 0
+make_orders "$F/orders.csv" 200 4
 G=$ROOT/../shared/datasets/groceries/groceries.csv
 [ -f "$G" ] || G=$ROOT/tests/fuzz/corpus/baskets/groceries_head.txt
 

@@ -6,7 +6,8 @@
 # build-fuzz/long_campaign.log): target, executions, seconds, exec/s, result.
 # A crash, leak, UB report or timeout leaves its input in build-fuzz/crashes/.
 # MAX_TIME (seconds, default 0: none) stops a target there if it has not
-# reached RUNS (the log then says how many it did).
+# reached RUNS (the log then says how many it did); a target stopped by
+# SIGINT/SIGTERM is logged as stopped, not as failed.
 #   [MAX_TIME=S] tests/fuzz/long_campaign.sh [RUNS] [target ...]   (default: every target)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,6 +28,7 @@ for name in "${targets[@]}"; do
   rm -rf "$work" && mkdir -p "$work" && cp tests/fuzz/corpus/"$name"/* "$work"/
   t0=$(date +%s)
   nice -n 19 "$bin" -runs="$RUNS" -max_total_time="${MAX_TIME:-0}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+    -interrupted_exitcode=72 \
     -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/"$name"- "$work" \
     > "build-fuzz/$name.long.log" 2>&1
   rc=$?
@@ -34,7 +36,12 @@ for name in "${targets[@]}"; do
   runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "build-fuzz/$name.long.log" |
     grep -Eo '[0-9]+$' || echo 0)
   [ -n "$runs" ] || runs=0
-  result=$([ $rc -eq 0 ] && echo "no crash, no hang" || echo "FAILED rc=$rc (build-fuzz/$name.long.log)")
+  # 72: stopped by SIGINT/SIGTERM (-interrupted_exitcode), no finding
+  case $rc in
+    0) result="no crash, no hang" ;;
+    72) result="stopped by a signal before RUNS, no crash, no hang" ;;
+    *) result="FAILED rc=$rc (build-fuzz/$name.long.log)" ;;
+  esac
   printf '%s fuzz_%-12s %10s executions in %6ss (%s exec/s): %s\n' "$(date -u +%FT%TZ)" "$name" \
     "$runs" "$secs" "$((runs / (secs > 0 ? secs : 1)))" "$result" | tee -a "$LOG"
 done
