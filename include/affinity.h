@@ -1993,12 +1993,16 @@ typedef struct {
   int learn_cold_slots;     /* ranks 11 - s .. 10 go to the s best never-bought candidates of
                                a second ranker fitted on the cold validation queries (0: off;
                                0..AF_EVAL_MAX_COLD_SLOTS; docs/evaluation.md, "Cold slots") */
+  int learn_folds;          /* validation splits carved from the training baskets (seeds
+                               learn_seed, learn_seed + 1, ...) whose queries the ranker is
+                               fitted on together (6; at most AF_EVAL_MAX_LEARN_FOLDS) */
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;
 } af_eval_method;
 
 #define AF_EVAL_MAX_COLD_SLOTS 10
+#define AF_EVAL_MAX_LEARN_FOLDS 8
 
 /* The item-CF pair threshold of eval, run and associate (docs/evaluation.md:
  * 1 gives warm Recall@20 0.0901, 2 gives 0.1537 on Instacart). */
@@ -2008,7 +2012,7 @@ typedef struct {
 extern const double af_eval_ease_lambda_grid[AF_EVAL_EASE_GRID_N];
 
 /* Defaults: min_count AF_EVAL_DEFAULT_MIN_COUNT, rules 3/3, ease
- * AF_EASE_DEFAULT_OPTIONS, knn 100/10, learned seed 43, pool 50, l2 1e-3. */
+ * AF_EASE_DEFAULT_OPTIONS, knn 100/10, learned seed 43, pool 50, l2 1e-3, 6 folds. */
 void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name);
 
 /* The learned ranker's features of candidate b for query Q (docs/evaluation.md). */

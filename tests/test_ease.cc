@@ -507,6 +507,27 @@ TEST(EvalLearned, DeterministicForASeedAndAcrossThreadCounts) {
   for (int k = 0; k < AF_EVAL_N_FEATURES; k++) differ += c.weights[k] != a.weights[k];
   EXPECT_GT(differ, 0);
   m.learn_cold_weight = 1;
+  // folds: the queries of K validation splits (seeds 43, 44, ...) fitted
+  // together: more pairs than one split gives, other weights, the same for
+  // any thread count; one fold is the first split alone
+  af_eval_result f1{}, f3{}, f3b{};
+  m.learn_folds = 1;
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &f1, r3.data(), &err), AF_OK) << err.msg;
+  m.learn_folds = 3;
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 1, &f3, r1.data(), &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &f3b, r2.data(), &err), AF_OK) << err.msg;
+  EXPECT_EQ(r1, r2);
+  EXPECT_GT(f3.train_pairs, 2 * f1.train_pairs);
+  EXPECT_LT(f3.train_pairs, 4 * f1.train_pairs);
+  differ = 0;
+  for (int k = 0; k < AF_EVAL_N_FEATURES; k++) {
+    EXPECT_EQ(f3.weights[k], f3b.weights[k]) << k;
+    differ += f3.weights[k] != f1.weights[k];
+  }
+  EXPECT_GT(differ, 0);
+  m.learn_folds = AF_EVAL_MAX_LEARN_FOLDS + 1;
+  EXPECT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &f3, r1.data(), &err), AF_ERR_ARG);
+  m.learn_folds = 6;  // the default, as for a
   // the ranker learns something: co-purchase structure beats popularity
   af_eval_method p;
   af_eval_method_init(&p, AF_EVAL_POPULARITY, "popularity");

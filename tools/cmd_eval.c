@@ -32,6 +32,7 @@ static const af_flag_spec FLAGS[] = {
     {"learn-pool", "N", "learned: candidates reranked per query from each of EASE, fusion, text, item-CF (default 50)"},
     {"learn-cold-weight", "X", "learned: weight of the validation queries that hide a cold product (default 1)"},
     {"learn-cold-slots", "N", "learned: ranks 11-N..10 go to the N best never-bought products of a cold ranker (default 0)"},
+    {"learn-folds", "K", "learned: fit the ranker on the queries of K validation splits (seeds seed+1 .. seed+K; default 6)"},
     {"learn-l2", "X", "learned: L2 weight of the ranker (default 0.001)"},
     {"learn-loss", "L", "learned: pairwise (logistic, default) or listwise (softmax over the pool)"},
     {"ranks-out", "FILE", "CSV of each query's hidden product and its rank under every method"},
@@ -142,7 +143,7 @@ typedef struct {
   af_eval_split_options so;
   af_fuse_options fo;
   const char *out, *methods, *agg;
-  int64_t min_count, rmin, rlen, threads, knn_k, n_boot, learn_pool, learn_cold_slots;
+  int64_t min_count, rmin, rlen, threads, knn_k, n_boot, learn_pool, learn_cold_slots, learn_folds;
   double learn_l2, learn_cold_weight;
   int learn_listwise;
   int32_t *codes[2], n_codes[2];
@@ -182,6 +183,7 @@ static af_status parse_counts(eval_run *r, af_error *err) {
   AF_TRY(af_arg_i64(a, "bootstrap", 2000, 0, 1000000, &r->n_boot, err));
   AF_TRY(af_arg_i64(a, "learn-pool", 50, 1, 100, &r->learn_pool, err));
   AF_TRY(af_arg_i64(a, "learn-cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &r->learn_cold_slots, err));
+  AF_TRY(af_arg_i64(a, "learn-folds", 6, 1, AF_EVAL_MAX_LEARN_FOLDS, &r->learn_folds, err));
   if (r->n_boot == 1)
     return af_error_set(err, AF_ERR_ARG, "--bootstrap: 0 (off) or at least 2 resamples");
   r->so.seed = (uint64_t)seed;
@@ -356,6 +358,7 @@ static void learned_method(eval_run *r, const text_source *t) {
   m->learn_seed = r->so.seed + 1, m->learn_pool = (int)r->learn_pool;
   m->learn_l2 = r->learn_l2, m->learn_cold_weight = r->learn_cold_weight;
   m->learn_listwise = r->learn_listwise, m->learn_cold_slots = (int)r->learn_cold_slots;
+  m->learn_folds = (int)r->learn_folds;
 }
 
 static void build_methods(eval_run *r) {

@@ -209,34 +209,35 @@ typedef struct {
   double *qw;   /* (nq) the query's pair weight: cold_weight when its hidden item is cold */
 } train_set;
 
-static af_status train_set_alloc(train_set *ts, int K, const af_eval_split *val, double cold_w,
-                                 af_error *err) {
+static af_status train_set_alloc(train_set *ts, int K, int64_t nq, af_error *err) {
   ts->K = K;
-  ts->nq = val->n_queries;
+  ts->nq = nq;
   ts->x = af_malloc((size_t)ts->nq * ts->K * F + 1, sizeof *ts->x, err);
   ts->n = af_calloc((size_t)ts->nq + 1, sizeof *ts->n, err);
   ts->qw = af_malloc((size_t)ts->nq + 1, sizeof *ts->qw, err);
-  for (int64_t q = 0; ts->qw && q < ts->nq; q++)
-    ts->qw[q] = val->group[q] == AF_EVAL_COLD ? cold_w : 1.0;
   return ts->x && ts->n && ts->qw ? AF_OK : AF_ERR_NOMEM;
 }
 
 static void train_set_free(train_set *ts) { free(ts->x), free(ts->n), free(ts->qw); }
 
 /* The training rows of every query of val (base models fv fitted on
- * val.train): ts from the pool, and cold (when not NULL) from the cold
- * pool, which only a query hiding a never-bought product can fill. */
+ * val.train) into queries [qb, qb + val->n_queries) of ts from the pool, and
+ * of cold (when not NULL) from the cold pool, which only a query hiding a
+ * never-bought product can fill. */
 static af_status collect(const af_eval_method *m, const fitted *fv, const af_eval_split *val,
-                         int threads, train_set *ts, train_set *cold, af_error *err) {
+                         int threads, int64_t qb, train_set *ts, train_set *cold, af_error *err) {
   const int32_t N = val->N;
   const int C = m->learn_pool;
-  af_status st = train_set_alloc(ts, NSRC * C, val, m->learn_cold_weight, err);
-  if (st == AF_OK && cold)
-    st = train_set_alloc(cold, NCOLD_SRC * C, val, 1.0, err);
+  for (int64_t q = 0; q < val->n_queries; q++) {
+    ts->qw[qb + q] = val->group[q] == AF_EVAL_COLD ? m->learn_cold_weight : 1.0;
+    if (cold)
+      cold->qw[qb + q] = 1.0;
+  }
+  af_status st = AF_OK;
   float *blk = st == AF_OK ? af_malloc((size_t)NB * BATCH * N, sizeof *blk, err) : NULL;
   st = st == AF_OK && !blk ? AF_ERR_NOMEM : st; /* blk (NB, BATCH, N) */
-  for (int64_t q0 = 0; q0 < ts->nq && st == AF_OK; q0 += BATCH) {
-    const int64_t nq = ts->nq - q0 < BATCH ? ts->nq - q0 : BATCH;
+  for (int64_t q0 = 0; q0 < val->n_queries && st == AF_OK; q0 += BATCH) {
+    const int64_t nq = val->n_queries - q0 < BATCH ? val->n_queries - q0 : BATCH;
     if ((st = base_blocks(m, fv, val, q0, nq, threads, blk, err)) != AF_OK)
       break;
     const feat_ctx c = {m, fv, blk, nq, N};
@@ -253,11 +254,12 @@ static af_status collect(const af_eval_method *m, const fitted *fv, const af_eva
 #pragma omp for schedule(dynamic, 4)
       for (int64_t i = 0; i < nq; i++)
         if (mark && cnt && prof) {
-          ts->n[q0 + i] = candidates(&c, val, q0 + i, i, C, 0, mark, cnt, prof,
-                                     ts->x + (size_t)(q0 + i) * ts->K * F);
+          const int64_t r = qb + q0 + i; /* the row of ts */
+          ts->n[r] = candidates(&c, val, q0 + i, i, C, 0, mark, cnt, prof,
+                                ts->x + (size_t)r * ts->K * F);
           if (cold)
-            cold->n[q0 + i] = candidates(&c, val, q0 + i, i, C, 1, mark, cnt, prof,
-                                         cold->x + (size_t)(q0 + i) * cold->K * F);
+            cold->n[r] = candidates(&c, val, q0 + i, i, C, 1, mark, cnt, prof,
+                                    cold->x + (size_t)r * cold->K * F);
         }
       free(mark);
       free(prof);
@@ -424,35 +426,50 @@ af_status af_eval_learned_fit(fitted *f, const af_eval_method *m, const af_eval_
                               int threads, af_error *err) {
   if (m->learn_pool < 1 || m->learn_pool > MAX_C || !(m->learn_l2 > 0) ||
       !(m->learn_cold_weight > 0) || m->learn_cold_slots < 0 ||
-      m->learn_cold_slots > AF_EVAL_MAX_COLD_SLOTS)
+      m->learn_cold_slots > AF_EVAL_MAX_COLD_SLOTS || m->learn_folds < 1 ||
+      m->learn_folds > AF_EVAL_MAX_LEARN_FOLDS)
     return af_error_set(err, AF_ERR_ARG, "%s: pool must be in [1, %d], l2 and cold weight > 0, "
-                        "cold slots in [0, %d]", m->name, MAX_C, AF_EVAL_MAX_COLD_SLOTS);
+                        "cold slots in [0, %d], folds in [1, %d]", m->name, MAX_C,
+                        AF_EVAL_MAX_COLD_SLOTS, AF_EVAL_MAX_LEARN_FOLDS);
   f->learned = af_calloc(1, sizeof *f->learned, err);
   if (!f->learned)
     return AF_ERR_NOMEM;
-  af_eval_split_options vo;
-  af_eval_split_default_options(&vo);
-  vo.seed = m->learn_seed;
-  af_eval_split val = {0};
-  af_eval_fitted fv = {0};
+  /* the validation splits: seeds learn_seed, learn_seed + 1, ... */
+  af_eval_split val[AF_EVAL_MAX_LEARN_FOLDS] = {{0}};
   train_set ts = {0}, cold = {0};
-  af_status st = af_eval_split_random(&sp->train, &vo, &val, err);
-  if (st == AF_OK) {
-    af_eval_method base = *m;
-    base.kind = AF_EVAL_POPULARITY; /* af_eval_fit: the popularity of val.train only */
-    st = af_eval_fit(&fv, &base, &val, threads, err);
+  const int folds = m->learn_folds, with_cold = m->learn_cold_slots > 0;
+  int64_t total = 0;
+  af_status st = AF_OK;
+  for (int k = 0; k < folds && st == AF_OK; k++) {
+    af_eval_split_options vo;
+    af_eval_split_default_options(&vo);
+    vo.seed = m->learn_seed + (uint64_t)k;
+    st = af_eval_split_random(&sp->train, &vo, &val[k], err);
+    total += st == AF_OK ? val[k].n_queries : 0;
   }
   if (st == AF_OK)
-    st = fit_base(&fv, m, &val, err);
-  if (st == AF_OK)
-    st = collect(m, &fv, &val, threads, &ts, m->learn_cold_slots > 0 ? &cold : NULL, err);
+    st = train_set_alloc(&ts, NSRC * m->learn_pool, total, err);
+  if (st == AF_OK && with_cold)
+    st = train_set_alloc(&cold, NCOLD_SRC * m->learn_pool, total, err);
+  int64_t qb = 0; /* the first row of fold k in ts */
+  for (int k = 0; k < folds && st == AF_OK; qb += val[k].n_queries, k++) {
+    af_eval_fitted fv = {0};
+    af_eval_method base = *m;
+    base.kind = AF_EVAL_POPULARITY; /* af_eval_fit: the popularity of val.train only */
+    st = af_eval_fit(&fv, &base, &val[k], threads, err);
+    if (st == AF_OK)
+      st = fit_base(&fv, m, &val[k], err);
+    if (st == AF_OK)
+      st = collect(m, &fv, &val[k], threads, qb, &ts, with_cold ? &cold : NULL, err);
+    af_eval_fitted_free(&fv);
+  }
   if (st == AF_OK)
     fit_weights(&ts, m->learn_l2, m->learn_listwise, &f->learned->main);
-  if (st == AF_OK && m->learn_cold_slots > 0)
+  if (st == AF_OK && with_cold)
     fit_weights(&cold, m->learn_l2, m->learn_listwise, &f->learned->cold);
   train_set_free(&ts), train_set_free(&cold);
-  af_eval_fitted_free(&fv);
-  af_eval_split_free(&val);
+  for (int k = 0; k < folds; k++)
+    af_eval_split_free(&val[k]);
   if (st == AF_OK)
     st = fit_base(f, m, sp, err);
   return st;
