@@ -1995,7 +1995,8 @@ typedef struct {
                                0..AF_EVAL_MAX_COLD_SLOTS; docs/evaluation.md, "Cold slots") */
   int learn_folds;          /* validation splits carved from the training baskets (seeds
                                learn_seed, learn_seed + 1, ...) whose queries the ranker is
-                               fitted on together (6; at most AF_EVAL_MAX_LEARN_FOLDS) */
+                               fitted on together (AF_EVAL_DEFAULT_LEARN_FOLDS; at most
+                               AF_EVAL_MAX_LEARN_FOLDS) */
   /* CUSTOM */
   af_eval_score_fn fn;
   void *ctx;
@@ -2003,6 +2004,8 @@ typedef struct {
 
 #define AF_EVAL_MAX_COLD_SLOTS 10
 #define AF_EVAL_MAX_LEARN_FOLDS 8
+/* The learned ranker's folds (docs/evaluation.md, "Folds": chosen on the validation split). */
+#define AF_EVAL_DEFAULT_LEARN_FOLDS 6
 
 /* The item-CF pair threshold of eval, run and associate (docs/evaluation.md:
  * 1 gives warm Recall@20 0.0901, 2 gives 0.1537 on Instacart). */
@@ -2195,6 +2198,7 @@ typedef struct {
   int threads;            /* learned: CPU threads (0: all) */
   int cold_slots;         /* learned: the last N of the top 10 are never-bought products
                              (af_eval_method.learn_cold_slots; default 0) */
+  int learn_folds;        /* learned: af_eval_method.learn_folds (AF_EVAL_DEFAULT_LEARN_FOLDS) */
 } af_recommend_options;
 
 void af_recommend_default_options(af_recommend_options *o);

@@ -722,3 +722,79 @@ TEST(EvalLearned, ColdSlotsHoldNeverBoughtProductsBelowTheRankersTop) {
 }
 
 }  // namespace
+
+namespace {
+
+// associate --complements learned from the CLI, with cold slots: 80 sold
+// products and 10 never bought; with 2 slots each product's 9th and 10th
+// complements are never-bought products (unless the ranker's own 8 above
+// them already hold all but one), without slots fewer are; --learn-folds
+// and --cold-slots belong to the learned ranker only.
+TEST(AssociateCli, LearnedComplementsTakeColdSlots) {
+  std::string dir = aft::temp_dir("assoc-learned"), se;
+  std::string catalog = dir + "/products.csv", baskets = dir + "/baskets.csv";
+  std::string c = "product_id,product_name\n";
+  const char *w[8] = {"milk", "bread", "apple", "cheese", "soap", "rice", "tea", "jam"};
+  for (int i = 0; i < 90; i++)
+    c += "p" + std::to_string(i) + "," + w[(i % 80) % 8] + " " + w[((i % 80) / 8) % 8] + " " + std::to_string(i) + "\n";
+  aft::write_file(catalog, c);
+  std::string b = "order_id,product_id\n";
+  Baskets bs = random_baskets(5, 80, 800);
+  for (size_t k = 0; k < bs.size(); k++)
+    for (int x : bs[k]) b += "o" + std::to_string(k) + ",p" + std::to_string(x) + "\n";
+  aft::write_file(baskets, b);
+  ASSERT_EQ(aft::run(aft::cli() + " import-hf " + q(aft::source_dir() + "/tests/data/tiny_bert_a") +
+                     " --out " + q(dir + "/m.h5"), nullptr, &se), 0) << se;
+  const std::string base = aft::cli() + " associate --catalog " + q(catalog) +
+                           " --id-column product_id --text-column product_name --baskets " +
+                           q(baskets) + " --model " + q(dir + "/m.h5") + " --k 10 --threads 2 ";
+  // per product: its complements' rows (catalog index), best first
+  auto complements = [&](const std::string &file) {
+    std::map<int, std::vector<std::pair<double, int>>> by;
+    std::string s = aft::read_file(file);
+    size_t p = s.find('\n') + 1;
+    for (size_t e; (e = s.find('\n', p)) != std::string::npos; p = e + 1) {
+      std::vector<std::string> f;
+      std::string cell;
+      for (char ch : s.substr(p, e - p) + ",") {
+        if (ch == ',') f.push_back(cell), cell.clear();
+        else cell += ch;
+      }
+      if (f.size() < 6 || f[4] != "complement") continue;
+      by[std::stoi(f[0].substr(1))].push_back({-std::stod(f[5]), std::stoi(f[2].substr(1))});
+    }
+    for (auto &kv : by) std::sort(kv.second.begin(), kv.second.end());
+    return by;
+  };
+  ASSERT_EQ(aft::run(base + "--complements learned --cold-slots 2 --out " + q(dir + "/s2.csv"),
+                     nullptr, &se), 0) << se;
+  ASSERT_EQ(aft::run(base + "--complements learned --learn-folds 1 --out " + q(dir + "/s0.csv"),
+                     nullptr, &se), 0) << se;
+  auto s2 = complements(dir + "/s2.csv"), s0 = complements(dir + "/s0.csv");
+  ASSERT_EQ(s2.size(), 90u);
+  int cold2 = 0, cold0 = 0;
+  for (auto &kv : s2) {
+    ASSERT_EQ(kv.second.size(), 10u) << kv.first;
+    // never-bought products not already in the top 8 (the cold pool holds
+    // all 10, less the product itself): the slots take min(2, that many)
+    int above = 0;
+    for (int r = 0; r < 8; r++) above += kv.second[r].second >= 80;
+    const int left = 10 - (kv.first >= 80) - above;
+    ASSERT_GE(left, 1) << "product " << kv.first;
+    EXPECT_GE(kv.second[8].second, 80) << "product " << kv.first;  // never bought
+    if (left >= 2) {
+      EXPECT_GE(kv.second[9].second, 80) << "product " << kv.first;
+    }
+    for (auto &x : kv.second) cold2 += x.second >= 80;
+  }
+  for (auto &kv : s0)
+    for (auto &x : kv.second) cold0 += x.second >= 80;
+  EXPECT_GT(cold2, cold0);
+  EXPECT_NE(aft::run(base + "--learn-folds 3 --out " + q(dir + "/x.csv"), nullptr, &se), 0);
+  EXPECT_NE(se.find("--learn-folds: a choice of the learned ranker"), std::string::npos) << se;
+  EXPECT_NE(aft::run(base + "--complements learned --learn-folds 9 --out " + q(dir + "/x.csv"),
+                     nullptr, &se), 0);
+  EXPECT_NE(se.find("learn-folds"), std::string::npos) << se;
+}
+
+}  // namespace

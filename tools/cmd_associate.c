@@ -28,6 +28,7 @@ static const af_flag_spec FLAGS[] = {
     {"sub-max-lift", "X", "maximum co-purchase lift of a substitute (default 1)"},
     {"complements", "M", "complement scores: fusion (default), ease or learned (substitutes stay fusion's)"},
     {"cold-slots", "N", "learned: the last N of each product's 10 best complements are never-bought products (default 0)"},
+    {"learn-folds", "K", "learned: fit the ranker on K validation splits of the baskets (default 6)"},
     {"ease-lambda", "X", "EASE: L2 weight (default 100; `affinity eval` chooses it on a validation split)"},
     {"ease-min-count", "N", "EASE: model products in at least N baskets (default 2)"},
     {"ease-max-items", "N", "EASE: size limit of the dense solve; above it the N most-bought (default 5000)"},
@@ -68,10 +69,12 @@ static af_status learned_rows(const af_args *a, const af_assoc_input *ai, const 
   af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
   af_status st = ease_options(a, &m.ease, err);
   m.emb = emb, m.d = d, m.fuse = *fo, m.min_count = fo->min_count;
-  int64_t slots;
+  int64_t slots = 0, folds = m.learn_folds;
   if (st == AF_OK)
     st = af_arg_i64(a, "cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &slots, err);
-  m.learn_cold_slots = st == AF_OK ? (int)slots : 0;
+  if (st == AF_OK)
+    st = af_arg_i64(a, "learn-folds", folds, 1, AF_EVAL_MAX_LEARN_FOLDS, &folds, err);
+  m.learn_cold_slots = (int)slots, m.learn_folds = (int)folds;
   m.n_levels = ai->n_levels < 2 ? ai->n_levels : 2;
   for (int l = 0; st == AF_OK && l < m.n_levels; l++) {
     codes[l] = af_malloc((size_t)N + 1, sizeof **codes, err);
@@ -90,9 +93,11 @@ static af_status other_complements(const af_args *a, const af_assoc_input *ai, c
                                    int d, const af_fuse_options *fo, int k, af_fuse_result *res,
                                    af_error *err) {
   const char *c = af_arg_str(a, "complements");
-  if (af_arg_str(a, "cold-slots") && !(c && strcmp(c, "learned") == 0))
-    return af_error_set(err, AF_ERR_ARG, "--cold-slots: a choice of the learned ranker "
-                        "(--complements learned)");
+  const char *learned_only = af_arg_str(a, "cold-slots") ? "cold-slots"
+                             : af_arg_str(a, "learn-folds") ? "learn-folds" : NULL;
+  if (learned_only && !(c && strcmp(c, "learned") == 0))
+    return af_error_set(err, AF_ERR_ARG, "--%s: a choice of the learned ranker "
+                        "(--complements learned)", learned_only);
   if (!c || strcmp(c, "fusion") == 0)
     return AF_OK;
   if (strcmp(c, "learned") == 0) {

@@ -183,7 +183,7 @@ static af_status parse_counts(eval_run *r, af_error *err) {
   AF_TRY(af_arg_i64(a, "bootstrap", 2000, 0, 1000000, &r->n_boot, err));
   AF_TRY(af_arg_i64(a, "learn-pool", 50, 1, 100, &r->learn_pool, err));
   AF_TRY(af_arg_i64(a, "learn-cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &r->learn_cold_slots, err));
-  AF_TRY(af_arg_i64(a, "learn-folds", 6, 1, AF_EVAL_MAX_LEARN_FOLDS, &r->learn_folds, err));
+  AF_TRY(af_arg_i64(a, "learn-folds", AF_EVAL_DEFAULT_LEARN_FOLDS, 1, AF_EVAL_MAX_LEARN_FOLDS, &r->learn_folds, err));
   if (r->n_boot == 1)
     return af_error_set(err, AF_ERR_ARG, "--bootstrap: 0 (off) or at least 2 resamples");
   r->so.seed = (uint64_t)seed;

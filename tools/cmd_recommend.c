@@ -18,6 +18,7 @@ static const af_flag_spec FLAGS[] = {
                     "docs/evaluation.md, refitted on the run's baskets; reasons as below)"},
     {"threads", "N", "learned: CPU threads (default: all cores)"},
     {"cold-slots", "N", "learned: the last N of the top 10 go to never-bought products (default 0)"},
+    {"learn-folds", "K", "learned: fit the ranker on K validation splits of the run's baskets (default 6)"},
 };
 
 static const af_cmd_spec SPEC = {
@@ -57,6 +58,12 @@ static af_status run(const af_args *a, af_error *err) {
     return af_error_set(err, AF_ERR_ARG, "--cold-slots: a choice of the learned ranker "
                         "(--ranker learned)");
   o.cold_slots = (int)slots;
+  int64_t folds;
+  AF_TRY(af_arg_i64(a, "learn-folds", o.learn_folds, 1, AF_EVAL_MAX_LEARN_FOLDS, &folds, err));
+  if (af_arg_str(a, "learn-folds") && !o.learned)
+    return af_error_set(err, AF_ERR_ARG, "--learn-folds: a choice of the learned ranker "
+                        "(--ranker learned)");
+  o.learn_folds = (int)folds;
   /* split the basket on commas; ids are trimmed as the catalog's are */
   size_t len = strlen(basket);
   char *buf = af_malloc(len + 1, 1, err);

@@ -38,7 +38,7 @@ void af_eval_method_init(af_eval_method *m, af_eval_kind kind, const char *name)
   m->learn_pool = 50;
   m->learn_l2 = 1e-3;
   m->learn_cold_weight = 1.0;
-  m->learn_folds = 6;
+  m->learn_folds = AF_EVAL_DEFAULT_LEARN_FOLDS;
 }
 
 

@@ -21,6 +21,7 @@ void af_recommend_default_options(af_recommend_options *o) {
   o->learned = 0;
   o->threads = 0;
   o->cold_slots = 0;
+  o->learn_folds = AF_EVAL_DEFAULT_LEARN_FOLDS;
 }
 
 void af_recommendations_free(af_recommendations *r) {
@@ -288,7 +289,7 @@ static af_status run_baskets(const char *run_dir, const af_catalog *p, af_basket
 /* score (n): the learned ranker's score of every product for the basket
  * (-FLT_MAX outside its pool), refitted on the run's baskets and embeddings. */
 static af_status learned_scores(const char *run_dir, const af_catalog *p, const char *in_basket,
-                                int threads, int cold_slots, float *score, af_error *err) {
+                                const af_recommend_options *o, float *score, af_error *err) {
   char path[AF_PATH_MAX];
   af_baskets b = {0};
   af_embeddings e = {0};
@@ -315,9 +316,9 @@ static af_status learned_scores(const char *run_dir, const af_catalog *p, const 
   af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
   const int32_t *levels[1] = {codes};
   m.emb = emb, m.d = e.d, m.n_levels = codes ? 1 : 0, m.category = levels, m.n_codes = &n_codes;
-  m.learn_cold_slots = cold_slots;
+  m.learn_cold_slots = o->cold_slots, m.learn_folds = o->learn_folds;
   if (st == AF_OK)
-    st = af_eval_learned_query(&m, &b, items, n, threads, score, err);
+    st = af_eval_learned_query(&m, &b, items, n, o->threads, score, err);
   af_baskets_free(&b);
   af_embeddings_free(&e);
   free(items), free(codes), free(emb);
@@ -376,7 +377,7 @@ af_status af_recommend(const char *run_dir, const char *const *basket_ids, int n
   if (st == AF_OK && o->learned && !(ls = af_malloc((size_t)n + 1, sizeof *ls, err)))
     st = AF_ERR_NOMEM;
   if (st == AF_OK && o->learned)
-    st = learned_scores(run_dir, p, in_basket, o->threads, o->cold_slots, ls, err);
+    st = learned_scores(run_dir, p, in_basket, o, ls, err);
   if (st == AF_OK) {
     for (int64_t i = 0; i < n; i++) {
       if (in_basket[i])
