@@ -390,6 +390,14 @@ namespace {
 
 std::string q(const std::string &s) { return "'" + s + "'"; }
 
+// An orders CSV (order_id,product_id) of bs: order "oK", products "pI".
+void write_orders(const std::string &path, const Baskets &bs) {
+  std::string b = "order_id,product_id\n";
+  for (size_t k = 0; k < bs.size(); k++)
+    for (int x : bs[k]) b += "o" + std::to_string(k) + ",p" + std::to_string(x) + "\n";
+  aft::write_file(path, b);
+}
+
 // A catalog of 80 products and 800 baskets around random centres.
 struct CliFiles {
   std::string dir, catalog, baskets;
@@ -399,11 +407,7 @@ struct CliFiles {
     std::string c = "product_id,product_name\n";
     for (int i = 0; i < 80; i++) c += "p" + std::to_string(i) + ",product " + std::to_string(i) + "\n";
     aft::write_file(catalog, c);
-    std::string b = "order_id,product_id\n";
-    Baskets bs = random_baskets(5, 80, 800);
-    for (size_t k = 0; k < bs.size(); k++)
-      for (int x : bs[k]) b += "o" + std::to_string(k) + ",p" + std::to_string(x) + "\n";
-    aft::write_file(baskets, b);
+    write_orders(baskets, random_baskets(5, 80, 800));
   }
   std::string cmd(const std::string &c, const std::string &extra) const {
     return aft::cli() + " " + c + " --catalog " + q(catalog) +
@@ -738,11 +742,7 @@ TEST(AssociateCli, LearnedComplementsTakeColdSlots) {
   for (int i = 0; i < 90; i++)
     c += "p" + std::to_string(i) + "," + w[(i % 80) % 8] + " " + w[((i % 80) / 8) % 8] + " " + std::to_string(i) + "\n";
   aft::write_file(catalog, c);
-  std::string b = "order_id,product_id\n";
-  Baskets bs = random_baskets(5, 80, 800);
-  for (size_t k = 0; k < bs.size(); k++)
-    for (int x : bs[k]) b += "o" + std::to_string(k) + ",p" + std::to_string(x) + "\n";
-  aft::write_file(baskets, b);
+  write_orders(baskets, random_baskets(5, 80, 800));
   ASSERT_EQ(aft::run(aft::cli() + " import-hf " + q(aft::source_dir() + "/tests/data/tiny_bert_a") +
                      " --out " + q(dir + "/m.h5"), nullptr, &se), 0) << se;
   const std::string base = aft::cli() + " associate --catalog " + q(catalog) +
