@@ -88,16 +88,26 @@ static af_status learned_rows(const af_args *a, const af_assoc_input *ai, const 
   return st;
 }
 
-/* --complements ease|learned: their complement rows replace fusion's. */
-static af_status other_complements(const af_args *a, const af_assoc_input *ai, const float *emb,
-                                   int d, const af_fuse_options *fo, int k, af_fuse_result *res,
-                                   af_error *err) {
+/* The learned ranker's flags, checked before any work: only with
+ * --complements learned, and in range. */
+static af_status check_learned_flags(const af_args *a, af_error *err) {
   const char *c = af_arg_str(a, "complements");
   const char *learned_only = af_arg_str(a, "cold-slots") ? "cold-slots"
                              : af_arg_str(a, "learn-folds") ? "learn-folds" : NULL;
   if (learned_only && !(c && strcmp(c, "learned") == 0))
     return af_error_set(err, AF_ERR_ARG, "--%s: a choice of the learned ranker "
                         "(--complements learned)", learned_only);
+  int64_t v;
+  AF_TRY(af_arg_i64(a, "cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &v, err));
+  return af_arg_i64(a, "learn-folds", AF_EVAL_DEFAULT_LEARN_FOLDS, 1, AF_EVAL_MAX_LEARN_FOLDS, &v,
+                    err);
+}
+
+/* --complements ease|learned: their complement rows replace fusion's. */
+static af_status other_complements(const af_args *a, const af_assoc_input *ai, const float *emb,
+                                   int d, const af_fuse_options *fo, int k, af_fuse_result *res,
+                                   af_error *err) {
+  const char *c = af_arg_str(a, "complements");
   if (!c || strcmp(c, "fusion") == 0)
     return AF_OK;
   if (strcmp(c, "learned") == 0) {
@@ -174,7 +184,8 @@ int af_cmd_associate(int argc, char **argv) {
     goto fail;
   opt.text_pool = (int)text_pool;
   opt.threads = (int)threads;
-  if ((st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)
+  if ((st = check_learned_flags(&a, &err)) != AF_OK ||
+      (st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)
     goto fail;
   af_basket_input_print_report(SPEC.cmd, &ai.in, stderr);
   if ((st = af_assoc_vectors(&a, &ai.in.catalog, af_arg_str(&a, "embeddings"),
