@@ -1993,6 +1993,9 @@ typedef struct {
   int learn_cold_slots;     /* ranks 11 - s .. 10 go to the s best never-bought candidates of
                                a second ranker fitted on the cold validation queries (0: off;
                                0..AF_EVAL_MAX_COLD_SLOTS; docs/evaluation.md, "Cold slots") */
+  int learn_text_max;       /* 1: the max over the query items of the text cosine is a feature
+                               and a pool source (feature text_max; 0 by default: chosen on
+                               the validation split, docs/evaluation.md, "Text max") */
   int learn_folds;          /* validation splits carved from the training baskets (seeds
                                learn_seed, learn_seed + 1, ...) whose queries the ranker is
                                fitted on together (AF_EVAL_DEFAULT_LEARN_FOLDS; at most
@@ -2023,7 +2026,7 @@ enum {
   AF_EVAL_F_EASE, AF_EVAL_F_ITEMCF, AF_EVAL_F_RULES, AF_EVAL_F_FUSION, AF_EVAL_F_TEXT,
   AF_EVAL_F_TEXT_COLD, AF_EVAL_F_CAT0, AF_EVAL_F_CAT1, AF_EVAL_F_LOG_POP, AF_EVAL_F_HISTORY,
   AF_EVAL_F_EASE_LOGQ, AF_EVAL_F_TEXT_LOGQ, AF_EVAL_F_COLD_MAP, AF_EVAL_F_SELL_PRIOR,
-  AF_EVAL_F_CAT_PROFILE, AF_EVAL_N_FEATURES
+  AF_EVAL_F_CAT_PROFILE, AF_EVAL_F_TEXT_MAX, AF_EVAL_N_FEATURES
 };
 extern const char *const af_eval_feature_names[AF_EVAL_N_FEATURES];
 

@@ -532,6 +532,18 @@ TEST(EvalLearned, DeterministicForASeedAndAcrossThreadCounts) {
   m.learn_folds = AF_EVAL_MAX_LEARN_FOLDS + 1;
   EXPECT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &f3, r1.data(), &err), AF_ERR_ARG);
   m.learn_folds = 6;  // the default, as for a
+  // text max (off by default): a feature and a pool source when on; off, the
+  // feature is the constant 0 and keeps weight 0
+  EXPECT_EQ(a.weights[AF_EVAL_F_TEXT_MAX], 0.0);
+  m.learn_text_max = 1;
+  af_eval_result t1{}, t2{};
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 1, &t1, r1.data(), &err), AF_OK) << err.msg;
+  ASSERT_EQ(af_eval_run_ranks(&m, &s.sp, 2, &t2, r2.data(), &err), AF_OK) << err.msg;
+  EXPECT_EQ(r1, r2);
+  for (int k = 0; k < AF_EVAL_N_FEATURES; k++) EXPECT_EQ(t1.weights[k], t2.weights[k]) << k;
+  EXPECT_NE(t1.weights[AF_EVAL_F_TEXT_MAX], 0.0);
+  EXPECT_GT(t1.train_pairs, a.train_pairs);  // a larger pool
+  m.learn_text_max = 0;
   // the ranker learns something: co-purchase structure beats popularity
   af_eval_method p;
   af_eval_method_init(&p, AF_EVAL_POPULARITY, "popularity");

@@ -33,6 +33,7 @@ static const af_flag_spec FLAGS[] = {
     {"learn-cold-weight", "X", "learned: weight of the validation queries that hide a cold product (default 1)"},
     {"learn-cold-slots", "N", "learned: ranks 11-N..10 go to the N best never-bought products of a cold ranker (default 0)"},
     {"learn-folds", "K", "learned: fit the ranker on the queries of K validation splits (seeds seed+1 .. seed+K; default 6)"},
+    {"learn-text-max", NULL, "learned: add the text cosine's max over the query items as a feature and a pool source"},
     {"learn-l2", "X", "learned: L2 weight of the ranker (default 0.001)"},
     {"learn-loss", "L", "learned: pairwise (logistic, default) or listwise (softmax over the pool)"},
     {"ranks-out", "FILE", "CSV of each query's hidden product and its rank under every method"},
@@ -359,6 +360,7 @@ static void learned_method(eval_run *r, const text_source *t) {
   m->learn_l2 = r->learn_l2, m->learn_cold_weight = r->learn_cold_weight;
   m->learn_listwise = r->learn_listwise, m->learn_cold_slots = (int)r->learn_cold_slots;
   m->learn_folds = (int)r->learn_folds;
+  m->learn_text_max = af_arg_flag(&r->a, "learn-text-max");
 }
 
 static void build_methods(eval_run *r) {

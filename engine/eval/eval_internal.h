@@ -46,7 +46,7 @@ af_status af_eval_score_batch(const af_eval_method *m, const af_eval_fitted *f,
 af_status af_eval_learned_fit(af_eval_fitted *f, const af_eval_method *m, const af_eval_split *sp,
                               int threads, af_error *err);
 /* The base-score blocks the learned ranker scores from, per query and product. */
-#define AF_EVAL_LEARNED_BLOCKS 6
+#define AF_EVAL_LEARNED_BLOCKS 7
 /* af_eval_learned_rows with a caller's scratch blk (AF_EVAL_LEARNED_BLOCKS, nq, N):
  * one buffer for many batches (a fresh 50 MB block per batch of 128 queries
  * cost associate ~15% of its time in page faults). */

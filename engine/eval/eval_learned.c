@@ -14,7 +14,9 @@
  * hidden item with the rest of the pool. Newton's method in float64, serial
  * in query order: the same weights for a seed whatever the thread count.
  * Then the base models are refitted on the whole training split and the
- * ranker reranks each query's pool; the rest ranks below it.
+ * ranker reranks each query's pool; the rest ranks below it. With
+ * learn_text_max the text cosine's max over the query items is a feature and
+ * a pool source too (off by default: docs/evaluation.md, "Text max").
  *
  * Cold slots (learn_cold_slots S > 0): a second ranker, the same features
  * and loss, fitted on the validation queries whose hidden item was never
@@ -37,13 +39,15 @@ typedef af_eval_fitted fitted;
 const char *const af_eval_feature_names[AF_EVAL_N_FEATURES] = {
     "ease", "itemcf", "rules", "fusion", "text", "text_cold",
     "cat0", "cat1", "log_pop", "history", "ease_x_logq", "text_x_logq",
-    "cold_map", "sell_prior", "cat_profile"};
+    "cold_map", "sell_prior", "cat_profile", "text_max"};
 
-enum { NB = AF_EVAL_LEARNED_BLOCKS, NSRC = 5, NCOLD_SRC = 3, BATCH = 128, NEWTON_ITERS = 40,
+enum { NB = AF_EVAL_LEARNED_BLOCKS, NSRC = 6, NCOLD_SRC = 4, BATCH = 128, NEWTON_ITERS = 40,
        MAX_C = 100 };
+/* The blocks: scores of these methods (B_TMAX: text with the max over the
+ * query items), then B_CMAP, the cold-start map. */
 static const af_eval_kind BASE[NB - 1] = {AF_EVAL_EASE, AF_EVAL_ITEMCF, AF_EVAL_RULES,
-                                          AF_EVAL_FUSION, AF_EVAL_TEXT};
-enum { B_EASE, B_ITEMCF, B_RULES, B_FUSION, B_TEXT, B_CMAP }; /* B_CMAP: the cold-start map */
+                                          AF_EVAL_FUSION, AF_EVAL_TEXT, AF_EVAL_TEXT};
+enum { B_EASE, B_ITEMCF, B_RULES, B_FUSION, B_TEXT, B_TMAX, B_CMAP };
 #define F AF_EVAL_N_FEATURES
 
 void af_eval_learned_free(struct af_eval_learned *l) { free(l); }
@@ -66,13 +70,24 @@ static af_status base_blocks(const af_eval_method *m, const fitted *f, const af_
                              int64_t q0, int64_t nq, int threads, float *blk, af_error *err) {
   const size_t stride = (size_t)nq * sp->N;
   AF_TRY(af_eval_cold_map_rows(m, f, sp, q0, nq, blk + B_CMAP * stride, err));
+  int single = 1; /* every query one item: its max is its mean (associate's case) */
+  for (int64_t i = 0; i < nq; i++)
+    single &= sp->q_off[q0 + i + 1] - sp->q_off[q0 + i] == 1;
   for (int k = 0; k < NB - 1; k++) {
     if ((BASE[k] == AF_EVAL_FUSION || BASE[k] == AF_EVAL_TEXT) && !m->emb) {
       memset(blk + k * stride, 0, sizeof *blk * stride);
       continue;
     }
+    if (k == B_TMAX && !m->learn_text_max) { /* off: a constant feature, weight 0 */
+      memset(blk + k * stride, 0, sizeof *blk * stride);
+      continue;
+    }
+    if (k == B_TMAX && single) {
+      memcpy(blk + k * stride, blk + B_TEXT * stride, sizeof *blk * stride);
+      continue;
+    }
     af_eval_method t = *m;
-    t.kind = BASE[k], t.text_max = 0, t.fuse.text_alpha = 0;
+    t.kind = BASE[k], t.text_max = k == B_TMAX, t.fuse.text_alpha = 0;
     t.text_weight = t.cold_text_weight = 0;
     AF_TRY(af_eval_score_batch(&t, f, sp, q0, nq, threads, blk + k * stride, err));
   }
@@ -106,6 +121,7 @@ static void features(const feat_ctx *c, int64_t i, int32_t b, int n, int32_t *co
   x[AF_EVAL_F_RULES] = c->blk[B_RULES * stride + o];
   x[AF_EVAL_F_FUSION] = c->blk[B_FUSION * stride + o];
   x[AF_EVAL_F_TEXT] = c->blk[B_TEXT * stride + o];
+  x[AF_EVAL_F_TEXT_MAX] = c->blk[B_TMAX * stride + o];
   x[AF_EVAL_F_TEXT_COLD] = x[AF_EVAL_F_TEXT] * (1 - w);
   for (int l = 0; l < 2; l++) {
     const int32_t code = l < c->m->n_levels ? c->m->category[l][b] : -1;
@@ -145,16 +161,18 @@ static void free_counts(int32_t **cnt) {
 static int pool_of(const feat_ctx *c, int64_t i, const int32_t *qi, int n, int C, int unsold,
                    unsigned char *mark, int32_t *list) {
   const size_t stride = (size_t)c->nq * c->N;
-  static const int SRC[NSRC] = {B_EASE, B_FUSION, B_TEXT, B_ITEMCF, B_CMAP};
-  static const int COLD_SRC[3] = {B_TEXT, B_CMAP, B_FUSION};
-  const int n_src = unsold ? 3 : NSRC;
+  static const int SRC[NSRC] = {B_EASE, B_FUSION, B_TEXT, B_ITEMCF, B_CMAP, B_TMAX};
+  static const int COLD_SRC[NCOLD_SRC] = {B_TEXT, B_CMAP, B_FUSION, B_TMAX};
+  const int n_src = unsold ? NCOLD_SRC : NSRC;
   const float *pop = c->f->pop;
   int nl = 0;
   for (int j = 0; j < n; j++)
     mark[qi[j]] = 1;
   for (int s = 0; s < n_src; s++) {
     const int src = unsold ? COLD_SRC[s] : SRC[s];
-    if ((src == B_FUSION || src == B_TEXT || src == B_CMAP) && !c->m->emb)
+    if ((src == B_FUSION || src == B_TEXT || src == B_TMAX || src == B_CMAP) && !c->m->emb)
+      continue;
+    if (src == B_TMAX && !c->m->learn_text_max)
       continue;
     const float *row = c->blk + src * stride + (size_t)i * c->N;
     float ts[MAX_C];
