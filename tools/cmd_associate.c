@@ -58,23 +58,39 @@ static af_status ease_options(const af_args *a, af_ease_options *o, af_error *er
   return af_arg_i64(a, "ease-max-items", o->max_items, 1, 46340, &o->max_items, err);
 }
 
+/* The learned ranker's flags (docs/evaluation.md, "Cold slots", "Folds"). */
+typedef struct {
+  int cold_slots, folds;
+} learned_flags;
+
+/* Reads them before any work: only with --complements learned, and in range. */
+static af_status parse_learned_flags(const af_args *a, learned_flags *lf, af_error *err) {
+  const char *c = af_arg_str(a, "complements");
+  const char *learned_only = af_arg_str(a, "cold-slots") ? "cold-slots"
+                             : af_arg_str(a, "learn-folds") ? "learn-folds" : NULL;
+  if (learned_only && !(c && strcmp(c, "learned") == 0))
+    return af_error_set(err, AF_ERR_ARG, "--%s: a choice of the learned ranker "
+                        "(--complements learned)", learned_only);
+  int64_t slots, folds;
+  AF_TRY(af_arg_i64(a, "cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &slots, err));
+  AF_TRY(af_arg_i64(a, "learn-folds", AF_EVAL_DEFAULT_LEARN_FOLDS, 1, AF_EVAL_MAX_LEARN_FOLDS,
+                    &folds, err));
+  lf->cold_slots = (int)slots, lf->folds = (int)folds;
+  return AF_OK;
+}
+
 /* --complements learned: the learned ranker (docs/evaluation.md) with each
  * product as a one-item query. */
 static af_status learned_rows(const af_args *a, const af_assoc_input *ai, const float *emb, int d,
-                              const af_fuse_options *fo, int k, int32_t *related, float *score,
-                              af_error *err) {
+                              const af_fuse_options *fo, const learned_flags *lf, int k,
+                              int32_t *related, float *score, af_error *err) {
   const int64_t N = ai->in.catalog.n;
   int32_t *codes[2] = {NULL, NULL}, n_codes[2] = {0, 0};
   af_eval_method m;
   af_eval_method_init(&m, AF_EVAL_LEARNED, "learned");
   af_status st = ease_options(a, &m.ease, err);
   m.emb = emb, m.d = d, m.fuse = *fo, m.min_count = fo->min_count;
-  int64_t slots = 0, folds = m.learn_folds;
-  if (st == AF_OK)
-    st = af_arg_i64(a, "cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &slots, err);
-  if (st == AF_OK)
-    st = af_arg_i64(a, "learn-folds", folds, 1, AF_EVAL_MAX_LEARN_FOLDS, &folds, err);
-  m.learn_cold_slots = (int)slots, m.learn_folds = (int)folds;
+  m.learn_cold_slots = lf->cold_slots, m.learn_folds = lf->folds;
   m.n_levels = ai->n_levels < 2 ? ai->n_levels : 2;
   for (int l = 0; st == AF_OK && l < m.n_levels; l++) {
     codes[l] = af_malloc((size_t)N + 1, sizeof **codes, err);
@@ -88,25 +104,10 @@ static af_status learned_rows(const af_args *a, const af_assoc_input *ai, const 
   return st;
 }
 
-/* The learned ranker's flags, checked before any work: only with
- * --complements learned, and in range. */
-static af_status check_learned_flags(const af_args *a, af_error *err) {
-  const char *c = af_arg_str(a, "complements");
-  const char *learned_only = af_arg_str(a, "cold-slots") ? "cold-slots"
-                             : af_arg_str(a, "learn-folds") ? "learn-folds" : NULL;
-  if (learned_only && !(c && strcmp(c, "learned") == 0))
-    return af_error_set(err, AF_ERR_ARG, "--%s: a choice of the learned ranker "
-                        "(--complements learned)", learned_only);
-  int64_t v;
-  AF_TRY(af_arg_i64(a, "cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &v, err));
-  return af_arg_i64(a, "learn-folds", AF_EVAL_DEFAULT_LEARN_FOLDS, 1, AF_EVAL_MAX_LEARN_FOLDS, &v,
-                    err);
-}
-
 /* --complements ease|learned: their complement rows replace fusion's. */
 static af_status other_complements(const af_args *a, const af_assoc_input *ai, const float *emb,
-                                   int d, const af_fuse_options *fo, int k, af_fuse_result *res,
-                                   af_error *err) {
+                                   int d, const af_fuse_options *fo, const learned_flags *lf,
+                                   int k, af_fuse_result *res, af_error *err) {
   const char *c = af_arg_str(a, "complements");
   if (!c || strcmp(c, "fusion") == 0)
     return AF_OK;
@@ -114,7 +115,7 @@ static af_status other_complements(const af_args *a, const af_assoc_input *ai, c
     const int64_t N = ai->in.catalog.n;
     int32_t *related = af_malloc((size_t)N * k + 1, sizeof *related, err); /* (N, k) */
     float *score = af_malloc((size_t)N * k + 1, sizeof *score, err);       /* (N, k) */
-    af_status st = related && score ? learned_rows(a, ai, emb, d, fo, k, related, score, err)
+    af_status st = related && score ? learned_rows(a, ai, emb, d, fo, lf, k, related, score, err)
                                     : AF_ERR_NOMEM;
     if (st == AF_OK)
       st = af_fuse_replace_complements(&ai->in.baskets, k, related, score, emb, d, res, err);
@@ -184,7 +185,8 @@ int af_cmd_associate(int argc, char **argv) {
     goto fail;
   opt.text_pool = (int)text_pool;
   opt.threads = (int)threads;
-  if ((st = check_learned_flags(&a, &err)) != AF_OK ||
+  learned_flags lf = {0, AF_EVAL_DEFAULT_LEARN_FOLDS};
+  if ((st = parse_learned_flags(&a, &lf, &err)) != AF_OK ||
       (st = af_assoc_input_load(&a, &ai, &err)) != AF_OK)
     goto fail;
   af_basket_input_print_report(SPEC.cmd, &ai.in, stderr);
@@ -194,7 +196,7 @@ int af_cmd_associate(int argc, char **argv) {
   double t0 = af_now_seconds();
   af_fuse_input in = {ai.in.catalog.n, d, emb, &ai.in.baskets, ai.n_levels, ai.levels};
   if ((st = af_fuse_run(&opt, &in, &res, &err)) != AF_OK ||
-      (st = other_complements(&a, &ai, emb, d, &opt, (int)k, &res, &err)) != AF_OK ||
+      (st = other_complements(&a, &ai, emb, d, &opt, &lf, (int)k, &res, &err)) != AF_OK ||
       (st = af_fuse_write_csv(out, (const char *const *)ai.in.catalog.ids,
                               (const char *const *)ai.in.catalog.names, &res, &err)) != AF_OK)
     goto fail;

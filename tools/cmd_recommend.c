@@ -52,18 +52,15 @@ static af_status run(const af_args *a, af_error *err) {
   int64_t threads;
   AF_TRY(af_arg_i64(a, "threads", 0, 0, 4096, &threads, err));
   o.threads = (int)threads;
-  int64_t slots;
+  const char *learned_only = af_arg_str(a, "cold-slots") ? "cold-slots"
+                             : af_arg_str(a, "learn-folds") ? "learn-folds" : NULL;
+  if (learned_only && !o.learned)
+    return af_error_set(err, AF_ERR_ARG, "--%s: a choice of the learned ranker "
+                        "(--ranker learned)", learned_only);
+  int64_t slots, folds;
   AF_TRY(af_arg_i64(a, "cold-slots", 0, 0, AF_EVAL_MAX_COLD_SLOTS, &slots, err));
-  if (slots > 0 && !o.learned)
-    return af_error_set(err, AF_ERR_ARG, "--cold-slots: a choice of the learned ranker "
-                        "(--ranker learned)");
-  o.cold_slots = (int)slots;
-  int64_t folds;
   AF_TRY(af_arg_i64(a, "learn-folds", o.learn_folds, 1, AF_EVAL_MAX_LEARN_FOLDS, &folds, err));
-  if (af_arg_str(a, "learn-folds") && !o.learned)
-    return af_error_set(err, AF_ERR_ARG, "--learn-folds: a choice of the learned ranker "
-                        "(--ranker learned)");
-  o.learn_folds = (int)folds;
+  o.cold_slots = (int)slots, o.learn_folds = (int)folds;
   /* split the basket on commas; ids are trimmed as the catalog's are */
   size_t len = strlen(basket);
   char *buf = af_malloc(len + 1, 1, err);

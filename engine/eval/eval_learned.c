@@ -74,11 +74,9 @@ static af_status base_blocks(const af_eval_method *m, const fitted *f, const af_
   for (int64_t i = 0; i < nq; i++)
     single &= sp->q_off[q0 + i + 1] - sp->q_off[q0 + i] == 1;
   for (int k = 0; k < NB - 1; k++) {
-    if ((BASE[k] == AF_EVAL_FUSION || BASE[k] == AF_EVAL_TEXT) && !m->emb) {
-      memset(blk + k * stride, 0, sizeof *blk * stride);
+    if (k == B_TMAX && !m->learn_text_max) /* off: not read (features() gives 0) */
       continue;
-    }
-    if (k == B_TMAX && !m->learn_text_max) { /* off: a constant feature, weight 0 */
+    if ((BASE[k] == AF_EVAL_FUSION || BASE[k] == AF_EVAL_TEXT) && !m->emb) {
       memset(blk + k * stride, 0, sizeof *blk * stride);
       continue;
     }
@@ -121,7 +119,7 @@ static void features(const feat_ctx *c, int64_t i, int32_t b, int n, int32_t *co
   x[AF_EVAL_F_RULES] = c->blk[B_RULES * stride + o];
   x[AF_EVAL_F_FUSION] = c->blk[B_FUSION * stride + o];
   x[AF_EVAL_F_TEXT] = c->blk[B_TEXT * stride + o];
-  x[AF_EVAL_F_TEXT_MAX] = c->blk[B_TMAX * stride + o];
+  x[AF_EVAL_F_TEXT_MAX] = c->m->learn_text_max ? c->blk[B_TMAX * stride + o] : 0; /* off: 0 */
   x[AF_EVAL_F_TEXT_COLD] = x[AF_EVAL_F_TEXT] * (1 - w);
   for (int l = 0; l < 2; l++) {
     const int32_t code = l < c->m->n_levels ? c->m->category[l][b] : -1;
@@ -154,10 +152,11 @@ static void free_counts(int32_t **cnt) {
 }
 
 /* The candidate pool of batch query i: the C best non-query products of
- * each of EASE, fusion, text, item-CF and the cold map, deduplicated, into
- * list (<= NSRC C); with `unsold` the cold pool instead: the C best
- * never-bought products (pop 0 in the training baskets) of text, the cold
- * map and fusion. Returns its size. mark (N) is all zero on entry and exit. */
+ * each of EASE, fusion, text, item-CF, the cold map (and text max with
+ * learn_text_max), deduplicated, into list (<= NSRC C); with `unsold` the
+ * cold pool instead: the C best never-bought products (pop 0 in the
+ * training baskets) of text, the cold map, fusion (and text max). Returns
+ * its size. mark (N) is all zero on entry and exit. */
 static int pool_of(const feat_ctx *c, int64_t i, const int32_t *qi, int n, int C, int unsold,
                    unsigned char *mark, int32_t *list) {
   const size_t stride = (size_t)c->nq * c->N;
@@ -251,9 +250,8 @@ static af_status collect(const af_eval_method *m, const fitted *fv, const af_eva
     if (cold)
       cold->qw[qb + q] = 1.0;
   }
-  af_status st = AF_OK;
-  float *blk = st == AF_OK ? af_malloc((size_t)NB * BATCH * N, sizeof *blk, err) : NULL;
-  st = st == AF_OK && !blk ? AF_ERR_NOMEM : st; /* blk (NB, BATCH, N) */
+  float *blk = af_malloc((size_t)NB * BATCH * N, sizeof *blk, err); /* (NB, BATCH, N) */
+  af_status st = blk ? AF_OK : AF_ERR_NOMEM;
   for (int64_t q0 = 0; q0 < val->n_queries && st == AF_OK; q0 += BATCH) {
     const int64_t nq = val->n_queries - q0 < BATCH ? val->n_queries - q0 : BATCH;
     if ((st = base_blocks(m, fv, val, q0, nq, threads, blk, err)) != AF_OK)
@@ -275,7 +273,7 @@ static af_status collect(const af_eval_method *m, const fitted *fv, const af_eva
           const int64_t r = qb + q0 + i; /* the row of ts */
           ts->n[r] = candidates(&c, val, q0 + i, i, C, 0, mark, cnt, prof,
                                 ts->x + (size_t)r * ts->K * F);
-          if (cold)
+          if (cold && val->group[q0 + i] == AF_EVAL_COLD) /* else never in the cold pool */
             cold->n[r] = candidates(&c, val, q0 + i, i, C, 1, mark, cnt, prof,
                                     cold->x + (size_t)r * cold->K * F);
         }
@@ -509,7 +507,8 @@ typedef struct {
   int32_t b; /* product */
 } scored;
 
-/* eval's rank order: higher score, then more popular, then the lower row. */
+/* eval's rank order: higher score, then more popular (see score_list), then
+ * the lower row. */
 static int before(const scored *x, const scored *y) {
   if (x->s != y->s)
     return x->s > y->s;
@@ -528,7 +527,8 @@ static void sort_scored(scored *v, int n) { /* insertion sort: n <= NSRC MAX_C *
   }
 }
 
-/* v (n): list's products scored by ranker r (w already divided by sd). */
+/* v (n_list): list's products scored with weights w (already divided by
+ * sd); pop is 0 for all under --index-ties, as eval's rank order has it. */
 static void score_list(const feat_ctx *c, int64_t i, const int32_t *list, int n_list, int n,
                        int32_t *const *cnt, const double *prof, const double *w, scored *v) {
   for (int j = 0; j < n_list; j++) {
@@ -536,7 +536,7 @@ static void score_list(const feat_ctx *c, int64_t i, const int32_t *list, int n_
     features(c, i, list[j], n, cnt, prof, x);
     for (int k = 0; k < F; k++)
       s += w[k] * x[k];
-    v[j] = (scored){s, c->f->pop[list[j]], list[j]};
+    v[j] = (scored){s, c->m->popularity_ties ? c->f->pop[list[j]] : 0, list[j]};
   }
 }
 
